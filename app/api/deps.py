@@ -1,0 +1,114 @@
+"""Dependencies every route lists: settings, database session, the current user, role guards, CSRF.
+
+Each route declares exactly one access level through `require(role)` or
+`public()`; the route-walk test reads `route_access` off every route and checks
+each role against it, so a route without a declared level fails the suite.
+"""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlmodel import Session, select
+
+from app.core.config import Settings, get_settings
+from app.core.db import get_engine
+from app.core.security import SESSION_COOKIE, check_csrf, hash_api_token, read_session
+from app.models import ApiToken, Role, User, utcnow
+
+ROLE_RANK = {Role.rater: 1, Role.researcher: 2, Role.admin: 3}
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def settings_dep() -> Settings:
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dep)]
+
+
+def session_dep(settings: SettingsDep) -> Iterator[Session]:
+    with Session(get_engine(settings)) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(session_dep)]
+
+
+class NotAuthenticated(Exception):
+    """Raised instead of a 401 so pages can redirect to the login form while the API answers JSON."""
+
+
+def _bearer_user(request: Request, session: Session) -> User | None:
+    auth = request.headers.get("authorization", "")
+    if not auth.lower().startswith("bearer "):
+        return None
+    token = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_api_token(auth[7:].strip()))).first()
+    if token is None:
+        raise HTTPException(status_code=401, detail="Invalid API token.")
+    token.last_used_at = utcnow()
+    session.add(token)
+    session.commit()
+    user = session.get(User, token.user_id)
+    request.state.via_token = True
+    return user
+
+
+async def current_user_optional(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
+    request.state.via_token = False
+    user = _bearer_user(request, session)
+    if user is None:
+        data = read_session(settings.secret_key, request.cookies.get(SESSION_COOKIE), settings.session_max_age)
+        if data is None:
+            return None
+        request.state.session = data
+        user = session.get(User, data["uid"])
+    if user is None or not user.is_active:
+        return None
+    if request.method in UNSAFE_METHODS and not request.state.via_token:
+        await _enforce_csrf(request, settings)
+    return user
+
+
+async def _enforce_csrf(request: Request, settings: Settings) -> None:
+    token = request.headers.get("x-csrf-token")
+    ctype = request.headers.get("content-type", "")
+    if token is None and ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get("csrf_token")
+        token = value if isinstance(value, str) else None
+    if not check_csrf(settings.secret_key, request.state.session, token):
+        raise HTTPException(status_code=403, detail="Missing or invalid CSRF token.")
+
+
+OptionalUser = Annotated[User | None, Depends(current_user_optional)]
+
+
+def require(role: Role):
+    """A guard admitting `role` and every role above it (admin > researcher > rater)."""
+
+    def guard(user: OptionalUser) -> User:
+        if user is None:
+            raise NotAuthenticated()
+        if ROLE_RANK[user.role] < ROLE_RANK[role]:
+            raise HTTPException(status_code=403, detail=f"This needs the {role.value} role.")
+        return user
+
+    guard.route_access = role.value  # type: ignore[attr-defined]
+    return Depends(guard)
+
+
+def public():
+    """A guard for routes anyone may call (login, health); it still resolves the user if there is one."""
+
+    def guard(user: OptionalUser) -> User | None:
+        return user
+
+    guard.route_access = "public"  # type: ignore[attr-defined]
+    return Depends(guard)
+
+
+Admin = Annotated[User, require(Role.admin)]
+Researcher = Annotated[User, require(Role.researcher)]
+Rater = Annotated[User, require(Role.rater)]
+Anyone = Annotated[User | None, public()]

@@ -1,0 +1,43 @@
+"""Home, health, and the sections whose issues have not landed yet."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+
+from app.api.deps import Anyone, Rater, Researcher
+from app.web import render
+
+router = APIRouter()
+
+
+@router.get("/")
+def home(user: Anyone):
+    return RedirectResponse("/datasets" if user else "/login", status_code=303)
+
+
+@router.get("/healthz")
+def health(_: Anyone) -> dict:
+    return {"ok": True}
+
+
+def _placeholder(request: Request, user, nav: str):  # noqa: ANN001
+    return render(request, "pages/placeholder.html", {"user": user, "nav": nav})
+
+
+@router.get("/runs")
+def runs(request: Request, user: Researcher):
+    return _placeholder(request, user, "runs")
+
+
+@router.get("/evaluations")
+def evaluations(request: Request, user: Researcher):
+    return _placeholder(request, user, "evaluations")
+
+
+@router.get("/rating")
+def rating(request: Request, user: Rater):
+    return _placeholder(request, user, "rating")
+
+
+@router.get("/compare")
+def compare(request: Request, user: Researcher):
+    return _placeholder(request, user, "compare")

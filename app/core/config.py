@@ -1,0 +1,60 @@
+"""All of sftlab's settings, read once from `SFTLAB_*` variables.
+
+app/ and worker/ share this class so a worker started with the same environment
+sees the same database, broker and data directory as the web server.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SFTLAB_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Uploads, run directories, the SQLite file, the broker file.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
+    broker_url: str = Field("", description="Celery broker; empty means the embedded SQLite broker in data_dir.")
+    secret_key: str = Field("change-me-in-production", description="Signs session cookies and CSRF tokens.")
+    upload_max_bytes: int = Field(2 * 1024**3, description="Largest accepted upload.")
+    max_line_bytes: int = Field(4 * 1024**2, description="A longer line in an upload is reported as oversized.")
+    model_dir: Path = Field(
+        Path.home() / ".cache" / "sftlab" / "models" / "SmolLM2-135M-Instruct",
+        description="The embedded model converted to a HF directory (tokenizer.json is what app/ reads).",
+    )
+    cookie_secure: bool = Field(False, description="Set the Secure flag on cookies (behind HTTPS).")
+    session_max_age: int = Field(14 * 24 * 3600, description="Seconds a login lasts.")
+    task_eager: bool = Field(False, description="Run Celery tasks in-process (unit tests only).")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'sftlab.db').resolve()}"
+
+    @property
+    def celery_broker(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{(self.data_dir / 'broker.db').resolve()}"
+
+    @property
+    def celery_backend(self) -> str:
+        if self.broker_url.startswith("redis://"):
+            return self.broker_url
+        return f"db+sqlite:///{(self.data_dir / 'results.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.model_dir / "tokenizer.json"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

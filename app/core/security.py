@@ -1,0 +1,71 @@
+"""Passwords, session cookies, CSRF tokens and API tokens.
+
+Passwords use scrypt from the standard library (memory-hard, no extra
+dependency). Sessions are itsdangerous-signed cookies carrying the user id and
+a per-login CSRF secret; the CSRF token that forms and HTMX send is an HMAC of
+that secret, so a token stolen from one login is useless in another.
+"""
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+SESSION_COOKIE = "sftlab_session"
+API_TOKEN_PREFIX = "sft_"
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, salt_b64, digest_b64 = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    digest = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt_b64), dklen=32, **_SCRYPT)
+    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
+
+
+def _serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt="sftlab-session")
+
+
+def make_session(secret_key: str, user_id: int) -> str:
+    return _serializer(secret_key).dumps({"uid": user_id, "csrf": secrets.token_urlsafe(16)})
+
+
+def read_session(secret_key: str, cookie: str | None, max_age: int) -> dict | None:
+    if not cookie:
+        return None
+    try:
+        data = _serializer(secret_key).loads(cookie, max_age=max_age)
+    except (BadSignature, SignatureExpired):
+        return None
+    return data if isinstance(data, dict) and "uid" in data else None
+
+
+def csrf_token(secret_key: str, session: dict) -> str:
+    return hmac.new(secret_key.encode(), session["csrf"].encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(secret_key: str, session: dict, token: str | None) -> bool:
+    return bool(token) and hmac.compare_digest(csrf_token(secret_key, session), token or "")
+
+
+def new_api_token() -> tuple[str, str]:
+    """Returns (the token shown once to the user, its stored SHA-256)."""
+    token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, hash_api_token(token)
+
+
+def hash_api_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

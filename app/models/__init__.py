@@ -1,0 +1,32 @@
+"""Every table, imported here so SQLModel.metadata (and Alembic) sees them all."""
+
+from app.models.datasets import (
+    Dataset,
+    DatasetKind,
+    DatasetVersion,
+    ImportJob,
+    Sample,
+    SampleTag,
+    Upload,
+    UploadStatus,
+    VersionStatus,
+)
+from app.models.users import ApiToken, Role, User, UserCreate, UserPublic, utcnow
+
+__all__ = [
+    "ApiToken",
+    "Dataset",
+    "DatasetKind",
+    "DatasetVersion",
+    "ImportJob",
+    "Role",
+    "Sample",
+    "SampleTag",
+    "Upload",
+    "UploadStatus",
+    "User",
+    "UserCreate",
+    "UserPublic",
+    "VersionStatus",
+    "utcnow",
+]

@@ -1,0 +1,121 @@
+"""Datasets, their immutable versions, samples, uploads and import jobs.
+
+Versions are linear per dataset. A sample row never changes its content: it is
+visible in version N when `added_in <= N` and (`removed_in` is null or
+`removed_in > N`). An edit that retags or re-types a sample closes the old row
+(`removed_in = N+1`) and adds a new one whose `origin_id` points back, so a new
+version costs rows proportional to the change, not to the dataset, and a diff
+between versions is a range query.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from app.models.users import utcnow
+
+
+class DatasetKind(StrEnum):
+    train = "train"
+    eval = "eval"  # prompts with optional reference answers, for sampling and rating
+
+
+class VersionStatus(StrEnum):
+    indexing = "indexing"  # rows committed; search indexes and statistics being built
+    ready = "ready"
+    failed = "failed"
+
+
+class Dataset(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, max_length=200)
+    kind: DatasetKind = Field(default=DatasetKind.train)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    owner_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    latest_version: int = 1
+
+
+class DatasetVersion(SQLModel, table=True):
+    __table_args__ = (Index("ix_datasetversion_dataset_number", "dataset_id", "number", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    number: int
+    message: str = Field(default="", max_length=500)  # what this version changed
+    created_by: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    n_samples: int = 0
+    status: VersionStatus = Field(default=VersionStatus.indexing)
+    progress: float = 0.0  # 0..1 while indexing
+    stage: str = Field(default="", max_length=100)  # which background step is running
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    stats_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    import_report_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Sample(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_sample_visible", "dataset_id", "added_in", "removed_in"),
+        Index("ix_sample_task", "dataset_id", "task_l1", "task_l2", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)  # also the rowid of the search indexes
+    dataset_id: int = Field(foreign_key="dataset.id")
+    added_in: int
+    removed_in: int | None = None
+    origin_id: int | None = None  # the row this one was edited from
+    line_no: int = 0  # line (or row) in the uploaded file, for reports
+    messages: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of {role, content, ...}
+    prompt: str = Field(sa_column=Column(Text, nullable=False))  # system/user/tool turns joined by "\n"
+    answer: str = Field(sa_column=Column(Text, nullable=False))  # assistant turns joined by "\n"
+    reference: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # eval sets
+    task_l1: str = Field(max_length=200)
+    task_l2: str = Field(default="", max_length=200)
+    tags: str = Field(default="", max_length=2000)  # comma-separated, sorted; see SampleTag for filtering
+    has_system: bool = False
+    n_turns: int = 0  # user turns
+    prompt_chars: int = 0
+    answer_chars: int = 0
+    content_hash: str = Field(max_length=32, index=True)  # of messages only: exact-duplicate key
+
+
+class SampleTag(SQLModel, table=True):
+    sample_id: int = Field(foreign_key="sample.id", primary_key=True)
+    tag: str = Field(primary_key=True, max_length=100, index=True)
+
+
+class UploadStatus(StrEnum):
+    uploaded = "uploaded"  # on disk, waiting for the mapping step
+    importing = "importing"
+    imported = "imported"
+    failed = "failed"
+
+
+class Upload(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="user.id", index=True)
+    filename: str = Field(max_length=500)  # as the browser sent it; never used as a path
+    stored_name: str = Field(max_length=100)  # our own name under uploads_dir
+    size: int = 0
+    detected_format: str = Field(default="", max_length=40)
+    status: UploadStatus = Field(default=UploadStatus.uploaded)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ImportJob(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    upload_id: int = Field(foreign_key="upload.id", index=True)
+    owner_id: int = Field(foreign_key="user.id")
+    dataset_id: int | None = Field(default=None, foreign_key="dataset.id")  # set once committed
+    target_dataset_id: int | None = None  # merge into this dataset (new version) instead of creating one
+    options_json: str = Field(sa_column=Column(Text, nullable=False))  # format, mapping, defaults, policy
+    status: str = Field(default="queued", max_length=20)  # queued, running, succeeded, failed, rejected
+    progress: float = 0.0
+    n_ok: int = 0
+    n_bad: int = 0
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    report_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,132 @@
+"""Shared fixtures: a throwaway migrated database per test, settings, users per role, logged-in clients."""
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings, get_settings
+from app.core.db import get_engine
+from app.models import Role, User
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PASSWORD = "correct horse battery"
+
+
+def _env(data_dir: Path, url: str) -> dict[str, str]:
+    return {
+        "SFTLAB_DATA_DIR": str(data_dir),
+        "SFTLAB_DATABASE_URL": url,
+        "SFTLAB_TASK_EAGER": "1",
+        "SFTLAB_SECRET_KEY": "test-secret",
+    }
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory) -> Path:
+    """Migrations run once; each test gets a copy of the resulting file."""
+    from app.cli import migrate
+
+    path = tmp_path_factory.mktemp("template") / "sftlab.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path, template_db, monkeypatch) -> Iterator[Settings]:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copy(template_db, data_dir / "sftlab.db")
+    for key, value in _env(data_dir, f"sqlite:///{data_dir / 'sftlab.db'}").items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    from worker.celery_app import celery_app
+
+    celery_app.conf.task_always_eager = True
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def engine(settings):
+    return get_engine(settings)
+
+
+@pytest.fixture
+def make_user(settings):
+    from app.cli import create_user
+
+    def make(role: Role = Role.researcher, username: str | None = None) -> User:
+        return create_user(username=username or f"{role.value}1", password=PASSWORD, role=role)
+
+    return make
+
+
+class LoggedInClient(TestClient):
+    """A TestClient that sends the CSRF token of its login with every unsafe request."""
+
+    csrf: str = ""
+    user: User
+
+    def request(self, method, url, **kwargs):  # noqa: ANN001
+        if method.upper() in {"POST", "PUT", "PATCH", "DELETE"} and self.csrf:
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("X-CSRF-Token", self.csrf)
+            kwargs["headers"] = headers
+        return super().request(method, url, **kwargs)
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    """Logs in and returns the CSRF token of that session, read from a page as a browser would."""
+    response = client.post("/login", data={"username": username, "password": password}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    page = client.get("/runs" if True else "/")
+    match = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def client(settings) -> Iterator[TestClient]:
+    from app.main import app
+
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def client_as(settings, make_user):
+    """client_as(Role.researcher) -> a client logged in as a fresh user of that role."""
+    from app.main import app
+
+    clients: list[TestClient] = []
+
+    def make(role: Role, username: str | None = None) -> LoggedInClient:
+        user = make_user(role, username)
+        c = LoggedInClient(app)
+        c.__enter__()
+        c.csrf = login(c, user.username)
+        c.user = user
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def researcher(client_as) -> LoggedInClient:
+    return client_as(Role.researcher)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    url = os.environ.get("SFTLAB_TEST_POSTGRES_URL")
+    if not url:
+        pytest.fail("SFTLAB_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
+    return url

