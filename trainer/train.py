@@ -1,0 +1,315 @@
+"""The SFT training loop: `python -m trainer.train --config run.json`.
+
+    python -m trainer.train --config run.json                              # one process (CPU or one GPU)
+    torchrun --nproc_per_node 2 -m trainer.train --config run.json         # data parallel, gloo on CPU
+    deepspeed --num_gpus 2 --module trainer.train --config run.json        # with deepspeed.enabled: true
+    DS_ACCELERATOR=cpu torchrun --nproc_per_node 2 -m trainer.train --config run.json   # DeepSpeed on CPU
+
+One optimizer step consumes G = world x per_device_batch x grad_accum packed bins of the run's bin stream
+(trainer.plan), whatever the split: so batch 8 x accumulation 1, batch 2 x accumulation 4 and 2 ranks x
+batch 4 see the same bins per step and, because the loss is normalised by counts gathered over the whole
+accumulation window and all ranks BEFORE backward, compute the same gradient. (The transformers
+accumulation bug of 2024 averaged per micro-batch instead, which weighs short micro-batches up.)
+
+Events go to <output_dir>/metrics.jsonl (trainer.metrics); checkpoints to <output_dir>/checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer import checkpoint as ckpt
+from trainer import distributed as dist_
+from trainer.config import ConfigError, RunConfig
+from trainer.evaluate import evaluate
+from trainer.metrics import MetricsWriter, NonFiniteLoss, RisingEvalLoss, StepDropDetector, check_finite
+from trainer.model import build_model, count_params
+from trainer.optim import LRSchedule, build_optimizer, param_groups
+from trainer.plan import BinPlan, build_plan, load_data, micro_batches
+
+# Peak dense FLOP/s per device for MFU when metrics.peak_flops is 0 (bf16 tensor cores; fp32 on CPU).
+GPU_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
+
+
+def peak_flops(cfg: RunConfig, device: torch.device) -> tuple[float, str]:
+    if cfg.metrics.peak_flops > 0:
+        return cfg.metrics.peak_flops, "config"
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, value in GPU_PEAK.items():
+            if key in name:
+                return value, name
+        return 100e12, f"{name} (unknown, assumed 100 TFLOP/s)"
+    # CPU: cores x 2.5 GHz x 32 fp32 FLOP/cycle (two AVX2 FMA units); an estimate, marked as such
+    threads = torch.get_num_threads()
+    return threads * 2.5e9 * 32, f"cpu estimate ({threads} threads x 2.5 GHz x 32)"
+
+
+def flops_per_step(params: dict, model_cfg: Any, real_tokens: int, sup_tokens: int, sum_sq_len: int) -> float:
+    """6·N·tokens for the backbone + 6·V·d per supervised token for the output layer + attention.
+
+    Attention follows PaLM's 12·layers·d·T per token, with T the sample's own length (packed samples never
+    attend across each other), i.e. 12·layers·d·sum(len²) per step.
+    """
+    d = model_cfg.hidden_size
+    n = params["non_embedding"]
+    head = 6 * model_cfg.vocab_size * d * sup_tokens
+    return 6 * n * real_tokens + head + 12 * model_cfg.num_hidden_layers * d * sum_sq_len
+
+
+class Run:
+    """State of one training run; `run()` drives it."""
+
+    def __init__(self, cfg: RunConfig, info: dist_.DistInfo):
+        self.cfg, self.info = cfg, info
+        self.out = Path(cfg.output_dir)
+        self.rank0 = info.rank == 0
+        self.log = MetricsWriter(self.out, rank=info.rank, echo=True)
+        self.engine = None
+        self.optimizer = None
+
+    # ---- setup ----
+    def setup(self) -> None:
+        cfg, info = self.cfg, self.info
+        if cfg.train.precision == "fp16" and not cfg.deepspeed.enabled and info.device.type != "cuda":
+            raise ConfigError("train.precision=fp16 needs a GPU or DeepSpeed; use bf16 or fp32 on CPU")
+        torch.manual_seed(cfg.train.seed)
+        self.model, self.tok, self.model_dir = build_model(cfg)
+        # data after the tokenizer, before the weights move anywhere: bad data fails fast
+        self.data = load_data(cfg, self.tok)
+        self.plan: BinPlan = build_plan(cfg, self.data, world=info.world)
+        self.eval_plan = self.plan.eval_bins
+        self.params = count_params(self.model)
+        self.model.to(info.device)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if cfg.deepspeed.enabled:
+            ds_conf = dist_.deepspeed_config(cfg, info.world)
+            if self.rank0:
+                self.out.mkdir(parents=True, exist_ok=True)
+                (self.out / "deepspeed_config.json").write_text(json.dumps(ds_conf, indent=2))
+            self.engine, self.optimizer = dist_.build_engine(cfg, self.model, param_groups(
+                self.model, cfg.train.weight_decay), info.world)
+        else:
+            self.optimizer = build_optimizer(self.model, cfg.train)
+        self.schedule = LRSchedule(cfg.train, self.plan.total_steps)
+        self.start_step = 0
+        latest = ckpt.latest_checkpoint(self.out) if cfg.checkpoint.resume else None
+        if latest is not None:
+            self._resume(latest)
+        self.peak, self.peak_source = peak_flops(cfg, info.device)
+        if self.rank0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            cfg.to_json(self.out / "config.json")
+            self.plan.write(self.out)
+
+    def _resume(self, path: Path) -> None:
+        # weights first (the engine holds the same tensors), then optimizer/engine state and RNG
+        model = self.engine.module if self.engine is not None else self.model
+        if self.engine is None:
+            ckpt.load_weights(model, path)
+        state = ckpt.load_training_state(path, rank=self.info.rank, optimizer=self.optimizer, engine=self.engine)
+        if state.get("plan_digest") != self.plan.digest:
+            raise RuntimeError(f"cannot resume from {path}: the data plan changed (config or data differ)")
+        self.start_step = int(state["step"])
+        self.log.write("checkpoint", step=self.start_step, path=str(path), resumed=True)
+
+    # ---- one optimizer step ----
+    def train_step(self, step: int, acc: Any, grad_dump: str | None = None) -> dict:
+        from trainer.loss import count_terms, normalised_loss, supervised_token_losses
+
+        cfg, info = self.cfg, self.info
+        t0 = time.perf_counter()
+        micro = micro_batches(self.plan, self.data, step, rank=info.rank, device=info.device)
+        mode = cfg.loss.normalisation
+        local: dict[str, float] = {}
+        for mb in micro:
+            for k, v in count_terms(mb, mode).items():
+                local[k] = local.get(k, 0.0) + float(v)
+        stats = {k: float(sum(mb["stats"][k] for mb in micro)) for k in ("real_tokens", "slots", "supervised_tokens")}
+        stats["sum_sq_len"] = float(sum(n * n for mb in micro for row in mb["seq_lens"] for n in row))
+        # global counts BEFORE any backward: every micro-batch on every rank divides by the same numbers
+        counts = dist_.all_reduce_dict({**local, **{f"_stat:{k}": v for k, v in stats.items()}}, info.device)
+        gstats = {k[6:]: v for k, v in counts.items() if k.startswith("_stat:")}
+        gcounts = {k: v for k, v in counts.items() if not k.startswith("_stat:")}
+        lr = self.schedule.apply(self.optimizer, step)
+        module = self.engine.module if self.engine is not None else self.model
+        module.train()
+        amp = (torch.autocast(info.device.type, dtype=torch.bfloat16)
+               if cfg.train.precision == "bf16" and self.engine is None else nullcontext())
+        total = torch.zeros((), dtype=torch.float64, device=info.device)
+        for mb in micro:
+            with amp:
+                tl = supervised_token_losses(module, mb, chunk_size=cfg.packing.chunk_size)
+                loss = normalised_loss(tl, mb, mode=mode, global_counts=gcounts, task_level=cfg.loss.task_level)
+            acc.add(tl, mb)
+            total += loss.detach().double()
+            if self.engine is not None:
+                # DeepSpeed averages gradients over ranks and divides by GAS; our loss is already a share of
+                # the global sum, so undo both.
+                self.engine.backward(loss * info.world, scale_wrt_gas=False)
+                if mb is not micro[-1]:
+                    self.engine.step()
+            else:
+                loss.backward()
+        objective = float(dist_.all_reduce_sum(total).item())
+        check_finite(objective, step + 1)  # same value on every rank, so all stop; before the update
+        if self.engine is not None:
+            self.engine.step()
+            gn = self.engine.get_global_grad_norm()
+            grad_norm = float(gn) if gn is not None else float("nan")
+        else:
+            dist_.all_reduce_grads(self.trainable)
+            if grad_dump is not None:
+                torch.save({n: p.grad.detach().clone() for n, p in self.model.named_parameters()
+                            if p.grad is not None}, grad_dump)
+            clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else float("inf")
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, clip))
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": objective, "lr": lr, "grad_norm": grad_norm, "time": time.perf_counter() - t0, **gstats}
+
+    # ---- checkpoints and eval ----
+    def save(self, step: int) -> None:
+        gather = None
+        if self.engine is not None and self.cfg.deepspeed.zero_stage == 3:
+            import deepspeed
+
+            params = list(self.engine.module.parameters())
+            gather = lambda: deepspeed.zero.GatheredParameters(params, modifier_rank=None)  # noqa: E731
+        model = self.engine.module if self.engine is not None else self.model
+        path = ckpt.save_checkpoint(
+            self.out, step=step, state={"epoch": self.plan.epoch_at(step), "bins_done": self.plan.bins_done(step),
+                                        "plan_digest": self.plan.digest, "seed": self.cfg.train.seed},
+            model=model, tokenizer=self.tok, optimizer=self.optimizer, engine=self.engine, rank=self.info.rank,
+            keep_last=self.cfg.checkpoint.keep_last, merge_lora=self.cfg.checkpoint.merge_lora, gather_params=gather,
+        )
+        self.log.write("checkpoint", step=step, path=str(path))
+
+    def run_eval(self, step: int) -> dict | None:
+        if not self.eval_plan:
+            return None
+        module = self.engine.module if self.engine is not None else self.model
+        result = evaluate(module, self.plan, self.data, rank=self.info.rank, device=self.info.device,
+                          chunk_size=self.cfg.packing.chunk_size)
+        self.log.write("eval", step=step, loss=result["loss"], channels=result["channels"])
+        return result
+
+    # ---- the loop ----
+    def run(self, *, stop_after: int | None = None, grad_dump: str | None = None) -> dict:
+        from trainer.channels import ChannelAccumulator
+
+        cfg, plan = self.cfg, self.plan
+        total = plan.total_steps
+        if self.start_step == 0:
+            self.log.write("start", config=cfg.to_dict(), counts_per_task=plan.counts_per_task, total_steps=total,
+                           world_size=self.info.world, params=self.params, peak_flops=self.peak,
+                           peak_flops_source=self.peak_source, packing_efficiency=plan.packing_efficiency,
+                           model_dir=self.model_dir, counts=plan.counts)
+        rising = RisingEvalLoss(cfg.eval.rising_k)
+        drops = StepDropDetector(cfg.metrics.step_drop_window, cfg.metrics.step_drop_ratio)
+        acc = ChannelAccumulator()
+        window: list[dict] = []
+        losses: dict[int, float] = {}
+        evals: dict[int, float] = {}
+        step = self.start_step
+        while step < total:
+            m = self.train_step(step, acc, grad_dump if step == self.start_step else None)
+            step += 1
+            losses[step] = m["loss"]
+            window.append(m)
+            epoch = plan.epoch_at(step)
+            if (msg := drops.observe(step, epoch, m["loss"])) is not None:
+                self.log.write("warning", step=step, kind="step_drop", message=msg)
+            if step % cfg.metrics.log_every == 0 or step == total:
+                self._log_train(step, epoch, window, acc)
+                window = []
+            if cfg.eval.every_n_steps and step % cfg.eval.every_n_steps == 0 or step == total:
+                result = self.run_eval(step)
+                if result is not None:
+                    evals[step] = result["loss"]
+                    if (msg := rising.observe(result["loss"])) is not None:
+                        self.log.write("warning", step=step, kind="rising_eval_loss", message=msg)
+            every = cfg.checkpoint.every_n_steps
+            if (every and step % every == 0) or (cfg.checkpoint.at_epoch_end and plan.ends_epoch(step)):
+                self.save(step)
+            if stop_after is not None and step >= stop_after:
+                break
+        if step == total:
+            self.log.write("done", step=step)
+        return {"losses": losses, "evals": evals, "step": step, "total_steps": total}
+
+    def _log_train(self, step: int, epoch: float, window: list[dict], acc: Any) -> None:
+        all_reduce = dist_.all_reduce_sum if dist_.is_on() else None
+        channels = acc.reduce(all_reduce)
+        acc.reset()
+        secs = sum(w["time"] for w in window)
+        real = sum(w["real_tokens"] for w in window)
+        sup = sum(w["supervised_tokens"] for w in window)
+        slots = sum(w["slots"] for w in window)
+        flops = sum(flops_per_step(self.params, self._model_config(), w["real_tokens"], w["supervised_tokens"],
+                                   w["sum_sq_len"]) for w in window)
+        self.log.write(
+            "train", step=step, epoch=round(epoch, 6), loss=sum(w["loss"] for w in window) / len(window),
+            channels=channels, lr=window[-1]["lr"], grad_norm=window[-1]["grad_norm"],
+            tokens_per_s=real / secs, supervised_tokens_per_s=sup / secs,
+            packing_efficiency=real / slots if slots else 0.0,
+            mfu=flops / secs / (self.peak * self.info.world), step_time=secs / len(window),
+        )
+
+    def _model_config(self) -> Any:
+        m = self.engine.module if self.engine is not None else self.model
+        cfg = m.config
+        return getattr(cfg, "text_config", None) or cfg
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def run(cfg: RunConfig, *, stop_after: int | None = None, grad_dump: str | None = None) -> dict:
+    """Train one run in this process (collective under torchrun/deepspeed). Returns losses per step."""
+    cfg.validate()
+    info = dist_.init(cfg)
+    r = None
+    try:
+        r = Run(cfg, info)
+        try:
+            r.setup()
+            return r.run(stop_after=stop_after, grad_dump=grad_dump)
+        except NonFiniteLoss as e:
+            r.log.write("error", message=str(e), kind="non_finite_loss")
+            raise
+        except Exception as e:
+            r.log.write("error", message=f"{type(e).__name__}: {e}")
+            raise
+    finally:
+        if r is not None:
+            r.close()
+        dist_.teardown(info)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; see the module docstring for the single-process, torchrun and deepspeed commands."""
+    parser = argparse.ArgumentParser(description="sftlab SFT trainer")
+    parser.add_argument("--config", required=True, help="run config JSON (trainer.config.RunConfig)")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        cfg = RunConfig.from_json(args.config).validate()
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    result = run(cfg)
+    return 0 if result["step"] == result["total_steps"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
