@@ -1,55 +1,108 @@
-"""The FastAPI application: routers, static files, and error pages.
+"""The FastAPI application: routers, static files, security headers and error pages.
 
 Errors are rendered as pages for browsers and JSON under /api, and an
 unexpected exception is logged and shown as a plain 500 page rather than a trace.
 """
 
 import logging
+from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api.deps import NotAuthenticated
+from app.api.deps import NotAuthenticated, user_from_cookie
 from app.api.main import router
-from app.web import ROOT, render, wants_html
+from app.core.i18n import translate
+from app.web import ROOT, lang_of, render, wants_html
 
 log = logging.getLogger("sftlab")
 
+# Frameworks' stock English details that the catalogue translates on error pages.
+_KNOWN_DETAILS = {
+    "Not Found": "error.not_found",
+    "Missing or invalid CSRF token.": "error.csrf",
+    "Internal error; it has been logged.": "error.internal",
+}
 
-def _error_page(request: Request, status_code: int, message: str):
+# Scripts stay unrestricted because pages of other helpers carry inline scripts; what is
+# set still stops framing (clickjacking), plugin content and forms posting elsewhere.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "frame-ancestors 'none'; object-src 'none'; base-uri 'self'; form-action 'self'",
+}
+
+
+def _error_page(request: Request, status_code: int, message: str, headers: dict | None = None):
     if wants_html(request) and not request.headers.get("hx-request"):
-        return render(request, "pages/error.html", {"status_code": status_code, "message": message,
-                                                    "user": getattr(request.state, "user", None)},
-                      status_code=status_code)
-    return JSONResponse({"detail": message}, status_code=status_code)
+        key = _KNOWN_DETAILS.get(message)
+        shown = translate(key, lang_of(request)) if key else message
+        user = getattr(request.state, "user", None)
+        if user is None and status_code == 404:
+            try:
+                user = user_from_cookie(request)
+            except Exception:  # noqa: BLE001  (an error page must render even if the database is down)
+                user = None
+        return render(
+            request,
+            "pages/error.html",
+            {"status_code": status_code, "message": shown, "user": user},
+            status_code=status_code,
+        )
+    return JSONResponse({"detail": message}, status_code=status_code, headers=headers)
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="sftlab", version="0.1.0", openapi_url="/api/openapi.json", docs_url="/api/docs",
-                  redoc_url=None)
+    app = FastAPI(
+        title="sftlab",
+        version="0.1.0",
+        description="JSON API of sftlab. Authenticate with `Authorization: Bearer <token>` "
+        "(create one on the API tokens page) or with the browser session (then unsafe "
+        "methods need the X-CSRF-Token header).",
+        openapi_url="/api/openapi.json",
+        # Swagger UI and ReDoc load from a CDN, which sftlab never does: the API tokens page
+        # lists the endpoints instead, and /api/openapi.json feeds any local client generator.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     app.include_router(router)
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):  # noqa: ANN001
+        response = await call_next(request)
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
 
     @app.exception_handler(NotAuthenticated)
     async def _unauthenticated(request: Request, exc: NotAuthenticated):
         if wants_html(request):
             if request.headers.get("hx-request"):
                 return JSONResponse({"detail": "Log in first."}, status_code=401, headers={"HX-Redirect": "/login"})
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        return JSONResponse({"detail": "Not authenticated."}, status_code=401,
-                            headers={"WWW-Authenticate": "Bearer"})
+            target = "/login"
+            if request.method == "GET":  # after login, only a GET can be repeated
+                path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                target += "?next=" + quote(path, safe="/")
+            return RedirectResponse(target, status_code=303)
+        return JSONResponse(
+            {"detail": "Not authenticated."}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
 
-    @app.exception_handler(HTTPException)
+    @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: HTTPException):
-        return _error_page(request, exc.status_code, str(exc.detail))
+        return _error_page(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         if wants_html(request):
             fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
-            return _error_page(request, 422, f"Invalid input: {fields}")
+            return _error_page(request, 422, f"{translate('error.invalid', lang_of(request))}: {fields}")
         return JSONResponse({"detail": exc.errors()}, status_code=422)
 
     @app.exception_handler(Exception)

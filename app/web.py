@@ -11,19 +11,40 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
 from app.core.config import get_settings
-from app.core.i18n import pick_lang, translate
+from app.core.i18n import MESSAGES, pick_lang, translate
 from app.core.security import csrf_token
 
 ROOT = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=str(ROOT / "templates"))
+
+# The sections reachable with "g <key>"; base.html draws the navigation and the shortcut list from it.
+NAV = [
+    ("datasets", "/datasets", "d"),
+    ("runs", "/runs", "r"),
+    ("evaluations", "/evaluations", "e"),
+    ("rating", "/rating", "a"),
+    ("compare", "/compare", "c"),
+]
 
 
 def lang_of(request: Request) -> str:
     return pick_lang(request.cookies.get("lang"), request.headers.get("accept-language"))
 
 
-def render(request: Request, page: str, context: dict[str, Any] | None = None, *, partial: str | None = None,
-           status_code: int = 200):
+def flash_key(key: str | None) -> str:
+    """A message key passed back in a redirect (?ok=... / ?err=...), kept only if the catalogue has it,
+    so a crafted link cannot put arbitrary text on a page."""
+    return key if key and key in MESSAGES else ""
+
+
+def render(
+    request: Request,
+    page: str,
+    context: dict[str, Any] | None = None,
+    *,
+    partial: str | None = None,
+    status_code: int = 200,
+):
     settings = get_settings()
     lang = lang_of(request)
     session = getattr(request.state, "session", None)
@@ -32,11 +53,17 @@ def render(request: Request, page: str, context: dict[str, Any] | None = None, *
         "lang": lang,
         "t": lambda key: translate(key, lang),
         "csrf_token": csrf_token(settings.secret_key, session) if session else "",
-        "user": context.get("user") if context else None,
+        "user": getattr(request.state, "user", None),
+        "nav_items": NAV,
+        "nav": "",
     }
     ctx.update(context or {})
     name = partial if partial and request.headers.get("hx-request") else page
-    return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    # Pages differ by cookie (user, language): never serve one user's page from a shared cache.
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("Vary", "Cookie")
+    return response
 
 
 def wants_html(request: Request) -> bool:

@@ -113,4 +113,6 @@ def collate_padded(samples: Sequence, *, pad_id: int) -> dict:
 
 def to_device(batch: dict, device) -> dict:
     """Move the tensor entries of a batch to ``device`` (lists and dicts are left as they are)."""
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+    }

@@ -163,7 +163,9 @@ def read_samples(path, *, max_errors: int = 50) -> list[Sample]:
                 errors.append(f"{path}:{lineno}: {reason}")
                 continue
             samples.append(
-                Sample(obj["messages"], l1, l2, list(obj.get("tags", [])), obj.get("tools"), str(path), lineno)
+                Sample(
+                    obj["messages"], l1, l2, list(obj.get("tags", [])), obj.get("tools"), str(path), lineno
+                )
             )
     if errors:
         more = f"\n... and {len(errors) - max_errors} more" if len(errors) > max_errors else ""
@@ -198,7 +200,9 @@ def split_heldout(samples: list[Sample], fraction: float, seed: int) -> tuple[li
     for key, idx in sorted(_groups(samples).items()):
         k = round(fraction * len(idx))
         held.update(_rng(seed, "heldout", *key).sample(idx, k))
-    return [s for i, s in enumerate(samples) if i not in held], [s for i, s in enumerate(samples) if i in held]
+    return [s for i, s in enumerate(samples) if i not in held], [
+        s for i, s in enumerate(samples) if i in held
+    ]
 
 
 def parse_weight(value) -> float:
@@ -237,11 +241,15 @@ def resolve_mix(samples: list, mix: dict | None) -> dict[tuple[str, str], float]
         w = parse_weight(value)
         if "/" in key and l2:
             if (l1, l2) not in groups:
-                raise DataError(f"mix: unknown task_type {key!r} (known: {', '.join(sorted(_names(groups)))})")
+                raise DataError(
+                    f"mix: unknown task_type {key!r} (known: {', '.join(sorted(_names(groups)))})"
+                )
             l2_keys[(l1, l2)] = w
         else:
             if l1 not in l1_known:
-                raise DataError(f"mix: unknown task_type {key!r} (known: {', '.join(sorted(_names(groups)))})")
+                raise DataError(
+                    f"mix: unknown task_type {key!r} (known: {', '.join(sorted(_names(groups)))})"
+                )
             l1_keys[l1] = w
     for g in groups:
         weights[g] = l2_keys.get(g, l1_keys.get(g[0], 1.0))
@@ -321,7 +329,9 @@ def tokenize_samples(
         ids, sup, spec = r.input_ids, r.supervised, r.special
         if len(ids) > max_seq_len:
             if not truncation:
-                errors.append(f"{s.where}: sample has {len(ids)} tokens > max_seq_len {max_seq_len} (truncation is off)")
+                errors.append(
+                    f"{s.where}: sample has {len(ids)} tokens > max_seq_len {max_seq_len} (truncation is off)"
+                )
                 continue
             ids, sup, spec = ids[:max_seq_len], sup[:max_seq_len], spec[:max_seq_len]
         t = TokenizedSample(ids, sup, spec, s.task_l1, s.task_l2, i, s.where)
@@ -373,23 +383,31 @@ def prepare_data(
     mixed = mix_samples(train, mix, seed)
     if not mixed:
         raise DataError("the mix leaves no training sample")
-    train_tok, dropped = tokenize_samples(mixed, tokenizer, options, max_seq_len=max_seq_len, truncation=truncation)
-    eval_tok, eval_dropped = tokenize_samples(held, tokenizer, options, max_seq_len=max_seq_len, truncation=truncation)
+    train_tok, dropped = tokenize_samples(
+        mixed, tokenizer, options, max_seq_len=max_seq_len, truncation=truncation
+    )
+    eval_tok, eval_dropped = tokenize_samples(
+        held, tokenizer, options, max_seq_len=max_seq_len, truncation=truncation
+    )
     if not train_tok:
         raise DataError("no training sample has a supervised token")
     for i, t in enumerate(train_tok):
         t.index = i
     order = epoch_order(len(train_tok), epochs, seed)
     in_order = Counter(train_tok[i].task_type for i in order)
-    names = sorted(set(count_by_task(samples)) | set(count_by_task(held)))
+    read, held_n, mixed_n = (
+        count_by_task(train + held if eval_path is None else train),
+        count_by_task(held),
+        count_by_task(train_tok),
+    )
     per_task = {
         name: {
-            "read": count_by_task(samples).get(name, 0) if eval_path is None else count_by_task(train).get(name, 0),
-            "eval": count_by_task(held).get(name, 0),
-            "train_after_mix": count_by_task(train_tok).get(name, 0),
-            "train_seen": in_order.get(name, 0),
+            "read": read.get(name, 0),  # training file (eval file excluded)
+            "eval": held_n.get(name, 0),
+            "train_after_mix": mixed_n.get(name, 0),
+            "train_seen": in_order.get(name, 0),  # occurrences in the run's order, all epochs
         }
-        for name in names
+        for name in sorted(set(read) | set(held_n))
     }
     counts = {
         "per_task": per_task,

@@ -75,8 +75,10 @@ def is_on() -> bool:
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """In-place SUM across ranks (identity on one rank); returns t for chaining."""
+    """SUM across ranks (identity on one rank); returns the summed tensor (moved to the GPU under NCCL)."""
     if is_on():
+        if dist.get_backend() == "nccl" and t.device.type != "cuda":
+            t = t.to(torch.device("cuda", torch.cuda.current_device()))
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
 
@@ -91,7 +93,7 @@ def all_reduce_dict(d: dict[str, float], device: torch.device) -> dict[str, floa
     names = sorted(keys)
     # float64: token counts of large runs exceed float32's exact integers
     t = torch.tensor([float(d.get(k, 0.0)) for k in names], dtype=torch.float64, device=device)
-    all_reduce_sum(t)
+    t = all_reduce_sum(t)
     return dict(zip(names, t.tolist(), strict=True))
 
 

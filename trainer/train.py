@@ -32,7 +32,7 @@ from trainer import distributed as dist_
 from trainer.config import ConfigError, RunConfig
 from trainer.evaluate import evaluate
 from trainer.metrics import MetricsWriter, NonFiniteLoss, RisingEvalLoss, StepDropDetector, check_finite
-from trainer.model import build_model, count_params
+from trainer.model import build_model, count_params, load_tokenizer, resolve_model_dir
 from trainer.optim import LRSchedule, build_optimizer, param_groups
 from trainer.plan import BinPlan, build_plan, load_data, micro_batches
 
@@ -83,10 +83,12 @@ class Run:
         if cfg.train.precision == "fp16" and not cfg.deepspeed.enabled and info.device.type != "cuda":
             raise ConfigError("train.precision=fp16 needs a GPU or DeepSpeed; use bf16 or fp32 on CPU")
         torch.manual_seed(cfg.train.seed)
-        self.model, self.tok, self.model_dir = build_model(cfg)
-        # data after the tokenizer, before the weights move anywhere: bad data fails fast
+        self.model_dir = resolve_model_dir(cfg)
+        self.tok = load_tokenizer(cfg, self.model_dir)
+        # data before the weights: bad data fails in seconds, with file:line reasons
         self.data = load_data(cfg, self.tok)
         self.plan: BinPlan = build_plan(cfg, self.data, world=info.world)
+        self.model = build_model(cfg, self.model_dir)
         self.eval_plan = self.plan.eval_bins
         self.params = count_params(self.model)
         self.model.to(info.device)
@@ -124,7 +126,7 @@ class Run:
 
     # ---- one optimizer step ----
     def train_step(self, step: int, acc: Any, grad_dump: str | None = None) -> dict:
-        from trainer.loss import count_terms, normalised_loss, supervised_token_losses
+        from trainer.loss import count_terms, merge_counts, normalised_loss, supervised_token_losses
 
         cfg, info = self.cfg, self.info
         t0 = time.perf_counter()
@@ -132,14 +134,14 @@ class Run:
         mode = cfg.loss.normalisation
         local: dict[str, float] = {}
         for mb in micro:
-            for k, v in count_terms(mb, mode).items():
+            for k, v in count_terms(mb, mode, task_level=cfg.loss.task_level).items():
                 local[k] = local.get(k, 0.0) + float(v)
         stats = {k: float(sum(mb["stats"][k] for mb in micro)) for k in ("real_tokens", "slots", "supervised_tokens")}
-        stats["sum_sq_len"] = float(sum(n * n for mb in micro for row in mb["seq_lens"] for n in row))
+        stats["sum_sq_len"] = float(sum(n * n for mb in micro if not mb.get("dummy") for row in mb["seq_lens"] for n in row))
         # global counts BEFORE any backward: every micro-batch on every rank divides by the same numbers
         counts = dist_.all_reduce_dict({**local, **{f"_stat:{k}": v for k, v in stats.items()}}, info.device)
         gstats = {k[6:]: v for k, v in counts.items() if k.startswith("_stat:")}
-        gcounts = {k: v for k, v in counts.items() if not k.startswith("_stat:")}
+        gcounts = merge_counts([{k: v for k, v in counts.items() if not k.startswith("_stat:")}])
         lr = self.schedule.apply(self.optimizer, step)
         module = self.engine.module if self.engine is not None else self.model
         module.train()

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
-from app.core.security import SESSION_COOKIE, check_csrf, hash_api_token, read_session
+from app.core.security import SESSION_COOKIE, check_csrf, hash_api_token, read_session, session_matches
 from app.models import ApiToken, Role, User, utcnow
 
 ROLE_RANK = {Role.rater: 1, Role.researcher: 2, Role.admin: 3}
@@ -61,10 +61,14 @@ async def current_user_optional(request: Request, session: SessionDep, settings:
         data = read_session(settings.secret_key, request.cookies.get(SESSION_COOKIE), settings.session_max_age)
         if data is None:
             return None
-        request.state.session = data
         user = session.get(User, data["uid"])
-    if user is None or not user.is_active:
+        # A password change or reset ends older logins of that account.
+        if user is None or not session_matches(settings.secret_key, data, user.password_hash):
+            return None
+        request.state.session = data
+    if not user.is_active:
         return None
+    request.state.user = user  # error pages show the header of the logged-in user
     if request.method in UNSAFE_METHODS and not request.state.via_token:
         await _enforce_csrf(request, settings)
     return user
@@ -82,6 +86,21 @@ async def _enforce_csrf(request: Request, settings: Settings) -> None:
 
 
 OptionalUser = Annotated[User | None, Depends(current_user_optional)]
+
+
+def user_from_cookie(request: Request) -> User | None:
+    """The logged-in user for pages rendered outside any route (404 of an unknown URL), so they keep the header."""
+    settings = get_settings()
+    data = read_session(settings.secret_key, request.cookies.get(SESSION_COOKIE), settings.session_max_age)
+    if data is None:
+        return None
+    with Session(get_engine(settings)) as session:
+        user = session.get(User, data["uid"])
+        if user is None or not user.is_active or not session_matches(settings.secret_key, data, user.password_hash):
+            return None
+        session.expunge(user)
+    request.state.session = data
+    return user
 
 
 def require(role: Role):
@@ -106,6 +125,21 @@ def public():
 
     guard.route_access = "public"  # type: ignore[attr-defined]
     return Depends(guard)
+
+
+def route_access_levels(route) -> list[str]:  # noqa: ANN001
+    """Every access level declared anywhere in a route's dependency tree (the route walk wants exactly one)."""
+    found: list[str] = []
+    stack = [getattr(route, "dependant", None)]
+    while stack:
+        dependant = stack.pop()
+        if dependant is None:
+            continue
+        level = getattr(dependant.call, "route_access", None)
+        if level is not None:
+            found.append(level)
+        stack.extend(dependant.dependencies)
+    return found
 
 
 Admin = Annotated[User, require(Role.admin)]

@@ -2,8 +2,12 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import auth, pages
+from app.api.routes import auth, datasets, me, pages, tokens, uploads, users
 
 router = APIRouter()
 router.include_router(auth.router)
 router.include_router(pages.router)
+for _shell in (users.router, tokens.router, me.router):  # helper D's routers
+    router.include_router(_shell)
+router.include_router(uploads.router)  # helper B: before datasets, so /datasets/upload wins
+router.include_router(datasets.router)  # helper B

@@ -39,8 +39,16 @@ def _serializer(secret_key: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key, salt="sftlab-session")
 
 
-def make_session(secret_key: str, user_id: int) -> str:
-    return _serializer(secret_key).dumps({"uid": user_id, "csrf": secrets.token_urlsafe(16)})
+def password_stamp(secret_key: str, password_hash: str) -> str:
+    """A short keyed fingerprint of the stored hash: a session carries it, so changing or
+    resetting a password ends every other login of that account (cookies are stateless)."""
+    return hmac.new(secret_key.encode(), password_hash.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def make_session(secret_key: str, user_id: int, password_hash: str = "") -> str:
+    return _serializer(secret_key).dumps(
+        {"uid": user_id, "csrf": secrets.token_urlsafe(16), "pw": password_stamp(secret_key, password_hash)}
+    )
 
 
 def read_session(secret_key: str, cookie: str | None, max_age: int) -> dict | None:
@@ -50,7 +58,11 @@ def read_session(secret_key: str, cookie: str | None, max_age: int) -> dict | No
         data = _serializer(secret_key).loads(cookie, max_age=max_age)
     except (BadSignature, SignatureExpired):
         return None
-    return data if isinstance(data, dict) and "uid" in data else None
+    return data if isinstance(data, dict) and "uid" in data and "csrf" in data else None
+
+
+def session_matches(secret_key: str, session: dict, password_hash: str) -> bool:
+    return hmac.compare_digest(str(session.get("pw", "")), password_stamp(secret_key, password_hash))
 
 
 def csrf_token(secret_key: str, session: dict) -> str:
@@ -61,8 +73,27 @@ def check_csrf(secret_key: str, session: dict, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(csrf_token(secret_key, session), token or "")
 
 
+def same_origin(*, origin: str | None, fetch_site: str | None, host: str | None) -> bool:
+    """Whether a browser request comes from our own pages.
+
+    Browsers set `Sec-Fetch-Site` and `Origin` themselves (scripts cannot forge them), so
+    a cross-site form posting to /login is refused even though no session (and so no
+    CSRF token) exists yet: that stops login CSRF, where an attacker logs the victim into
+    the attacker's account. Clients that send neither header (curl, scripts) pass.
+    """
+    if fetch_site and fetch_site not in ("same-origin", "none"):
+        return False
+    if origin and origin != "null" and host:
+        return origin.split("://", 1)[-1].lower() == host.lower()
+    return origin != "null"
+
+
 def new_api_token() -> tuple[str, str]:
-    """Returns (the token shown once to the user, its stored SHA-256)."""
+    """Returns (the token shown once to the user, its stored SHA-256).
+
+    A SHA-256 (not scrypt) suffices: the token has 256 random bits, so there is
+    nothing to brute-force, and a fast hash keeps every API call cheap.
+    """
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     return token, hash_api_token(token)
 

@@ -9,4 +9,4 @@ INDEX_PREFIXES = ("sample_fts", "sample_grams", "kombu_", "celery_")
 
 
 def is_index_object(name: str | None) -> bool:
-    return bool(name) and name.startswith(INDEX_PREFIXES)
+    return name is not None and name.startswith(INDEX_PREFIXES)

@@ -2,6 +2,7 @@
 
 from sqlalchemy import and_, or_
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from app.models import Sample
 
@@ -11,7 +12,7 @@ VISIBLE_SQL = "s.dataset_id = :dataset_id AND s.added_in <= :version AND (s.remo
 
 def visible_in(dataset_id: int, version: int) -> ColumnElement[bool]:
     return and_(
-        Sample.dataset_id == dataset_id,
-        Sample.added_in <= version,
-        or_(Sample.removed_in.is_(None), Sample.removed_in > version),  # type: ignore[union-attr]
+        col(Sample.dataset_id) == dataset_id,
+        col(Sample.added_in) <= version,
+        or_(col(Sample.removed_in).is_(None), col(Sample.removed_in) > version),
     )

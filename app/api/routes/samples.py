@@ -1,0 +1,174 @@
+"""Sample browser, full-text search and one sample's page; JSON twins under /api.
+
+The pages post bulk and per-sample edits to B's POST /datasets/{id}/v/{n}/edit;
+nothing here writes. Logic lives in app.datasets.browse / search / highlight.
+"""
+
+import json
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse
+
+from app.api.deps import Researcher, SessionDep
+from app.datasets import browse
+from app.datasets.highlight import mark_all, snippet
+from app.datasets.stats import load_stats
+from app.models import Sample
+from app.web import render
+
+router = APIRouter()
+
+
+def _version(session, dataset_id: int, n: int):  # noqa: ANN001, ANN202
+    found = browse.get_version(session, dataset_id=dataset_id, number=n)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"Dataset {dataset_id} has no version {n}.")
+    return found
+
+
+def _query(request: Request) -> tuple[browse.BrowseFilters, dict]:
+    params = dict(request.query_params)
+    try:
+        filters = browse.filters_from(params)
+        nav = {k: browse.parse_int(k, params.get(k), minimum=0) for k in ("after", "before", "page")}
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    if nav["page"] == 0:
+        raise HTTPException(status_code=400, detail="page starts at 1")
+    return filters, nav
+
+
+def _page(session, ds, version, filters: browse.BrowseFilters, nav: dict) -> tuple[browse.Page, dict | None]:  # noqa: ANN001
+    loaded = load_stats(session, version_id=version.id)
+    stats = loaded[0] if loaded else None
+    l2 = None
+    if filters.task and not filters.q and not filters.tag:
+        l1, sub = filters.task_parts()
+        l2 = browse.l2_values_from_stats(stats, l1) if sub is None else None
+    page = browse.browse_page(session, dataset_id=ds.id, version=version.number, version_id=version.id,
+                              filters=filters, after=nav["after"], before=nav["before"], page=nav["page"],
+                              l2_values=l2)
+    return page, stats
+
+
+def _count(session, ds, version, filters: browse.BrowseFilters, stats: dict | None) -> int:  # noqa: ANN001
+    key = filters.anchor_key()
+    if stats and key is not None:
+        return int(stats.get("counts", {}).get(key, 0))
+    return browse.count_matching(session, dataset_id=ds.id, version=version.number, version_id=version.id,
+                                 filters=filters)
+
+
+def _row_view(row: dict, q: str, field: str) -> dict:
+    return row | {
+        "prompt_html": snippet(row["prompt"], q if field in ("all", "prompt") else ""),
+        "answer_html": snippet(row["answer"], q if field in ("all", "answer") else ""),
+        "tag_list": [t for t in row["tags"].split(",") if t],
+    }
+
+
+@router.get("/datasets/{dataset_id}/v/{n}/samples")
+def samples_page(request: Request, dataset_id: int, n: int, session: SessionDep, user: Researcher):
+    ds, version = _version(session, dataset_id, n)
+    filters, nav = _query(request)
+    page, stats = _page(session, ds, version, filters, nav)
+    keep = filters.as_query()
+    base = f"/datasets/{ds.id}/v/{n}/samples"
+    number = nav["page"] or (1 if not nav["after"] and not nav["before"] else None)
+    links = {
+        "next": f"{base}?{urlencode(keep | {'after': page.last_id} | ({'page': number + 1} if number else {}))}"
+        if page.has_next and page.last_id else None,
+        "prev": f"{base}?{urlencode(keep | {'before': page.first_id} | ({'page': number - 1} if number and number > 1 else {}))}"
+        if page.has_prev and page.first_id else None,
+        "count": f"{base}/count?{urlencode(keep)}",
+        "self": f"{base}?{urlencode(keep | {k: v for k, v in nav.items() if v})}",
+        "base": base,
+    }
+    known_count = None
+    if stats and filters.anchor_key() is not None:
+        known_count = _count(session, ds, version, filters, stats)
+    ctx = {
+        "user": user, "nav": "datasets", "dataset": ds, "version": version, "filters": filters,
+        "rows": [_row_view(r, filters.q, filters.field) for r in page.rows], "page": page, "number": number,
+        "links": links, "known_count": known_count, "pages": (known_count + 49) // 50 if known_count else None,
+        "stats": stats, "keep_json": json.dumps(keep, ensure_ascii=False),
+    }
+    return render(request, "pages/samples.html", ctx, partial="partials/samples_results.html")
+
+
+@router.get("/datasets/{dataset_id}/v/{n}/samples/count", response_class=HTMLResponse)
+def samples_count(request: Request, dataset_id: int, n: int, session: SessionDep, user: Researcher):
+    """The exact hit count, fetched by its own HTMX request so the page of hits never waits for it."""
+    ds, version = _version(session, dataset_id, n)
+    filters, _ = _query(request)
+    loaded = load_stats(session, version_id=version.id)
+    count = _count(session, ds, version, filters, loaded[0] if loaded else None)
+    return render(request, "partials/samples_count.html", {"user": user, "count": count},
+                  partial="partials/samples_count.html")
+
+
+@router.get("/samples/{sample_id}")
+def sample_page(request: Request, sample_id: int, session: SessionDep, user: Researcher):
+    sample = session.get(Sample, sample_id)
+    if sample is None:
+        raise HTTPException(status_code=404, detail=f"Sample {sample_id} does not exist.")
+    from app.models import Dataset
+
+    ds = session.get(Dataset, sample.dataset_id)
+    q = request.query_params.get("q", "")
+    try:
+        turns = json.loads(sample.messages)
+    except ValueError:
+        turns = [{"role": "user", "content": sample.prompt}, {"role": "assistant", "content": sample.answer}]
+    view = [{"role": str(t.get("role", "")), "html": mark_all(str(t.get("content") or ""), q)} for t in turns]
+    latest = ds.latest_version if ds else sample.added_in
+    ctx = {"user": user, "nav": "datasets", "sample": sample, "dataset": ds, "turns": view, "q": q,
+           "tag_list": [t for t in sample.tags.split(",") if t],
+           "current": sample.removed_in is None, "latest": latest,
+           "back": f"/datasets/{sample.dataset_id}/v/{latest}/samples"}
+    return render(request, "pages/sample.html", ctx)
+
+
+def _sample_json(row: dict) -> dict:
+    return {k: row[k] for k in ("id", "task_l1", "task_l2", "prompt_chars", "answer_chars", "n_turns",
+                                "has_system")} | {
+        "task_type": f"{row['task_l1']}/{row['task_l2']}" if row["task_l2"] else row["task_l1"],
+        "tags": [t for t in row["tags"].split(",") if t], "prompt": row["prompt"], "answer": row["answer"],
+    }
+
+
+@router.get("/api/datasets/{dataset_id}/versions/{n}/samples")
+def samples_api(request: Request, dataset_id: int, n: int, session: SessionDep, _: Researcher,
+                q: str = "", field: str = "all", task: str = "", tag: str = "", min_chars: str = "",
+                max_chars: str = "", length_of: str = "answer", after: str = "", before: str = "", page: str = ""):
+    """One page of 50 samples; follow `next_after` (or `prev_before`) for the next page. Filters as the browser's."""
+    ds, version = _version(session, dataset_id, n)
+    filters, nav = _query(request)
+    result, _stats = _page(session, ds, version, filters, nav)
+    return {
+        "dataset_id": ds.id, "version": n, "status": version.status,
+        "items": [_sample_json(r) for r in result.rows],
+        "next_after": result.last_id if result.has_next else None,
+        "prev_before": result.first_id if result.has_prev else None,
+    }
+
+
+@router.get("/api/datasets/{dataset_id}/versions/{n}/samples/count")
+def samples_count_api(request: Request, dataset_id: int, n: int, session: SessionDep, _: Researcher,
+                      q: str = "", field: str = "all", task: str = "", tag: str = "", min_chars: str = "",
+                      max_chars: str = "", length_of: str = "answer"):
+    ds, version = _version(session, dataset_id, n)
+    filters, _nav = _query(request)
+    loaded = load_stats(session, version_id=version.id)
+    return {"count": _count(session, ds, version, filters, loaded[0] if loaded else None)}
+
+
+@router.get("/api/samples/{sample_id}")
+def sample_api(sample_id: int, session: SessionDep, _: Researcher):
+    sample = session.get(Sample, sample_id)
+    if sample is None:
+        raise HTTPException(status_code=404, detail=f"Sample {sample_id} does not exist.")
+    row = sample.model_dump()
+    return _sample_json(row) | {"dataset_id": sample.dataset_id, "added_in": sample.added_in,
+                                "removed_in": sample.removed_in, "messages": json.loads(sample.messages)}

@@ -1,0 +1,280 @@
+"""Upload, field mapping and import jobs: the pages and their JSON twins."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from sqlmodel import Session, select
+from starlette.datastructures import UploadFile
+
+from app.api.deps import Researcher, SessionDep, SettingsDep
+from app.datasets import jobs
+from app.datasets.formats import REASONS, preview, record_shape, sniff_container
+from app.datasets.importer import ImportOptions, create_job, job_progress
+from app.datasets.mapping import Mapping, guess_kind, guess_mapping, list_paths
+from app.datasets.uploads import UploadTooLarge, human_bytes, register_upload, save_file, save_stream
+from app.datasets.validate import Built, TaskNormaliser, make_builder
+from app.models import Dataset, ImportJob, Role, Upload, User
+from app.web import render
+
+router = APIRouter()
+ISSUES_PER_PAGE = 200
+
+
+def _own(session: Session, model: type, obj_id: int, user: User) -> Any:
+    obj = session.get(model, obj_id)
+    if obj is None or (obj.owner_id != user.id and user.role != Role.admin):
+        raise HTTPException(status_code=404, detail=f"{model.__name__} {obj_id} not found.")
+    return obj
+
+
+@router.get("/datasets/upload")
+def upload_page(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, target: int = 0):
+    ds = session.get(Dataset, target) if target else None
+    return render(request, "pages/upload.html", {"user": user, "nav": "datasets", "target": ds,
+                                                 "limit": human_bytes(settings.upload_max_bytes),
+                                                 "limit_bytes": settings.upload_max_bytes})
+
+
+@router.post("/api/uploads", status_code=201)
+async def api_upload(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep,
+                     filename: str = ""):
+    """Raw body (name in ?filename= or X-Filename) or multipart field `file`; streamed to disk either way."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > settings.upload_max_bytes + 64 * 1024:
+        raise HTTPException(status_code=413, detail=str(UploadTooLarge(settings.upload_max_bytes)))
+    try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form()
+            part = form.get("file")
+            if not isinstance(part, UploadFile):
+                raise HTTPException(status_code=422, detail="Send the file in a multipart field named 'file'.")
+            stored, size = save_file(part.file, settings=settings)
+            filename = part.filename or filename
+        else:
+            from urllib.parse import unquote
+
+            filename = filename or unquote(request.headers.get("x-filename", ""))
+            stored, size = await save_stream(request.stream(), settings=settings)
+    except UploadTooLarge as exc:
+        raise HTTPException(status_code=413, detail=str(exc)) from None
+    upload = register_upload(session, settings=settings, owner_id=user.id, filename=filename, stored=stored,  # type: ignore[arg-type]
+                             size=size)
+    return {"upload_id": upload.id, "filename": upload.filename, "size": upload.size,
+            "detected_format": upload.detected_format, "mapping_url": f"/uploads/{upload.id}/mapping"}
+
+
+def _preview(upload: Upload, settings) -> tuple[str, list[tuple[int, Any]], list]:  # noqa: ANN001
+    path = settings.uploads_dir / upload.stored_name
+    if not path.exists():
+        raise HTTPException(status_code=410, detail="The uploaded file is gone; upload it again.")
+    container = sniff_container(path, upload.filename)
+    rows, issues = preview(path, container, max_line_bytes=settings.max_line_bytes)
+    return container, rows, issues
+
+
+def _guess(upload: Upload, rows: list[tuple[int, Any]]) -> tuple[Mapping, str, str]:
+    objs = [o for _, o in rows]
+    kind = guess_kind(objs, guess_mapping(objs), upload.filename)
+    mapping = guess_mapping(objs, kind=kind)
+    name = upload.filename.rsplit(".", 1)[0][:200]
+    return mapping, kind, name
+
+
+@router.get("/api/uploads/{upload_id}")
+def api_upload_info(user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int):
+    upload = _own(session, Upload, upload_id, user)
+    container, rows, issues = _preview(upload, settings)
+    mapping, kind, name = _guess(upload, rows)
+    return {"upload_id": upload.id, "filename": upload.filename, "size": upload.size, "status": upload.status,
+            "detected_format": upload.detected_format, "container": container,
+            "preview": [{"line": n, "record": o} for n, o in rows],
+            "paths": list_paths([o for _, o in rows]),
+            "guess": {"mapping": mapping.to_dict(), "kind": kind, "name": name, "policy": "valid"}}
+
+
+@router.get("/uploads/{upload_id}/mapping")
+def mapping_page(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int,
+                 target: int = 0):
+    upload = _own(session, Upload, upload_id, user)
+    container, rows, issues = _preview(upload, settings)
+    mapping, kind, name = _guess(upload, rows)
+    objs = [o for _, o in rows]
+    columns = list(dict.fromkeys(k for o in objs if isinstance(o, dict) for k in o))[:30]
+    table = [(n, [_cell(o.get(c)) if isinstance(o, dict) else "" for c in columns]) for n, o in rows]
+    datasets = session.exec(select(Dataset).order_by(Dataset.name)).all()  # type: ignore[arg-type]
+    mapped = _mapped_preview(rows, mapping, kind)
+    return render(request, "pages/mapping.html", {
+        "user": user, "nav": "datasets", "upload": upload, "container": container, "columns": columns,
+        "table": table, "issues": issues, "paths": list_paths(objs), "m": mapping, "kind": kind, "name": name,
+        "datasets": datasets, "target": target, "mapped": mapped, "reasons": REASONS})
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+def _mapped_preview(rows: list[tuple[int, Any]], mapping: Mapping, kind: str) -> list[dict[str, Any]]:
+    build = make_builder(mapping, kind=kind, normaliser=TaskNormaliser())
+    out = []
+    for n, obj in rows:
+        b = build(obj, n)
+        if type(b) is Built:
+            out.append({"line": n, "ok": True, "prompt": b.prompt, "answer": b.answer, "reference": b.reference,
+                        "task": f"{b.task_l1}/{b.task_l2}" if b.task_l2 else b.task_l1, "tags": b.tags})
+        else:
+            out.append({"line": n, "ok": False, "reason": b.reason, "detail": b.detail})  # type: ignore[union-attr]
+    return out
+
+
+def _options_from_form(form: Any) -> ImportOptions:
+    def s(key: str) -> str:
+        v = form.get(key)
+        return v.strip() if isinstance(v, str) else ""
+
+    prompt = [p for p in (s("prompt"), s("prompt2")) if p]
+    target = s("target_dataset_id")
+    data = {"mapping": {"shape": s("shape") or "fields", "system": s("system"), "prompt": prompt,
+                        "answer": s("answer"), "reference": s("reference"), "task_l1": s("task_l1"),
+                        "task_l2": s("task_l2"), "task_prefix": s("task_prefix"), "default_task": s("default_task"),
+                        "tags": s("tags"), "extra_tags": s("extra_tags")},
+            "name": s("name"), "kind": s("kind") or "train", "policy": s("policy") or "valid",
+            "target_dataset_id": int(target) if target.isdigit() and int(target) > 0 else None,
+            "description": s("description")}
+    return ImportOptions.from_dict(data)
+
+
+@router.post("/uploads/{upload_id}/preview")
+async def mapping_preview(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep,
+                          upload_id: int):
+    """The first rows as the current form would import them (HTMX, on every change of the form)."""
+    upload = _own(session, Upload, upload_id, user)
+    _, rows, _ = _preview(upload, settings)
+    form = await request.form()
+    try:
+        opts = _options_from_form(form)
+        mapped, error = _mapped_preview(rows, opts.mapping, opts.kind), ""
+    except ValueError as exc:
+        mapped, error = [], str(exc)
+    return render(request, "partials/import_mapped.html", {"user": user, "mapped": mapped, "error": error,
+                                                           "reasons": REASONS})
+
+
+def _start(session: Session, upload: Upload, opts: ImportOptions, user: User) -> ImportJob:
+    if opts.target_dataset_id is not None and session.get(Dataset, opts.target_dataset_id) is None:
+        raise HTTPException(status_code=404, detail=f"Dataset {opts.target_dataset_id} not found.")
+    job = create_job(session, upload=upload, options=opts, owner_id=user.id)  # type: ignore[arg-type]
+    jobs.enqueue_import(job.id)  # type: ignore[arg-type]
+    session.refresh(job)
+    return job
+
+
+@router.post("/uploads/{upload_id}/import")
+async def start_import(request: Request, user: Researcher, session: SessionDep, upload_id: int):
+    upload = _own(session, Upload, upload_id, user)
+    try:
+        opts = _options_from_form(await request.form())
+        opts.check()
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    job = _start(session, upload, opts, user)
+    return RedirectResponse(f"/imports/{job.id}", status_code=303)
+
+
+@router.post("/api/uploads/{upload_id}/import", status_code=202)
+def api_start_import(user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int,
+                     body: dict[str, Any] = Body(default_factory=dict)):  # noqa: B008
+    """Body: {"mapping": {...}, "name", "kind", "policy", "target_dataset_id"}; what is left out is guessed."""
+    upload = _own(session, Upload, upload_id, user)
+    _, rows, _ = _preview(upload, settings)
+    mapping, kind, name = _guess(upload, rows)
+    kind = body.get("kind") or kind
+    guessed = guess_mapping([o for _, o in rows], kind=kind).to_dict()
+    given = body.get("mapping") or {}
+    if not isinstance(given, dict):
+        raise HTTPException(status_code=422, detail="mapping must be an object")
+    merged = {"name": name} | body | {"kind": kind, "mapping": guessed | given}
+    try:
+        opts = ImportOptions.from_dict(merged)
+    except (ValueError, TypeError) as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    job = _start(session, upload, opts, user)
+    return JSONResponse(_job_json(job, settings), status_code=202)
+
+
+def _job_json(job: ImportJob, settings) -> dict[str, Any]:  # noqa: ANN001
+    report = orjson.loads(job.report_json) if job.report_json else None
+    if report:
+        report = {k: v for k, v in report.items() if k != "issues"} | {"issues": report.get("issues", [])[:1000]}
+    version = report.get("version") if report else None
+    return {"job_id": job.id, "upload_id": job.upload_id, "status": job.status,
+            "progress": round(job_progress(settings, job), 3), "n_ok": job.n_ok, "n_bad": job.n_bad,
+            "dataset_id": job.dataset_id, "version": version, "error": job.error,
+            "status_url": f"/api/imports/{job.id}", "page_url": f"/imports/{job.id}", "report": report}
+
+
+@router.get("/api/imports/{job_id}")
+def api_job(user: Researcher, session: SessionDep, settings: SettingsDep, job_id: int):
+    return _job_json(_own(session, ImportJob, job_id, user), settings)
+
+
+@router.get("/imports/{job_id}")
+def job_page(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, job_id: int,
+             page: int = 1):
+    job = _own(session, ImportJob, job_id, user)
+    upload = session.get(Upload, job.upload_id)
+    report = orjson.loads(job.report_json) if job.report_json else {}
+    issues = report.get("issues", [])
+    pages = max(1, -(-len(issues) // ISSUES_PER_PAGE))
+    page = min(max(page, 1), pages)
+    opts = orjson.loads(job.options_json)
+    return render(request, "pages/import.html", {
+        "user": user, "nav": "datasets", "job": job, "upload": upload, "report": report, "opts": opts,
+        "progress": job_progress(settings, job), "running": job.status in ("queued", "running"),
+        "issues": issues[(page - 1) * ISSUES_PER_PAGE: page * ISSUES_PER_PAGE], "page": page, "pages": pages,
+        "reasons": REASONS}, partial="partials/import_status.html")
+
+
+@router.post("/imports/{job_id}/rerun")
+async def rerun_job(request: Request, user: Researcher, session: SessionDep, job_id: int):
+    """After a dry run or a rejection: the same mapping again with the policy the user now picks."""
+    job = _own(session, ImportJob, job_id, user)
+    upload = _own(session, Upload, job.upload_id, user)
+    form = await request.form()
+    data = orjson.loads(job.options_json)
+    policy = form.get("policy")
+    data["policy"] = policy if isinstance(policy, str) else "valid"
+    try:
+        opts = ImportOptions.from_dict(data)
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    new = _start(session, upload, opts, user)
+    return RedirectResponse(f"/imports/{new.id}", status_code=303)
+
+
+@router.get("/imports/{job_id}/report.csv")
+def job_report_csv(user: Researcher, session: SessionDep, job_id: int):
+    job = _own(session, ImportJob, job_id, user)
+    report = orjson.loads(job.report_json) if job.report_json else {}
+    unit = report.get("unit", "line")
+
+    def rows():
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow([unit, "reason", "reason_text", "detail"])
+        for line, reason, detail in report.get("issues", []):
+            w.writerow([line, reason, REASONS.get(reason, reason), detail])
+            if buf.tell() > 1 << 16:
+                yield buf.getvalue().encode()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue().encode()
+
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="import-{job_id}-report.csv"'})

@@ -1,0 +1,353 @@
+"""Reading uploaded files as a stream of records, whatever the container.
+
+A reader yields `(line_no, obj, issue)` for each record: `obj` is the parsed value
+(normally a dict) and `issue` is None, or `obj` is None and `issue` says why the
+record could not be read. Readers never hold the whole file: JSONL is read line by
+line with a length cap (so a 2 GiB line cannot exhaust memory), JSON arrays element
+by element, CSV row by row, Parquet batch by batch. `position` tells how far the
+reader has got, for progress bars.
+
+Containers: jsonl, json (a top-level array), csv, parquet. Shapes (what a record
+looks like): openai-messages, sharegpt, alpaca, prompt-response, custom.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+BOM = b"\xef\xbb\xbf"
+SNIFF_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Issue:
+    """Why one record (or the whole file, line 0) was rejected."""
+
+    line: int
+    reason: str  # a code from REASONS
+    detail: str = ""
+
+
+REASONS = {
+    "invalid_json": "invalid JSON",
+    "invalid_utf8": "invalid UTF-8",
+    "oversized_line": "line longer than the limit",
+    "not_object": "not a JSON object",
+    "empty_file": "empty file",
+    "unsupported_format": "unsupported format",
+    "unreadable_file": "file cannot be read",
+    "wrong_column_count": "wrong number of CSV columns",
+    "wrong_type": "wrong field type",
+    "missing_prompt": "missing prompt",
+    "missing_answer": "missing answer",
+    "empty_turn": "empty turn",
+    "unknown_role": "unknown role",
+    "assistant_not_last": "assistant turn not last",
+    "no_user_turn": "no user turn",
+    "missing_task_type": "missing task_type",
+    "task_type_too_long": "task_type too long",
+    "tag_too_long": "tag too long",
+}
+
+
+def unit_of(container: str) -> str:
+    """What a record number means for this container, for reports."""
+    return {"csv": "row", "parquet": "row", "json": "element"}.get(container, "line")
+
+
+# --- detection -------------------------------------------------------------------------------
+
+
+def sniff_container(path: Path, filename: str = "") -> str:
+    """jsonl | json | csv | parquet | empty | unsupported, from the first bytes (and the name as a hint)."""
+    with open(path, "rb") as f:
+        head = f.read(SNIFF_BYTES)
+    if head[:4] == b"PAR1":
+        return "parquet"
+    text = head[3:] if head.startswith(BOM) else head
+    stripped = text.lstrip()
+    if not stripped:
+        return "empty"
+    ext = Path(filename.lower()).suffix
+    if ext == ".parquet":
+        return "unsupported"  # named parquet but no magic bytes: a broken file
+    first = stripped[:1]
+    if first == b"[":
+        return "json"
+    if first == b"{":
+        return "jsonl"
+    if ext in (".csv", ".tsv"):
+        return "csv"
+    if b"\x00" in head:
+        return "unsupported"
+    try:
+        line = stripped.split(b"\n", 1)[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return "unsupported"
+    if ext in ("", ".txt") and ("," in line or "\t" in line) and len(line) < 4096:
+        return "csv"
+    return "unsupported"
+
+
+def detect_shape(rows: list[Any]) -> str:
+    """openai-messages | sharegpt | alpaca | prompt-response | custom, from the first parsed records."""
+    dicts = [r for r in rows if isinstance(r, dict)]
+    if not dicts:
+        return "custom"
+    keys: set[str] = set()
+    for r in dicts:
+        keys.update(r)
+    if "messages" in keys and any(isinstance(r.get("messages"), list) for r in dicts):
+        return "openai-messages"
+    if ("conversations" in keys or "conversation" in keys) and any(
+        isinstance(r.get("conversations", r.get("conversation")), list) for r in dicts
+    ):
+        return "sharegpt"
+    if "instruction" in keys and "output" in keys:
+        return "alpaca"
+    lower = {k.lower() for k in keys}
+    if lower & {"prompt", "question", "query"} and lower & {"response", "answer", "completion", "chosen"}:
+        return "prompt-response"
+    return "custom"
+
+
+def record_shape(shape: str) -> str:
+    """The builder a detected shape uses: messages, sharegpt, or fields (everything mapped by field)."""
+    return {"openai-messages": "messages", "sharegpt": "sharegpt"}.get(shape, "fields")
+
+
+# --- readers ---------------------------------------------------------------------------------
+
+
+class Reader:
+    """Base: iterate for (line_no, obj, issue); `position` / `total` give progress."""
+
+    container = ""
+
+    def __init__(self, path: Path, *, max_line_bytes: int) -> None:
+        self.path = path
+        self.max_line_bytes = max_line_bytes
+        self.total = max(path.stat().st_size, 1)
+        self.position = 0
+
+    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def parse_json_line(line: bytes, line_no: int) -> tuple[Any, Issue | None]:
+    try:
+        return orjson.loads(line), None
+    except orjson.JSONDecodeError as exc:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            return None, Issue(line_no, "invalid_utf8", f"bad byte at offset {uexc.start}")
+        return None, Issue(line_no, "invalid_json", str(exc)[:200])
+
+
+class JsonlReader(Reader):
+    container = "jsonl"
+
+    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+        limit = self.max_line_bytes
+        with open(self.path, "rb") as f:
+            line_no = 0
+            while True:
+                line = f.readline(limit + 1)
+                if not line:
+                    break
+                line_no += 1
+                if line_no == 1 and line.startswith(BOM):
+                    line = line[3:]
+                if len(line) > limit and not line.endswith(b"\n"):
+                    size = len(line)
+                    while line and not line.endswith(b"\n"):  # skip the rest without holding it
+                        line = f.readline(1 << 20)
+                        size += len(line)
+                    self.position = f.tell()
+                    yield line_no, None, Issue(line_no, "oversized_line", f"{size} bytes > {limit}")
+                    continue
+                self.position = f.tell()
+                line = line.strip()
+                if not line:
+                    continue
+                obj, issue = parse_json_line(line, line_no)
+                yield line_no, obj, issue
+
+
+class JsonArrayReader(Reader):
+    """A top-level JSON array read element by element with the C decoder on a sliding window."""
+
+    container = "json"
+    chunk = 1 << 20
+
+    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+        decoder = json.JSONDecoder()
+        utf8 = codecs.getincrementaldecoder("utf-8")()
+        with open(self.path, "rb") as f:
+            buf = ""
+            eof = False
+
+            def more() -> bool:
+                nonlocal buf, eof
+                data = f.read(self.chunk)
+                self.position = f.tell()
+                if not data:
+                    eof = True
+                    buf += utf8.decode(b"", final=True)
+                    return False
+                buf += utf8.decode(data)
+                return True
+
+            try:
+                more()
+                if buf.startswith("\ufeff"):
+                    buf = buf[1:]
+                buf = buf.lstrip()
+                buf = buf[1:]  # the "["
+                index = 0
+                while True:
+                    buf = buf.lstrip()
+                    while not buf and not eof:
+                        more()
+                        buf = buf.lstrip()
+                    if buf.startswith("]"):
+                        return
+                    if buf.startswith(","):
+                        buf = buf[1:]
+                        continue
+                    if not buf:
+                        yield index + 1, None, Issue(index + 1, "invalid_json", "the array is not closed")
+                        return
+                    try:
+                        obj, end = decoder.raw_decode(buf)
+                    except json.JSONDecodeError as exc:
+                        if not eof and len(buf) <= self.max_line_bytes:
+                            more()
+                            continue
+                        index += 1
+                        reason = "oversized_line" if len(buf) > self.max_line_bytes else "invalid_json"
+                        detail = str(exc)[:200] if reason == "invalid_json" else f"element over {self.max_line_bytes} bytes"
+                        yield index, None, Issue(index, reason, detail + "; the rest of the array cannot be read")
+                        return
+                    index += 1
+                    buf = buf[end:]
+                    yield index, obj, None
+            except UnicodeDecodeError as exc:
+                yield 0, None, Issue(0, "invalid_utf8", f"bad byte near offset {self.position - self.chunk + exc.start}")
+
+
+class CsvReader(Reader):
+    """CSV (or TSV) with a header row; row numbers count the header as row 1, as a spreadsheet does."""
+
+    container = "csv"
+
+    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+        csv.field_size_limit(min(self.max_line_bytes, sys.maxsize))
+        with open(self.path, "rb") as raw:
+            sample = raw.read(SNIFF_BYTES)
+            raw.seek(0)
+            delimiter = "\t" if sample.split(b"\n", 1)[0].count(b"\t") > sample.split(b"\n", 1)[0].count(b",") else ","
+            text = open(raw.fileno(), encoding="utf-8-sig", errors="surrogateescape", newline="", closefd=False)
+            reader = csv.reader(text, delimiter=delimiter)
+            try:
+                header = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield 1, None, Issue(1, "unreadable_file", str(exc))
+                return
+            header = [h.strip() for h in header]
+            row_no = 1
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    row_no += 1
+                    reason = "oversized_line" if "field larger" in str(exc) else "unreadable_file"
+                    yield row_no, None, Issue(row_no, reason, str(exc) + "; the rest of the file cannot be read")
+                    return
+                row_no += 1
+                self.position = raw.tell()
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                if any(_has_surrogate(v) for v in row):
+                    yield row_no, None, Issue(row_no, "invalid_utf8", "a field holds bytes that are not UTF-8")
+                    continue
+                if len(row) != len(header):
+                    yield row_no, None, Issue(row_no, "wrong_column_count", f"{len(row)} fields, header has {len(header)}")
+                    continue
+                yield row_no, dict(zip(header, row, strict=True)), None
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class ParquetReader(Reader):
+    container = "parquet"
+
+    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(self.path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a broken file
+            yield 0, None, Issue(0, "unreadable_file", f"not a readable Parquet file: {exc}"[:300])
+            return
+        n = max(pf.metadata.num_rows, 1)
+        row_no = 0
+        for batch in pf.iter_batches(batch_size=10_000):
+            for obj in batch.to_pylist():
+                row_no += 1
+                yield row_no, obj, None
+            self.position = int(self.total * row_no / n)
+
+
+READERS: dict[str, type[Reader]] = {"jsonl": JsonlReader, "json": JsonArrayReader, "csv": CsvReader, "parquet": ParquetReader}
+
+
+def open_reader(path: Path, container: str, *, max_line_bytes: int) -> Reader:
+    return READERS[container](path, max_line_bytes=max_line_bytes)
+
+
+def preview(path: Path, container: str, *, max_line_bytes: int, n: int = 20) -> tuple[list[tuple[int, Any]], list[Issue]]:
+    """The first n readable records (with their numbers) and the issues met on the way."""
+    rows: list[tuple[int, Any]] = []
+    issues: list[Issue] = []
+    if container not in READERS:
+        return rows, issues
+    for line_no, obj, issue in open_reader(path, container, max_line_bytes=max_line_bytes):
+        if issue is not None:
+            issues.append(issue)
+            if len(issues) > 50:
+                break
+        else:
+            rows.append((line_no, obj))
+            if len(rows) >= n:
+                break
+    return rows, issues
+
+
+def describe(path: Path, filename: str, *, max_line_bytes: int) -> str:
+    """The detected format as shown to users: "<shape>/<container>", or "empty" / "unsupported"."""
+    container = sniff_container(path, filename)
+    if container in ("empty", "unsupported"):
+        return container
+    rows, _ = preview(path, container, max_line_bytes=max_line_bytes)
+    return f"{detect_shape([obj for _, obj in rows])}/{container}"

@@ -1,0 +1,177 @@
+"""Case-insensitive substring search over prompts and answers, on SQLite and PostgreSQL.
+
+Semantics, defined once so every backend and the brute force agree: a sample
+matches query q in field F when `fold(q)` is a substring of `fold(F)`, where F is
+the prompt, the answer, or either (field "all"; a match never spans the two).
+`fold` is Python's `str.lower()` made context-free and length-preserving (see
+below), so a match found in folded text is at the same offsets in the original,
+which is what the highlighter relies on.
+
+The indexes hold folded text written by `index_rows` (not the database's own case
+folding, which differs from Python's outside ASCII):
+- SQLite, 3+ characters: contentless FTS5 `trigram case_sensitive 1` table
+  `sample_fts(prompt, answer)`, queried as a phrase, which for trigrams is exactly
+  "is a substring".
+- SQLite, 1-2 characters: contentless FTS5 `detail=none` table `sample_grams`
+  whose document is the set of the sample's unigrams and bigrams, each encoded as
+  an ASCII token (field letter + base-36 code points), so a 1-2 character query
+  is one token lookup. (A LIKE against the trigram table returns 0 rows for 1-2
+  CJK characters on SQLite 3.40, silently.)
+- PostgreSQL: `sample_fts(id, prompt_f, answer_f, grams text[])`, LIKE through
+  pg_trgm GIN indexes for 3+ characters and `grams &&` through a GIN index for 1-2.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+FIELDS = ("all", "prompt", "answer")
+_PRE = str.maketrans({"\u0130": "i", "\u03a3": "\u03c3"})
+_B36 = np.frombuffer(b"0123456789abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
+
+
+def fold(s: str) -> str:
+    """`str.lower()` without its two surprises: U+0130 (İ) lowers to two characters,
+    and capital sigma lowers to a final or non-final sigma depending on its
+    neighbours. Mapping both first keeps folding per character and length-preserving."""
+    if s.isascii():
+        return s.lower()
+    return s.translate(_PRE).lower()
+
+
+def _digits(codes: np.ndarray) -> np.ndarray:
+    """Four base-36 digits (ASCII bytes) per code point: 36**4 > 0x10FFFF."""
+    out = np.empty((codes.shape[0], 4), dtype=np.uint8)
+    c = codes.astype(np.uint32)
+    for k in range(3, -1, -1):
+        out[:, k] = _B36[c % 36]
+        c //= 36
+    return out
+
+
+def _codes(s: str) -> np.ndarray:
+    return np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def gram_token(gram: str, prefix: str) -> str:
+    """The token of one folded unigram or bigram in field `prefix` ('p' or 'a')."""
+    return prefix + _digits(_codes(gram)).tobytes().decode("ascii")
+
+
+def gram_docs(texts: list[str], prefix: str) -> list[list[bytes]]:
+    """Per folded text, its distinct unigram and bigram tokens as space-terminated ASCII byte strings.
+
+    Vectorised over the batch: per-sample unique grams come from one np.unique over
+    (sample index, code point[, next code point]) keys, then tokens are formatted
+    as fixed-width byte rows so each sample's tokens are one contiguous slice."""
+    n = len(texts)
+    if n == 0:
+        return []
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
+    codes = _codes("".join(texts)).astype(np.uint64)
+    idx = np.repeat(np.arange(n, dtype=np.uint64), lengths)
+    uni = np.unique((idx << np.uint64(21)) | codes)
+    same = idx[:-1] == idx[1:]
+    bi = np.unique((idx[:-1][same] << np.uint64(42)) | (codes[:-1][same] << np.uint64(21)) | codes[1:][same])
+    mask21 = np.uint64((1 << 21) - 1)
+    p = ord(prefix)
+    urows = np.empty((uni.shape[0], 6), dtype=np.uint8)
+    urows[:, 0] = p
+    urows[:, 1:5] = _digits(uni & mask21)
+    urows[:, 5] = 32
+    brows = np.empty((bi.shape[0], 10), dtype=np.uint8)
+    brows[:, 0] = p
+    brows[:, 1:5] = _digits((bi >> np.uint64(21)) & mask21)
+    brows[:, 5:9] = _digits(bi & mask21)
+    brows[:, 9] = 32
+    ucount = np.bincount((uni >> np.uint64(21)).astype(np.int64), minlength=n)
+    bcount = np.bincount((bi >> np.uint64(42)).astype(np.int64), minlength=n) if bi.size else np.zeros(n, np.int64)
+    uoff = np.concatenate(([0], np.cumsum(ucount))) * 6
+    boff = np.concatenate(([0], np.cumsum(bcount))) * 10
+    ub, bb = urows.tobytes(), brows.tobytes()
+    return [[ub[uoff[i] : uoff[i + 1]], bb[boff[i] : boff[i + 1]]] for i in range(n)]
+
+
+def index_rows(conn: Connection, rows: list[tuple[int, str, str]]) -> None:
+    """Adds (id, prompt, answer) rows to the search indexes of conn's database."""
+    if not rows:
+        return
+    ids = [r[0] for r in rows]
+    prompts = [fold(r[1]) for r in rows]
+    answers = [fold(r[2]) for r in rows]
+    pg = gram_docs(prompts, "p")
+    ag = gram_docs(answers, "a")
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            "INSERT INTO sample_fts(rowid, prompt, answer) VALUES (?, ?, ?)", list(zip(ids, prompts, answers))
+        )
+        docs = [(i, b"".join(p + a).decode("ascii")) for i, p, a in zip(ids, pg, ag)]
+        conn.exec_driver_sql("INSERT INTO sample_grams(rowid, g) VALUES (?, ?)", docs)
+    else:
+        params = [
+            {"id": i, "p": p, "a": a, "g": b"".join(gp + ga).decode("ascii").split()}
+            for i, p, a, gp, ga in zip(ids, prompts, answers, pg, ag)
+        ]
+        conn.execute(text("INSERT INTO sample_fts (id, prompt_f, answer_f, grams) VALUES (:id, :p, :a, :g)"), params)
+
+
+@dataclass
+class Match:
+    """SQL pieces that restrict `sample s` to rows matching a query: FROM, WHERE, the id column, params."""
+
+    from_sql: str
+    where_sql: str
+    id_col: str
+    params: dict
+    index_from: str  # the index table alone, for counts that need no join
+
+
+def match_sql(dialect: str, q: str, field: str = "all") -> Match:
+    """The index lookup for a non-empty query; see the module docstring for which index serves which length."""
+    if field not in FIELDS:
+        raise ValueError(f"field must be one of {', '.join(FIELDS)}, not {field!r}")
+    qf = fold(q)
+    prefixes = {"all": "pa", "prompt": "p", "answer": "a"}[field]
+    short = len(qf) <= 2
+    if dialect == "sqlite":
+        if short:
+            toks = [gram_token(qf, p) for p in prefixes]
+            return Match(
+                "sample_grams g CROSS JOIN sample s ON s.id = g.rowid",
+                "sample_grams MATCH :m",
+                "g.rowid",
+                {"m": " OR ".join(f'"{t}"' for t in toks)},
+                "sample_grams g",
+            )
+        phrase = '"' + qf.replace('"', '""') + '"'
+        m = phrase if field == "all" else "{%s} : %s" % (field, phrase)
+        return Match("sample_fts f CROSS JOIN sample s ON s.id = f.rowid", "sample_fts MATCH :m", "f.rowid", {"m": m},
+                     "sample_fts f")
+    if short:
+        toks = [gram_token(qf, p) for p in prefixes]
+        return Match("sample_fts f JOIN sample s ON s.id = f.id", "f.grams && CAST(:toks AS TEXT[])", "f.id",
+                     {"toks": toks}, "sample_fts f")
+    pat = "%" + qf.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+    cols = {"all": ["prompt_f", "answer_f"], "prompt": ["prompt_f"], "answer": ["answer_f"]}[field]
+    where = "(" + " OR ".join(f"f.{c} LIKE :pat ESCAPE '!'" for c in cols) + ")"
+    return Match("sample_fts f JOIN sample s ON s.id = f.id", where, "f.id", {"pat": pat}, "sample_fts f")
+
+
+def brute_force_ids(conn: Connection, *, dataset_id: int, version: int, q: str, field: str = "all") -> list[int]:
+    """The reference the indexes are tested against: a Python scan of every visible row."""
+    from app.datasets.visibility import VISIBLE_SQL
+
+    qf = fold(q)
+    rows = conn.execute(
+        text(f"SELECT s.id, s.prompt, s.answer FROM sample s WHERE {VISIBLE_SQL} ORDER BY s.id"),
+        {"dataset_id": dataset_id, "version": version},
+    )
+    out = []
+    for sid, prompt, answer in rows:
+        hit_p = field in ("all", "prompt") and qf in fold(prompt)
+        hit_a = field in ("all", "answer") and qf in fold(answer)
+        if hit_p or hit_a:
+            out.append(sid)
+    return out

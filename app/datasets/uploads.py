@@ -1,0 +1,98 @@
+"""Receiving an upload: stream it to disk under our own name, enforcing the size limit as bytes arrive.
+
+The user's file name is kept for display only (reduced to its last path component);
+the file on disk is `<uuid>.upload` under settings.uploads_dir, so no name can reach
+outside it. A body past the limit is cut off with UploadTooLarge and its partial
+file deleted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from sqlmodel import Session
+
+from app.core.config import Settings
+from app.datasets.formats import describe
+from app.models import Upload, utcnow
+
+
+class UploadTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The file is larger than the upload limit of {human_bytes(limit)}.")
+        self.limit = limit
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def display_name(filename: str | None) -> str:
+    """The last component of what the browser sent, without control characters; never used as a path."""
+    name = PurePosixPath((filename or "").replace("\\", "/")).name
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return (name or "upload")[:200]
+
+
+def _new_path(settings: Settings) -> tuple[str, Path]:
+    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    stored = f"{uuid.uuid4().hex}.upload"
+    return stored, settings.uploads_dir / stored
+
+
+async def save_stream(chunks: AsyncIterator[bytes], *, settings: Settings) -> tuple[str, int]:
+    """Writes the chunks to a new file; returns (stored name, size). Raises UploadTooLarge (file removed)."""
+    stored, path = _new_path(settings)
+    part = path.with_suffix(".part")
+    size = 0
+    try:
+        with open(part, "wb") as f:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > settings.upload_max_bytes:
+                    raise UploadTooLarge(settings.upload_max_bytes)
+                f.write(chunk)
+        part.rename(path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return stored, size
+
+
+def save_file(src: BinaryIO, *, settings: Settings) -> tuple[str, int]:
+    """The same from a file object (a multipart part Starlette spooled to disk), copied in 1 MiB chunks."""
+    stored, path = _new_path(settings)
+    part = path.with_suffix(".part")
+    size = 0
+    try:
+        with open(part, "wb") as f:
+            while chunk := src.read(1 << 20):
+                size += len(chunk)
+                if size > settings.upload_max_bytes:
+                    raise UploadTooLarge(settings.upload_max_bytes)
+                f.write(chunk)
+        part.rename(path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return stored, size
+
+
+def register_upload(session: Session, *, settings: Settings, owner_id: int, filename: str, stored: str,
+                    size: int) -> Upload:
+    """The Upload row for a saved file, with its detected format."""
+    name = display_name(filename)
+    fmt = describe(settings.uploads_dir / stored, name, max_line_bytes=settings.max_line_bytes)
+    upload = Upload(owner_id=owner_id, filename=name, stored_name=stored, size=size, detected_format=fmt,
+                    created_at=utcnow())
+    session.add(upload)
+    session.commit()
+    session.refresh(upload)
+    return upload

@@ -1,0 +1,153 @@
+"""Live-server fixtures: uvicorn and a real Celery worker as subprocesses on a fresh migrated data dir, and Playwright.
+
+The server and worker run exactly as `make run` starts them (embedded SQLite
+database and broker), so a browser test exercises the real import and indexing
+path, not an eager in-process shortcut.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ADMIN_PASSWORD = "e2e admin password"
+PASSWORD = "e2e researcher password"
+
+
+@dataclass
+class LiveServer:
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    server_log: Path
+    worker_log: Path
+
+    def logs(self) -> str:
+        return (
+            f"--- server log ---\n{self.server_log.read_text()[-3000:]}\n"
+            f"--- worker log ---\n{self.worker_log.read_text()[-3000:]}"
+        )
+
+    def create_user(self, username: str, role: str, password: str = PASSWORD) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "app.cli", "create-user", username, "--role", role, "--password", password],
+            cwd=REPO, env=self.env, check=True, capture_output=True,
+        )  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("live")
+    data_dir = root / "data"
+    data_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
+    env.update(
+        SFTLAB_DATA_DIR=str(data_dir),
+        SFTLAB_DATABASE_URL=f"sqlite:///{data_dir / 'sftlab.db'}",
+        SFTLAB_SECRET_KEY="e2e-secret",
+        SFTLAB_ADMIN_USER="admin",
+        SFTLAB_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        PYTHONPATH=str(REPO),
+    )
+    subprocess.run([sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True)
+    port = _free_port()
+    server_log, worker_log = root / "server.log", root / "worker.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=REPO, env=env, stdout=server_log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "2",
+         "-Q", "default", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        cwd=REPO, env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    live = LiveServer(f"http://127.0.0.1:{port}", data_dir, env, server_log, worker_log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{live.url}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the server did not start\n" + live.logs())
+            time.sleep(0.1)
+        yield live
+    finally:
+        _stop(worker)
+        _stop(server)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs it (apt-get install -y chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1366, "height": 860}, locale="en-US")
+    context.set_default_timeout(15_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def shot(page, name: str) -> None:  # noqa: ANN001
+    """Saves a full-page screenshot when SFTLAB_SHOTS_DIR is set (used to review the UI and for the README)."""
+    folder = os.environ.get("SFTLAB_SHOTS_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def log_in(page, username: str, password: str, next_path: str = "") -> None:  # noqa: ANN001
+    page.goto("/login" + (f"?next={next_path}" if next_path else ""))
+    page.fill('input[name="username"]', username)
+    page.fill('input[name="password"]', password)
+    page.click('button[type="submit"]')
+    page.wait_for_load_state()

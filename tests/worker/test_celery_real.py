@@ -1,0 +1,132 @@
+"""A real `celery worker` process runs tasks on the embedded SQLite broker and on a real Redis."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from celery import Celery
+
+from worker.celery_app import celery_app
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# Registered in the worker through `--include tests.worker.test_celery_real`; the test process only sends it.
+@celery_app.task(name="tests.ping")
+def ping(value: str) -> dict:
+    return {"pong": value, "pid": os.getpid()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "2",
+        "--include", "tests.worker.test_celery_real", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def worker_env(data_dir: Path, broker_url: str = "") -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
+    env.update(
+        SFTLAB_DATA_DIR=str(data_dir),
+        SFTLAB_DATABASE_URL=f"sqlite:///{data_dir / 'sftlab.db'}",
+        SFTLAB_BROKER_URL=broker_url,
+        SFTLAB_SECRET_KEY="test-secret",
+        PYTHONPATH=str(REPO),
+    )
+    return env
+
+
+def round_trip(broker: str, backend: str, log: Path, timeout: float) -> dict:
+    client = Celery("client", broker=broker, backend=backend)
+    client.conf.broker_connection_retry_on_startup = True
+    try:
+        result = client.send_task("tests.ping", args=["你好"], queue="default")
+        try:
+            return result.get(timeout=timeout)
+        except Exception as exc:  # noqa: BLE001
+            raise AssertionError(f"no answer from the worker: {exc!r}\n--- worker log ---\n{log.read_text()[-4000:]}")
+    finally:
+        client.close()
+
+
+@pytest.mark.slow
+def test_worker_process_runs_a_task_on_the_embedded_sqlite_broker(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    log = tmp_path / "worker.log"
+    proc = start_worker(worker_env(data_dir), log)
+    try:
+        answer = round_trip(
+            f"sqla+sqlite:///{data_dir / 'broker.db'}", f"db+sqlite:///{data_dir / 'results.db'}", log, timeout=60
+        )
+    finally:
+        stop(proc)
+    assert answer["pong"] == "你好"
+    assert answer["pid"] != os.getpid()  # ran in the worker, not eagerly here
+    assert "tests.ping" in log.read_text()
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        pytest.fail("redis-server is missing: .ci/run installs it (apt-get install -y redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("redis-server did not start")
+    yield f"redis://127.0.0.1:{port}/0"
+    stop(proc)
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_worker_process_runs_a_task_on_redis(tmp_path, redis_url):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    log = tmp_path / "worker.log"
+    proc = start_worker(worker_env(data_dir, redis_url), log)
+    try:
+        started = time.monotonic()
+        answer = round_trip(redis_url, redis_url, log, timeout=60)
+        # A second task on a warm worker: Redis delivers in milliseconds, not the SQLite transport's ~1 s poll.
+        t0 = time.monotonic()
+        again = round_trip(redis_url, redis_url, log, timeout=10)
+        warm = time.monotonic() - t0
+    finally:
+        stop(proc)
+    assert answer["pong"] == "你好" and again["pid"] == answer["pid"] != os.getpid()
+    assert warm < 0.9, f"warm round trip took {warm:.2f}s (cold start {t0 - started:.1f}s)"
