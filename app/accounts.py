@@ -115,6 +115,7 @@ def create_token(session: Session, *, user: User, name: str) -> tuple[ApiToken, 
     name = name.strip()
     if not name or len(name) > 100:
         raise AccountError("tokens.bad_name")
+    assert user.id is not None
     token, digest = new_api_token()
     row = ApiToken(user_id=user.id, name=name, prefix=token[: len(API_TOKEN_PREFIX) + 6], token_hash=digest)
     session.add(row)

@@ -5,6 +5,7 @@ unexpected exception is logged and shown as a plain 500 page rather than a trace
 """
 
 import logging
+import re
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
@@ -27,6 +28,8 @@ _KNOWN_DETAILS = {
     "Internal error; it has been logged.": "error.internal",
 }
 
+_NEEDS_ROLE = re.compile(r"This needs the (\w+) role\.")  # raised by deps.require
+
 # Scripts stay unrestricted because pages of other helpers carry inline scripts; what is
 # set still stops framing (clickjacking), plugin content and forms posting elsewhere.
 SECURITY_HEADERS = {
@@ -39,8 +42,12 @@ SECURITY_HEADERS = {
 
 def _error_page(request: Request, status_code: int, message: str, headers: dict | None = None):
     if wants_html(request) and not request.headers.get("hx-request"):
+        lang = lang_of(request)
         key = _KNOWN_DETAILS.get(message)
-        shown = translate(key, lang_of(request)) if key else message
+        shown = translate(key, lang) if key else message
+        role = _NEEDS_ROLE.fullmatch(message)
+        if role:
+            shown = translate("error.needs_role", lang).format(role=translate(f"role.{role.group(1)}", lang))
         user = getattr(request.state, "user", None)
         if user is None and status_code == 404:
             try:
@@ -84,7 +91,9 @@ def create_app() -> FastAPI:
     async def _unauthenticated(request: Request, exc: NotAuthenticated):
         if wants_html(request):
             if request.headers.get("hx-request"):
-                return JSONResponse({"detail": "Log in first."}, status_code=401, headers={"HX-Redirect": "/login"})
+                return JSONResponse(
+                    {"detail": "Log in first."}, status_code=401, headers={"HX-Redirect": "/login"}
+                )
             target = "/login"
             if request.method == "GET":  # after login, only a GET can be repeated
                 path = request.url.path + (f"?{request.url.query}" if request.url.query else "")

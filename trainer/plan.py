@@ -47,7 +47,8 @@ class BinPlan:
     bins: list[list[int]]  # the whole run's bins, indices into data.train
     epoch_ends: list[int]  # cumulative bin count at the end of each (possibly partial) epoch
     epoch_sizes: list[int]  # bins per epoch (the last one may be partial)
-    full_epoch_bins: list[int]  # bins of each epoch as if it were complete (for fractional epoch numbers)
+    samples_cum: list[int]  # samples consumed after each bin
+    n_train: int
     G: int  # bins per optimizer step, all ranks
     world: int
     batch: int
@@ -66,13 +67,9 @@ class BinPlan:
         return min(step * self.G, len(self.bins))
 
     def epoch_at(self, step: int) -> float:
+        """Epochs completed after `step`, counted in samples (1.5 = one and a half passes over the data)."""
         done = self.bins_done(step)
-        start = 0
-        for e, end in enumerate(self.epoch_ends):
-            if done <= end:
-                return e + (done - start) / self.full_epoch_bins[e]
-            start = end
-        return float(len(self.epoch_ends))
+        return self.samples_cum[done - 1] / self.n_train if done else 0.0
 
     def ends_epoch(self, step: int) -> bool:
         """True when an epoch end falls inside this step (or the run ends with it)."""
@@ -105,19 +102,20 @@ def build_plan(cfg: RunConfig, data: Any, *, world: int) -> BinPlan:
     lengths = [len(t) for t in data.train]
     L = cfg.data.max_seq_len
     bins: list[list[int]] = []
-    epoch_ends, sizes, full = [], [], []
+    epoch_ends, sizes = [], []
     for e, start in enumerate(range(0, len(data.order), n)):
         seg = data.order[start:start + n]
         if cfg.packing.enabled:
             seg_bins = pack_stream(seg, lengths, L, seed=cfg.train.seed * 1000 + e)
-            full_bins = len(seg_bins) if len(seg) == n else len(pack_stream(range(n), lengths, L))
         else:
             seg_bins = [[i] for i in seg]
-            full_bins = n
         bins.extend(seg_bins)
         epoch_ends.append(len(bins))
         sizes.append(len(seg_bins))
-        full.append(full_bins)
+    samples_cum, acc = [], 0
+    for b in bins:
+        acc += len(b)
+        samples_cum.append(acc)
     if cfg.packing.enabled:
         eval_bins = pack_stream(list(range(len(data.eval))), [len(t) for t in data.eval], L)
     else:
@@ -132,7 +130,7 @@ def build_plan(cfg: RunConfig, data: Any, *, world: int) -> BinPlan:
     digest = hashlib.sha256(json.dumps([bins, [list(t.input_ids) for t in data.train[:50]], G]).encode()).hexdigest()
     per_task = data.counts.get("per_task", {})
     return BinPlan(
-        bins=bins, epoch_ends=epoch_ends, epoch_sizes=sizes, full_epoch_bins=full, G=G, world=world,
+        bins=bins, epoch_ends=epoch_ends, epoch_sizes=sizes, samples_cum=samples_cum, n_train=n, G=G, world=world,
         batch=t.per_device_batch, accum=t.grad_accum, eval_bins=eval_bins, counts=data.counts,
         packing_efficiency=real / slots if slots else 0.0, digest=digest[:16],
         counts_per_task={k: v.get("train_seen", 0) for k, v in per_task.items()},

@@ -6,6 +6,7 @@ each role against it, so a route without a declared level fails the suite.
 """
 
 from collections.abc import Iterator
+from datetime import UTC, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -43,12 +44,20 @@ def _bearer_user(request: Request, session: Session) -> User | None:
     auth = request.headers.get("authorization", "")
     if not auth.lower().startswith("bearer "):
         return None
-    token = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_api_token(auth[7:].strip()))).first()
+    token = session.exec(
+        select(ApiToken).where(ApiToken.token_hash == hash_api_token(auth[7:].strip()))
+    ).first()
     if token is None:
         raise HTTPException(status_code=401, detail="Invalid API token.")
-    token.last_used_at = utcnow()
-    session.add(token)
-    session.commit()
+    now = utcnow()
+    last = token.last_used_at
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    # "Last used" to the minute is enough; writing on every call would contend with imports on SQLite.
+    if last is None or now - last > timedelta(seconds=60):
+        token.last_used_at = now
+        session.add(token)
+        session.commit()
     user = session.get(User, token.user_id)
     request.state.via_token = True
     return user
@@ -58,7 +67,9 @@ async def current_user_optional(request: Request, session: SessionDep, settings:
     request.state.via_token = False
     user = _bearer_user(request, session)
     if user is None:
-        data = read_session(settings.secret_key, request.cookies.get(SESSION_COOKIE), settings.session_max_age)
+        data = read_session(
+            settings.secret_key, request.cookies.get(SESSION_COOKIE), settings.session_max_age
+        )
         if data is None:
             return None
         user = session.get(User, data["uid"])
@@ -96,7 +107,11 @@ def user_from_cookie(request: Request) -> User | None:
         return None
     with Session(get_engine(settings)) as session:
         user = session.get(User, data["uid"])
-        if user is None or not user.is_active or not session_matches(settings.secret_key, data, user.password_hash):
+        if (
+            user is None
+            or not user.is_active
+            or not session_matches(settings.secret_key, data, user.password_hash)
+        ):
             return None
         session.expunge(user)
     request.state.session = data

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import auth, datasets, me, pages, tokens, uploads, users
+from app.api.routes import auth, datasets, me, pages, samples, stats, tokens, uploads, users
 
 router = APIRouter()
 router.include_router(auth.router)
@@ -11,3 +11,5 @@ for _shell in (users.router, tokens.router, me.router):  # helper D's routers
     router.include_router(_shell)
 router.include_router(uploads.router)  # helper B: before datasets, so /datasets/upload wins
 router.include_router(datasets.router)  # helper B
+for _c in (samples.router, stats.router):  # helper C's routers
+    router.include_router(_c)

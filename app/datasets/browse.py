@@ -143,7 +143,8 @@ def _branches(conn, *, dataset_id: int, version: int, filters: BrowseFilters, l2
             if l2 is not None:
                 where.append("s.task_l2 = :l2")
                 params["l2"] = l2
-        return [_Branch(f"sampletag t{idx} CROSS JOIN sample s ON s.id = t.sample_id", where,
+        join = "CROSS JOIN" if sqlite else "JOIN"  # CROSS JOIN fixes SQLite's loop order; PostgreSQL rejects ON there
+        return [_Branch(f"sampletag t{idx} {join} sample s ON s.id = t.sample_id", where,
                         "t.sample_id", {**base, **params})]
     if filters.task:
         idx = " INDEXED BY ix_sample_task" if sqlite else ""
@@ -321,7 +322,7 @@ def parse_int(name: str, value: str | None, *, minimum: int = 0) -> int | None:
 def filters_from(params: dict[str, str]) -> BrowseFilters:
     """BrowseFilters from query or form values (unknown keys ignored); raises ValueError on bad input."""
     f = BrowseFilters(
-        q=params.get("q", "") or "",
+        q=(params.get("q", "") or "").strip(),
         field=params.get("field", "") or "all",
         task=(params.get("task", "") or "").strip(),
         tag=(params.get("tag", "") or "").strip(),

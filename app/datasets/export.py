@@ -43,5 +43,5 @@ def iter_export(engine: Engine, *, dataset_id: int, version: int, eval_set: bool
 
 def export_filename(name: str, version: int) -> str:
     """An ASCII-safe file name for Content-Disposition (the full name goes in filename*)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "dataset"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-") or "dataset"
     return f"{safe[:80]}-v{version}.jsonl"

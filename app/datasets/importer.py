@@ -213,9 +213,11 @@ def _create_version(session: Session, opts: ImportOptions, owner_id: int) -> tup
 def import_file(*, path: Path, options: ImportOptions, owner_id: int, engine: Engine | None = None,
                 settings: Settings | None = None, filename: str = "",
                 on_progress: Callable[[float], None] | None = None,
-                finish: Callable[[Session, ImportResult], None] | None = None) -> ImportResult:
+                finish: Callable[[Session, ImportResult], None] | None = None,
+                enqueue_index: bool = True) -> ImportResult:
     """Validate and import one file in one transaction; returns what happened with the full report.
 
+    On success the new version is handed to the indexer (`enqueue_index=False` leaves that to the caller).
     `finish(session, result)` runs inside the transaction just before the commit (run_import marks its
     job there, so the job's success and the data appear together)."""
     settings = settings or get_settings()
@@ -302,6 +304,8 @@ def import_file(*, path: Path, options: ImportOptions, owner_id: int, engine: En
             if session.in_transaction():
                 session.rollback()
             report["checkpoint_s"] = round(finish_sqlite(conn), 3)
+    if result.status == "succeeded" and enqueue_index:
+        enqueue_index_safely(result.version_id)  # type: ignore[arg-type]
     if result.status != "succeeded":
         result.n_ok, result.n_bad = n_ok, sum(by_reason.values())
         _fill_report(report, n_records, n_ok, by_reason, issues, normaliser, task_counts, started)
@@ -477,13 +481,16 @@ def run_import(*, job_id: int, settings: Settings | None = None) -> None:
     if result.status != "succeeded":
         _end_job(engine, job_id, upload_id, status=result.status, error=result.report.get("rejected", ""),
                  result=result)
-        return
+
+
+def enqueue_index_safely(version_id: int) -> None:
+    """Hands a committed version to the indexer; a broker failure must not undo (or fail) the import."""
     from app.datasets import jobs
 
     try:
-        jobs.enqueue_index(result.version_id)  # type: ignore[arg-type]
+        jobs.enqueue_index(version_id)
     except Exception:  # noqa: BLE001 - the data is committed; the version page shows it still indexing
-        log.exception("could not enqueue indexing of version %s", result.version_id)
+        log.exception("could not enqueue indexing of version %s", version_id)
 
 
 def _end_job(engine: Engine, job_id: int, upload_id: int | None, *, status: str, error: str,

@@ -13,6 +13,7 @@ anchors per browse key and the version's visible id ranges (app.datasets.browse)
 """
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from functools import lru_cache
@@ -158,6 +159,7 @@ def compute_stats(
     tag_counts: Counter[str] = Counter()
     tag_anchor: dict[str, list[tuple[int, int]]] = {}
     last, seen = 0, 0
+    near_s = 0.0
     plus = "+" if engine.dialect.name == "sqlite" else ""
     sql = text(
         "SELECT s.id, s.prompt, s.answer, s.task_l1, s.task_l2, s.tags, s.has_system, s.n_turns, s.prompt_chars,"
@@ -198,7 +200,9 @@ def compute_stats(
                     tok_ids.append(ids[mask])
                     p_tok.append(pt)
                     a_tok.append(at)
+            t0 = time.perf_counter()
             sigs.append(neardup.signatures([p + "\n" + a for p, a in zip(prompts, answers)]))
+            near_s += time.perf_counter() - t0
             last = int(ids[-1])
             seen += len(rows)
             if on_progress:
@@ -283,7 +287,9 @@ def compute_stats(
     # near duplicates: clusters that are not just one exact-duplicate group
     sig = np.concatenate(sigs) if sigs else np.zeros((0, neardup.NUM_PERM), np.uint32)
     del sigs
+    t0 = time.perf_counter()
     groups = neardup.clusters(sig)
+    near_s += time.perf_counter() - t0
     del sig
     near_groups, near_samples, near_total = [], 0, 0
     for g in groups:
@@ -324,7 +330,7 @@ def compute_stats(
                              "shown": [g | {"preview": texts.get(g["ids"][0], ("", ""))[0][:80]}
                                        for g in exact_groups]},
         "near_duplicates": {"groups": near_total, "samples": near_samples, "threshold": neardup.THRESHOLD,
-                            "num_perm": neardup.NUM_PERM, "bands": neardup.BANDS, "shingle": neardup.SHINGLE,
+                            "seconds": round(near_s, 2), "num_perm": neardup.NUM_PERM, "bands": neardup.BANDS, "shingle": neardup.SHINGLE,
                             "shown": [g | {"preview": texts.get(g["ids"][0], ("", ""))[0][:80]}
                                       for g in near_groups]},
         "tags": [{"tag": t, "count": c} for t, c in sorted(tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))],

@@ -237,6 +237,8 @@ def make_builder(mapping: Mapping, *, kind: str, normaliser: TaskNormaliser) -> 
                 if t["role"] == "user":
                     n_user += 1
                 if not t["content"].strip() and not t.get("tool_calls"):
+                    if i == len(turns) and t["role"] == "assistant" and not is_eval:
+                        raise Bad("missing_answer", "the final assistant turn is empty")
                     raise Bad("empty_turn", f"turn {i} ({t['role']}) is empty")
             if n_user == 0:
                 raise Bad("no_user_turn", "no user turn")
@@ -257,8 +259,8 @@ def make_builder(mapping: Mapping, *, kind: str, normaliser: TaskNormaliser) -> 
             tags_t = tuple(sorted(set(tags)))
         except Bad as bad:
             return Issue(line_no, bad.reason, bad.detail)
-        prompt_s = "\n".join(t["content"] for t in turns if t["role"] != "assistant")
-        answer_s = "\n".join(t["content"] for t in turns if t["role"] == "assistant")
+        prompt_s = "\n".join(t["content"] for t in turns if t["role"] != "assistant" and t["content"])
+        answer_s = "\n".join(t["content"] for t in turns if t["role"] == "assistant" and t["content"])
         blob = dumps(turns, option=orjson.OPT_SORT_KEYS)
         return Built(line_no, blob.decode(), prompt_s, answer_s, reference, l1, l2, tags_t,
                      turns[0]["role"] == "system", n_user, len(prompt_s), len(answer_s),

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from app.datasets.importer import SAMPLE_COLUMNS, _insert_sql, task_key, version_task_counts
+from app.datasets.importer import SAMPLE_COLUMNS, _insert_sql, enqueue_index_safely, task_key, version_task_counts
 from app.datasets.validate import MAX_TAG, TaskNormaliser, normalise_ws
 from app.datasets.visibility import VISIBLE_SQL
 from app.models import Dataset, DatasetVersion
@@ -133,15 +133,6 @@ def select_version(dataset_id: int, number: int):  # noqa: ANN201
     from sqlmodel import select
 
     return select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.number == number)
-
-
-def enqueue_index_safely(version_id: int) -> None:
-    from app.datasets import jobs
-
-    try:
-        jobs.enqueue_index(version_id)
-    except Exception:  # noqa: BLE001 - the version is committed; its page shows it still indexing
-        log.exception("could not enqueue indexing of version %s", version_id)
 
 
 def _apply(conn: Connection, action: str, ids: list[int], new: int, value: str, l1: str, l2: str) -> int:

@@ -24,6 +24,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "login.password": {"en": "Password", "zh": "密码"},
     "login.submit": {"en": "Log in", "zh": "登录"},
     "login.failed": {"en": "Wrong username or password.", "zh": "用户名或密码错误。"},
+    "login.throttled": {
+        "en": "Too many wrong passwords for this account; wait ten minutes or ask an admin.",
+        "zh": "该账户密码错误次数过多，请十分钟后再试或联系管理员。",
+    },
     "login.hint": {
         "en": "Accounts are created by an admin. The first admin's password was printed by make run.",
         "zh": "账户由管理员创建。首个管理员的密码由 make run 打印。",
@@ -52,6 +56,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "error.title": {"en": "Error", "zh": "错误"},
     "error.forbidden": {"en": "Your role cannot do this.", "zh": "您的角色无权执行此操作。"},
+    "error.needs_role": {"en": "This needs the {role} role.", "zh": "此操作需要{role}角色。"},
     "error.not_found": {"en": "Not found.", "zh": "未找到。"},
     "error.csrf": {"en": "The form expired; reload the page.", "zh": "表单已过期，请刷新页面。"},
     "error.unauthenticated": {"en": "Log in first.", "zh": "请先登录。"},
@@ -89,8 +94,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Password changed; other sessions have ended.",
         "zh": "密码已修改，其他登录已失效。",
     },
-    "account.password_short": {"en": "The password needs at least 8 characters.", "zh": "密码至少需要 8 个字符。"},
-    "account.password_long": {"en": "The password is longer than 256 characters.", "zh": "密码超过 256 个字符。"},
+    "account.password_short": {
+        "en": "The password needs at least 8 characters.",
+        "zh": "密码至少需要 8 个字符。",
+    },
+    "account.password_long": {
+        "en": "The password is longer than 256 characters.",
+        "zh": "密码超过 256 个字符。",
+    },
     "account.wrong_password": {"en": "The current password is wrong.", "zh": "当前密码错误。"},
     "account.bad_username": {
         "en": "A username has 2 to 64 letters, digits, '.', '_' or '-'.",
@@ -109,7 +120,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "It is shown once; only a hash is stored. Revoke a token you no longer use.",
         "zh": "个人令牌让脚本以你的身份和角色调用 JSON API。令牌只显示一次，服务器只保存其哈希值。不再使用的令牌请及时吊销。",
     },
-    "tokens.name": {"en": "Token name (e.g. laptop, nightly-import)", "zh": "令牌名称（如 laptop、nightly-import）"},
+    "tokens.name": {
+        "en": "Token name (e.g. laptop, nightly-import)",
+        "zh": "令牌名称（如 laptop、nightly-import）",
+    },
     "tokens.create": {"en": "Create token", "zh": "创建令牌"},
     "tokens.created_once": {
         "en": "Copy this token now: it will not be shown again.",
@@ -118,10 +132,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "tokens.prefix": {"en": "Starts with", "zh": "前缀"},
     "tokens.last_used": {"en": "Last used", "zh": "最近使用"},
     "tokens.revoke": {"en": "Revoke", "zh": "吊销"},
-    "tokens.revoke_confirm": {"en": "Revoke this token? Scripts using it will stop working.", "zh": "确定吊销此令牌？使用它的脚本将无法继续工作。"},
+    "tokens.revoke_confirm": {
+        "en": "Revoke this token? Scripts using it will stop working.",
+        "zh": "确定吊销此令牌？使用它的脚本将无法继续工作。",
+    },
     "tokens.revoked": {"en": "Token revoked.", "zh": "令牌已吊销。"},
     "tokens.none": {"en": "No tokens yet.", "zh": "还没有令牌。"},
-    "tokens.bad_name": {"en": "Give the token a name of 1 to 100 characters.", "zh": "令牌名称需为 1 到 100 个字符。"},
+    "tokens.bad_name": {
+        "en": "Give the token a name of 1 to 100 characters.",
+        "zh": "令牌名称需为 1 到 100 个字符。",
+    },
     "tokens.not_found": {"en": "No such token.", "zh": "令牌不存在。"},
     "tokens.usage": {"en": "Using a token", "zh": "使用令牌"},
     "tokens.usage_help": {

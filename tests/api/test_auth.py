@@ -21,6 +21,19 @@ def test_login_wrong_password_is_rejected(client, make_user):
     assert SESSION_COOKIE not in response.cookies
 
 
+def test_repeated_wrong_passwords_lock_the_account_for_a_while(client, make_user, monkeypatch):
+    from app.api.routes import auth
+
+    monkeypatch.setattr(auth, "throttle", auth.LoginThrottle(limit=3, window=600))
+    make_user(Role.researcher, "alice")
+    for _ in range(3):
+        assert client.post("/login", data={"username": "alice", "password": "nope"}).status_code == 401
+    refused = client.post("/login", data={"username": "Alice ", "password": PASSWORD})
+    assert refused.status_code == 429 and "Too many wrong passwords" in refused.text
+    auth.throttle.window = 0  # time passes
+    assert client.post("/login", data={"username": "alice", "password": PASSWORD}, follow_redirects=False).status_code == 303
+
+
 def test_login_sets_httponly_samesite_cookie_and_redirects_to_next(client, make_user):
     make_user(Role.researcher, "alice")
     response = client.post(
@@ -57,7 +70,9 @@ def test_cross_site_login_is_refused(client, make_user):
     data = {"username": "alice", "password": PASSWORD}
     cross = client.post("/login", data=data, headers={"Sec-Fetch-Site": "cross-site"}, follow_redirects=False)
     assert cross.status_code == 403
-    foreign = client.post("/login", data=data, headers={"Origin": "https://evil.example"}, follow_redirects=False)
+    foreign = client.post(
+        "/login", data=data, headers={"Origin": "https://evil.example"}, follow_redirects=False
+    )
     assert foreign.status_code == 403
     own = client.post(
         "/login",
@@ -142,7 +157,9 @@ def test_password_change_ends_other_sessions_but_keeps_this_one(client_as, setti
 
 def test_wrong_current_password_is_reported(client_as):
     alice = client_as(Role.rater, "alice")
-    response = alice.post("/account/password", data={"current_password": "nope", "new_password": "whatever123"})
+    response = alice.post(
+        "/account/password", data={"current_password": "nope", "new_password": "whatever123"}
+    )
     assert response.status_code == 200
     assert "The current password is wrong." in response.text
 
@@ -159,8 +176,9 @@ def test_role_guards(client_as):
 def test_language_switch_translates_the_shell(researcher):
     page = researcher.get("/runs")
     assert "Datasets" in page.text and "数据集" not in page.text.split("<main>")[0]
-    response = researcher.post("/lang", data={"lang": "zh"}, headers={"referer": "http://testserver/runs"},
-                               follow_redirects=False)
+    response = researcher.post(
+        "/lang", data={"lang": "zh"}, headers={"referer": "http://testserver/runs"}, follow_redirects=False
+    )
     assert response.headers["location"] == "/runs"
     page = researcher.get("/runs")
     assert 'lang="zh-CN"' in page.text
@@ -171,8 +189,9 @@ def test_language_switch_translates_the_shell(researcher):
 
 
 def test_language_switch_does_not_redirect_off_site(researcher):
-    response = researcher.post("/lang", data={"lang": "zh"}, headers={"referer": "https://evil.example/x"},
-                               follow_redirects=False)
+    response = researcher.post(
+        "/lang", data={"lang": "zh"}, headers={"referer": "https://evil.example/x"}, follow_redirects=False
+    )
     assert response.headers["location"] == "/"
 
 

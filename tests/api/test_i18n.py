@@ -18,6 +18,7 @@ def test_every_literal_key_in_the_templates_is_translated():
             entry = MESSAGES.get(key)
             if entry is None or not entry.get("en") or not entry.get("zh"):
                 missing.append(f"{path.relative_to(ROOT)}: {key}")
+    missing = list(dict.fromkeys(missing))
     assert not missing, "labels missing from app/i18n (or without en and zh):\n" + "\n".join(missing)
 
 
@@ -44,6 +45,9 @@ def test_shell_pages_render_in_chinese(client_as):
         "/runs": ["此功能将在后续版本中提供。"],
         "/no-such-page": ["未找到。", "数据集"],  # a 404 keeps the header of the logged-in user
     }
+    rater = client_as(Role.rater, "rita")
+    rater.cookies.set("lang", "zh")
+    assert "此操作需要研究员角色。" in rater.get("/runs").text
     for url, labels in expected.items():
         page = admin.get(url).text
         for label in labels:

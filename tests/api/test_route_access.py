@@ -73,7 +73,9 @@ def identities(settings, make_user, client) -> dict[Role | None, Identity]:
     for role in (Role.rater, Role.researcher, Role.admin):
         user = make_user(role)
         client.cookies.clear()
-        response = client.post("/login", data={"username": user.username, "password": PASSWORD}, follow_redirects=False)
+        response = client.post(
+            "/login", data={"username": user.username, "password": PASSWORD}, follow_redirects=False
+        )
         assert response.status_code == 303
         cookie = response.cookies[SESSION_COOKIE]
         session = read_session(settings.secret_key, cookie, settings.session_max_age)
@@ -97,12 +99,16 @@ def test_every_route_declares_exactly_one_access_level():
     endpoints, unknown = all_endpoints()
     assert len(endpoints) > 20, "the walk found too few routes: is route discovery broken?"
     offenders = [f"{e.method} {e.template}: {e.levels or 'none'}" for e in endpoints if len(e.levels) != 1]
-    assert not offenders, "routes without exactly one of Admin/Researcher/Rater/Anyone:\n" + "\n".join(offenders)
+    assert not offenders, "routes without exactly one of Admin/Researcher/Rater/Anyone:\n" + "\n".join(
+        offenders
+    )
     assert not unknown, f"routes outside FastAPI's dependency system (cannot declare a role): {unknown}"
     assert {e.level for e in endpoints} <= set(RANK), "an access level the walk does not know"
 
 
-@pytest.mark.parametrize("role", [None, Role.rater, Role.researcher, Role.admin], ids=lambda r: r or "anonymous")
+@pytest.mark.parametrize(
+    "role", [None, Role.rater, Role.researcher, Role.admin], ids=lambda r: r or "anonymous"
+)
 def test_each_role_gets_what_each_route_allows(role, identities, client):
     who = identities[role]
     endpoints, _ = all_endpoints()
@@ -120,9 +126,13 @@ def test_each_role_gets_what_each_route_allows(role, identities, client):
             if ep.is_api and status != 401:
                 problems.append(f"{ep.method} {ep.path}: anonymous API call got {status}, wanted 401")
             if not ep.is_api and not (status == 303 and response.headers["location"].startswith("/login")):
-                problems.append(f"{ep.method} {ep.path}: anonymous page got {status}, wanted a redirect to /login")
+                problems.append(
+                    f"{ep.method} {ep.path}: anonymous page got {status}, wanted a redirect to /login"
+                )
         elif status != 403:
-            problems.append(f"{ep.method} {ep.path}: {role.value} got {status}, wanted 403 (needs {ep.level})")
+            problems.append(
+                f"{ep.method} {ep.path}: {role.value} got {status}, wanted 403 (needs {ep.level})"
+            )
     assert not problems, "\n".join(problems)
 
 

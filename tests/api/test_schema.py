@@ -26,7 +26,8 @@ def _differences(url: str) -> list:
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"include_object": _include, "compare_type": True, "target_metadata": SQLModel.metadata}
+                conn,
+                opts={"include_object": _include, "compare_type": True, "target_metadata": SQLModel.metadata},
             )
             return compare_metadata(context, SQLModel.metadata)
     finally:

@@ -11,12 +11,19 @@ from tests.conftest import PASSWORD, login
 def test_admin_creates_a_user_who_can_log_in(client_as, client):
     admin = client_as(Role.admin, "boss")
     response = admin.post(
-        "/users", data={"username": "张三", "password": "long enough", "role": "rater"}, follow_redirects=False
+        "/users",
+        data={"username": "张三", "password": "long enough", "role": "rater"},
+        follow_redirects=False,
     )
     assert response.headers["location"] == "/users?ok=users.created"
     page = admin.get(response.headers["location"])
     assert "张三" in page.text and "User created." in page.text
-    assert client.post("/login", data={"username": "张三", "password": "long enough"}, follow_redirects=False).status_code == 303
+    assert (
+        client.post(
+            "/login", data={"username": "张三", "password": "long enough"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     assert client.get("/runs").status_code == 403  # a rater
     assert client.get("/rating").status_code == 200
 
@@ -32,8 +39,11 @@ def test_admin_creates_a_user_who_can_log_in(client_as, client):
 )
 def test_bad_new_users_are_refused_with_a_reason(client_as, username, password, key):
     admin = client_as(Role.admin, "boss")
-    response = admin.post("/users", data={"username": username, "password": password, "role": "researcher"},
-                          follow_redirects=False)
+    response = admin.post(
+        "/users",
+        data={"username": username, "password": password, "role": "researcher"},
+        follow_redirects=False,
+    )
     assert response.headers["location"] == f"/users?err={key}"
     assert admin.get(response.headers["location"]).status_code == 200
 
@@ -49,7 +59,10 @@ def test_change_role_takes_effect_on_the_next_request(client_as):
 def test_last_admin_cannot_be_demoted_or_deactivated(client_as, engine):
     admin = client_as(Role.admin, "boss")
     me = admin.user.id
-    for url, data in ((f"/users/{me}/role", {"role": "researcher"}), (f"/users/{me}/active", {"active": "false"})):
+    for url, data in (
+        (f"/users/{me}/role", {"role": "researcher"}),
+        (f"/users/{me}/active", {"active": "false"}),
+    ):
         response = admin.post(url, data=data, follow_redirects=False)
         assert response.headers["location"] == "/users?err=account.last_admin"
     assert "last active admin" in admin.get("/users?err=account.last_admin").text
@@ -61,9 +74,12 @@ def test_last_admin_cannot_be_demoted_or_deactivated(client_as, engine):
 def test_a_second_admin_makes_demotion_possible(client_as, engine):
     boss = client_as(Role.admin, "boss")
     client_as(Role.admin, "deputy")
-    assert boss.post(f"/users/{boss.user.id}/role", data={"role": "researcher"}, follow_redirects=False).headers[
-        "location"
-    ] == "/users?ok=users.updated"
+    assert (
+        boss.post(f"/users/{boss.user.id}/role", data={"role": "researcher"}, follow_redirects=False).headers[
+            "location"
+        ]
+        == "/users?ok=users.updated"
+    )
     with Session(engine) as session:
         # Now deputy is the last admin: the rule protects them.
         deputy = session.exec(accounts.select(User).where(User.username == "deputy")).one()
@@ -84,7 +100,9 @@ def test_deactivated_admin_does_not_count_as_the_remaining_admin(settings, engin
 def test_reset_password_ends_the_users_sessions(client_as, client):
     admin = client_as(Role.admin, "boss")
     alice = client_as(Role.researcher, "alice")
-    response = admin.post(f"/users/{alice.user.id}/password", data={"password": "fresh password"}, follow_redirects=False)
+    response = admin.post(
+        f"/users/{alice.user.id}/password", data={"password": "fresh password"}, follow_redirects=False
+    )
     assert response.headers["location"] == "/users?ok=users.password_reset"
     assert alice.get("/runs", follow_redirects=False).status_code == 303
     assert client.post("/login", data={"username": "alice", "password": PASSWORD}).status_code == 401

@@ -81,7 +81,9 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
         SFTLAB_ADMIN_PASSWORD=ADMIN_PASSWORD,
         PYTHONPATH=str(REPO),
     )
-    subprocess.run([sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True
+    )
     port = _free_port()
     server_log, worker_log = root / "server.log", root / "worker.log"
     server = subprocess.Popen(
@@ -127,7 +129,9 @@ def browser():
 
 @pytest.fixture
 def page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1366, "height": 860}, locale="en-US")
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": 1366, "height": 860}, locale="en-US"
+    )
     context.set_default_timeout(15_000)
     pg = context.new_page()
     errors: list[str] = []
@@ -137,12 +141,12 @@ def page(browser, live_server):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def shot(page, name: str) -> None:  # noqa: ANN001
-    """Saves a full-page screenshot when SFTLAB_SHOTS_DIR is set (used to review the UI and for the README)."""
+def shot(page, name: str, *, full_page: bool = True) -> None:  # noqa: ANN001
+    """Saves a screenshot when SFTLAB_SHOTS_DIR is set (used to review the UI and for the README)."""
     folder = os.environ.get("SFTLAB_SHOTS_DIR")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=full_page)
 
 
 def log_in(page, username: str, password: str, next_path: str = "") -> None:  # noqa: ANN001

@@ -71,12 +71,26 @@ def test_admin_creates_a_user_who_then_makes_an_api_token(browser, page, live_se
         assert token.startswith("sft_")
         shot(other, "tokens-en")
         # The token works for a script, with no cookie.
-        response = other.request.get(f"{live_server.url}/api/me", headers={"Authorization": f"Bearer {token}"})
+        response = other.request.get(
+            f"{live_server.url}/api/me", headers={"Authorization": f"Bearer {token}"}
+        )
         assert response.ok and response.json()["username"] == "lihua"
         other.once("dialog", lambda d: d.accept())
         other.click('form[action$="/revoke"] button')
         expect(other.locator(".flash")).to_have_text("Token revoked.")
         again = other.request.get(f"{live_server.url}/api/me", headers={"Authorization": f"Bearer {token}"})
         assert again.status == 401
+        # A researcher opening an admin page sees a clear refusal, still inside the shell.
+        other.goto("/users")
+        expect(other.locator(".flash.error")).to_have_text("This needs the admin role.")
+        # Changing one's own password in the browser keeps this login.
+        other.goto("/account")
+        other.fill('input[name="current_password"]', PASSWORD)
+        other.fill('input[name="new_password"]', PASSWORD + "2")
+        other.click("form.stack button.primary")
+        expect(other.locator(".flash")).to_have_text("Password changed; other sessions have ended.")
+        shot(other, "account-en")
+        other.goto("/tokens")
+        expect(other.locator("h1")).to_have_text("API tokens")
     finally:
         context.close()

@@ -15,6 +15,12 @@ def setup(tmp_path_factory):
     return make_tiny_model_dir(root / "model"), pclue_messages(root / "data.jsonl", 40)
 
 
+@pytest.fixture(scope="module")
+def full(tmp_path_factory, setup):
+    model, data = setup
+    return run(_cfg(tmp_path_factory.mktemp("full"), model, data))["losses"]
+
+
 def _cfg(d, model, data):
     # dropout > 0 makes the RNG state matter; cosine with warmup makes the schedule position matter;
     # 1.5 epochs puts the interruption mid-epoch (data position) and crosses an epoch boundary.
@@ -25,9 +31,8 @@ def _cfg(d, model, data):
     return cfg
 
 
-def test_resume_matches_uninterrupted(tmp_path, setup):
+def test_resume_matches_uninterrupted(tmp_path, setup, full):
     model, data = setup
-    full = run(_cfg(tmp_path / "full", model, data))["losses"]
     total = len(full)
     assert total >= 6
 
@@ -48,14 +53,13 @@ def test_resume_matches_uninterrupted(tmp_path, setup):
     assert events[-1]["type"] == "done" and events[-1]["step"] == total
 
 
-def test_resume_without_state_differs(tmp_path, setup):
+def test_resume_without_state_differs(tmp_path, setup, full):
     """The comparison above can fail: resuming with fresh RNG and optimizer state changes the losses."""
     import torch
 
     import trainer.checkpoint as ck
 
     model, data = setup
-    full = run(_cfg(tmp_path / "full", model, data))["losses"]
     cut = _cfg(tmp_path / "cut", model, data)
     run(cut, stop_after=4)
     orig = ck.load_training_state

@@ -64,8 +64,10 @@ def round_trip(broker: str, backend: str, log: Path, timeout: float) -> dict:
         result = client.send_task("tests.ping", args=["你好"], queue="default")
         try:
             return result.get(timeout=timeout)
-        except Exception as exc:  # noqa: BLE001
-            raise AssertionError(f"no answer from the worker: {exc!r}\n--- worker log ---\n{log.read_text()[-4000:]}")
+        except Exception as exc:
+            raise AssertionError(
+                f"no answer from the worker: {exc!r}\n--- worker log ---\n{log.read_text()[-4000:]}"
+            ) from exc
     finally:
         client.close()
 
@@ -78,7 +80,10 @@ def test_worker_process_runs_a_task_on_the_embedded_sqlite_broker(tmp_path):
     proc = start_worker(worker_env(data_dir), log)
     try:
         answer = round_trip(
-            f"sqla+sqlite:///{data_dir / 'broker.db'}", f"db+sqlite:///{data_dir / 'results.db'}", log, timeout=60
+            f"sqla+sqlite:///{data_dir / 'broker.db'}",
+            f"db+sqlite:///{data_dir / 'results.db'}",
+            log,
+            timeout=60,
         )
     finally:
         stop(proc)
@@ -94,7 +99,19 @@ def redis_url(tmp_path):
         pytest.fail("redis-server is missing: .ci/run installs it (apt-get install -y redis-server)")
     port = free_port()
     proc = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -5,6 +5,9 @@ one to); a cross-site post to it is refused by `same_origin` instead, which stop
 login CSRF. Logout and the language switch carry the token like every other form.
 """
 
+import threading
+import time
+from collections import defaultdict, deque
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -13,11 +16,47 @@ from sqlmodel import Session, select
 
 from app.api.deps import Anyone, SessionDep, SettingsDep
 from app.core.i18n import LANGS
-from app.core.security import SESSION_COOKIE, make_session, same_origin, verify_password
+from app.core.security import SESSION_COOKIE, hash_password, make_session, same_origin, verify_password
 from app.models import User
 from app.web import render
 
 router = APIRouter()
+_DUMMY_HASH = hash_password("sftlab timing equaliser")
+
+
+class LoginThrottle:
+    """Refuses a username for a while after too many wrong passwords (per process, in memory).
+
+    scrypt already makes each guess cost ~50 ms; this caps an online guesser at
+    `limit` guesses per `window` seconds per account without locking the owner out for long.
+    """
+
+    def __init__(self, limit: int = 10, window: float = 600.0) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures[key]
+        while times and now - times[0] > self.window:
+            times.popleft()
+        return times
+
+    def blocked(self, username: str) -> bool:
+        with self._lock:
+            return len(self._recent(username.strip().lower(), time.monotonic())) >= self.limit
+
+    def failed(self, username: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._recent(username.strip().lower(), now).append(now)
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username.strip().lower(), None)
+
+
+throttle = LoginThrottle()
 
 
 def safe_next(target: str | None) -> str:
@@ -29,7 +68,9 @@ def safe_next(target: str | None) -> str:
 
 def authenticate(session: Session, *, username: str, password: str) -> User | None:
     user = session.exec(select(User).where(User.username == username.strip())).first()
-    if user is None or not user.is_active or not verify_password(password, user.password_hash):
+    # Hash even for an unknown name, so response time does not reveal which usernames exist.
+    ok = verify_password(password, user.password_hash if user else _DUMMY_HASH)
+    if user is None or not user.is_active or not ok:
         return None
     return user
 
@@ -55,14 +96,24 @@ def login(
         host=request.headers.get("host"),
     ):
         raise HTTPException(status_code=403, detail="Cross-site login refused.")
-    user = authenticate(session, username=username, password=password)
-    if user is None:
+    account = f"{settings.sqlalchemy_url}|{username}"  # per database: test databases never share counts
+    if throttle.blocked(account):
         return render(
             request,
             "pages/login.html",
-            {"next": safe_next(next), "error": True, "username": username, "user": None},
+            {"next": safe_next(next), "error": "login.throttled", "username": username, "user": None},
+            status_code=429,
+        )
+    user = authenticate(session, username=username, password=password)
+    if user is None:
+        throttle.failed(account)
+        return render(
+            request,
+            "pages/login.html",
+            {"next": safe_next(next), "error": "login.failed", "username": username, "user": None},
             status_code=401,
         )
+    throttle.succeeded(account)
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -92,5 +143,7 @@ def set_lang(request: Request, settings: SettingsDep, _: Anyone, lang: Annotated
         back = "/" + rest.split("/", 1)[1] if rest.split("/", 1)[0] == host and "/" in rest else "/"
     response = RedirectResponse(safe_next(back), status_code=303)
     if lang in LANGS:
-        response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="lax", secure=settings.cookie_secure)
+        response.set_cookie(
+            "lang", lang, max_age=365 * 24 * 3600, samesite="lax", secure=settings.cookie_secure
+        )
     return response

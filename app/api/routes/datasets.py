@@ -167,20 +167,22 @@ def _filters(data: Any) -> Any:
 
 def _edit(session: Session, user: User, dataset_id: int, number: int, data: Any, ids: list[Any]):  # noqa: ANN202
     _dataset(session, dataset_id)
-    scope = data.get("scope") or ("query" if not ids else "ids")
-    try:
-        filters = _filters(data) if scope == "query" else None
-        sample_ids = [int(i) for i in ids if str(i).strip().isdigit()]
-        return edit_version(session, dataset_id=dataset_id, base_version=number, user_id=user.id,  # type: ignore[arg-type]
-                            action=str(data.get("action") or ""), sample_ids=sample_ids, filters=filters,
-                            value=str(data.get("value") or ""), message=str(data.get("message") or ""))
-    except EditError as exc:
-        session.rollback()
-        code = 409 if "latest version" in str(exc) else 400
-        raise HTTPException(status_code=code, detail=str(exc)) from None
-    except ValueError as exc:
-        session.rollback()
-        raise HTTPException(status_code=400, detail=str(exc)) from None
+    scope = data.get("scope") or "ids"  # a whole-version edit must be asked for explicitly (scope=query)
+    # Its own session: a failed edit rolls back without expiring the request's objects (the current user).
+    with Session(session.get_bind()) as edit_session:
+        try:
+            filters = _filters(data) if scope == "query" else None
+            sample_ids = [int(i) for i in ids if str(i).strip().isdigit()]
+            result = edit_version(edit_session, dataset_id=dataset_id, base_version=number, user_id=user.id,  # type: ignore[arg-type]
+                                  action=str(data.get("action") or ""), sample_ids=sample_ids, filters=filters,
+                                  value=str(data.get("value") or ""), message=str(data.get("message") or ""))
+        except EditError as exc:
+            code = 409 if "latest version" in str(exc) else 400
+            raise HTTPException(status_code=code, detail=str(exc)) from None
+        except ValueError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
+        edit_session.expunge(result.version)
+        return result
 
 
 @router.post("/datasets/{dataset_id}/v/{number}/edit")

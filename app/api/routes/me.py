@@ -37,7 +37,9 @@ def _keep_logged_in(response, settings, user) -> None:  # noqa: ANN001
 @router.get("/account")
 def account_page(request: Request, user: Rater, ok: str = "", err: str = ""):
     return render(
-        request, "pages/users_account.html", {"user": user, "nav": "account", "ok": flash_key(ok), "err": flash_key(err)}
+        request,
+        "pages/users_account.html",
+        {"user": user, "nav": "account", "ok": flash_key(ok), "err": flash_key(err)},
     )
 
 

@@ -53,12 +53,19 @@ def api_endpoints(app) -> list[dict]:  # noqa: ANN001
         levels = route_access_levels(rc)
         for method in sorted(rc.methods or ()):
             rows.append(
-                {"method": method, "path": path, "access": levels[0] if levels else "?", "summary": doc[0] if doc else ""}
+                {
+                    "method": method,
+                    "path": path,
+                    "access": levels[0] if levels else "?",
+                    "summary": doc[0] if doc else "",
+                }
             )
     return sorted(rows, key=lambda r: (r["path"], r["method"]))
 
 
-def _page(request: Request, session: Session, user: User, *, new_token: str = "", ok: str = "", err: str = ""):
+def _page(
+    request: Request, session: Session, user: User, *, new_token: str = "", ok: str = "", err: str = ""
+):
     base = str(request.base_url).rstrip("/")
     return render(
         request,
@@ -83,7 +90,9 @@ def tokens_page(request: Request, session: SessionDep, user: Rater, ok: str = ""
 
 
 @router.post("/tokens")
-def create_token_form(request: Request, session: SessionDep, user: Rater, name: Annotated[str, Form(max_length=200)]):
+def create_token_form(
+    request: Request, session: SessionDep, user: Rater, name: Annotated[str, Form(max_length=200)]
+):
     try:
         _, token = accounts.create_token(session, user=user, name=name)
     except accounts.AccountError as exc:

@@ -1,0 +1,334 @@
+"""Dataset store benchmark: import, indexing, statistics, search and browser latencies at 1M samples.
+
+    .venv/bin/python bench/datasets.py            # 1,000,000 samples (about 10-15 minutes)
+    .venv/bin/python bench/datasets.py --n 20000  # a quick run
+
+It generates a messages JSONL file whose prompt/answer lengths are drawn from the
+real pCLUE + BELLE records (joint pairs) and whose text is cut from the real
+files' text (so 1-2 and 3+ character Chinese queries hit realistically), with
+their task_types, ~10% system prompts and ~2% `robustness` tags. Then, on a fresh
+SQLite database in a temp dir:
+- import through B's app.datasets.importer.import_file in a child process
+  (samples/s, the child's peak RSS),
+- index_version in a child process (search indexes + statistics + near dups),
+- near-duplicate detection alone in a child process (time, peak RSS),
+- statistics page, search (page of 50 and exact count, 1-2 and 3+ characters)
+  and browser page latencies (shallow and deep pages) in this process, through
+  FastAPI's TestClient for pages and the plain functions for search,
+- and checks a sample of search result sets against a brute-force scan.
+"""
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+
+
+def load_real() -> tuple[list[tuple[int, int]], list[tuple[str, str]], str]:
+    """(prompt_len, answer_len) pairs, task_types, and the real text to cut from."""
+    pairs, tasks, texts = [], [], []
+    for line in open(DATA / "pclue_train_9.jsonl", encoding="utf-8"):
+        r = json.loads(line)
+        pairs.append((len(r["input"]), len(r["target"])))
+        tasks.append(("pclue", r["type"]))
+        texts += [r["input"], r["target"]]
+    for line in open(DATA / "belle_eval_set.json", encoding="utf-8"):
+        r = json.loads(line)
+        if r["std_answer"]:
+            pairs.append((len(r["question"]), len(r["std_answer"])))
+            tasks.append((" ".join(r["class"].split()), ""))
+            texts += [r["question"], r["std_answer"]]
+    for line in open(DATA / "belle_zh_seed_tasks.jsonl", encoding="utf-8"):
+        r = json.loads(line)
+        for inst in r["instances"]:
+            texts += [r["instruction"], inst.get("input", ""), inst.get("output", "")]
+    return pairs, tasks, "\n".join(t for t in texts if t)
+
+
+def generate(path: Path, n: int, seed: int = 1) -> None:
+    pairs, tasks, corpus = load_real()
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(pairs), n)
+    cl = len(corpus)
+    systems = ["你是一个乐于助人的助手。", "You are a helpful assistant.", "请用中文回答。"]
+    short_answers = ["是的", "不是", "也许", "正确", "错误", "好的", "积极", "消极"]
+    with open(path, "wb") as f:
+        buf = []
+        starts_p = rng.integers(0, cl, n)
+        starts_a = rng.integers(0, cl, n)
+        sys_draw = rng.random(n)
+        tag_draw = rng.random(n)
+        for i in range(n):
+            j = int(pick[i])
+            pl, al = pairs[j]
+            sp, sa = int(starts_p[i]), int(starts_a[i])
+            prompt = corpus[sp : sp + pl] or "问"
+            answer = short_answers[sa % len(short_answers)] if al <= 4 else (corpus[sa : sa + al] or "答")
+            msgs = []
+            if sys_draw[i] < 0.1:
+                msgs.append({"role": "system", "content": systems[i % 3]})
+            msgs += [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+            l1, l2 = tasks[j]
+            rec = {"messages": msgs, "task_type": f"{l1}/{l2}" if l2 else l1}
+            if tag_draw[i] < 0.02:
+                rec["tags"] = ["robustness"]
+            buf.append(orjson.dumps(rec))
+            if len(buf) >= 10000:
+                f.write(b"\n".join(buf) + b"\n")
+                buf = []
+        if buf:
+            f.write(b"\n".join(buf) + b"\n")
+
+
+CHILD_IMPORT = r"""
+import sys, time, json
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from app.cli import migrate, create_user
+from app.models import Role
+migrate()
+u = create_user(username="bench", password="bench-password-1", role=Role.researcher)
+from app.datasets.importer import ImportOptions, import_file
+from app.datasets.mapping import Mapping
+t = time.perf_counter()
+r = import_file(path=Path({path!r}), options=ImportOptions(
+    mapping=Mapping(shape="messages", task_l1="task_type", tags="tags"), name="bench"), owner_id=u.id)
+dt = time.perf_counter() - t
+print(json.dumps({{"status": r.status, "n_ok": r.n_ok, "n_bad": r.n_bad, "seconds": dt,
+                  "version_id": r.version_id, "dataset_id": r.dataset_id}}))
+"""
+
+CHILD_INDEX = r"""
+import sys, time, json
+sys.path.insert(0, {root!r})
+from app.datasets.indexing import index_version
+t = time.perf_counter()
+index_version(version_id={vid})
+print(json.dumps({{"seconds": time.perf_counter() - t}}))
+"""
+
+CHILD_NEAR = r"""
+import sys, time, json
+sys.path.insert(0, {root!r})
+from sqlalchemy import text
+from app.core.db import get_engine
+from app.datasets import neardup
+import numpy as np
+e = get_engine()
+t = time.perf_counter()
+sigs, last = [], 0
+with e.connect() as c:
+    while True:
+        rows = c.execute(text("SELECT id, prompt, answer FROM sample WHERE id > :l ORDER BY id LIMIT 20000"),
+                         {{"l": last}}).all()
+        if not rows:
+            break
+        sigs.append(neardup.signatures([r[1] + "\n" + r[2] for r in rows]))
+        last = rows[-1][0]
+groups = neardup.clusters(np.concatenate(sigs))
+print(json.dumps({{"seconds": time.perf_counter() - t, "groups": len(groups)}}))
+"""
+
+
+def child(code: str, env: dict) -> tuple[dict, float]:
+    """Runs code in a fresh interpreter; returns its last JSON line and its peak RSS in MB."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"child failed:\n{out.stderr[-4000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the max over all waited-for children; each step runs one child, in order
+    # of growing work, so a later larger value is that child's own peak.
+    return json.loads(out.stdout.strip().splitlines()[-1]), max(after, before) / 1024
+
+
+def pct(xs: list[float]) -> tuple[float, float]:
+    a = np.asarray(xs) * 1000
+    return float(np.percentile(a, 50)), float(np.percentile(a, 95))
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="sftlab-bench-"))
+    env = dict(os.environ, SFTLAB_DATA_DIR=str(tmp), SFTLAB_DATABASE_URL=f"sqlite:///{tmp}/sftlab.db",
+               SFTLAB_TASK_EAGER="1", SFTLAB_SECRET_KEY="bench")
+    os.environ.update({k: env[k] for k in ("SFTLAB_DATA_DIR", "SFTLAB_DATABASE_URL", "SFTLAB_TASK_EAGER",
+                                           "SFTLAB_SECRET_KEY")})
+    path = tmp / "bench.jsonl"
+    t = time.perf_counter()
+    generate(path, args.n)
+    print(f"generated {args.n:,} samples ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f} s",
+          flush=True)
+
+    # 1. import (child process: its peak RSS is the import's)
+    imp, rss_imp = child(CHILD_IMPORT.format(root=str(ROOT), path=str(path)), env)
+    rate = imp["n_ok"] / imp["seconds"]
+    print(f"import: {imp['n_ok']:,} samples in {imp['seconds']:.1f} s = {rate:,.0f} samples/s "
+          f"[{verdict(rate >= 50_000)} >= 50,000/s]; peak RSS {rss_imp:.0f} MB [{verdict(rss_imp < 500)} < 500 MB]",
+          flush=True)
+    # 2. indexing + statistics + near dups
+    idx, rss_idx = child(CHILD_INDEX.format(root=str(ROOT), vid=imp["version_id"]), env)
+    total = imp["seconds"] + idx["seconds"]
+    from sqlalchemy import text
+
+    from app.core.db import get_engine
+
+    engine = get_engine()
+    with engine.connect() as c:
+        status, stats_raw = c.execute(text("SELECT status, stats_json FROM datasetversion WHERE id = :v"),
+                                      {"v": imp["version_id"]}).one()
+    st = json.loads(stats_raw)
+    print(f"indexing (search indexes + statistics + near dups): {idx['seconds']:.1f} s (status {status}; "
+          f"index {st['timings']['index_s']:.1f} s, statistics {st['timings']['total_s'] - st['timings']['index_s']:.1f} s"
+          f" incl. near dups {st['near_duplicates']['seconds']:.1f} s); peak RSS {rss_idx:.0f} MB")
+    print(f"upload finished -> fully searchable: {total:.1f} s [{verdict(total < 360)} < 6 min]", flush=True)
+    # 3. near duplicates alone
+    near, rss_near = child(CHILD_NEAR.format(root=str(ROOT)), env)
+    print(f"near duplicates alone (read texts + MinHash 128 perm + LSH 16x8 + verify): {near['seconds']:.1f} s, "
+          f"{near['groups']} clusters; peak RSS {rss_near:.0f} MB [{verdict(near['seconds'] < 120)} < 2 min]",
+          flush=True)
+    print(f"  exact duplicate groups {st['exact_duplicates']['groups']:,}, near-duplicate groups "
+          f"{st['near_duplicates']['groups']:,}")
+
+    # 4. latencies
+    from fastapi.testclient import TestClient
+    from sqlmodel import Session
+
+    from app.datasets.browse import BrowseFilters, all_matching_ids, browse_page, count_matching
+    from app.datasets.search import fold
+    from app.main import app
+
+    ds, vid = imp["dataset_id"], imp["version_id"]
+    client = TestClient(app)
+    r = client.post("/login", data={"username": "bench", "password": "bench-password-1"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    reps = args.reps
+    times = []
+    for _ in range(reps + 5):
+        t = time.perf_counter()
+        r = client.get(f"/datasets/{ds}/v/1/stats")
+        times.append(time.perf_counter() - t)
+        assert r.status_code == 200
+    p50, p95 = pct(times[5:])
+    print(f"statistics page (HTTP, TestClient): p50 {p50:.2f} ms, p95 {p95:.2f} ms [{verdict(p95 < 10)} < 10 ms]")
+
+    rng = random.Random(3)
+    with engine.connect() as c:
+        sample_texts = [row[0] for row in c.execute(text(
+            "SELECT prompt FROM sample WHERE id % 997 = 0 AND length(prompt) > 12 LIMIT 3000"))]
+
+    def cjk(s: str) -> bool:
+        return all("\u4e00" <= ch <= "\u9fff" for ch in s)
+
+    def draw(k: int, n: int) -> list[str]:
+        out: list[str] = []
+        while len(out) < n:
+            t_ = rng.choice(sample_texts)
+            i = rng.randrange(0, len(t_) - k)
+            q = t_[i : i + k]
+            if cjk(q):
+                out.append(q)
+        return out
+
+    short_q = draw(1, reps // 2) + draw(2, reps // 2)
+    long_q = [q for k in (3, 4, 5, 6) for q in draw(k, reps // 4)]
+    with Session(engine) as s:
+        for label, qs in (("1-2 chars", short_q), ("3+ chars", long_q)):
+            tp, tc, hits = [], [], []
+            for q in qs:
+                f = BrowseFilters(q=q)
+                t = time.perf_counter()
+                page = browse_page(s, dataset_id=ds, version=1, version_id=vid, filters=f)
+                tp.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                n_hits = count_matching(s, dataset_id=ds, version=1, version_id=vid, filters=f)
+                tc.append(time.perf_counter() - t)
+                hits.append(n_hits)
+                assert len(page.rows) == min(50, n_hits)
+            a50, a95 = pct(tp)
+            c50, c95 = pct(tc)
+            print(f"search {label} ({len(qs)} Chinese queries, median {int(np.median(hits)):,} hits, max "
+                  f"{max(hits):,}): page of 50 p50 {a50:.2f} ms p95 {a95:.2f} ms [{verdict(a95 < 10)} < 10 ms]; "
+                  f"exact count p50 {c50:.2f} ms p95 {c95:.2f} ms [{verdict(c95 < 50)} < 50 ms]", flush=True)
+        # through HTTP too (highlighting + template)
+        th = []
+        for q in short_q[:50] + long_q[:50]:
+            t = time.perf_counter()
+            r = client.get(f"/datasets/{ds}/v/1/samples", params={"q": q})
+            th.append(time.perf_counter() - t)
+        h50, h95 = pct(th)
+        print(f"search results page (HTTP incl. highlighting, 100 queries): p50 {h50:.2f} ms, p95 {h95:.2f} ms")
+        # brute-force check on a sample of queries, one scan for all of them
+        check = short_q[:10] + long_q[:10]
+        fq = [fold(q) for q in check]
+        want: list[list[int]] = [[] for _ in check]
+        with engine.connect() as c:
+            for sid, p, a in c.execute(text("SELECT id, prompt, answer FROM sample WHERE dataset_id = :d ORDER BY id"),
+                                       {"d": ds}):
+                fp, fa = fold(p), fold(a)
+                for i, q in enumerate(fq):
+                    if q in fp or q in fa:
+                        want[i].append(sid)
+        ok = all(all_matching_ids(s, dataset_id=ds, version=1, filters=BrowseFilters(q=q)) == w
+                 for q, w in zip(check, want))
+        print(f"brute-force check of {len(check)} result sets ({sum(map(len, want)):,} ids): "
+              f"{'equal' if ok else 'DIFFERENT'} [{verdict(ok)}]", flush=True)
+
+    # browser pages: first, keyset next, deep jumps, last; unfiltered and by task_type
+    n_pages = (imp["n_ok"] + 49) // 50
+    big_task = st["task_tree"][0]["l1"]
+    task_pages = (st["task_tree"][0]["count"] + 49) // 50
+    urls = []
+    for p in (1, 2, 10, 100, n_pages // 2, n_pages - 1, n_pages):
+        urls.append(f"/datasets/{ds}/v/1/samples?page={max(p, 1)}")
+    for p in (1, task_pages // 2, task_pages):
+        urls.append(f"/datasets/{ds}/v/1/samples?task={big_task}&page={max(p, 1)}")
+    urls.append(f"/datasets/{ds}/v/1/samples?tag=robustness&page=2")
+    with Session(engine) as s:
+        mid = browse_page(s, dataset_id=ds, version=1, version_id=vid, filters=BrowseFilters(), page=n_pages // 2)
+    urls.append(f"/datasets/{ds}/v/1/samples?after={mid.last_id}")
+    urls.append(f"/datasets/{ds}/v/1/samples?before={mid.first_id}")
+    tb: dict[str, list[float]] = {u: [] for u in urls}
+    for _ in range(max(reps // 10, 5)):
+        for u in urls:
+            t = time.perf_counter()
+            r = client.get(u)
+            tb[u].append(time.perf_counter() - t)
+            assert r.status_code == 200, u
+    alltimes = [x for v in tb.values() for x in v]
+    b50, b95 = pct(alltimes)
+    worst = max(urls, key=lambda u: pct(tb[u])[1])
+    print(f"browser page (HTTP, {len(urls)} pages incl. page {n_pages // 2:,} and {n_pages:,} of {n_pages:,}, "
+          f"task_type and tag filters): p50 {b50:.2f} ms, p95 {b95:.2f} ms [{verdict(b95 < 10)} < 10 ms]; "
+          f"slowest {worst} p95 {pct(tb[worst])[1]:.2f} ms")
+    print(f"database size: {(tmp / 'sftlab.db').stat().st_size / 2**20:.0f} MiB; temp dir {tmp}")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

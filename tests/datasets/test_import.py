@@ -1,0 +1,204 @@
+"""Imports of the three real files give exactly the counts computed independently from the raw files; imports are atomic."""
+
+import json
+
+import pytest
+from sqlmodel import Session, func, select
+
+from app.datasets import importer
+from app.datasets.importer import ImportOptions, create_job, import_file, run_import
+from app.datasets.mapping import Mapping
+from app.models import Dataset, DatasetVersion, ImportJob, Sample, SampleTag, Upload
+from tests.conftest import SHARED_DATA
+
+PCLUE = SHARED_DATA / "pclue_train_9.jsonl"
+BELLE_EVAL = SHARED_DATA / "belle_eval_set.json"
+BELLE_SEED = SHARED_DATA / "belle_zh_seed_tasks.jsonl"
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture
+def indexed(monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr("app.datasets.jobs.enqueue_index", calls.append)
+    return calls
+
+
+def _count(engine, model, *where):
+    with Session(engine) as s:
+        return s.exec(select(func.count()).select_from(model).where(*where)).one()
+
+
+def test_pclue_type_becomes_task_type(settings, engine, make_user, indexed):
+    raw = _rows(PCLUE)
+    expected = {}
+    for r in raw:
+        expected[r["type"]] = expected.get(r["type"], 0) + 1
+    owner = make_user()
+    m = Mapping(prompt=["input"], answer="target", task_l1="type")
+    res = import_file(path=PCLUE, options=ImportOptions(mapping=m, name="pclue"), owner_id=owner.id, filename=PCLUE.name)
+    assert (res.status, res.n_ok, res.n_bad) == ("succeeded", len(raw), 0) == ("succeeded", 705, 0)
+    assert res.report["task_counts"] == expected
+    with Session(engine) as s:
+        rows = s.exec(select(Sample).where(Sample.dataset_id == res.dataset_id).order_by(Sample.line_no)).all()
+        assert [r.line_no for r in rows] == list(range(1, 706))
+        assert all(r.prompt == raw[r.line_no - 1]["input"] and r.answer == raw[r.line_no - 1]["target"] for r in rows)
+        assert sum(r.prompt.endswith("答案：") for r in rows) == sum(r["input"].endswith("答案：") for r in raw)
+        v = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == res.dataset_id)).one()
+        assert (v.number, v.n_samples) == (1, 705)
+    assert indexed == [res.version_id]
+
+
+def test_belle_eval_as_train_reports_missing_answers(settings, make_user, indexed):
+    raw = _rows(BELLE_EVAL)
+    empty = [i + 1 for i, r in enumerate(raw) if not r["std_answer"].strip()]
+    nbsp = sum("\u00a0" in r["class"] for r in raw)
+    assert len(empty) == 369 and nbsp == 52
+    m = Mapping(prompt=["question"], answer="std_answer", task_l1="class")
+    res = import_file(path=BELLE_EVAL, options=ImportOptions(mapping=m, name="belle", kind="train"),
+                      owner_id=make_user().id, filename=BELLE_EVAL.name)
+    assert (res.status, res.n_ok, res.n_bad) == ("succeeded", len(raw) - len(empty), len(empty))
+    assert res.report["by_reason"] == {"missing_answer": len(empty)}
+    assert [i[0] for i in res.report["issues"]] == empty
+    nbsp_kept = sum("\u00a0" in r["class"] and r["std_answer"].strip() != "" for r in raw)
+    assert res.report["task_normalised"]["count"] == nbsp_kept
+    assert res.report["task_normalised"]["examples"][0]["to"] == "closed qa"
+
+
+def test_belle_eval_as_eval_set_is_complete(settings, engine, make_user, indexed):
+    raw = _rows(BELLE_EVAL)
+    m = Mapping(prompt=["question"], reference="std_answer", task_l1="class")
+    res = import_file(path=BELLE_EVAL, options=ImportOptions(mapping=m, name="belle-eval", kind="eval"),
+                      owner_id=make_user().id, filename=BELLE_EVAL.name)
+    assert (res.status, res.n_ok, res.n_bad) == ("succeeded", 1000, 0)
+    assert res.report["task_normalised"]["count"] == sum("\u00a0" in r["class"] for r in raw) == 52
+    expected = {}
+    for r in raw:
+        k = " ".join(r["class"].split())
+        expected[k] = expected.get(k, 0) + 1
+    assert res.report["task_counts"] == expected
+    with Session(engine) as s:
+        samples = s.exec(select(Sample).where(Sample.dataset_id == res.dataset_id)).all()
+        assert sum(x.reference is None for x in samples) == sum(not r["std_answer"] for r in raw) == 369
+        assert all(x.answer == "" and "assistant" not in x.messages for x in samples)
+        assert all("\u00a0" not in x.task_l1 for x in samples)
+
+
+def test_belle_seed_tasks_nested_instances(settings, engine, make_user, indexed):
+    raw = _rows(BELLE_SEED)
+    m = Mapping(prompt=["instruction", "instances[0].input"], answer="instances[0].output", task_l1="name")
+    res = import_file(path=BELLE_SEED, options=ImportOptions(mapping=m, name="seed"), owner_id=make_user().id,
+                      filename=BELLE_SEED.name)
+    assert (res.status, res.n_ok, res.n_bad) == ("succeeded", len(raw), 0) == ("succeeded", 175, 0)
+    with Session(engine) as s:
+        by_line = {x.line_no: x for x in s.exec(select(Sample).where(Sample.dataset_id == res.dataset_id))}
+    for i, r in enumerate(raw, 1):
+        inst = r["instances"][0]
+        want = r["instruction"] + ("\n" + inst["input"] if inst["input"].strip() else "")
+        assert by_line[i].prompt == want and by_line[i].answer == inst["output"] and by_line[i].task_l1 == r["name"]
+
+
+def test_all_or_nothing_policy_imports_nothing(settings, engine, make_user, indexed):
+    m = Mapping(prompt=["question"], answer="std_answer", task_l1="class")
+    res = import_file(path=BELLE_EVAL, options=ImportOptions(mapping=m, name="strict", policy="all"),
+                      owner_id=make_user().id, filename=BELLE_EVAL.name)
+    assert res.status == "rejected" and res.n_bad == 369 and res.n_ok == 631
+    assert len(res.report["issues"]) == 369  # the full report even though nothing is kept
+    for model in (Dataset, DatasetVersion, Sample, SampleTag):
+        assert _count(engine, model) == 0
+    assert indexed == []
+
+
+def test_failure_mid_import_leaves_nothing(settings, engine, make_user, monkeypatch, indexed):
+    monkeypatch.setattr(importer, "BATCH", 100)
+    real_write = importer.SampleWriter.write
+    calls = {"n": 0}
+
+    def flaky(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk on fire")
+        real_write(self, batch)
+
+    monkeypatch.setattr(importer.SampleWriter, "write", flaky)
+    m = Mapping(prompt=["input"], answer="target", task_l1="type", extra_tags=["pclue"])
+    with pytest.raises(OSError):
+        import_file(path=PCLUE, options=ImportOptions(mapping=m, name="boom"), owner_id=make_user().id)
+    assert calls["n"] == 3
+    for model in (Dataset, DatasetVersion, Sample, SampleTag):
+        assert _count(engine, model) == 0
+
+
+def test_job_runs_to_success_and_failure(settings, engine, make_user, monkeypatch, indexed):
+    owner = make_user()
+    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    (settings.uploads_dir / "a.upload").write_bytes(PCLUE.read_bytes())
+    with Session(engine) as s:
+        up = Upload(owner_id=owner.id, filename="p.jsonl", stored_name="a.upload", size=1)
+        s.add(up)
+        s.commit()
+        s.refresh(up)
+        m = Mapping(prompt=["input"], answer="target", task_prefix="pclue", task_l1="type")
+        ok = create_job(s, upload=up, options=ImportOptions(mapping=m, name="p"), owner_id=owner.id)
+        bad = create_job(s, upload=up, options=ImportOptions(mapping=m, name="q"), owner_id=owner.id)
+        ok_id, bad_id = ok.id, bad.id
+    run_import(job_id=ok_id)
+    monkeypatch.setattr(importer, "make_builder", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
+    run_import(job_id=bad_id)
+    with Session(engine) as s:
+        ok, bad = s.get(ImportJob, ok_id), s.get(ImportJob, bad_id)
+        assert (ok.status, ok.n_ok, ok.progress) == ("succeeded", 705, 1.0)
+        assert (bad.status, bad.dataset_id) == ("failed", None) and "bug" in bad.error
+        assert s.exec(select(func.count()).select_from(Dataset)).one() == 1
+        tasks = set(s.exec(select(Sample.task_l1, Sample.task_l2)).all())
+        assert tasks == {("pclue", t) for t in ("classify", "nli", "mrc", "generate", "anaphora_resolution")}
+    run_import(job_id=ok_id)  # a re-delivered task does not import twice
+    assert _count(engine, Sample) == 705
+
+
+def test_merge_creates_a_new_version(settings, engine, make_user, indexed):
+    owner = make_user()
+    m = Mapping(prompt=["input"], answer="target", task_l1="type")
+    first = import_file(path=PCLUE, options=ImportOptions(mapping=m, name="p"), owner_id=owner.id)
+    m2 = Mapping(prompt=["instruction", "instances[0].input"], answer="instances[0].output", task_l1="name")
+    second = import_file(path=BELLE_SEED, options=ImportOptions(mapping=m2, target_dataset_id=first.dataset_id),
+                         owner_id=owner.id)
+    assert (second.dataset_id, second.version) == (first.dataset_id, 2)
+    with Session(engine) as s:
+        ds = s.get(Dataset, first.dataset_id)
+        v2 = s.exec(select(DatasetVersion).where(DatasetVersion.number == 2)).one()
+        assert (ds.latest_version, v2.n_samples) == (2, 705 + 175)
+    assert indexed == [first.version_id, second.version_id]
+
+
+def test_formats_in(settings, engine, make_user, indexed, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    owner = make_user()
+    pq.write_table(pa.table({"prompt": ["问一", "问二"], "response": ["答一", "答二"], "task_type": ["qa/x", "qa"]}),
+                   tmp_path / "d.parquet")
+    (tmp_path / "d.csv").write_text("prompt,response,task_type\n问一,答一,qa/x\n问二,答二,qa\n", encoding="utf-8")
+    (tmp_path / "d.json").write_text(json.dumps([{"instruction": "问一", "input": "", "output": "答一", "task_type": "qa/x"},
+                                                 {"instruction": "问", "input": "二", "output": "答二", "task_type": "qa"}],
+                                                ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "s.jsonl").write_text("\n".join(json.dumps({"conversations": [{"from": "human", "value": q},
+                                                                              {"from": "gpt", "value": a}],
+                                                           "task_type": t}, ensure_ascii=False)
+                                                for q, a, t in (("问一", "答一", "qa/x"), ("问二", "答二", "qa"))))
+    from app.datasets.formats import preview, sniff_container
+    from app.datasets.mapping import guess_mapping
+
+    for name in ("d.parquet", "d.csv", "d.json", "s.jsonl"):
+        path = tmp_path / name
+        rows, _ = preview(path, sniff_container(path, name), max_line_bytes=10_000)
+        res = import_file(path=path, options=ImportOptions(mapping=guess_mapping([o for _, o in rows]), name=name),
+                          owner_id=owner.id, filename=name)
+        assert (res.status, res.n_ok, res.n_bad) == ("succeeded", 2, 0), (name, res.report)
+        with Session(engine) as s:
+            got = s.exec(select(Sample.prompt, Sample.answer, Sample.task_l1, Sample.task_l2)
+                         .where(Sample.dataset_id == res.dataset_id).order_by(Sample.line_no)).all()
+        assert [tuple(g) for g in got] == [("问一", "答一", "qa", "x"), ("问二" if name != "d.json" else "问\n二", "答二", "qa", "")]

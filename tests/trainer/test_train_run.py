@@ -1,0 +1,113 @@
+"""A tiny run writes the contract's events, channels, data plan and warnings; NaN stops it; bad input fails early."""
+
+import json
+
+import pytest
+
+from trainer.config import ConfigError
+from trainer.data import DataError
+from trainer.metrics import NonFiniteLoss, read_events
+from trainer.train import main, run
+from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config
+
+TRAIN_KEYS = {"type", "step", "epoch", "loss", "channels", "lr", "grad_norm", "tokens_per_s",
+              "supervised_tokens_per_s", "packing_efficiency", "mfu", "time"}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    return make_tiny_model_dir(root / "model"), pclue_messages(root / "data.jsonl", 60)
+
+
+def test_events_channels_and_plan(tmp_path, setup):
+    model, data = setup
+    cfg = tiny_config(tmp_path, model, data, per_device_batch=2, grad_accum=2, epochs=1.5, scheduler="linear",
+                      warmup_ratio=0.2)
+    cfg.data.eval_fraction = 0.15
+    cfg.eval.every_n_steps = 2
+    out = run(cfg)
+    events = read_events(tmp_path / "run" / "metrics.jsonl")
+    types = [e["type"] for e in events]
+    assert types[0] == "start" and types[-1] == "done"
+    assert set(types) <= {"start", "train", "eval", "checkpoint", "warning", "done"}
+    start = events[0]
+    assert start["total_steps"] == out["total_steps"] and start["counts_per_task"]
+    assert set(start["counts_per_task"]) <= {"pclue/nli", "pclue/classify", "pclue/mrc", "pclue/generate",
+                                             "pclue/anaphora_resolution"}
+    train = [e for e in events if e["type"] == "train"]
+    assert [e["step"] for e in train] == list(range(1, out["total_steps"] + 1))
+    for e in train:
+        assert TRAIN_KEYS <= set(e), TRAIN_KEYS - set(e)
+        ch = e["channels"]
+        assert {"overall", "special", "l1/pclue"} <= set(ch)
+        assert any(k.startswith("l2/pclue/") for k in ch)
+        # level-2 channels partition the overall tokens
+        assert sum(v["tokens"] for k, v in ch.items() if k.startswith("l2/")) == ch["overall"]["tokens"]
+        assert 0 < e["packing_efficiency"] <= 1 and e["tokens_per_s"] > e["supervised_tokens_per_s"] > 0
+        assert 0 < e["mfu"] < 1
+    assert train[-1]["epoch"] == pytest.approx(1.5, abs=0.02)  # round(1.5 * n) samples
+    lrs = [e["lr"] for e in train]
+    assert lrs[0] < lrs[1] and lrs[-1] < max(lrs)  # warmup then linear decay
+    evals = [e for e in events if e["type"] == "eval"]
+    assert evals and all("overall" in e["channels"] for e in evals)
+    assert evals[-1]["step"] == out["total_steps"]
+    plan = json.loads((tmp_path / "run" / "data_plan.json").read_text())
+    assert plan["seed"] == cfg.train.seed and plan["total_steps"] == out["total_steps"]
+    assert plan["counts"]["per_task"]["pclue/nli"]["eval"] > 0
+    order = [json.loads(x) for x in open(tmp_path / "run" / "data_order.jsonl")]
+    assert len(order) == out["total_steps"]
+    seen = [i for o in order for b in o["bins"] for i in b]
+    assert len(seen) == plan["counts"]["train_seen"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["lr"] == cfg.train.lr
+
+
+def test_padded_mode_runs_one_sample_per_row(tmp_path, setup):
+    model, data = setup
+    cfg = tiny_config(tmp_path, model, data, per_device_batch=4, epochs=0.5)
+    cfg.packing.enabled = False
+    run(cfg)
+    order = [json.loads(x) for x in open(tmp_path / "run" / "data_order.jsonl")]
+    assert all(len(b) == 1 for o in order for b in o["bins"])
+
+
+def test_non_finite_loss_stops_with_error_event(tmp_path, setup, monkeypatch):
+    import trainer.loss as loss_mod
+
+    model, data = setup
+    orig = loss_mod.normalised_loss
+    calls = {"n": 0}
+
+    def poisoned(tl, batch, **kw):
+        calls["n"] += 1
+        out = orig(tl, batch, **kw)
+        return out * float("nan") if calls["n"] >= 3 else out
+
+    monkeypatch.setattr(loss_mod, "normalised_loss", poisoned)
+    cfg = tiny_config(tmp_path, model, data, per_device_batch=2)
+    with pytest.raises(NonFiniteLoss, match="step 3"):
+        run(cfg)
+    events = read_events(tmp_path / "run" / "metrics.jsonl")
+    assert events[-1]["type"] == "error" and "non-finite" in events[-1]["message"]
+    assert [e["step"] for e in events if e["type"] == "train"] == [1, 2]
+
+
+def test_bad_inputs_fail_before_training(tmp_path, setup, capsys):
+    model, data = setup
+    cfg = tiny_config(tmp_path, model, data)
+    cfg.data.max_seq_len = 40
+    with pytest.raises(DataError, match=r"data\.jsonl:\d+: sample has \d+ tokens > max_seq_len 40"):
+        run(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    cfg.data.max_seq_len = 256
+    cfg.data.mix = {"pclue/nope": 2.0}
+    with pytest.raises(DataError, match="nope"):
+        run(cfg)
+    cfg.data.mix = {}
+    cfg.model.path = str(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="does not exist"):
+        run(cfg)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"data": {"train_file": str(data)}, "output_dir": str(tmp_path), "train": {"lr": -1}}))
+    assert main(["--config", str(bad)]) == 2
+    assert "train.lr must be > 0" in capsys.readouterr().err
