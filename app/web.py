@@ -17,14 +17,29 @@ from app.core.security import csrf_token
 ROOT = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=str(ROOT / "templates"))
 
-# The sections reachable with "g <key>"; base.html draws the navigation and the shortcut list from it.
+# The sections reachable with "g <key>", and the least role that may open them; base.html draws the
+# navigation and the shortcut list from it, showing each user only what their role opens.
 NAV = [
-    ("datasets", "/datasets", "d"),
-    ("runs", "/runs", "r"),
-    ("evaluations", "/evaluations", "e"),
-    ("rating", "/rating", "a"),
-    ("compare", "/compare", "c"),
+    ("datasets", "/datasets", "d", "researcher"),
+    ("runs", "/runs", "r", "researcher"),
+    ("evaluations", "/evaluations", "e", "researcher"),
+    ("rating", "/rating", "a", "rater"),
+    ("compare", "/compare", "c", "researcher"),
 ]
+_RANK = {"rater": 1, "researcher": 2, "admin": 3}
+
+
+def nav_for(user: Any) -> list[tuple[str, str, str]]:
+    if user is None:
+        return []
+    rank = _RANK.get(str(getattr(user, "role", "")), 0)
+    return [(key, href, letter) for key, href, letter, least in NAV if rank >= _RANK[least]]
+
+
+def home_for(user: Any) -> str:
+    """Where a user lands after login: the first section their role opens."""
+    items = nav_for(user)
+    return items[0][1] if items else "/login"
 
 
 def lang_of(request: Request) -> str:
@@ -54,10 +69,10 @@ def render(
         "t": lambda key: translate(key, lang),
         "csrf_token": csrf_token(settings.secret_key, session) if session else "",
         "user": getattr(request.state, "user", None),
-        "nav_items": NAV,
         "nav": "",
     }
     ctx.update(context or {})
+    ctx["nav_items"] = nav_for(ctx.get("user"))
     name = partial if partial and request.headers.get("hx-request") else page
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
     # Pages differ by cookie (user, language): never serve one user's page from a shared cache.

@@ -173,8 +173,11 @@ def load_weights(model: Any, ckpt: Path) -> None:
         return
     sd = _load_safetensors_dir(ckpt)
     missing, unexpected = model.load_state_dict(sd, strict=False)
-    tied = {k for k in missing if k.endswith("lm_head.weight")} if getattr(
-        model.config, "tie_word_embeddings", False) else set()
+    tied = (
+        {k for k in missing if k.endswith("lm_head.weight")}
+        if getattr(model.config, "tie_word_embeddings", False)
+        else set()
+    )
     missing = [k for k in missing if k not in tied]
     if missing or unexpected:
         raise RuntimeError(f"checkpoint {ckpt}: missing {missing[:5]}, unexpected {unexpected[:5]}")
@@ -185,8 +188,9 @@ def load_training_state(ckpt: Path, *, rank: int, optimizer: Any = None, engine:
     ts = ckpt / "trainer_state"
     state = json.loads((ts / "state.json").read_text(encoding="utf-8"))
     if engine is not None:
-        engine.load_checkpoint(str(ts / "deepspeed"), tag="state", load_module_strict=False,
-                               load_lr_scheduler_states=False)
+        engine.load_checkpoint(
+            str(ts / "deepspeed"), tag="state", load_module_strict=False, load_lr_scheduler_states=False
+        )
     elif optimizer is not None:
         optimizer.load_state_dict(torch.load(ts / "optimizer.pt", map_location="cpu", weights_only=False))
     rng_file = ts / f"rng_rank{rank}.pt"

@@ -51,7 +51,12 @@ def init(cfg: RunConfig) -> DistInfo:
         if not cuda:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         # a plain `python -m trainer.train` with DeepSpeed: make a 1-rank group instead of probing MPI
-        for key, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1")):
+        for key, value in (
+            ("RANK", "0"),
+            ("WORLD_SIZE", "1"),
+            ("LOCAL_RANK", "0"),
+            ("MASTER_ADDR", "127.0.0.1"),
+        ):
             os.environ.setdefault(key, value)
         os.environ.setdefault("MASTER_PORT", str(_free_port()))
         import deepspeed
@@ -113,7 +118,7 @@ def all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
             dist.all_reduce(flat, op=dist.ReduceOp.SUM)
             offset = 0
             for b in bucket:
-                b.copy_(flat[offset:offset + b.numel()].view_as(b))
+                b.copy_(flat[offset : offset + b.numel()].view_as(b))
                 offset += b.numel()
             bucket, size = [], 0
 
@@ -141,8 +146,13 @@ def deepspeed_config(cfg: RunConfig, world: int) -> dict:
         "zero_optimization": zero,
         "optimizer": {
             "type": "AdamW",
-            "params": {"lr": t.lr, "betas": [t.adam_beta1, t.adam_beta2], "eps": t.adam_eps,
-                       "weight_decay": t.weight_decay, "torch_adam": True},
+            "params": {
+                "lr": t.lr,
+                "betas": [t.adam_beta1, t.adam_beta2],
+                "eps": t.adam_eps,
+                "weight_decay": t.weight_decay,
+                "torch_adam": True,
+            },
         },
         "bf16": {"enabled": t.precision == "bf16"},
         "fp16": {"enabled": t.precision == "fp16"},

@@ -20,12 +20,13 @@ def eval_rows(plan: BinPlan, rank: int, world: int) -> list[list[list[int]]]:
     """This rank's eval micro-batches, padded with empty ones so all ranks run the same count."""
     mine = plan.eval_bins[rank::world]
     n = math.ceil(len(plan.eval_bins) / world / plan.batch) if plan.eval_bins else 0
-    return [mine[i * plan.batch:(i + 1) * plan.batch] for i in range(n)]
+    return [mine[i * plan.batch : (i + 1) * plan.batch] for i in range(n)]
 
 
 @torch.no_grad()
-def evaluate(module: Any, plan: BinPlan, data: Any, *, rank: int, device: torch.device,
-             chunk_size: int = 4096) -> dict:
+def evaluate(
+    module: Any, plan: BinPlan, data: Any, *, rank: int, device: torch.device, chunk_size: int = 4096
+) -> dict:
     from trainer.channels import ChannelAccumulator
     from trainer.loss import supervised_token_losses
 

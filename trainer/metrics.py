@@ -81,10 +81,12 @@ class MetricsWriter:
 def _short(event: dict) -> str:
     t = event["type"]
     if t == "train":
-        return (f"step {event['step']} epoch {event['epoch']:.3f} loss {event['loss']:.4f} lr {event['lr']:.3g} "
-                f"gnorm {event['grad_norm']:.3f} tok/s {event['tokens_per_s']:.0f} "
-                f"sup tok/s {event['supervised_tokens_per_s']:.0f} pack {event['packing_efficiency']:.3f} "
-                f"mfu {event['mfu']:.4f}")
+        return (
+            f"step {event['step']} epoch {event['epoch']:.3f} loss {event['loss']:.4f} lr {event['lr']:.3g} "
+            f"gnorm {event['grad_norm']:.3f} tok/s {event['tokens_per_s']:.0f} "
+            f"sup tok/s {event['supervised_tokens_per_s']:.0f} pack {event['packing_efficiency']:.3f} "
+            f"mfu {event['mfu']:.4f}"
+        )
     if t == "eval":
         return f"eval step {event['step']} loss {event['loss']:.4f}"
     if t == "start":
@@ -123,9 +125,12 @@ class RisingEvalLoss:
             self.streak = 0
         self.history.append(loss)
         if self.streak == self.k:
-            tail = self.history[-(self.k + 1):]
-            return (f"eval loss rose across {self.k} consecutive evals: "
-                    + " -> ".join(f"{x:.4f}" for x in tail) + "; in SFT this points to a bug in code or data")
+            tail = self.history[-(self.k + 1) :]
+            return (
+                f"eval loss rose across {self.k} consecutive evals: "
+                + " -> ".join(f"{x:.4f}" for x in tail)
+                + "; in SFT this points to a bug in code or data"
+            )
         return None
 
 
@@ -156,13 +161,15 @@ class StepDropDetector:
             if b < 2 * w:
                 continue
             vals = [x[2] for x in self.losses]
-            prev = sum(vals[b - 2 * w:b - w]) / w
-            before = sum(vals[b - w:b]) / w
-            after = sum(vals[b:b + w]) / w
+            prev = sum(vals[b - 2 * w : b - w]) / w
+            before = sum(vals[b - w : b]) / w
+            after = sum(vals[b : b + w]) / w
             drop = before - after
             trend = max(prev - before, 0.0)
             if drop > self.ratio * abs(before) and drop > 3 * trend:
-                return (f"step-shaped loss drop at the epoch boundary (step {self.losses[b][0]}): "
-                        f"{before:.4f} -> {after:.4f} over {w} steps, against {trend:.4f} in the {w} steps "
-                        "before; the model is memorising the first epoch")
+                return (
+                    f"step-shaped loss drop at the epoch boundary (step {self.losses[b][0]}): "
+                    f"{before:.4f} -> {after:.4f} over {w} steps, against {trend:.4f} in the {w} steps "
+                    "before; the model is memorising the first epoch"
+                )
         return None

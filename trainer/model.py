@@ -95,8 +95,14 @@ def apply_lora(model: Any, ft: FinetuneConfig):
     missing = [t for t in ft.lora_target_modules if t not in present]
     if missing:
         raise ValueError(f"finetune.lora_target_modules {missing} not found in the model")
-    lcfg = LoraConfig(r=ft.lora_rank, lora_alpha=ft.lora_alpha, lora_dropout=ft.lora_dropout,
-                      target_modules=list(ft.lora_target_modules), task_type="CAUSAL_LM", bias="none")
+    lcfg = LoraConfig(
+        r=ft.lora_rank,
+        lora_alpha=ft.lora_alpha,
+        lora_dropout=ft.lora_dropout,
+        target_modules=list(ft.lora_target_modules),
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
     return get_peft_model(model, lcfg)
 
 

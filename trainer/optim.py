@@ -30,10 +30,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
     groups = param_groups(model, cfg.weight_decay)
     if not any(g["params"] for g in groups):
         raise ValueError("no trainable parameters: check finetune.method and the freeze_* fields")
-    # foreach=False: the same arithmetic on every rank count / accumulation split, so exactness tests compare
-    # like with like (the fused/foreach kernels are equal in theory, not always bit for bit).
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
-                             foreach=False)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps)
 
 
 def warmup_steps(cfg: TrainConfig, total_steps: int) -> int:
@@ -74,8 +71,9 @@ class LRSchedule:
         self.min_ratio = cfg.min_lr_ratio
 
     def lr_at(self, step: int) -> float:
-        return self.base_lr * lr_factor(step, total=self.total, warmup=self.warmup, kind=self.kind,
-                                        min_ratio=self.min_ratio)
+        return self.base_lr * lr_factor(
+            step, total=self.total, warmup=self.warmup, kind=self.kind, min_ratio=self.min_ratio
+        )
 
     def apply(self, optimizer, step: int) -> float:
         lr = self.lr_at(step)
@@ -84,5 +82,10 @@ class LRSchedule:
         return lr
 
     def state_dict(self) -> dict:
-        return {"base_lr": self.base_lr, "total": self.total, "warmup": self.warmup, "kind": self.kind,
-                "min_ratio": self.min_ratio}
+        return {
+            "base_lr": self.base_lr,
+            "total": self.total,
+            "warmup": self.warmup,
+            "kind": self.kind,
+            "min_ratio": self.min_ratio,
+        }

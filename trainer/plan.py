@@ -32,10 +32,19 @@ def load_data(cfg: RunConfig, tokenizer: Any):
     from trainer.render import RenderOptions
 
     d = cfg.data
-    options = RenderOptions(scope=cfg.loss.scope, prompt_loss=cfg.loss.prompt_loss, eos_in_loss=cfg.loss.eos_in_loss)
+    options = RenderOptions(
+        scope=cfg.loss.scope, prompt_loss=cfg.loss.prompt_loss, eos_in_loss=cfg.loss.eos_in_loss
+    )
     data = prepare_data(
-        d.train_file, tokenizer, options=options, max_seq_len=d.max_seq_len, truncation=d.truncation,
-        mix=d.mix or None, epochs=cfg.train.epochs, seed=cfg.train.seed, eval_fraction=d.eval_fraction,
+        d.train_file,
+        tokenizer,
+        options=options,
+        max_seq_len=d.max_seq_len,
+        truncation=d.truncation,
+        mix=d.mix or None,
+        epochs=cfg.train.epochs,
+        seed=cfg.train.seed,
+        eval_fraction=d.eval_fraction,
         eval_path=d.eval_file or None,
     )
     data.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -78,21 +87,33 @@ class BinPlan:
 
     def step_bins(self, step: int, rank: int) -> list[list[list[int]]]:
         """This rank's micro-batches at `step`: accum lists of <= batch bins (each bin a list of indices)."""
-        chunk = self.bins[step * self.G:(step + 1) * self.G]
+        chunk = self.bins[step * self.G : (step + 1) * self.G]
         per_rank = self.batch * self.accum
-        mine = chunk[rank * per_rank:(rank + 1) * per_rank]
-        return [mine[m * self.batch:(m + 1) * self.batch] for m in range(self.accum)]
+        mine = chunk[rank * per_rank : (rank + 1) * per_rank]
+        return [mine[m * self.batch : (m + 1) * self.batch] for m in range(self.accum)]
 
     def write(self, out: Path) -> None:
         """Record seed, counts per task_type and the data order (one line per step) in the run dir."""
-        (out / "data_plan.json").write_text(json.dumps({
-            "seed": self.counts.get("seed"), "digest": self.digest, "total_steps": self.total_steps,
-            "bins": len(self.bins), "bins_per_step": self.G, "epoch_ends": self.epoch_ends,
-            "packing_efficiency": self.packing_efficiency, "counts": self.counts,
-        }, indent=2, ensure_ascii=False), encoding="utf-8")
+        (out / "data_plan.json").write_text(
+            json.dumps(
+                {
+                    "seed": self.counts.get("seed"),
+                    "digest": self.digest,
+                    "total_steps": self.total_steps,
+                    "bins": len(self.bins),
+                    "bins_per_step": self.G,
+                    "epoch_ends": self.epoch_ends,
+                    "packing_efficiency": self.packing_efficiency,
+                    "counts": self.counts,
+                },
+                indent=2,
+                ensure_ascii=False,
+            ),
+            encoding="utf-8",
+        )
         with open(out / "data_order.jsonl", "w", encoding="utf-8") as fh:
             for s in range(self.total_steps):
-                fh.write(json.dumps({"step": s + 1, "bins": self.bins[s * self.G:(s + 1) * self.G]}) + "\n")
+                fh.write(json.dumps({"step": s + 1, "bins": self.bins[s * self.G : (s + 1) * self.G]}) + "\n")
 
 
 def build_plan(cfg: RunConfig, data: Any, *, world: int) -> BinPlan:
@@ -104,7 +125,7 @@ def build_plan(cfg: RunConfig, data: Any, *, world: int) -> BinPlan:
     bins: list[list[int]] = []
     epoch_ends, sizes = [], []
     for e, start in enumerate(range(0, len(data.order), n)):
-        seg = data.order[start:start + n]
+        seg = data.order[start : start + n]
         if cfg.packing.enabled:
             seg_bins = pack_stream(seg, lengths, L, seed=cfg.train.seed * 1000 + e)
         else:
@@ -125,14 +146,26 @@ def build_plan(cfg: RunConfig, data: Any, *, world: int) -> BinPlan:
     real = sum(lengths[i] for i in data.order)
     slots = 0
     for s in range(0, len(bins), t.per_device_batch):  # a micro-batch pads its bins to the longest one
-        group = bins[s:s + t.per_device_batch]
+        group = bins[s : s + t.per_device_batch]
         slots += len(group) * max(sum(lengths[i] for i in b) for b in group)
-    digest = hashlib.sha256(json.dumps([bins, [list(t.input_ids) for t in data.train[:50]], G]).encode()).hexdigest()
+    digest = hashlib.sha256(
+        json.dumps([bins, [list(t.input_ids) for t in data.train[:50]], G]).encode()
+    ).hexdigest()
     per_task = data.counts.get("per_task", {})
     return BinPlan(
-        bins=bins, epoch_ends=epoch_ends, epoch_sizes=sizes, samples_cum=samples_cum, n_train=n, G=G, world=world,
-        batch=t.per_device_batch, accum=t.grad_accum, eval_bins=eval_bins, counts=data.counts,
-        packing_efficiency=real / slots if slots else 0.0, digest=digest[:16],
+        bins=bins,
+        epoch_ends=epoch_ends,
+        epoch_sizes=sizes,
+        samples_cum=samples_cum,
+        n_train=n,
+        G=G,
+        world=world,
+        batch=t.per_device_batch,
+        accum=t.grad_accum,
+        eval_bins=eval_bins,
+        counts=data.counts,
+        packing_efficiency=real / slots if slots else 0.0,
+        digest=digest[:16],
         counts_per_task={k: v.get("train_seen", 0) for k, v in per_task.items()},
     )
 

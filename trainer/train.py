@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from contextlib import nullcontext
@@ -80,8 +79,6 @@ class Run:
     # ---- setup ----
     def setup(self) -> None:
         cfg, info = self.cfg, self.info
-        if cfg.train.precision == "fp16" and not cfg.deepspeed.enabled and info.device.type != "cuda":
-            raise ConfigError("train.precision=fp16 needs a GPU or DeepSpeed; use bf16 or fp32 on CPU")
         torch.manual_seed(cfg.train.seed)
         self.model_dir = resolve_model_dir(cfg)
         self.tok = load_tokenizer(cfg, self.model_dir)
@@ -98,8 +95,9 @@ class Run:
             if self.rank0:
                 self.out.mkdir(parents=True, exist_ok=True)
                 (self.out / "deepspeed_config.json").write_text(json.dumps(ds_conf, indent=2))
-            self.engine, self.optimizer = dist_.build_engine(cfg, self.model, param_groups(
-                self.model, cfg.train.weight_decay), info.world)
+            self.engine, self.optimizer = dist_.build_engine(
+                cfg, self.model, param_groups(self.model, cfg.train.weight_decay), info.world
+            )
         else:
             self.optimizer = build_optimizer(self.model, cfg.train)
         self.schedule = LRSchedule(cfg.train, self.plan.total_steps)
@@ -118,7 +116,9 @@ class Run:
         model = self.engine.module if self.engine is not None else self.model
         if self.engine is None:
             ckpt.load_weights(model, path)
-        state = ckpt.load_training_state(path, rank=self.info.rank, optimizer=self.optimizer, engine=self.engine)
+        state = ckpt.load_training_state(
+            path, rank=self.info.rank, optimizer=self.optimizer, engine=self.engine
+        )
         if state.get("plan_digest") != self.plan.digest:
             raise RuntimeError(f"cannot resume from {path}: the data plan changed (config or data differ)")
         self.start_step = int(state["step"])
@@ -136,8 +136,13 @@ class Run:
         for mb in micro:
             for k, v in count_terms(mb, mode, task_level=cfg.loss.task_level).items():
                 local[k] = local.get(k, 0.0) + float(v)
-        stats = {k: float(sum(mb["stats"][k] for mb in micro)) for k in ("real_tokens", "slots", "supervised_tokens")}
-        stats["sum_sq_len"] = float(sum(n * n for mb in micro if not mb.get("dummy") for row in mb["seq_lens"] for n in row))
+        stats = {
+            k: float(sum(mb["stats"][k] for mb in micro))
+            for k in ("real_tokens", "slots", "supervised_tokens")
+        }
+        stats["sum_sq_len"] = float(
+            sum(n * n for mb in micro if not mb.get("dummy") for row in mb["seq_lens"] for n in row)
+        )
         # global counts BEFORE any backward: every micro-batch on every rank divides by the same numbers
         counts = dist_.all_reduce_dict({**local, **{f"_stat:{k}": v for k, v in stats.items()}}, info.device)
         gstats = {k[6:]: v for k, v in counts.items() if k.startswith("_stat:")}
@@ -145,13 +150,18 @@ class Run:
         lr = self.schedule.apply(self.optimizer, step)
         module = self.engine.module if self.engine is not None else self.model
         module.train()
-        amp = (torch.autocast(info.device.type, dtype=torch.bfloat16)
-               if cfg.train.precision == "bf16" and self.engine is None else nullcontext())
+        amp = (
+            torch.autocast(info.device.type, dtype=torch.bfloat16)
+            if cfg.train.precision == "bf16" and self.engine is None
+            else nullcontext()
+        )
         total = torch.zeros((), dtype=torch.float64, device=info.device)
         for mb in micro:
             with amp:
                 tl = supervised_token_losses(module, mb, chunk_size=cfg.packing.chunk_size)
-                loss = normalised_loss(tl, mb, mode=mode, global_counts=gcounts, task_level=cfg.loss.task_level)
+                loss = normalised_loss(
+                    tl, mb, mode=mode, global_counts=gcounts, task_level=cfg.loss.task_level
+                )
             acc.add(tl, mb)
             total += loss.detach().double()
             if self.engine is not None:
@@ -171,13 +181,25 @@ class Run:
         else:
             dist_.all_reduce_grads(self.trainable)
             if grad_dump is not None:
-                torch.save({n: p.grad.detach().clone() for n, p in self.model.named_parameters()
-                            if p.grad is not None}, grad_dump)
+                torch.save(
+                    {
+                        n: p.grad.detach().clone()
+                        for n, p in self.model.named_parameters()
+                        if p.grad is not None
+                    },
+                    grad_dump,
+                )
             clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else float("inf")
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, clip))
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": objective, "lr": lr, "grad_norm": grad_norm, "time": time.perf_counter() - t0, **gstats}
+        return {
+            "loss": objective,
+            "lr": lr,
+            "grad_norm": grad_norm,
+            "time": time.perf_counter() - t0,
+            **gstats,
+        }
 
     # ---- checkpoints and eval ----
     def save(self, step: int) -> None:
@@ -189,10 +211,22 @@ class Run:
             gather = lambda: deepspeed.zero.GatheredParameters(params, modifier_rank=None)  # noqa: E731
         model = self.engine.module if self.engine is not None else self.model
         path = ckpt.save_checkpoint(
-            self.out, step=step, state={"epoch": self.plan.epoch_at(step), "bins_done": self.plan.bins_done(step),
-                                        "plan_digest": self.plan.digest, "seed": self.cfg.train.seed},
-            model=model, tokenizer=self.tok, optimizer=self.optimizer, engine=self.engine, rank=self.info.rank,
-            keep_last=self.cfg.checkpoint.keep_last, merge_lora=self.cfg.checkpoint.merge_lora, gather_params=gather,
+            self.out,
+            step=step,
+            state={
+                "epoch": self.plan.epoch_at(step),
+                "bins_done": self.plan.bins_done(step),
+                "plan_digest": self.plan.digest,
+                "seed": self.cfg.train.seed,
+            },
+            model=model,
+            tokenizer=self.tok,
+            optimizer=self.optimizer,
+            engine=self.engine,
+            rank=self.info.rank,
+            keep_last=self.cfg.checkpoint.keep_last,
+            merge_lora=self.cfg.checkpoint.merge_lora,
+            gather_params=gather,
         )
         self.log.write("checkpoint", step=step, path=str(path))
 
@@ -200,8 +234,14 @@ class Run:
         if not self.eval_plan:
             return None
         module = self.engine.module if self.engine is not None else self.model
-        result = evaluate(module, self.plan, self.data, rank=self.info.rank, device=self.info.device,
-                          chunk_size=self.cfg.packing.chunk_size)
+        result = evaluate(
+            module,
+            self.plan,
+            self.data,
+            rank=self.info.rank,
+            device=self.info.device,
+            chunk_size=self.cfg.packing.chunk_size,
+        )
         self.log.write("eval", step=step, loss=result["loss"], channels=result["channels"])
         return result
 
@@ -212,10 +252,19 @@ class Run:
         cfg, plan = self.cfg, self.plan
         total = plan.total_steps
         if self.start_step == 0:
-            self.log.write("start", config=cfg.to_dict(), counts_per_task=plan.counts_per_task, total_steps=total,
-                           world_size=self.info.world, params=self.params, peak_flops=self.peak,
-                           peak_flops_source=self.peak_source, packing_efficiency=plan.packing_efficiency,
-                           model_dir=self.model_dir, counts=plan.counts)
+            self.log.write(
+                "start",
+                config=cfg.to_dict(),
+                counts_per_task=plan.counts_per_task,
+                total_steps=total,
+                world_size=self.info.world,
+                params=self.params,
+                peak_flops=self.peak,
+                peak_flops_source=self.peak_source,
+                packing_efficiency=plan.packing_efficiency,
+                model_dir=self.model_dir,
+                counts=plan.counts,
+            )
         rising = RisingEvalLoss(cfg.eval.rising_k)
         drops = StepDropDetector(cfg.metrics.step_drop_window, cfg.metrics.step_drop_ratio)
         acc = ChannelAccumulator()
@@ -257,14 +306,25 @@ class Run:
         real = sum(w["real_tokens"] for w in window)
         sup = sum(w["supervised_tokens"] for w in window)
         slots = sum(w["slots"] for w in window)
-        flops = sum(flops_per_step(self.params, self._model_config(), w["real_tokens"], w["supervised_tokens"],
-                                   w["sum_sq_len"]) for w in window)
+        flops = sum(
+            flops_per_step(
+                self.params, self._model_config(), w["real_tokens"], w["supervised_tokens"], w["sum_sq_len"]
+            )
+            for w in window
+        )
         self.log.write(
-            "train", step=step, epoch=round(epoch, 6), loss=sum(w["loss"] for w in window) / len(window),
-            channels=channels, lr=window[-1]["lr"], grad_norm=window[-1]["grad_norm"],
-            tokens_per_s=real / secs, supervised_tokens_per_s=sup / secs,
+            "train",
+            step=step,
+            epoch=round(epoch, 6),
+            loss=sum(w["loss"] for w in window) / len(window),
+            channels=channels,
+            lr=window[-1]["lr"],
+            grad_norm=window[-1]["grad_norm"],
+            tokens_per_s=real / secs,
+            supervised_tokens_per_s=sup / secs,
             packing_efficiency=real / slots if slots else 0.0,
-            mfu=flops / secs / (self.peak * self.info.world), step_time=secs / len(window),
+            mfu=flops / secs / (self.peak * self.info.world),
+            step_time=secs / len(window),
         )
 
     def _model_config(self) -> Any:

@@ -58,14 +58,16 @@ def _bearer_user(request: Request, session: Session) -> User | None:
         token.last_used_at = now
         session.add(token)
         session.commit()
-    user = session.get(User, token.user_id)
     request.state.via_token = True
+    user = session.get(User, token.user_id)
+    if user is None:
+        raise HTTPException(status_code=401, detail="Invalid API token.")
     return user
 
 
 async def current_user_optional(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
     request.state.via_token = False
-    user = _bearer_user(request, session)
+    user = _bearer_user(request, session)  # a bearer header, valid or not, is never mixed with the cookie
     if user is None:
         data = read_session(
             settings.secret_key, request.cookies.get(SESSION_COOKIE), settings.session_max_age

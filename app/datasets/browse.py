@@ -105,7 +105,9 @@ def _visible(prefix: str = "") -> list[str]:
     ]
 
 
-def _branches(conn, *, dataset_id: int, version: int, filters: BrowseFilters, l2_values=None) -> list[_Branch]:  # noqa: ANN001
+def _branches(
+    conn, *, dataset_id: int, version: int, filters: BrowseFilters, l2_values=None
+) -> list[_Branch]:  # noqa: ANN001
     filters.validate()
     dialect = _dialect(conn)
     sqlite = dialect == "sqlite"
@@ -143,9 +145,17 @@ def _branches(conn, *, dataset_id: int, version: int, filters: BrowseFilters, l2
             if l2 is not None:
                 where.append("s.task_l2 = :l2")
                 params["l2"] = l2
-        join = "CROSS JOIN" if sqlite else "JOIN"  # CROSS JOIN fixes SQLite's loop order; PostgreSQL rejects ON there
-        return [_Branch(f"sampletag t{idx} {join} sample s ON s.id = t.sample_id", where,
-                        "t.sample_id", {**base, **params})]
+        join = (
+            "CROSS JOIN" if sqlite else "JOIN"
+        )  # CROSS JOIN fixes SQLite's loop order; PostgreSQL rejects ON there
+        return [
+            _Branch(
+                f"sampletag t{idx} {join} sample s ON s.id = t.sample_id",
+                where,
+                "t.sample_id",
+                {**base, **params},
+            )
+        ]
     if filters.task:
         idx = " INDEXED BY ix_sample_task" if sqlite else ""
         if l2 is None and l2_values is None:
@@ -158,22 +168,37 @@ def _branches(conn, *, dataset_id: int, version: int, filters: BrowseFilters, l2
             l2_values = [l2]
         if l2_values is not None and len(l2_values) <= MAX_UNION:
             return [
-                _Branch(f"sample s{idx}", ["s.task_l1 = :l1", f"s.task_l2 = :l2_{i}", *_visible(), *extra], "s.id",
-                        {**base, **params, "l1": l1, f"l2_{i}": v})
+                _Branch(
+                    f"sample s{idx}",
+                    ["s.task_l1 = :l1", f"s.task_l2 = :l2_{i}", *_visible(), *extra],
+                    "s.id",
+                    {**base, **params, "l1": l1, f"l2_{i}": v},
+                )
                 for i, v in enumerate(l2_values)
             ] or [_Branch("sample s", ["1 = 0"], "s.id", {})]
-        return [_Branch(f"sample s{idx}", ["s.task_l1 = :l1", *_visible(), *extra], "s.id", {**base, **params, "l1": l1})]
+        return [
+            _Branch(
+                f"sample s{idx}",
+                ["s.task_l1 = :l1", *_visible(), *extra],
+                "s.id",
+                {**base, **params, "l1": l1},
+            )
+        ]
     return [_Branch("sample s", [*_visible("+" if sqlite else ""), *extra], "s.id", {**base, **params})]
 
 
-def _ids_sql(branches: list[_Branch], *, cond: str = "", desc: bool = False, limited: bool = True) -> tuple[str, dict]:
+def _ids_sql(
+    branches: list[_Branch], *, cond: str = "", desc: bool = False, limited: bool = True
+) -> tuple[str, dict]:
     order = "DESC" if desc else "ASC"
     lim = " LIMIT :lim OFFSET :off" if limited else ""
     parts, params = [], {}
     for b in branches:
         where = " AND ".join(b.where + ([f"{b.id_col} {cond}"] if cond else []))
         inner_lim = " LIMIT :innerlim" if limited else ""
-        parts.append(f"SELECT {b.id_col} AS id FROM {b.from_sql} WHERE {where} ORDER BY {b.id_col} {order}{inner_lim}")
+        parts.append(
+            f"SELECT {b.id_col} AS id FROM {b.from_sql} WHERE {where} ORDER BY {b.id_col} {order}{inner_lim}"
+        )
         params.update(b.params)
     if len(parts) == 1:
         return parts[0].replace(":innerlim", ":lim OFFSET :off") if limited else parts[0], params
@@ -204,7 +229,9 @@ ROW_COLS = "id, prompt, answer, task_l1, task_l2, tags, prompt_chars, answer_cha
 def fetch_rows(session, ids: list[int]) -> list[dict]:  # noqa: ANN001
     if not ids:
         return []
-    stmt = text(f"SELECT {ROW_COLS} FROM sample WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
+    stmt = text(f"SELECT {ROW_COLS} FROM sample WHERE id IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    )
     by_id = {r.id: dict(r._mapping) for r in session.execute(stmt, {"ids": ids})}
     return [by_id[i] for i in ids if i in by_id]
 
@@ -230,12 +257,18 @@ def browse_page(
     l2_values: list[str] | None = None,
 ) -> Page:
     """One page of matching samples: after an id, before an id, or page N (1-based)."""
-    branches = _branches(session, dataset_id=dataset_id, version=version, filters=filters, l2_values=l2_values)
+    branches = _branches(
+        session, dataset_id=dataset_id, version=version, filters=filters, l2_values=l2_values
+    )
     n = PAGE_SIZE + 1
     if before is not None:
         sql, params = _ids_sql(branches, cond="< :before", desc=True)
-        ids = [r[0] for r in session.execute(text(sql), {**params, "before": before, "lim": n, "off": 0,
-                                                          "innerlim": n})]
+        ids = [
+            r[0]
+            for r in session.execute(
+                text(sql), {**params, "before": before, "lim": n, "off": 0, "innerlim": n}
+            )
+        ]
         has_prev = len(ids) > PAGE_SIZE
         ids = ids[:PAGE_SIZE][::-1]
         rows = fetch_rows(session, ids)
@@ -243,7 +276,11 @@ def browse_page(
     offset = 0
     if page is not None and page > 1 and after is None:
         key = filters.anchor_key()
-        found = anchor(session, version_id=version_id, key=key, page=page) if key is not None and version_id else None
+        found = (
+            anchor(session, version_id=version_id, key=key, page=page)
+            if key is not None and version_id
+            else None
+        )
         if found is not None:
             after = found
         else:
@@ -262,7 +299,9 @@ def browse_page(
 
 
 def visible_ranges(session, *, version_id: int) -> list[list[int]] | None:  # noqa: ANN001
-    row = session.execute(text("SELECT ranges FROM sample_fts_state WHERE version_id = :v"), {"v": version_id}).first()
+    row = session.execute(
+        text("SELECT ranges FROM sample_fts_state WHERE version_id = :v"), {"v": version_id}
+    ).first()
     return json.loads(row[0]) if row and row[0] else None
 
 
@@ -281,8 +320,9 @@ def count_matching(
     visible ids form few ranges is counted on the index alone (no join), which is
     what keeps a count of a very common query fast."""
     filters.validate()
-    only_q = filters.q and not (filters.task or filters.tag or filters.min_chars is not None
-                                or filters.max_chars is not None)
+    only_q = filters.q and not (
+        filters.task or filters.tag or filters.min_chars is not None or filters.max_chars is not None
+    )
     if only_q and version_id is not None:
         ranges = visible_ranges(session, version_id=version_id)
         if ranges is not None and len(ranges) <= MAX_RANGES:
@@ -298,7 +338,9 @@ def count_matching(
             flt = BrowseFilters(**{**asdict(filters), "task": ""})
             b = _branches(session, dataset_id=dataset_id, version=version, filters=flt)[0]
             where = " AND ".join(["s.task_l1 = :l1", *[w.replace("+s.", "s.") for w in b.where]])
-            return session.execute(text(f"SELECT count(*) FROM sample s WHERE {where}"), {**b.params, "l1": l1}).scalar_one()
+            return session.execute(
+                text(f"SELECT count(*) FROM sample s WHERE {where}"), {**b.params, "l1": l1}
+            ).scalar_one()
     total = 0
     for b in _branches(session, dataset_id=dataset_id, version=version, filters=filters):
         sql = f"SELECT count(*) FROM {b.from_sql} WHERE {' AND '.join(b.where)}"

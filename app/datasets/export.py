@@ -23,8 +23,10 @@ BATCH = 2000
 def iter_export(engine: Engine, *, dataset_id: int, version: int, eval_set: bool = False) -> Iterator[bytes]:
     """JSONL lines (with their newline) of every sample visible in the version, in id order."""
     last = 0
-    sql = text(f"SELECT s.id, s.messages, s.task_l1, s.task_l2, s.tags, s.reference FROM sample s "
-               f"WHERE {VISIBLE_SQL} AND s.id > :last ORDER BY s.id LIMIT {BATCH}")
+    sql = text(
+        f"SELECT s.id, s.messages, s.task_l1, s.task_l2, s.tags, s.reference FROM sample s "
+        f"WHERE {VISIBLE_SQL} AND s.id > :last ORDER BY s.id LIMIT {BATCH}"
+    )
     while True:
         with engine.connect() as conn:
             rows = conn.execute(sql, {"dataset_id": dataset_id, "version": version, "last": last}).all()
@@ -32,8 +34,11 @@ def iter_export(engine: Engine, *, dataset_id: int, version: int, eval_set: bool
             return
         out = []
         for sid, messages, l1, l2, tags, reference in rows:
-            rec = {"messages": orjson.Fragment(messages), "task_type": task_key(l1, l2),
-                   "tags": [t for t in tags.split(",") if t]}
+            rec = {
+                "messages": orjson.Fragment(messages),
+                "task_type": task_key(l1, l2),
+                "tags": [t for t in tags.split(",") if t],
+            }
             if eval_set:
                 rec["reference"] = reference
             out.append(orjson.dumps(rec) + b"\n")

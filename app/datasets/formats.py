@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -185,65 +186,88 @@ class JsonlReader(Reader):
 
 
 class JsonArrayReader(Reader):
-    """A top-level JSON array read element by element with the C decoder on a sliding window."""
+    """A top-level JSON array read element by element with the C decoder on a sliding window.
+
+    The window is consumed by moving an index (not by slicing), so each byte is copied once per refill."""
 
     container = "json"
     chunk = 1 << 20
+    _ws = re.compile(r"[ \t\n\r]*")
 
     def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
         decoder = json.JSONDecoder()
-        utf8 = codecs.getincrementaldecoder("utf-8")()
+        utf8 = codecs.getincrementaldecoder("utf-8-sig")()
+        skip = self._ws.match
         with open(self.path, "rb") as f:
-            buf = ""
-            eof = False
+            buf, pos, eof = "", 0, False
 
-            def more() -> bool:
-                nonlocal buf, eof
+            def refill() -> None:
+                nonlocal buf, pos, eof
                 data = f.read(self.chunk)
                 self.position = f.tell()
-                if not data:
-                    eof = True
-                    buf += utf8.decode(b"", final=True)
-                    return False
-                buf += utf8.decode(data)
-                return True
+                eof = not data
+                buf = buf[pos:] + utf8.decode(data, final=eof)
+                pos = 0
 
-            try:
-                more()
-                if buf.startswith("\ufeff"):
-                    buf = buf[1:]
-                buf = buf.lstrip()
-                buf = buf[1:]  # the "["
-                index = 0
+            def next_char() -> str:
+                nonlocal pos
                 while True:
-                    buf = buf.lstrip()
-                    while not buf and not eof:
-                        more()
-                        buf = buf.lstrip()
-                    if buf.startswith("]"):
+                    pos = skip(buf, pos).end()  # type: ignore[union-attr]  # "[ \t\n\r]*" always matches
+                    if pos < len(buf) or eof:
+                        return buf[pos] if pos < len(buf) else ""
+                    refill()
+
+            index = 0
+            try:
+                refill()
+                if next_char() != "[":
+                    yield 1, None, Issue(1, "invalid_json", "a JSON file must hold an array of records")
+                    return
+                pos += 1
+                while True:
+                    ch = next_char()
+                    if ch == "]":
                         return
-                    if buf.startswith(","):
-                        buf = buf[1:]
+                    if ch == ",":
+                        pos += 1
                         continue
-                    if not buf:
+                    if not ch:
                         yield index + 1, None, Issue(index + 1, "invalid_json", "the array is not closed")
                         return
                     try:
-                        obj, end = decoder.raw_decode(buf)
+                        obj, end = decoder.raw_decode(buf, pos)
                     except json.JSONDecodeError as exc:
-                        if not eof and len(buf) <= self.max_line_bytes:
-                            more()
+                        if not eof and len(buf) - pos <= self.max_line_bytes:
+                            refill()
                             continue
                         index += 1
-                        reason = "oversized_line" if len(buf) > self.max_line_bytes else "invalid_json"
-                        detail = str(exc)[:200] if reason == "invalid_json" else f"element over {self.max_line_bytes} bytes"
-                        yield index, None, Issue(index, reason, detail + "; the rest of the array cannot be read")
+                        if len(buf) - pos > self.max_line_bytes:
+                            reason, detail = "oversized_line", f"element over {self.max_line_bytes} bytes"
+                        else:
+                            reason, detail = "invalid_json", str(exc)[:200]
+                        yield (
+                            index,
+                            None,
+                            Issue(index, reason, detail + "; the rest of the array cannot be read"),
+                        )
                         return
+                    if end == len(buf) and not eof:  # a number may continue in the next chunk
+                        refill()
+                        continue
                     index += 1
-                    buf = buf[end:]
+                    pos = end
                     yield index, obj, None
             except UnicodeDecodeError as exc:
-                yield 0, None, Issue(0, "invalid_utf8", f"bad byte near offset {self.position - self.chunk + exc.start}")
+                yield (
+                    index + 1,
+                    None,
+                    Issue(
+                        index + 1,
+                        "invalid_utf8",
+                        f"bad byte {exc.object[exc.start : exc.start + 1]!r}"
+                        "; the rest of the array cannot be read",
+                    ),
+                )
 
 
 class CsvReader(Reader):
@@ -256,8 +280,14 @@ class CsvReader(Reader):
         with open(self.path, "rb") as raw:
             sample = raw.read(SNIFF_BYTES)
             raw.seek(0)
-            delimiter = "\t" if sample.split(b"\n", 1)[0].count(b"\t") > sample.split(b"\n", 1)[0].count(b",") else ","
-            text = open(raw.fileno(), encoding="utf-8-sig", errors="surrogateescape", newline="", closefd=False)
+            delimiter = (
+                "\t"
+                if sample.split(b"\n", 1)[0].count(b"\t") > sample.split(b"\n", 1)[0].count(b",")
+                else ","
+            )
+            text = open(
+                raw.fileno(), encoding="utf-8-sig", errors="surrogateescape", newline="", closefd=False
+            )
             reader = csv.reader(text, delimiter=delimiter)
             try:
                 header = next(reader)
@@ -276,17 +306,29 @@ class CsvReader(Reader):
                 except csv.Error as exc:
                     row_no += 1
                     reason = "oversized_line" if "field larger" in str(exc) else "unreadable_file"
-                    yield row_no, None, Issue(row_no, reason, str(exc) + "; the rest of the file cannot be read")
+                    yield (
+                        row_no,
+                        None,
+                        Issue(row_no, reason, str(exc) + "; the rest of the file cannot be read"),
+                    )
                     return
                 row_no += 1
                 self.position = raw.tell()
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue
                 if any(_has_surrogate(v) for v in row):
-                    yield row_no, None, Issue(row_no, "invalid_utf8", "a field holds bytes that are not UTF-8")
+                    yield (
+                        row_no,
+                        None,
+                        Issue(row_no, "invalid_utf8", "a field holds bytes that are not UTF-8"),
+                    )
                     continue
                 if len(row) != len(header):
-                    yield row_no, None, Issue(row_no, "wrong_column_count", f"{len(row)} fields, header has {len(header)}")
+                    yield (
+                        row_no,
+                        None,
+                        Issue(row_no, "wrong_column_count", f"{len(row)} fields, header has {len(header)}"),
+                    )
                     continue
                 yield row_no, dict(zip(header, row, strict=True)), None
 
@@ -319,14 +361,21 @@ class ParquetReader(Reader):
             self.position = int(self.total * row_no / n)
 
 
-READERS: dict[str, type[Reader]] = {"jsonl": JsonlReader, "json": JsonArrayReader, "csv": CsvReader, "parquet": ParquetReader}
+READERS: dict[str, type[Reader]] = {
+    "jsonl": JsonlReader,
+    "json": JsonArrayReader,
+    "csv": CsvReader,
+    "parquet": ParquetReader,
+}
 
 
 def open_reader(path: Path, container: str, *, max_line_bytes: int) -> Reader:
     return READERS[container](path, max_line_bytes=max_line_bytes)
 
 
-def preview(path: Path, container: str, *, max_line_bytes: int, n: int = 20) -> tuple[list[tuple[int, Any]], list[Issue]]:
+def preview(
+    path: Path, container: str, *, max_line_bytes: int, n: int = 20
+) -> tuple[list[tuple[int, Any]], list[Issue]]:
     """The first n readable records (with their numbers) and the issues met on the way."""
     rows: list[tuple[int, Any]] = []
     issues: list[Issue] = []

@@ -34,14 +34,20 @@ def _set_state(engine: Engine, version_id: int, **values) -> None:  # noqa: ANN0
 
 
 def _last_indexed(conn, version_id: int) -> int:  # noqa: ANN001
-    row = conn.execute(text("SELECT last_id FROM sample_fts_state WHERE version_id = :v"), {"v": version_id}).first()
+    row = conn.execute(
+        text("SELECT last_id FROM sample_fts_state WHERE version_id = :v"), {"v": version_id}
+    ).first()
     if row is None:
-        conn.execute(text("INSERT INTO sample_fts_state (version_id, last_id) VALUES (:v, 0)"), {"v": version_id})
+        conn.execute(
+            text("INSERT INTO sample_fts_state (version_id, last_id) VALUES (:v, 0)"), {"v": version_id}
+        )
         return 0
     return int(row[0])
 
 
-def index_added_rows(engine: Engine, *, version_id: int, dataset_id: int, number: int, on_progress=None) -> int:  # noqa: ANN001
+def index_added_rows(
+    engine: Engine, *, version_id: int, dataset_id: int, number: int, on_progress=None
+) -> int:  # noqa: ANN001
     """Adds the rows first visible in this version to the search indexes; returns how many were added now."""
     with engine.begin() as conn:
         last = _last_indexed(conn, version_id)
@@ -59,14 +65,20 @@ def index_added_rows(engine: Engine, *, version_id: int, dataset_id: int, number
     done = 0
     while True:
         with engine.begin() as conn:
-            rows = [tuple(r) for r in conn.execute(sql, {"last": last, "hi": hi, "d": dataset_id, "n": number,
-                                                          "lim": BATCH})]
+            rows = [
+                tuple(r)
+                for r in conn.execute(
+                    sql, {"last": last, "hi": hi, "d": dataset_id, "n": number, "lim": BATCH}
+                )
+            ]
             if not rows:
                 break
             index_rows(conn, rows)
             last = rows[-1][0]
-            conn.execute(text("UPDATE sample_fts_state SET last_id = :l WHERE version_id = :v"),
-                         {"l": last, "v": version_id})
+            conn.execute(
+                text("UPDATE sample_fts_state SET last_id = :l WHERE version_id = :v"),
+                {"l": last, "v": version_id},
+            )
         done += len(rows)
         if on_progress:
             on_progress((last - lo + 1) / (hi - lo + 1))
@@ -78,8 +90,9 @@ def index_version(*, version_id: int, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     engine = get_engine(settings)
     with engine.connect() as conn:
-        row = conn.execute(text("SELECT dataset_id, number FROM datasetversion WHERE id = :id"),
-                           {"id": version_id}).first()
+        row = conn.execute(
+            text("SELECT dataset_id, number FROM datasetversion WHERE id = :id"), {"id": version_id}
+        ).first()
     if row is None:
         log.warning("index_version: version %s does not exist", version_id)
         return
@@ -96,20 +109,39 @@ def index_version(*, version_id: int, settings: Settings | None = None) -> None:
 
     try:
         _set_state(engine, version_id, status="indexing", stage="search index", progress=0.0, error="")
-        added = index_added_rows(engine, version_id=version_id, dataset_id=dataset_id, number=number,
-                                 on_progress=lambda f: progress(f * INDEX_SHARE, "search index"))
+        added = index_added_rows(
+            engine,
+            version_id=version_id,
+            dataset_id=dataset_id,
+            number=number,
+            on_progress=lambda f: progress(f * INDEX_SHARE, "search index"),
+        )
         indexed_s = time.perf_counter() - started
         stats = compute_stats(
-            engine, dataset_id=dataset_id, version=number, version_id=version_id,
+            engine,
+            dataset_id=dataset_id,
+            version=number,
+            version_id=version_id,
             tokenizer_path=settings.tokenizer_path,
             on_progress=lambda f, stage: progress(INDEX_SHARE + f * (1 - INDEX_SHARE), stage),
         )
-        stats["timings"] = {"index_s": round(indexed_s, 2), "total_s": round(time.perf_counter() - started, 2),
-                            "rows_indexed": added}
-        _set_state(engine, version_id, stats_json=json.dumps(stats, ensure_ascii=False), status="ready",
-                   progress=1.0, stage="")
+        stats["timings"] = {
+            "index_s": round(indexed_s, 2),
+            "total_s": round(time.perf_counter() - started, 2),
+            "rows_indexed": added,
+        }
+        _set_state(
+            engine,
+            version_id,
+            stats_json=json.dumps(stats, ensure_ascii=False),
+            status="ready",
+            progress=1.0,
+            stage="",
+        )
         forget(version_id)
-        log.info("indexed version %s (%s new rows) in %.1f s", version_id, added, time.perf_counter() - started)
+        log.info(
+            "indexed version %s (%s new rows) in %.1f s", version_id, added, time.perf_counter() - started
+        )
     except Exception as exc:  # noqa: BLE001 - the version page must say what happened, whatever it was
         log.exception("indexing version %s failed", version_id)
         _set_state(engine, version_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000], stage="")

@@ -95,7 +95,17 @@ def list_paths(rows: list[Any], limit: int = 200) -> list[str]:
 
 
 PROMPT_KEYS = ("prompt", "question", "query", "input", "text", "content", "inputs", "source")
-ANSWER_KEYS = ("response", "answer", "output", "target", "completion", "std_answer", "chosen", "targets", "label")
+ANSWER_KEYS = (
+    "response",
+    "answer",
+    "output",
+    "target",
+    "completion",
+    "std_answer",
+    "chosen",
+    "targets",
+    "label",
+)
 SYSTEM_KEYS = ("system", "system_prompt")
 TASK_KEYS = ("task_type", "task", "type", "class", "category", "task_name")
 TAG_KEYS = ("tags", "tag", "labels")

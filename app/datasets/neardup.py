@@ -35,7 +35,9 @@ def _shingle_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     counts = np.maximum(lengths - SHINGLE + 1, 1)
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     # position of each shingle's first character
-    first = np.repeat(starts, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    first = np.repeat(starts, counts) + (
+        np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    )
     end = np.repeat(starts + lengths, counts)
     padded = np.concatenate((codes, np.zeros(SHINGLE, dtype=np.uint32)))
     h = np.zeros(first.shape[0], dtype=np.uint32)
@@ -74,9 +76,15 @@ def signatures(texts: list[str], *, chunk: int = 1024) -> np.ndarray:
 
 
 def band_keys(sig: np.ndarray) -> np.ndarray:
-    """(n, BANDS) uint64 bucket keys: each band's 8 values folded into one 64-bit number."""
-    s = sig.reshape(sig.shape[0], BANDS, ROWS).astype(np.uint64)
-    return (s * _BAND_MUL[None, None, :]).sum(axis=2, dtype=np.uint64)
+    """(n, BANDS) uint64 bucket keys: each band's 8 values folded into one 64-bit number.
+
+    One band at a time: widening the whole (n, 128) signature to uint64 at once cost 2 GB at 1M samples."""
+    keys = np.empty((sig.shape[0], BANDS), dtype=np.uint64)
+    for b in range(BANDS):
+        band = sig[:, b * ROWS : (b + 1) * ROWS].astype(np.uint64)
+        band *= _BAND_MUL[None, :]
+        keys[:, b] = band.sum(axis=1, dtype=np.uint64)
+    return keys
 
 
 def _find(parent: dict[int, int], x: int) -> int:
@@ -117,7 +125,7 @@ def clusters(sig: np.ndarray, *, threshold: float = THRESHOLD) -> list[list[int]
         est[s : s + 65536] = (sig[u[s : s + 65536]] == sig[v[s : s + 65536]]).mean(axis=1)
     keep = est >= threshold
     parent: dict[int, int] = {}
-    for a, b in zip(u[keep].tolist(), v[keep].tolist()):
+    for a, b in zip(u[keep].tolist(), v[keep].tolist(), strict=False):
         ra, rb = _find(parent, a), _find(parent, b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
@@ -131,7 +139,9 @@ def clusters(sig: np.ndarray, *, threshold: float = THRESHOLD) -> list[list[int]
     return out
 
 
-def near_duplicate_groups(texts: Iterable[str], *, batch: int = 20000, threshold: float = THRESHOLD) -> list[list[int]]:
+def near_duplicate_groups(
+    texts: Iterable[str], *, batch: int = 20000, threshold: float = THRESHOLD
+) -> list[list[int]]:
     """Clusters (as positions in `texts`) of near-duplicate texts."""
     sigs = []
     buf: list[str] = []

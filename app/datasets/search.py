@@ -36,9 +36,15 @@ def fold(s: str) -> str:
     """`str.lower()` without its two surprises: U+0130 (İ) lowers to two characters,
     and capital sigma lowers to a final or non-final sigma depending on its
     neighbours. Mapping both first keeps folding per character and length-preserving."""
-    if s.isascii():
-        return s.lower()
-    return s.translate(_PRE).lower()
+    if "\u0130" in s or "\u03a3" in s:  # two C-speed scans; translate() is slow per character
+        s = s.translate(_PRE)
+    return s.lower()
+
+
+def _uniq(a: np.ndarray) -> np.ndarray:
+    """Sorted unique values (np.unique's hash path in numpy 2 is several times slower on these keys)."""
+    a = np.sort(a)
+    return a[np.concatenate(([True], a[1:] != a[:-1]))] if a.size else a
 
 
 def _digits(codes: np.ndarray) -> np.ndarray:
@@ -72,9 +78,9 @@ def gram_docs(texts: list[str], prefix: str) -> list[list[bytes]]:
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
     codes = _codes("".join(texts)).astype(np.uint64)
     idx = np.repeat(np.arange(n, dtype=np.uint64), lengths)
-    uni = np.unique((idx << np.uint64(21)) | codes)
+    uni = _uniq((idx << np.uint64(21)) | codes)
     same = idx[:-1] == idx[1:]
-    bi = np.unique((idx[:-1][same] << np.uint64(42)) | (codes[:-1][same] << np.uint64(21)) | codes[1:][same])
+    bi = _uniq((idx[:-1][same] << np.uint64(42)) | (codes[:-1][same] << np.uint64(21)) | codes[1:][same])
     mask21 = np.uint64((1 << 21) - 1)
     p = ord(prefix)
     urows = np.empty((uni.shape[0], 6), dtype=np.uint8)
@@ -87,7 +93,9 @@ def gram_docs(texts: list[str], prefix: str) -> list[list[bytes]]:
     brows[:, 5:9] = _digits(bi & mask21)
     brows[:, 9] = 32
     ucount = np.bincount((uni >> np.uint64(21)).astype(np.int64), minlength=n)
-    bcount = np.bincount((bi >> np.uint64(42)).astype(np.int64), minlength=n) if bi.size else np.zeros(n, np.int64)
+    bcount = (
+        np.bincount((bi >> np.uint64(42)).astype(np.int64), minlength=n) if bi.size else np.zeros(n, np.int64)
+    )
     uoff = np.concatenate(([0], np.cumsum(ucount))) * 6
     boff = np.concatenate(([0], np.cumsum(bcount))) * 10
     ub, bb = urows.tobytes(), brows.tobytes()
@@ -105,16 +113,19 @@ def index_rows(conn: Connection, rows: list[tuple[int, str, str]]) -> None:
     ag = gram_docs(answers, "a")
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(
-            "INSERT INTO sample_fts(rowid, prompt, answer) VALUES (?, ?, ?)", list(zip(ids, prompts, answers))
+            "INSERT INTO sample_fts(rowid, prompt, answer) VALUES (?, ?, ?)",
+            list(zip(ids, prompts, answers, strict=False)),
         )
-        docs = [(i, b"".join(p + a).decode("ascii")) for i, p, a in zip(ids, pg, ag)]
+        docs = [(i, b"".join(p + a).decode("ascii")) for i, p, a in zip(ids, pg, ag, strict=False)]
         conn.exec_driver_sql("INSERT INTO sample_grams(rowid, g) VALUES (?, ?)", docs)
     else:
         params = [
             {"id": i, "p": p, "a": a, "g": b"".join(gp + ga).decode("ascii").split()}
-            for i, p, a, gp, ga in zip(ids, prompts, answers, pg, ag)
+            for i, p, a, gp, ga in zip(ids, prompts, answers, pg, ag, strict=False)
         ]
-        conn.execute(text("INSERT INTO sample_fts (id, prompt_f, answer_f, grams) VALUES (:id, :p, :a, :g)"), params)
+        conn.execute(
+            text("INSERT INTO sample_fts (id, prompt_f, answer_f, grams) VALUES (:id, :p, :a, :g)"), params
+        )
 
 
 @dataclass
@@ -146,20 +157,32 @@ def match_sql(dialect: str, q: str, field: str = "all") -> Match:
                 "sample_grams g",
             )
         phrase = '"' + qf.replace('"', '""') + '"'
-        m = phrase if field == "all" else "{%s} : %s" % (field, phrase)
-        return Match("sample_fts f CROSS JOIN sample s ON s.id = f.rowid", "sample_fts MATCH :m", "f.rowid", {"m": m},
-                     "sample_fts f")
+        m = phrase if field == "all" else f"{{{field}}} : {phrase}"
+        return Match(
+            "sample_fts f CROSS JOIN sample s ON s.id = f.rowid",
+            "sample_fts MATCH :m",
+            "f.rowid",
+            {"m": m},
+            "sample_fts f",
+        )
     if short:
         toks = [gram_token(qf, p) for p in prefixes]
-        return Match("sample_fts f JOIN sample s ON s.id = f.id", "f.grams && CAST(:toks AS TEXT[])", "f.id",
-                     {"toks": toks}, "sample_fts f")
+        return Match(
+            "sample_fts f JOIN sample s ON s.id = f.id",
+            "f.grams && CAST(:toks AS TEXT[])",
+            "f.id",
+            {"toks": toks},
+            "sample_fts f",
+        )
     pat = "%" + qf.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
     cols = {"all": ["prompt_f", "answer_f"], "prompt": ["prompt_f"], "answer": ["answer_f"]}[field]
     where = "(" + " OR ".join(f"f.{c} LIKE :pat ESCAPE '!'" for c in cols) + ")"
     return Match("sample_fts f JOIN sample s ON s.id = f.id", where, "f.id", {"pat": pat}, "sample_fts f")
 
 
-def brute_force_ids(conn: Connection, *, dataset_id: int, version: int, q: str, field: str = "all") -> list[int]:
+def brute_force_ids(
+    conn: Connection, *, dataset_id: int, version: int, q: str, field: str = "all"
+) -> list[int]:
     """The reference the indexes are tested against: a Python scan of every visible row."""
     from app.datasets.visibility import VISIBLE_SQL
 

@@ -35,8 +35,8 @@ OPENING = 15
 ENDING = 8
 HIST_TASKS = 30  # per-task histograms for the largest task_types
 MAX_BINS = 40
-GROUPS_SHOWN = 50
-IDS_PER_GROUP = 20
+GROUPS_SHOWN = 25
+IDS_PER_GROUP = 12
 PAGE = 50
 
 STATS_VERSION = 1
@@ -91,8 +91,14 @@ def summary(values: np.ndarray) -> dict[str, float]:
     if values.size == 0:
         return {"n": 0, "mean": 0, "p50": 0, "p90": 0, "p99": 0, "max": 0}
     p = np.percentile(values, [50, 90, 99])
-    return {"n": int(values.size), "mean": round(float(values.mean()), 2), "p50": float(p[0]), "p90": float(p[1]),
-            "p99": float(p[2]), "max": int(values.max())}
+    return {
+        "n": int(values.size),
+        "mean": round(float(values.mean()), 2),
+        "p50": float(p[0]),
+        "p90": float(p[1]),
+        "p99": float(p[2]),
+        "max": int(values.max()),
+    }
 
 
 def _sample_mask(ids: np.ndarray, rate: float) -> np.ndarray:
@@ -126,13 +132,15 @@ def _ranges(conn: Connection, vis: np.ndarray) -> list[list[int]]:
     """Maximal runs of visible ids with no other existing sample id inside them."""
     if vis.size == 0:
         return []
-    rows = conn.execute(text("SELECT id FROM sample WHERE id BETWEEN :lo AND :hi ORDER BY id"),
-                        {"lo": int(vis[0]), "hi": int(vis[-1])})
+    rows = conn.execute(
+        text("SELECT id FROM sample WHERE id BETWEEN :lo AND :hi ORDER BY id"),
+        {"lo": int(vis[0]), "hi": int(vis[-1])},
+    )
     all_ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
     is_vis = np.isin(all_ids, vis, assume_unique=True)
     edges = np.flatnonzero(np.diff(np.concatenate(([0], is_vis.astype(np.int8), [0]))))
     starts, ends = edges[::2], edges[1::2] - 1
-    return [[int(all_ids[a]), int(all_ids[b])] for a, b in zip(starts, ends)]
+    return [[int(all_ids[a]), int(all_ids[b])] for a, b in zip(starts, ends, strict=False)]
 
 
 def compute_stats(
@@ -148,8 +156,12 @@ def compute_stats(
     params = {"dataset_id": dataset_id, "version": version}
     with engine.connect() as conn:
         total = conn.execute(
-            text("SELECT count(*) FROM sample s WHERE s.dataset_id = :dataset_id AND s.added_in <= :version"
-                 " AND (s.removed_in IS NULL OR s.removed_in > :version)"), params).scalar_one()
+            text(
+                "SELECT count(*) FROM sample s WHERE s.dataset_id = :dataset_id AND s.added_in <= :version"
+                " AND (s.removed_in IS NULL OR s.removed_in > :version)"
+            ),
+            params,
+        ).scalar_one()
     rate = min(1.0, TOKEN_SAMPLE / total) if total else 1.0
     ids_l, p_chars, a_chars, turns, sys_l, task_codes = [], [], [], [], [], []
     ans_h, open_h, end_h, content = [], [], [], []
@@ -171,7 +183,7 @@ def compute_stats(
             rows = conn.execute(sql, {**params, "last": last, "lim": BATCH}).all()
             if not rows:
                 break
-            cols = list(zip(*rows))
+            cols = list(zip(*rows, strict=False))
             ids = np.asarray(cols[0], dtype=np.int64)
             prompts, answers = list(cols[1]), list(cols[2])
             ids_l.append(ids)
@@ -179,13 +191,21 @@ def compute_stats(
             a_chars.append(np.asarray(cols[9], dtype=np.int64))
             turns.append(np.asarray(cols[7], dtype=np.int64))
             sys_l.append(np.asarray(cols[6], dtype=bool))
-            task_codes.append(np.fromiter((task_index.setdefault((a, b), len(task_index))
-                                           for a, b in zip(cols[3], cols[4])), dtype=np.int32, count=len(rows)))
+            task_codes.append(
+                np.fromiter(
+                    (
+                        task_index.setdefault((a, b), len(task_index))
+                        for a, b in zip(cols[3], cols[4], strict=False)
+                    ),
+                    dtype=np.int32,
+                    count=len(rows),
+                )
+            )
             ans_h.append(_hash64(answers))
             open_h.append(_hash64([p[:OPENING] for p in prompts]))
             end_h.append(_hash64([p[-ENDING:] for p in prompts]))
             content.append(np.fromiter((int(h[:16], 16) for h in cols[10]), dtype=np.uint64, count=len(rows)))
-            for sid, tags in zip(cols[0], cols[5]):
+            for sid, tags in zip(cols[0], cols[5], strict=False):
                 if tags:
                     for t in tags.split(","):
                         c = tag_counts[t] = tag_counts[t] + 1
@@ -201,7 +221,7 @@ def compute_stats(
                     p_tok.append(pt)
                     a_tok.append(at)
             t0 = time.perf_counter()
-            sigs.append(neardup.signatures([p + "\n" + a for p, a in zip(prompts, answers)]))
+            sigs.append(neardup.signatures([p + "\n" + a for p, a in zip(prompts, answers, strict=False)]))
             near_s += time.perf_counter() - t0
             last = int(ids[-1])
             seen += len(rows)
@@ -236,9 +256,15 @@ def compute_stats(
         l1_counts[l1] += int(per_code[i])
         children.setdefault(l1, Counter())[l2] += int(per_code[i])
     tree = [
-        {"l1": l1, "count": c, "share": c / n if n else 0,
-         "children": [{"l2": l2, "count": cc, "share": cc / n if n else 0}
-                      for l2, cc in sorted(children[l1].items(), key=lambda kv: (-kv[1], kv[0]))]}
+        {
+            "l1": l1,
+            "count": c,
+            "share": c / n if n else 0,
+            "children": [
+                {"l2": l2, "count": cc, "share": cc / n if n else 0}
+                for l2, cc in sorted(children[l1].items(), key=lambda kv: (-kv[1], kv[0]))
+            ],
+        }
         for l1, c in sorted(l1_counts.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     l1_of_code = np.asarray([sorted(l1_counts).index(t[0]) for t in tasks], dtype=np.int32) if tasks else None
@@ -250,9 +276,13 @@ def compute_stats(
     for name, values in metrics.items():
         vcodes = tok_codes if name.endswith("_tokens") else codes
         edges = edges_for(values)
-        entry = {"edges": edges, "open_end": len(edges) > 1 and int(values.max()) >= edges[-1] + 1
-                 if values.size else False, "all": histogram(values, edges), "summary": {"all": summary(values)},
-                 "by_task": {}}
+        entry = {
+            "edges": edges,
+            "open_end": len(edges) > 1 and int(values.max()) >= edges[-1] + 1 if values.size else False,
+            "all": histogram(values, edges),
+            "summary": {"all": summary(values)},
+            "by_task": {},
+        }
         if values.size and l1_of_code is not None:
             l1v = l1_of_code[vcodes]
             for t in hist_tasks:
@@ -304,8 +334,9 @@ def compute_stats(
     need = {i for _, i in top_answers + top_openings + top_endings}
     need |= {g["ids"][0] for g in exact_groups + near_groups}
     texts = _texts(engine, sorted(need))
-    anchors = _write_browse_aids(engine, version_id=version_id, ids=ids, codes=codes, tasks=tasks,
-                                 tag_anchor=tag_anchor)
+    anchors = _write_browse_aids(
+        engine, version_id=version_id, ids=ids, codes=codes, tasks=tasks, tag_anchor=tag_anchor
+    )
     counts = {"": n}
     for i, (l1, l2) in enumerate(tasks):
         counts[f"t:{l1}/{l2}"] = int(per_code[i])
@@ -316,24 +347,44 @@ def compute_stats(
     return {
         "stats_version": STATS_VERSION,
         "n_samples": n,
-        "has_system": {"count": int(cat(sys_l).sum()) if n else 0,
-                       "share": float(cat(sys_l).mean()) if n else 0.0},
+        "has_system": {
+            "count": int(cat(sys_l).sum()) if n else 0,
+            "share": float(cat(sys_l).mean()) if n else 0.0,
+        },
         "task_tree": tree,
         "histograms": hists,
-        "token_sample": {"rows": int(metrics["prompt_tokens"].size) if "prompt_tokens" in metrics else 0,
-                         "of": n, "available": "prompt_tokens" in metrics},
-        "top_answers": [{"count": c, "id": i, "text": texts.get(i, ("", ""))[1][:300]} for c, i in top_answers],
-        "top_openings": [{"count": c, "id": i, "text": texts.get(i, ("", ""))[0][:OPENING]}
-                         for c, i in top_openings],
-        "top_endings": [{"count": c, "id": i, "text": texts.get(i, ("", ""))[0][-ENDING:]} for c, i in top_endings],
-        "exact_duplicates": {"groups": exact_total, "samples": exact_samples,
-                             "shown": [g | {"preview": texts.get(g["ids"][0], ("", ""))[0][:80]}
-                                       for g in exact_groups]},
-        "near_duplicates": {"groups": near_total, "samples": near_samples, "threshold": neardup.THRESHOLD,
-                            "seconds": round(near_s, 2), "num_perm": neardup.NUM_PERM, "bands": neardup.BANDS, "shingle": neardup.SHINGLE,
-                            "shown": [g | {"preview": texts.get(g["ids"][0], ("", ""))[0][:80]}
-                                      for g in near_groups]},
-        "tags": [{"tag": t, "count": c} for t, c in sorted(tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "token_sample": {
+            "rows": int(metrics["prompt_tokens"].size) if "prompt_tokens" in metrics else 0,
+            "of": n,
+            "available": "prompt_tokens" in metrics,
+        },
+        "top_answers": [
+            {"count": c, "id": i, "text": texts.get(i, ("", ""))[1][:300]} for c, i in top_answers
+        ],
+        "top_openings": [
+            {"count": c, "id": i, "text": texts.get(i, ("", ""))[0][:OPENING]} for c, i in top_openings
+        ],
+        "top_endings": [
+            {"count": c, "id": i, "text": texts.get(i, ("", ""))[0][-ENDING:]} for c, i in top_endings
+        ],
+        "exact_duplicates": {
+            "groups": exact_total,
+            "samples": exact_samples,
+            "shown": [g | {"preview": texts.get(g["ids"][0], ("", ""))[0][:80]} for g in exact_groups],
+        },
+        "near_duplicates": {
+            "groups": near_total,
+            "samples": near_samples,
+            "threshold": neardup.THRESHOLD,
+            "seconds": round(near_s, 2),
+            "num_perm": neardup.NUM_PERM,
+            "bands": neardup.BANDS,
+            "shingle": neardup.SHINGLE,
+            "shown": [g | {"preview": texts.get(g["ids"][0], ("", ""))[0][:80]} for g in near_groups],
+        },
+        "tags": [
+            {"tag": t, "count": c} for t, c in sorted(tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
         "counts": counts,
         "anchors": anchors,
     }
@@ -344,13 +395,22 @@ def _texts(engine: Engine, ids: list[int]) -> dict[int, tuple[str, str]]:
         return {}
     from sqlalchemy import bindparam
 
-    stmt = text("SELECT id, prompt, answer FROM sample WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
+    stmt = text("SELECT id, prompt, answer FROM sample WHERE id IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    )
     with engine.connect() as conn:
         return {r[0]: (r[1], r[2]) for r in conn.execute(stmt, {"ids": ids})}
 
 
-def _write_browse_aids(engine: Engine, *, version_id: int, ids: np.ndarray, codes: np.ndarray, tasks: list,
-                       tag_anchor: dict[str, list[tuple[int, int]]]) -> int:
+def _write_browse_aids(
+    engine: Engine,
+    *,
+    version_id: int,
+    ids: np.ndarray,
+    codes: np.ndarray,
+    tasks: list,
+    tag_anchor: dict[str, list[tuple[int, int]]],
+) -> int:
     """Page anchors (all, per task_type l1 and l1/l2, per tag) and visible id ranges; returns the anchor count."""
     rows: list[dict[str, Any]] = []
 
@@ -371,16 +431,24 @@ def _write_browse_aids(engine: Engine, *, version_id: int, ids: np.ndarray, code
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM sample_fts_anchor WHERE version_id = :v"), {"v": version_id})
         for s in range(0, len(rows), 50_000):
-            conn.execute(text("INSERT INTO sample_fts_anchor (version_id, key, page, after_id)"
-                              " VALUES (:v, :k, :p, :a)"), rows[s : s + 50_000])
+            conn.execute(
+                text(
+                    "INSERT INTO sample_fts_anchor (version_id, key, page, after_id) VALUES (:v, :k, :p, :a)"
+                ),
+                rows[s : s + 50_000],
+            )
         ranges = _ranges(conn, ids)
         import json
 
-        updated = conn.execute(text("UPDATE sample_fts_state SET ranges = :r WHERE version_id = :v"),
-                               {"r": json.dumps(ranges), "v": version_id}).rowcount
+        updated = conn.execute(
+            text("UPDATE sample_fts_state SET ranges = :r WHERE version_id = :v"),
+            {"r": json.dumps(ranges), "v": version_id},
+        ).rowcount
         if not updated:
-            conn.execute(text("INSERT INTO sample_fts_state (version_id, last_id, ranges) VALUES (:v, 0, :r)"),
-                         {"r": json.dumps(ranges), "v": version_id})
+            conn.execute(
+                text("INSERT INTO sample_fts_state (version_id, last_id, ranges) VALUES (:v, 0, :r)"),
+                {"r": json.dumps(ranges), "v": version_id},
+            )
     return len(rows)
 
 
@@ -396,16 +464,22 @@ def load_stats(conn, *, version_id: int) -> tuple[dict[str, Any], str] | None:  
     (reading the text is cheap; parsing it on every page view is not)."""
     import json
 
-    raw = conn.execute(text("SELECT stats_json FROM datasetversion WHERE id = :v"), {"v": version_id}).scalar()
+    raw = conn.execute(
+        text("SELECT stats_json FROM datasetversion WHERE id = :v"), {"v": version_id}
+    ).scalar()
     if not raw:
         return None
     hit = _CACHE.get(version_id)
     if hit is not None and hit[0] == raw:
         return hit[1], hit[2]
     data = json.loads(raw)
-    charts = json.dumps({"histograms": data.get("histograms", {}),
-                         "tasks": [t["l1"] for t in data.get("task_tree", [])][:HIST_TASKS]},
-                        ensure_ascii=False).replace("<", "\\u003c")
+    charts = json.dumps(
+        {
+            "histograms": data.get("histograms", {}),
+            "tasks": [t["l1"] for t in data.get("task_tree", [])][:HIST_TASKS],
+        },
+        ensure_ascii=False,
+    ).replace("<", "\\u003c")
     if len(_CACHE) > 64:
         _CACHE.clear()
     _CACHE[version_id] = (raw, data, charts)

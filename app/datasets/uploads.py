@@ -85,13 +85,20 @@ def save_file(src: BinaryIO, *, settings: Settings) -> tuple[str, int]:
     return stored, size
 
 
-def register_upload(session: Session, *, settings: Settings, owner_id: int, filename: str, stored: str,
-                    size: int) -> Upload:
+def register_upload(
+    session: Session, *, settings: Settings, owner_id: int, filename: str, stored: str, size: int
+) -> Upload:
     """The Upload row for a saved file, with its detected format."""
     name = display_name(filename)
     fmt = describe(settings.uploads_dir / stored, name, max_line_bytes=settings.max_line_bytes)
-    upload = Upload(owner_id=owner_id, filename=name, stored_name=stored, size=size, detected_format=fmt,
-                    created_at=utcnow())
+    upload = Upload(
+        owner_id=owner_id,
+        filename=name,
+        stored_name=stored,
+        size=size,
+        detected_format=fmt,
+        created_at=utcnow(),
+    )
     session.add(upload)
     session.commit()
     session.refresh(upload)

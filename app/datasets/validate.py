@@ -21,9 +21,19 @@ from app.datasets.mapping import Mapping, get_path, split_path
 ROLES = {"system", "user", "assistant", "tool"}
 ROLE_ALIASES = {"function": "tool", "developer": "system", "human": "user", "bot": "assistant"}
 SHAREGPT_ROLES = {
-    "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
-    "bing": "assistant", "bard": "assistant", "model": "assistant", "system": "system",
-    "function_call": "assistant", "observation": "tool", "tool": "tool", "function": "tool",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+    "model": "assistant",
+    "system": "system",
+    "function_call": "assistant",
+    "observation": "tool",
+    "tool": "tool",
+    "function": "tool",
 }
 MAX_TASK = 200
 MAX_TAG = 100
@@ -75,8 +85,10 @@ class TaskNormaliser:
 
     def report(self) -> dict[str, Any]:
         examples = sorted(self.changed.items(), key=lambda kv: -kv[1][1])[:20]
-        return {"count": self.n_changed,
-                "examples": [{"from": raw, "to": v[0], "count": v[1]} for raw, v in examples]}
+        return {
+            "count": self.n_changed,
+            "examples": [{"from": raw, "to": v[0], "count": v[1]} for raw, v in examples],
+        }
 
 
 def _text(value: Any, what: str) -> str:
@@ -120,6 +132,10 @@ def _messages_turns(obj: dict, line_no: int) -> list[dict]:
         raise Bad("wrong_type", f"messages is {type(msgs).__name__}, not a list")
     turns = []
     for i, m in enumerate(msgs, 1):
+        # The common case, a {"role", "content"} turn with a known role and text, is kept as it is (hot path).
+        if type(m) is dict and len(m) == 2 and m.get("role") in ROLES and type(m.get("content")) is str:
+            turns.append(m)
+            continue
         if not isinstance(m, dict):
             raise Bad("wrong_type", f"turn {i} is not an object")
         role = m.get("role")
@@ -158,7 +174,9 @@ def _sharegpt_turns(obj: dict, line_no: int) -> list[dict]:
     return turns
 
 
-def make_builder(mapping: Mapping, *, kind: str, normaliser: TaskNormaliser) -> Callable[[Any, int], Built | Issue]:
+def make_builder(
+    mapping: Mapping, *, kind: str, normaliser: TaskNormaliser
+) -> Callable[[Any, int], Built | Issue]:
     """One function record -> Built | Issue for this mapping and dataset kind."""
     is_eval = kind == "eval"
     sys_p = split_path(mapping.system) if mapping.system else None
@@ -189,7 +207,10 @@ def make_builder(mapping: Mapping, *, kind: str, normaliser: TaskNormaliser) -> 
             raw1, raw2 = prefix, (raw1 + ("/" + raw2 if raw2 else "")) if raw1 else raw2
         if not raw1.strip() and not raw2.strip():
             if not default:
-                raise Bad("missing_task_type", f"field {mapping.task_l1!r} is empty" if l1_p else "no task_type field mapped")
+                raise Bad(
+                    "missing_task_type",
+                    f"field {mapping.task_l1!r} is empty" if l1_p else "no task_type field mapped",
+                )
             raw1 = default
         raw = raw1 + ("/" + raw2 if raw2 else "")
         value = normaliser.norm(raw)
@@ -220,7 +241,9 @@ def make_builder(mapping: Mapping, *, kind: str, normaliser: TaskNormaliser) -> 
                 parts = [_text(get_path(obj, p), "prompt") for p in prompt_ps]
                 prompt = "\n".join(p for p in parts if p.strip())
                 if not prompt.strip():
-                    raise Bad("missing_prompt", f"{'+'.join(mapping.prompt) or 'no prompt field mapped'} is empty")
+                    raise Bad(
+                        "missing_prompt", f"{'+'.join(mapping.prompt) or 'no prompt field mapped'} is empty"
+                    )
                 turns.append({"role": "user", "content": prompt})
                 if is_eval:
                     rp = ref_p or answer_p
@@ -262,8 +285,20 @@ def make_builder(mapping: Mapping, *, kind: str, normaliser: TaskNormaliser) -> 
         prompt_s = "\n".join(t["content"] for t in turns if t["role"] != "assistant" and t["content"])
         answer_s = "\n".join(t["content"] for t in turns if t["role"] == "assistant" and t["content"])
         blob = dumps(turns, option=orjson.OPT_SORT_KEYS)
-        return Built(line_no, blob.decode(), prompt_s, answer_s, reference, l1, l2, tags_t,
-                     turns[0]["role"] == "system", n_user, len(prompt_s), len(answer_s),
-                     blake(blob, digest_size=16).hexdigest())
+        return Built(
+            line_no,
+            blob.decode(),
+            prompt_s,
+            answer_s,
+            reference,
+            l1,
+            l2,
+            tags_t,
+            turns[0]["role"] == "system",
+            n_user,
+            len(prompt_s),
+            len(answer_s),
+            blake(blob, digest_size=16).hexdigest(),
+        )
 
     return build

@@ -17,7 +17,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from app.datasets.importer import SAMPLE_COLUMNS, _insert_sql, enqueue_index_safely, task_key, version_task_counts
+from app.datasets.importer import (
+    SAMPLE_COLUMNS,
+    _insert_sql,
+    enqueue_index_safely,
+    task_key,
+    version_task_counts,
+)
 from app.datasets.validate import MAX_TAG, TaskNormaliser, normalise_ws
 from app.datasets.visibility import VISIBLE_SQL
 from app.models import Dataset, DatasetVersion
@@ -41,15 +47,17 @@ class EditResult:
 
 def _chunks(ids: list[int], n: int = CHUNK):
     for i in range(0, len(ids), n):
-        yield ids[i:i + n]
+        yield ids[i : i + n]
 
 
 def _visible_ids(conn: Connection, dataset_id: int, version: int, ids: list[int]) -> list[int]:
     out: list[int] = []
     for chunk in _chunks(sorted(set(ids))):
         marks = ",".join(str(int(i)) for i in chunk)
-        rows = conn.execute(text(f"SELECT s.id FROM sample s WHERE {VISIBLE_SQL} AND s.id IN ({marks})"),
-                            {"dataset_id": dataset_id, "version": version})
+        rows = conn.execute(
+            text(f"SELECT s.id FROM sample s WHERE {VISIBLE_SQL} AND s.id IN ({marks})"),
+            {"dataset_id": dataset_id, "version": version},
+        )
         out.extend(r[0] for r in rows)
     return out
 
@@ -57,7 +65,8 @@ def _visible_ids(conn: Connection, dataset_id: int, version: int, ids: list[int]
 def _alloc_ids(conn: Connection, n: int) -> list[int]:
     if conn.dialect.name == "postgresql":
         rows = conn.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence('sample', 'id')) FROM generate_series(1, %s)", (n,))
+            "SELECT nextval(pg_get_serial_sequence('sample', 'id')) FROM generate_series(1, %s)", (n,)
+        )
         return [r[0] for r in rows]
     start = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM sample").scalar() or 0) + 1
     return list(range(start, start + n))
@@ -70,9 +79,18 @@ def matching_ids(session: Session, *, dataset_id: int, version: int, filters: An
     return list(all_matching_ids(session, dataset_id=dataset_id, version=version, filters=filters))
 
 
-def edit_version(session: Session, *, dataset_id: int, base_version: int, user_id: int, action: str,
-                 sample_ids: list[int] | None = None, filters: Any = None, value: str = "",
-                 message: str = "") -> EditResult:
+def edit_version(
+    session: Session,
+    *,
+    dataset_id: int,
+    base_version: int,
+    user_id: int,
+    action: str,
+    sample_ids: list[int] | None = None,
+    filters: Any = None,
+    value: str = "",
+    message: str = "",
+) -> EditResult:
     """Applies one edit to the latest version and commits version N+1; enqueues its indexing."""
     if action not in ACTIONS:
         raise EditError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
@@ -80,8 +98,10 @@ def edit_version(session: Session, *, dataset_id: int, base_version: int, user_i
     if ds is None:
         raise LookupError(f"dataset {dataset_id} does not exist")
     if base_version != ds.latest_version:
-        raise EditError(f"edits apply to the latest version ({ds.latest_version}); version {base_version} is "
-                        f"older and stays as it is. Open version {ds.latest_version} to edit.")
+        raise EditError(
+            f"edits apply to the latest version ({ds.latest_version}); version {base_version} is "
+            f"older and stays as it is. Open version {ds.latest_version} to edit."
+        )
     value = value.strip()
     new_l1 = new_l2 = ""
     if action in ("add_tag", "remove_tag"):
@@ -110,18 +130,29 @@ def edit_version(session: Session, *, dataset_id: int, base_version: int, user_i
     prev = session.exec(select_version(dataset_id, base_version)).first()  # type: ignore[call-overload]
     n_prev = prev.n_samples if prev is not None else 0
     n_samples = n_prev - changed if action == "drop" else n_prev
-    label = {"drop": f"dropped {changed} samples", "add_tag": f"tag '{value}' added to {changed} samples",
-             "remove_tag": f"tag '{value}' removed from {changed} samples",
-             "set_task_type": f"task_type set to '{task_key(new_l1, new_l2)}' on {changed} samples"}[action]
-    version = DatasetVersion(dataset_id=dataset_id, number=new, message=(message or label)[:500],
-                             created_by=user_id, n_samples=n_samples)
+    label = {
+        "drop": f"dropped {changed} samples",
+        "add_tag": f"tag '{value}' added to {changed} samples",
+        "remove_tag": f"tag '{value}' removed from {changed} samples",
+        "set_task_type": f"task_type set to '{task_key(new_l1, new_l2)}' on {changed} samples",
+    }[action]
+    version = DatasetVersion(
+        dataset_id=dataset_id,
+        number=new,
+        message=(message or label)[:500],
+        created_by=user_id,
+        n_samples=n_samples,
+    )
     ds.latest_version = new
     session.add_all([ds, version])
     session.flush()
     counts = version_task_counts(session, dataset_id=dataset_id, version=new)
-    version.import_report_json = orjson.dumps({"edit": {"action": action, "value": value, "changed": changed,
-                                                        "requested": len(requested)},
-                                               "task_counts": counts}).decode()
+    version.import_report_json = orjson.dumps(
+        {
+            "edit": {"action": action, "value": value, "changed": changed, "requested": len(requested)},
+            "task_counts": counts,
+        }
+    ).decode()
     session.add(version)
     session.commit()
     session.refresh(version)
@@ -132,20 +163,26 @@ def edit_version(session: Session, *, dataset_id: int, base_version: int, user_i
 def select_version(dataset_id: int, number: int):  # noqa: ANN201
     from sqlmodel import select
 
-    return select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.number == number)
+    return select(DatasetVersion).where(
+        DatasetVersion.dataset_id == dataset_id, DatasetVersion.number == number
+    )
 
 
 def _apply(conn: Connection, action: str, ids: list[int], new: int, value: str, l1: str, l2: str) -> int:
     if action == "drop":
         for chunk in _chunks(ids):
-            conn.exec_driver_sql(f"UPDATE sample SET removed_in = {new} WHERE id IN ({','.join(map(str, chunk))})")
+            conn.exec_driver_sql(
+                f"UPDATE sample SET removed_in = {new} WHERE id IN ({','.join(map(str, chunk))})"
+            )
         return len(ids)
     insert_sample = _insert_sql(conn, "sample", SAMPLE_COLUMNS)
     insert_tag = _insert_sql(conn, "sampletag", ("sample_id", "tag"))
     changed = 0
     cols = ", ".join(SAMPLE_COLUMNS)
     for chunk in _chunks(ids):
-        rows = conn.exec_driver_sql(f"SELECT {cols} FROM sample WHERE id IN ({','.join(map(str, chunk))})").all()
+        rows = conn.exec_driver_sql(
+            f"SELECT {cols} FROM sample WHERE id IN ({','.join(map(str, chunk))})"
+        ).all()
         updates = []
         for r in rows:
             rec = dict(zip(SAMPLE_COLUMNS, r, strict=True))
@@ -170,7 +207,7 @@ def _apply(conn: Connection, action: str, ids: list[int], new: int, value: str, 
         old = ",".join(str(u["origin_id"]) for u in updates)
         conn.exec_driver_sql(f"UPDATE sample SET removed_in = {new} WHERE id IN ({old})")
         new_ids = _alloc_ids(conn, len(updates))
-        tag_rows = []
+        tag_rows: list[tuple[int, str]] = []
         for rec, nid in zip(updates, new_ids, strict=True):
             rec["id"] = nid
             tag_rows.extend((nid, t) for t in rec["tags"].split(",") if t)
@@ -184,8 +221,9 @@ def _apply(conn: Connection, action: str, ids: list[int], new: int, value: str, 
 # --- diff --------------------------------------------------------------------------------------
 
 
-def diff_versions(session: Session, *, dataset_id: int, a: int, b: int, limit: int = 100,
-                  offset: int = 0) -> dict[str, Any]:
+def diff_versions(
+    session: Session, *, dataset_id: int, a: int, b: int, limit: int = 100, offset: int = 0
+) -> dict[str, Any]:
     """What changed from version a to version b (a < b; swapped otherwise): samples added, removed and
     modified (matched through origin_id), and samples per task_type in both with the delta."""
     ds = session.get(Dataset, dataset_id)
@@ -198,14 +236,35 @@ def diff_versions(session: Session, *, dataset_id: int, a: int, b: int, limit: i
         a, b = b, a
     conn = session.connection()
     p = {"d": dataset_id, "a": a, "b": b}
-    added = {r[0]: r[1] for r in conn.execute(text(
-        "SELECT id, origin_id FROM sample WHERE dataset_id = :d AND added_in > :a AND added_in <= :b "
-        "AND (removed_in IS NULL OR removed_in > :b)"), p)}
-    removed = {r[0] for r in conn.execute(text(
-        "SELECT id FROM sample WHERE dataset_id = :d AND added_in <= :a AND removed_in > :a AND removed_in <= :b"), p)}
-    between = {r[0]: r[1] for r in conn.execute(text(
-        "SELECT id, origin_id FROM sample WHERE dataset_id = :d AND added_in > :a AND added_in <= :b "
-        "AND removed_in <= :b AND origin_id IS NOT NULL"), p)}
+    added = {
+        r[0]: r[1]
+        for r in conn.execute(
+            text(
+                "SELECT id, origin_id FROM sample WHERE dataset_id = :d AND added_in > :a AND added_in <= :b "
+                "AND (removed_in IS NULL OR removed_in > :b)"
+            ),
+            p,
+        )
+    }
+    removed = {
+        r[0]
+        for r in conn.execute(
+            text(
+                "SELECT id FROM sample WHERE dataset_id = :d AND added_in <= :a AND removed_in > :a AND removed_in <= :b"
+            ),
+            p,
+        )
+    }
+    between = {
+        r[0]: r[1]
+        for r in conn.execute(
+            text(
+                "SELECT id, origin_id FROM sample WHERE dataset_id = :d AND added_in > :a AND added_in <= :b "
+                "AND removed_in <= :b AND origin_id IS NOT NULL"
+            ),
+            p,
+        )
+    }
     modified: list[tuple[int, int]] = []  # (old id visible in a, new id visible in b)
     for new_id, origin in added.items():
         while origin is not None and origin in between:
@@ -219,22 +278,30 @@ def diff_versions(session: Session, *, dataset_id: int, a: int, b: int, limit: i
     modified.sort(key=lambda p: p[1])
     ca = version_task_counts(session, dataset_id=dataset_id, version=a)
     cb = version_task_counts(session, dataset_id=dataset_id, version=b)
-    tasks = [{"task_type": t, "a": ca.get(t, 0), "b": cb.get(t, 0), "delta": cb.get(t, 0) - ca.get(t, 0)}
-             for t in sorted(set(ca) | set(cb))]
-    tasks.sort(key=lambda r: (-abs(r["delta"]), r["task_type"]))
-    page_added = only_added[offset:offset + limit]
-    page_removed = only_removed[offset:offset + limit]
-    page_mod = modified[offset:offset + limit]
+    tasks = [
+        {"task_type": t, "a": ca.get(t, 0), "b": cb.get(t, 0), "delta": cb.get(t, 0) - ca.get(t, 0)}
+        for t in sorted(set(ca) | set(cb))
+    ]
+    tasks.sort(key=lambda r: (-abs(r["delta"]), r["task_type"]))  # type: ignore[arg-type,union-attr,attr-defined]
+    page_added = only_added[offset : offset + limit]
+    page_removed = only_removed[offset : offset + limit]
+    page_mod = modified[offset : offset + limit]
     details = _rows(conn, page_added + page_removed + [i for pair in page_mod for i in pair])
     return {
-        "dataset_id": dataset_id, "a": a, "b": b,
-        "n_added": len(only_added), "n_removed": len(only_removed), "n_modified": len(modified),
-        "n_a": sum(ca.values()), "n_b": sum(cb.values()),
+        "dataset_id": dataset_id,
+        "a": a,
+        "b": b,
+        "n_added": len(only_added),
+        "n_removed": len(only_removed),
+        "n_modified": len(modified),
+        "n_a": sum(ca.values()),
+        "n_b": sum(cb.values()),
         "task_types": tasks,
         "added": [details[i] for i in page_added],
         "removed": [details[i] for i in page_removed],
         "modified": [{"before": details[o], "after": details[n]} for o, n in page_mod],
-        "offset": offset, "limit": limit,
+        "offset": offset,
+        "limit": limit,
     }
 
 
@@ -243,8 +310,15 @@ def _rows(conn: Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
     for chunk in _chunks(sorted(set(ids))):
         rows = conn.exec_driver_sql(
             "SELECT id, line_no, substr(prompt, 1, 160), substr(answer, 1, 80), task_l1, task_l2, tags FROM sample "
-            f"WHERE id IN ({','.join(map(str, chunk))})")
+            f"WHERE id IN ({','.join(map(str, chunk))})"
+        )
         for sid, line_no, prompt, answer, l1, l2, tags in rows:
-            out[sid] = {"id": sid, "line_no": line_no, "prompt": prompt, "answer": answer,
-                        "task_type": task_key(l1, l2), "tags": [t for t in tags.split(",") if t]}
+            out[sid] = {
+                "id": sid,
+                "line_no": line_no,
+                "prompt": prompt,
+                "answer": answer,
+                "task_type": task_key(l1, l2),
+                "tags": [t for t in tags.split(",") if t],
+            }
     return out

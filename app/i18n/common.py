@@ -62,7 +62,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "error.unauthenticated": {"en": "Log in first.", "zh": "请先登录。"},
     "error.internal": {"en": "Internal error; it has been logged.", "zh": "内部错误，已记录日志。"},
     "error.invalid": {"en": "Invalid input", "zh": "输入无效"},
-    "error.home": {"en": "Go to datasets", "zh": "前往数据集"},
+    "error.home": {"en": "Back to the start page", "zh": "返回首页"},
     # Users (admin)
     "users.title": {"en": "Users", "zh": "用户"},
     "users.new": {"en": "New user", "zh": "新建用户"},

@@ -49,7 +49,9 @@ def upgrade() -> None:
             "CREATE VIRTUAL TABLE sample_fts USING fts5(prompt, answer, content='',"
             " tokenize='trigram case_sensitive 1')"
         )
-        op.execute("CREATE VIRTUAL TABLE sample_grams USING fts5(g, content='', detail='none', tokenize='ascii')")
+        op.execute(
+            "CREATE VIRTUAL TABLE sample_grams USING fts5(g, content='', detail='none', tokenize='ascii')"
+        )
     else:
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.execute(

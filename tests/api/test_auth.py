@@ -31,7 +31,12 @@ def test_repeated_wrong_passwords_lock_the_account_for_a_while(client, make_user
     refused = client.post("/login", data={"username": "Alice ", "password": PASSWORD})
     assert refused.status_code == 429 and "Too many wrong passwords" in refused.text
     auth.throttle.window = 0  # time passes
-    assert client.post("/login", data={"username": "alice", "password": PASSWORD}, follow_redirects=False).status_code == 303
+    assert (
+        client.post(
+            "/login", data={"username": "alice", "password": PASSWORD}, follow_redirects=False
+        ).status_code
+        == 303
+    )
 
 
 def test_login_sets_httponly_samesite_cookie_and_redirects_to_next(client, make_user):
@@ -208,3 +213,16 @@ def test_no_cdn_in_the_shell(researcher):
         assert not url.startswith(("http://", "https://", "//")) or "testserver" in url, url
     assert researcher.get("/static/app.js").status_code == 200
     assert _csrf(page)
+
+
+def test_each_role_lands_on_and_sees_only_what_it_can_open(client_as, client, make_user):
+    make_user(Role.rater, "rita")
+    response = client.post("/login", data={"username": "rita", "password": PASSWORD}, follow_redirects=False)
+    assert response.headers["location"] == "/rating"
+    header = client.get("/rating").text.split("<main>")[0]
+    assert 'href="/rating"' in header and 'href="/datasets"' not in header and 'href="/runs"' not in header
+    assert client.get("/", follow_redirects=False).headers["location"] == "/rating"
+    admin = client_as(Role.admin, "boss")
+    header = admin.get("/rating").text.split("<main>")[0]
+    for href in ("/datasets", "/runs", "/evaluations", "/rating", "/compare", "/users", "/tokens"):
+        assert f'href="{href}"' in header

@@ -23,8 +23,11 @@ def no_indexing(monkeypatch):
 
 
 def upload(client, path, name=None):
-    r = client.post(f"/api/uploads?filename={name or path.name}", content=path.read_bytes(),
-                    headers={"Content-Type": "application/octet-stream"})
+    r = client.post(
+        f"/api/uploads?filename={name or path.name}",
+        content=path.read_bytes(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -43,6 +46,8 @@ def test_upload_page_and_raw_upload_with_hostile_name(researcher, settings):
     assert not (settings.data_dir.parent / "etc").exists()
     r = researcher.post("/api/uploads", content=b"{}", headers={"X-Filename": "..\\..\\win.ini"})
     assert r.status_code == 201 and r.json()["filename"] == "win.ini"
+    page = researcher.get("/datasets/upload")
+    assert "passwd.jsonl" in page.text and "win.ini" in page.text
 
 
 def test_multipart_upload_with_api_token(client, make_user, settings, engine):
@@ -51,12 +56,18 @@ def test_multipart_upload_with_api_token(client, make_user, settings, engine):
     user = make_user(Role.researcher, "scripter")
     with Session(engine) as s:
         _, token = create_token(s, user=user, name="ci")
-    r = client.post("/api/uploads", files={"file": ("../../x.jsonl", PCLUE.read_bytes())},
-                    headers={"Authorization": f"Bearer {token}"})
+    r = client.post(
+        "/api/uploads",
+        files={"file": ("../../x.jsonl", PCLUE.read_bytes())},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert r.status_code == 201, r.text
     assert r.json()["filename"] == "x.jsonl"
-    r = client.post(f"/api/uploads/{r.json()['upload_id']}/import", json={"name": "scripted"},
-                    headers={"Authorization": f"Bearer {token}"})
+    r = client.post(
+        f"/api/uploads/{r.json()['upload_id']}/import",
+        json={"name": "scripted"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert r.status_code == 202, r.text
     job = client.get(r.json()["status_url"], headers={"Authorization": f"Bearer {token}"}).json()
     assert (job["status"], job["n_ok"], job["n_bad"]) == ("succeeded", 705, 0)
@@ -87,12 +98,22 @@ def test_mapping_import_report_and_dataset_pages(researcher, settings, engine):
     up = upload(researcher, BELLE_EVAL)
     page = researcher.get(up["mapping_url"])
     assert page.status_code == 200
-    assert '<option value="class" selected>' in page.text and '<option value="question" selected>' in page.text
+    assert (
+        '<option value="class" selected>' in page.text and '<option value="question" selected>' in page.text
+    )
     assert "请你写出" in page.text  # the raw preview shows the Chinese text as it is
     info = researcher.get(f"/api/uploads/{up['upload_id']}").json()
     assert info["guess"]["kind"] == "eval" and len(info["preview"]) == 20
-    form = {"name": "belle 训练", "kind": "train", "policy": "valid", "shape": "fields", "prompt": "question",
-            "answer": "std_answer", "task_l1": "class", "csrf_token": researcher.csrf}
+    form = {
+        "name": "belle 训练",
+        "kind": "train",
+        "policy": "valid",
+        "shape": "fields",
+        "prompt": "question",
+        "answer": "std_answer",
+        "task_l1": "class",
+        "csrf_token": researcher.csrf,
+    }
     prev = researcher.post(f"/uploads/{up['upload_id']}/preview", data=form, headers={"HX-Request": "true"})
     assert prev.status_code == 200 and "<html" not in prev.text and "missing answer" in prev.text
     r = researcher.post(f"/uploads/{up['upload_id']}/import", data=form, follow_redirects=False)
@@ -105,12 +126,18 @@ def test_mapping_import_report_and_dataset_pages(researcher, settings, engine):
     job = researcher.get("/api/" + job_url.strip("/")).json()
     assert (job["status"], job["n_ok"], job["n_bad"]) == ("succeeded", 631, 369)
     assert job["report"]["task_normalised"]["count"] == 52 - sum(
-        1 for line in BELLE_EVAL.read_text().splitlines() if "\u00a0" in json.loads(line)["class"]
-        and not json.loads(line)["std_answer"].strip())
+        1
+        for line in BELLE_EVAL.read_text().splitlines()
+        if "\u00a0" in json.loads(line)["class"] and not json.loads(line)["std_answer"].strip()
+    )
     report = researcher.get(job_url + "/report.csv")
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(report.text)))
-    assert rows[0][:2] == ["line", "reason"] and len(rows) == 370 and {r[1] for r in rows[1:]} == {"missing_answer"}
+    assert (
+        rows[0][:2] == ["line", "reason"]
+        and len(rows) == 370
+        and {r[1] for r in rows[1:]} == {"missing_answer"}
+    )
     assert researcher.get(job_url + "?page=2").status_code == 200
     d = job["dataset_id"]
     listing = researcher.get("/datasets?sort=samples&dir=asc")
@@ -119,8 +146,16 @@ def test_mapping_import_report_and_dataset_pages(researcher, settings, engine):
     # as training data, brainstorming and generation have no answer at all: 8 of the 10 classes remain
     assert api[0]["name"] == "belle 训练" and api[0]["tasks"] == 8 and api[0]["samples"] == 631
     detail = researcher.get(f"/datasets/{d}")
-    assert detail.status_code == 200 and f"/datasets/{d}/v/1/samples" in detail.text and "closed qa" in detail.text
-    assert researcher.get(f"/datasets/{d}", headers={"HX-Request": "true"}).text.lstrip().startswith('<div id="versions"')
+    assert (
+        detail.status_code == 200
+        and f"/datasets/{d}/v/1/samples" in detail.text
+        and "closed qa" in detail.text
+    )
+    assert (
+        researcher.get(f"/datasets/{d}", headers={"HX-Request": "true"})
+        .text.lstrip()
+        .startswith('<div id="versions"')
+    )
     assert researcher.get(f"/api/datasets/{d}").json()["versions"][0]["n_samples"] == 631
     assert researcher.get(f"/api/datasets/{d}/versions/1").json()["number"] == 1
     assert researcher.get(f"/api/datasets/{d}/versions/9").status_code == 404
@@ -128,8 +163,9 @@ def test_mapping_import_report_and_dataset_pages(researcher, settings, engine):
 
 def test_dry_run_then_import_valid(researcher):
     up = upload(researcher, BELLE_EVAL)
-    r = researcher.post(f"/api/uploads/{up['upload_id']}/import",
-                        json={"name": "b", "kind": "train", "policy": "dry_run"})
+    r = researcher.post(
+        f"/api/uploads/{up['upload_id']}/import", json={"name": "b", "kind": "train", "policy": "dry_run"}
+    )
     job = r.json()
     assert (job["status"], job["n_ok"], job["n_bad"], job["dataset_id"]) == ("validated", 631, 369, None)
     page = researcher.get(job["page_url"])
@@ -138,7 +174,9 @@ def test_dry_run_then_import_valid(researcher):
     assert r.status_code == 303
     again = researcher.get("/api" + r.headers["location"]).json()
     assert again["status"] == "succeeded" and again["n_ok"] == 631
-    r = researcher.post(f"/api/uploads/{up['upload_id']}/import", json={"name": "c", "kind": "train", "policy": "all"})
+    r = researcher.post(
+        f"/api/uploads/{up['upload_id']}/import", json={"name": "c", "kind": "train", "policy": "all"}
+    )
     assert r.json()["status"] == "rejected" and r.json()["dataset_id"] is None
     r = researcher.post(f"/api/uploads/{up['upload_id']}/import", json={"name": "", "policy": "sometimes"})
     assert r.status_code == 422
@@ -154,21 +192,51 @@ def _import_pclue(client) -> int:
 def test_edit_diff_export_over_http(researcher, engine, no_indexing):
     d = _import_pclue(researcher)
     with Session(engine) as s:
-        rows = s.exec(select(Sample.id, Sample.task_l1).where(Sample.dataset_id == d).order_by(Sample.id)).all()
+        rows = s.exec(
+            select(Sample.id, Sample.task_l1).where(Sample.dataset_id == d).order_by(Sample.id)
+        ).all()
     ids = [i for i, _ in rows]
     not_nli = [i for i, t in rows if t != "nli"]
     tagged_not_nli = sum(1 for i, t in rows[:3] if t != "nli")
-    r = researcher.post(f"/datasets/{d}/v/1/edit", follow_redirects=False, data={
-        "action": "add_tag", "value": "robustness", "scope": "ids", "sample_ids": [str(i) for i in ids[:3]],
-        "next": f"/datasets/{d}/v/1/samples?tag=x", "q": "", "min_chars": ""})
+    r = researcher.post(
+        f"/datasets/{d}/v/1/edit",
+        follow_redirects=False,
+        data={
+            "action": "add_tag",
+            "value": "robustness",
+            "scope": "ids",
+            "sample_ids": [str(i) for i in ids[:3]],
+            "next": f"/datasets/{d}/v/1/samples?tag=x",
+            "q": "",
+            "min_chars": "",
+        },
+    )
     assert r.status_code == 303 and r.headers["location"] == f"/datasets/{d}/v/2/samples?tag=x"
-    r = researcher.post(f"/datasets/{d}/v/2/edit", follow_redirects=False, data={
-        "action": "set_task_type", "value": "nli/entailment", "scope": "query", "task": "nli", "q": "",
-        "field": "all", "tag": "", "min_chars": "", "max_chars": "", "length_of": "answer", "next": "//evil.com"})
+    r = researcher.post(
+        f"/datasets/{d}/v/2/edit",
+        follow_redirects=False,
+        data={
+            "action": "set_task_type",
+            "value": "nli/entailment",
+            "scope": "query",
+            "task": "nli",
+            "q": "",
+            "field": "all",
+            "tag": "",
+            "min_chars": "",
+            "max_chars": "",
+            "length_of": "answer",
+            "next": "//evil.com",
+        },
+    )
     assert r.status_code == 303 and r.headers["location"] == f"/datasets/{d}"
-    r = researcher.post(f"/api/datasets/{d}/versions/3/edit", json={"action": "drop", "sample_ids": not_nli[-4:]})
+    r = researcher.post(
+        f"/api/datasets/{d}/versions/3/edit", json={"action": "drop", "sample_ids": not_nli[-4:]}
+    )
     assert r.status_code == 201 and r.json()["version"] == 4 and r.json()["changed"] == 4
-    stale = researcher.post(f"/api/datasets/{d}/versions/2/edit", json={"action": "drop", "sample_ids": ids[:1]})
+    stale = researcher.post(
+        f"/api/datasets/{d}/versions/2/edit", json={"action": "drop", "sample_ids": ids[:1]}
+    )
     assert stale.status_code == 409 and "latest version" in stale.json()["detail"]
     assert researcher.post(f"/api/datasets/{d}/versions/4/edit", json={"action": "drop"}).status_code == 400
     form_err = researcher.post(f"/datasets/{d}/v/4/edit", data={"action": "nope", "sample_ids": "1"})
@@ -196,9 +264,21 @@ def test_merge_through_the_mapping_page(researcher):
     up = upload(researcher, SHARED_DATA / "belle_zh_seed_tasks.jsonl")
     page = researcher.get(f"/uploads/{up['upload_id']}/mapping?target={d}")
     assert f'<option value="{d}" selected>' in page.text and "instances[0].input" in page.text
-    r = researcher.post(f"/uploads/{up['upload_id']}/import", follow_redirects=False, data={
-        "target_dataset_id": str(d), "name": "", "kind": "train", "policy": "valid", "shape": "fields",
-        "prompt": "instruction", "prompt2": "instances[0].input", "answer": "instances[0].output", "task_l1": "name"})
+    r = researcher.post(
+        f"/uploads/{up['upload_id']}/import",
+        follow_redirects=False,
+        data={
+            "target_dataset_id": str(d),
+            "name": "",
+            "kind": "train",
+            "policy": "valid",
+            "shape": "fields",
+            "prompt": "instruction",
+            "prompt2": "instances[0].input",
+            "answer": "instances[0].output",
+            "task_l1": "name",
+        },
+    )
     assert r.status_code == 303
     data = researcher.get(f"/api/datasets/{d}").json()
     assert data["latest_version"] == 2 and data["versions"][0]["n_samples"] == 880
@@ -215,8 +295,14 @@ def test_access_and_missing_things(researcher, client_as):
     assert rater.post("/api/uploads", content=b"{}").status_code == 403
     admin = client_as(Role.admin, "boss")
     assert admin.get(f"/uploads/{up['upload_id']}/mapping").status_code == 200
-    for url in ("/datasets/999", "/api/datasets/999", "/imports/999", "/api/imports/999", "/datasets/999/diff",
-                "/uploads/999/mapping"):
+    for url in (
+        "/datasets/999",
+        "/api/datasets/999",
+        "/imports/999",
+        "/api/imports/999",
+        "/datasets/999/diff",
+        "/uploads/999/mapping",
+    ):
         assert researcher.get(url).status_code == 404, url
     empty = upload(researcher, PCLUE, "x.jsonl")
     with Session(__import__("app.core.db", fromlist=["get_engine"]).get_engine()) as s:

@@ -17,13 +17,20 @@ def make(engine, make_user, tmp_path, n=700):
     user = make_user(Role.researcher)
     rng = random.Random(11)
     lines = []
-    for i in range(n):
+    for _i in range(n):
         p = "".join(rng.choice("北京上海天津答案abc ") for _ in range(rng.randint(1, 60)))
         a = "".join(rng.choice("是的不对xyz") for _ in range(rng.randint(1, 30)))
         tags = [t for t in ("robustness", "hard", "dup") if rng.random() < 0.2]
-        lines.append(json.dumps({"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}],
-                                 "task_type": rng.choice(["cls/a", "cls/b", "cls", "gen/x", "qa"]), "tags": tags},
-                                ensure_ascii=False))
+        lines.append(
+            json.dumps(
+                {
+                    "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}],
+                    "task_type": rng.choice(["cls/a", "cls/b", "cls", "gen/x", "qa"]),
+                    "tags": tags,
+                },
+                ensure_ascii=False,
+            )
+        )
     path = tmp_path / "b.jsonl"
     path.write_text("\n".join(lines), encoding="utf-8")
     return load(engine, user.id, path, Mapping(shape="messages", task_l1="task_type", tags="tags"), name="b")
@@ -31,9 +38,14 @@ def make(engine, make_user, tmp_path, n=700):
 
 def expected(engine, ds, version, f: BrowseFilters) -> list[int]:
     with engine.connect() as c:
-        rows = c.execute(text("SELECT id, prompt, answer, task_l1, task_l2, tags, prompt_chars, answer_chars"
-                              " FROM sample WHERE dataset_id = :d AND added_in <= :v AND (removed_in IS NULL OR"
-                              " removed_in > :v) ORDER BY id"), {"d": ds, "v": version}).all()
+        rows = c.execute(
+            text(
+                "SELECT id, prompt, answer, task_l1, task_l2, tags, prompt_chars, answer_chars"
+                " FROM sample WHERE dataset_id = :d AND added_in <= :v AND (removed_in IS NULL OR"
+                " removed_in > :v) ORDER BY id"
+            ),
+            {"d": ds, "v": version},
+        ).all()
     out = []
     for r in rows:
         if f.task:
@@ -45,8 +57,16 @@ def expected(engine, ds, version, f: BrowseFilters) -> list[int]:
         n = r.answer_chars if f.length_of == "answer" else r.prompt_chars
         if f.min_chars is not None and n < f.min_chars or f.max_chars is not None and n > f.max_chars:
             continue
-        if f.q and not any(fold(f.q) in fold(x) for x in ([r.prompt, r.answer] if f.field == "all" else
-                                                            [r.prompt] if f.field == "prompt" else [r.answer])):
+        if f.q and not any(
+            fold(f.q) in fold(x)
+            for x in (
+                [r.prompt, r.answer]
+                if f.field == "all"
+                else [r.prompt]
+                if f.field == "prompt"
+                else [r.answer]
+            )
+        ):
             continue
         out.append(r.id)
     return out
@@ -75,7 +95,9 @@ def test_filters_pages_and_counts(engine, make_user, tmp_path):
         for f in FILTERS:
             want = expected(engine, ds, version, f)
             assert all_matching_ids(s, dataset_id=ds, version=version, filters=f) == want, f
-            assert count_matching(s, dataset_id=ds, version=version, version_id=vid, filters=f) == len(want), f
+            assert count_matching(s, dataset_id=ds, version=version, version_id=vid, filters=f) == len(
+                want
+            ), f
             # walk forward with keyset pages, then back with `before`
             got, after, pages = [], None, []
             while True:
@@ -87,8 +109,9 @@ def test_filters_pages_and_counts(engine, make_user, tmp_path):
                 after = p.last_id
             assert got == want, f
             if len(pages) > 1:
-                p = browse_page(s, dataset_id=ds, version=version, version_id=vid, filters=f,
-                                before=pages[-1][0])
+                p = browse_page(
+                    s, dataset_id=ds, version=version, version_id=vid, filters=f, before=pages[-1][0]
+                )
                 assert [r["id"] for r in p.rows] == pages[-2]
             # jump to page N (anchors where precomputed, OFFSET otherwise)
             for n in range(1, len(pages) + 1):
@@ -99,8 +122,12 @@ def test_filters_pages_and_counts(engine, make_user, tmp_path):
 def test_page_anchors_exist_for_unfiltered_task_and_tag(engine, make_user, tmp_path):
     ds, version, vid = make(engine, make_user, tmp_path)
     with engine.connect() as c:
-        keys = {r[0] for r in c.execute(text("SELECT DISTINCT key FROM sample_fts_anchor WHERE version_id = :v"),
-                                        {"v": vid})}
+        keys = {
+            r[0]
+            for r in c.execute(
+                text("SELECT DISTINCT key FROM sample_fts_anchor WHERE version_id = :v"), {"v": vid}
+            )
+        }
     assert {"", "t:cls", "t:cls/a", "g:robustness"} <= keys
     assert BrowseFilters(task="cls/a").anchor_key() == "t:cls/a"
     assert BrowseFilters(q="x").anchor_key() is None
@@ -114,8 +141,17 @@ def test_dropped_rows_leave_the_next_version(engine, make_user, tmp_path):
     with Session(engine) as s:
         ids = all_matching_ids(s, dataset_id=ds, version=version, filters=BrowseFilters(task="cls/a"))
         owner = s.execute(text("SELECT owner_id FROM dataset WHERE id = :d"), {"d": ds}).scalar_one()
-        res = edit_version(s, dataset_id=ds, base_version=version, user_id=owner, action="drop",
-                           sample_ids=ids[:30], filters=None, value="", message="drop")
+        res = edit_version(
+            s,
+            dataset_id=ds,
+            base_version=version,
+            user_id=owner,
+            action="drop",
+            sample_ids=ids[:30],
+            filters=None,
+            value="",
+            message="drop",
+        )
         s.commit()
         v2, v2id = res.version.number, res.version.id
     from app.datasets.indexing import index_version
@@ -124,9 +160,13 @@ def test_dropped_rows_leave_the_next_version(engine, make_user, tmp_path):
     with Session(engine) as s:
         for f in FILTERS[:8]:
             want = expected(engine, ds, v2, f)
-            got = [r["id"] for n in range(1, 20)
-                   for r in browse_page(s, dataset_id=ds, version=v2, version_id=v2id, filters=f, page=n).rows]
+            got = [
+                r["id"]
+                for n in range(1, 20)
+                for r in browse_page(s, dataset_id=ds, version=v2, version_id=v2id, filters=f, page=n).rows
+            ]
             assert got == want, f
-        assert count_matching(s, dataset_id=ds, version=v2, version_id=v2id, filters=BrowseFilters(q="北")) == len(
-            expected(engine, ds, v2, BrowseFilters(q="北")))
+        assert count_matching(
+            s, dataset_id=ds, version=v2, version_id=v2id, filters=BrowseFilters(q="北")
+        ) == len(expected(engine, ds, v2, BrowseFilters(q="北")))
         assert len(all_matching_ids(s, dataset_id=ds, version=version, filters=BrowseFilters())) == 700

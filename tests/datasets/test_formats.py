@@ -13,7 +13,9 @@ MSG = {"messages": [{"role": "user", "content": "你好"}, {"role": "assistant",
 
 def test_real_files_are_detected():
     for name in ("pclue_train_9.jsonl", "belle_eval_set.json", "belle_zh_seed_tasks.jsonl"):
-        assert describe(SHARED_DATA / name, name, max_line_bytes=1 << 20) == "custom/jsonl"  # BELLE's .json is JSONL
+        assert (
+            describe(SHARED_DATA / name, name, max_line_bytes=1 << 20) == "custom/jsonl"
+        )  # BELLE's .json is JSONL
 
 
 def test_shapes():
@@ -35,8 +37,15 @@ def test_containers(tmp_path):
         "f.bin": b"\x00\x01\x02",
         "g.parquet": b"not parquet",
     }
-    want = {"a.jsonl": "jsonl", "b.json": "json", "c.csv": "csv", "d.txt": "csv", "e.jsonl": "empty",
-            "f.bin": "unsupported", "g.parquet": "unsupported"}
+    want = {
+        "a.jsonl": "jsonl",
+        "b.json": "json",
+        "c.csv": "csv",
+        "d.txt": "csv",
+        "e.jsonl": "empty",
+        "f.bin": "unsupported",
+        "g.parquet": "unsupported",
+    }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
         assert sniff_container(tmp_path / name, name) == want[name], name
@@ -46,7 +55,9 @@ def test_containers(tmp_path):
 
 def test_jsonl_line_numbers_skip_blank_lines(tmp_path):
     path = tmp_path / "x.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(MSG).encode() + b"\n\n  \n" + json.dumps(MSG).encode() + b"\r\n")
+    path.write_bytes(
+        b"\xef\xbb\xbf" + json.dumps(MSG).encode() + b"\n\n  \n" + json.dumps(MSG).encode() + b"\r\n"
+    )
     got = [(n, obj is not None, issue) for n, obj, issue in JsonlReader(path, max_line_bytes=1000)]
     assert got == [(1, True, None), (4, True, None)]
 

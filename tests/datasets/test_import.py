@@ -39,14 +39,22 @@ def test_pclue_type_becomes_task_type(settings, engine, make_user, indexed):
         expected[r["type"]] = expected.get(r["type"], 0) + 1
     owner = make_user()
     m = Mapping(prompt=["input"], answer="target", task_l1="type")
-    res = import_file(path=PCLUE, options=ImportOptions(mapping=m, name="pclue"), owner_id=owner.id, filename=PCLUE.name)
+    res = import_file(
+        path=PCLUE, options=ImportOptions(mapping=m, name="pclue"), owner_id=owner.id, filename=PCLUE.name
+    )
     assert (res.status, res.n_ok, res.n_bad) == ("succeeded", len(raw), 0) == ("succeeded", 705, 0)
     assert res.report["task_counts"] == expected
     with Session(engine) as s:
-        rows = s.exec(select(Sample).where(Sample.dataset_id == res.dataset_id).order_by(Sample.line_no)).all()
+        rows = s.exec(
+            select(Sample).where(Sample.dataset_id == res.dataset_id).order_by(Sample.line_no)
+        ).all()
         assert [r.line_no for r in rows] == list(range(1, 706))
-        assert all(r.prompt == raw[r.line_no - 1]["input"] and r.answer == raw[r.line_no - 1]["target"] for r in rows)
-        assert sum(r.prompt.endswith("答案：") for r in rows) == sum(r["input"].endswith("答案：") for r in raw)
+        assert all(
+            r.prompt == raw[r.line_no - 1]["input"] and r.answer == raw[r.line_no - 1]["target"] for r in rows
+        )
+        assert sum(r.prompt.endswith("答案：") for r in rows) == sum(
+            r["input"].endswith("答案：") for r in raw
+        )
         v = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == res.dataset_id)).one()
         assert (v.number, v.n_samples) == (1, 705)
     assert indexed == [res.version_id]
@@ -58,8 +66,12 @@ def test_belle_eval_as_train_reports_missing_answers(settings, make_user, indexe
     nbsp = sum("\u00a0" in r["class"] for r in raw)
     assert len(empty) == 369 and nbsp == 52
     m = Mapping(prompt=["question"], answer="std_answer", task_l1="class")
-    res = import_file(path=BELLE_EVAL, options=ImportOptions(mapping=m, name="belle", kind="train"),
-                      owner_id=make_user().id, filename=BELLE_EVAL.name)
+    res = import_file(
+        path=BELLE_EVAL,
+        options=ImportOptions(mapping=m, name="belle", kind="train"),
+        owner_id=make_user().id,
+        filename=BELLE_EVAL.name,
+    )
     assert (res.status, res.n_ok, res.n_bad) == ("succeeded", len(raw) - len(empty), len(empty))
     assert res.report["by_reason"] == {"missing_answer": len(empty)}
     assert [i[0] for i in res.report["issues"]] == empty
@@ -71,8 +83,12 @@ def test_belle_eval_as_train_reports_missing_answers(settings, make_user, indexe
 def test_belle_eval_as_eval_set_is_complete(settings, engine, make_user, indexed):
     raw = _rows(BELLE_EVAL)
     m = Mapping(prompt=["question"], reference="std_answer", task_l1="class")
-    res = import_file(path=BELLE_EVAL, options=ImportOptions(mapping=m, name="belle-eval", kind="eval"),
-                      owner_id=make_user().id, filename=BELLE_EVAL.name)
+    res = import_file(
+        path=BELLE_EVAL,
+        options=ImportOptions(mapping=m, name="belle-eval", kind="eval"),
+        owner_id=make_user().id,
+        filename=BELLE_EVAL.name,
+    )
     assert (res.status, res.n_ok, res.n_bad) == ("succeeded", 1000, 0)
     assert res.report["task_normalised"]["count"] == sum("\u00a0" in r["class"] for r in raw) == 52
     expected = {}
@@ -90,21 +106,33 @@ def test_belle_eval_as_eval_set_is_complete(settings, engine, make_user, indexed
 def test_belle_seed_tasks_nested_instances(settings, engine, make_user, indexed):
     raw = _rows(BELLE_SEED)
     m = Mapping(prompt=["instruction", "instances[0].input"], answer="instances[0].output", task_l1="name")
-    res = import_file(path=BELLE_SEED, options=ImportOptions(mapping=m, name="seed"), owner_id=make_user().id,
-                      filename=BELLE_SEED.name)
+    res = import_file(
+        path=BELLE_SEED,
+        options=ImportOptions(mapping=m, name="seed"),
+        owner_id=make_user().id,
+        filename=BELLE_SEED.name,
+    )
     assert (res.status, res.n_ok, res.n_bad) == ("succeeded", len(raw), 0) == ("succeeded", 175, 0)
     with Session(engine) as s:
         by_line = {x.line_no: x for x in s.exec(select(Sample).where(Sample.dataset_id == res.dataset_id))}
     for i, r in enumerate(raw, 1):
         inst = r["instances"][0]
         want = r["instruction"] + ("\n" + inst["input"] if inst["input"].strip() else "")
-        assert by_line[i].prompt == want and by_line[i].answer == inst["output"] and by_line[i].task_l1 == r["name"]
+        assert (
+            by_line[i].prompt == want
+            and by_line[i].answer == inst["output"]
+            and by_line[i].task_l1 == r["name"]
+        )
 
 
 def test_all_or_nothing_policy_imports_nothing(settings, engine, make_user, indexed):
     m = Mapping(prompt=["question"], answer="std_answer", task_l1="class")
-    res = import_file(path=BELLE_EVAL, options=ImportOptions(mapping=m, name="strict", policy="all"),
-                      owner_id=make_user().id, filename=BELLE_EVAL.name)
+    res = import_file(
+        path=BELLE_EVAL,
+        options=ImportOptions(mapping=m, name="strict", policy="all"),
+        owner_id=make_user().id,
+        filename=BELLE_EVAL.name,
+    )
     assert res.status == "rejected" and res.n_bad == 369 and res.n_ok == 631
     assert len(res.report["issues"]) == 369  # the full report even though nothing is kept
     for model in (Dataset, DatasetVersion, Sample, SampleTag):
@@ -164,8 +192,11 @@ def test_merge_creates_a_new_version(settings, engine, make_user, indexed):
     m = Mapping(prompt=["input"], answer="target", task_l1="type")
     first = import_file(path=PCLUE, options=ImportOptions(mapping=m, name="p"), owner_id=owner.id)
     m2 = Mapping(prompt=["instruction", "instances[0].input"], answer="instances[0].output", task_l1="name")
-    second = import_file(path=BELLE_SEED, options=ImportOptions(mapping=m2, target_dataset_id=first.dataset_id),
-                         owner_id=owner.id)
+    second = import_file(
+        path=BELLE_SEED,
+        options=ImportOptions(mapping=m2, target_dataset_id=first.dataset_id),
+        owner_id=owner.id,
+    )
     assert (second.dataset_id, second.version) == (first.dataset_id, 2)
     with Session(engine) as s:
         ds = s.get(Dataset, first.dataset_id)
@@ -179,26 +210,125 @@ def test_formats_in(settings, engine, make_user, indexed, tmp_path):
     import pyarrow.parquet as pq
 
     owner = make_user()
-    pq.write_table(pa.table({"prompt": ["问一", "问二"], "response": ["答一", "答二"], "task_type": ["qa/x", "qa"]}),
-                   tmp_path / "d.parquet")
-    (tmp_path / "d.csv").write_text("prompt,response,task_type\n问一,答一,qa/x\n问二,答二,qa\n", encoding="utf-8")
-    (tmp_path / "d.json").write_text(json.dumps([{"instruction": "问一", "input": "", "output": "答一", "task_type": "qa/x"},
-                                                 {"instruction": "问", "input": "二", "output": "答二", "task_type": "qa"}],
-                                                ensure_ascii=False), encoding="utf-8")
-    (tmp_path / "s.jsonl").write_text("\n".join(json.dumps({"conversations": [{"from": "human", "value": q},
-                                                                              {"from": "gpt", "value": a}],
-                                                           "task_type": t}, ensure_ascii=False)
-                                                for q, a, t in (("问一", "答一", "qa/x"), ("问二", "答二", "qa"))))
+    pq.write_table(
+        pa.table({"prompt": ["问一", "问二"], "response": ["答一", "答二"], "task_type": ["qa/x", "qa"]}),
+        tmp_path / "d.parquet",
+    )
+    (tmp_path / "d.csv").write_text(
+        "prompt,response,task_type\n问一,答一,qa/x\n问二,答二,qa\n", encoding="utf-8"
+    )
+    (tmp_path / "d.json").write_text(
+        json.dumps(
+            [
+                {"instruction": "问一", "input": "", "output": "答一", "task_type": "qa/x"},
+                {"instruction": "问", "input": "二", "output": "答二", "task_type": "qa"},
+            ],
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "s.jsonl").write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}],
+                    "task_type": t,
+                },
+                ensure_ascii=False,
+            )
+            for q, a, t in (("问一", "答一", "qa/x"), ("问二", "答二", "qa"))
+        )
+    )
     from app.datasets.formats import preview, sniff_container
     from app.datasets.mapping import guess_mapping
 
     for name in ("d.parquet", "d.csv", "d.json", "s.jsonl"):
         path = tmp_path / name
         rows, _ = preview(path, sniff_container(path, name), max_line_bytes=10_000)
-        res = import_file(path=path, options=ImportOptions(mapping=guess_mapping([o for _, o in rows]), name=name),
-                          owner_id=owner.id, filename=name)
+        res = import_file(
+            path=path,
+            options=ImportOptions(mapping=guess_mapping([o for _, o in rows]), name=name),
+            owner_id=owner.id,
+            filename=name,
+        )
         assert (res.status, res.n_ok, res.n_bad) == ("succeeded", 2, 0), (name, res.report)
         with Session(engine) as s:
-            got = s.exec(select(Sample.prompt, Sample.answer, Sample.task_l1, Sample.task_l2)
-                         .where(Sample.dataset_id == res.dataset_id).order_by(Sample.line_no)).all()
-        assert [tuple(g) for g in got] == [("问一", "答一", "qa", "x"), ("问二" if name != "d.json" else "问\n二", "答二", "qa", "")]
+            got = s.exec(
+                select(Sample.prompt, Sample.answer, Sample.task_l1, Sample.task_l2)
+                .where(Sample.dataset_id == res.dataset_id)
+                .order_by(Sample.line_no)
+            ).all()
+        assert [tuple(g) for g in got] == [
+            ("问一", "答一", "qa", "x"),
+            ("问二" if name != "d.json" else "问\n二", "答二", "qa", ""),
+        ]
+
+
+def test_job_progress_comes_from_the_side_file_while_running(settings):
+    from app.datasets.importer import job_progress, progress_path
+
+    job = ImportJob(id=41, upload_id=1, owner_id=1, options_json="{}", status="running", progress=0.0)
+    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    assert job_progress(settings, job) == 0.0
+    progress_path(settings, 41).write_text("0.420")
+    assert job_progress(settings, job) == 0.42
+    job.status, job.progress = "succeeded", 1.0
+    assert job_progress(settings, job) == 1.0
+
+
+def test_nothing_valid_is_rejected_with_the_reasons(settings, engine, make_user, tmp_path, indexed):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "a"}\n[1]\n{"prompt": "", "response": "b"}\n', encoding="utf-8")
+    m = Mapping(prompt=["prompt"], answer="response", default_task="misc")
+    res = import_file(path=path, options=ImportOptions(mapping=m, name="bad"), owner_id=make_user().id)
+    assert res.status == "rejected" and res.report["rejected"] == "no valid samples"
+    assert [(i[0], i[1]) for i in res.report["issues"]] == [
+        (1, "missing_answer"),
+        (2, "not_object"),
+        (3, "missing_prompt"),
+    ]
+    assert _count(engine, Dataset) == 0 and indexed == []
+
+
+def test_killed_import_process_leaves_nothing(settings, engine, make_user, tmp_path, indexed):
+    """A worker killed (SIGKILL) mid-import: SQLite rolls the open transaction back; the next import works."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    owner = make_user()
+    marker = tmp_path / "three-batches-written"
+    script = f"""
+import time
+from pathlib import Path
+from app.datasets import importer
+from app.datasets.importer import ImportOptions, import_file
+from app.datasets.mapping import Mapping
+importer.BATCH = 100
+real, n = importer.SampleWriter.write, [0]
+def slow(self, batch):
+    real(self, batch)
+    n[0] += 1
+    if n[0] == 3:
+        Path({str(marker)!r}).touch()
+        time.sleep(60)
+importer.SampleWriter.write = slow
+import_file(path=Path({str(PCLUE)!r}), options=ImportOptions(mapping=Mapping(prompt=["input"], answer="target",
+            task_l1="type"), name="killed"), owner_id={owner.id}, enqueue_index=False)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())
+    try:
+        deadline = time.time() + 60
+        while not marker.exists():
+            assert proc.poll() is None and time.time() < deadline, "the import did not reach its third batch"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for model in (Dataset, DatasetVersion, Sample, SampleTag):
+        assert _count(engine, model) == 0
+    m = Mapping(prompt=["input"], answer="target", task_l1="type")
+    res = import_file(path=PCLUE, options=ImportOptions(mapping=m, name="after"), owner_id=owner.id)
+    assert res.status == "succeeded" and _count(engine, Sample) == 705

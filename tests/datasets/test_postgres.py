@@ -46,8 +46,14 @@ def pg(postgres_url, tmp_path) -> Iterator[tuple]:
 
 
 def pg_load(engine, settings, owner_id, path, mapping, *, name, kind="train"):
-    result = import_file(path=path, options=ImportOptions(mapping=mapping, name=name, kind=kind),
-                         owner_id=owner_id, engine=engine, settings=settings)
+    result = import_file(
+        path=path,
+        options=ImportOptions(mapping=mapping, name=name, kind=kind),
+        owner_id=owner_id,
+        engine=engine,
+        settings=settings,
+        enqueue_index=False,
+    )
     assert result.status == "succeeded", result.report
     index_version(version_id=result.version_id, settings=settings)
     return result.dataset_id, result.version, result.version_id
@@ -65,14 +71,20 @@ def test_postgres_search_equals_brute_force_and_sqlite(pg, engine, make_user):
     pg_engine, settings = pg
     uid = user(pg_engine)
     pc = pg_load(pg_engine, settings, uid, SHARED_DATA / "pclue_train_9.jsonl", PCLUE, name="pclue")
-    be = pg_load(pg_engine, settings, uid, SHARED_DATA / "belle_eval_set.json", BELLE, name="belle", kind="eval")
+    be = pg_load(
+        pg_engine, settings, uid, SHARED_DATA / "belle_eval_set.json", BELLE, name="belle", kind="eval"
+    )
     sq_user = make_user(Role.researcher)
     sq = load(engine, sq_user.id, SHARED_DATA / "pclue_train_9.jsonl", PCLUE, name="pclue")
     import json
 
-    texts = [json.loads(line)["input"] for line in open(SHARED_DATA / "pclue_train_9.jsonl", encoding="utf-8")]
+    texts = [
+        json.loads(line)["input"] for line in open(SHARED_DATA / "pclue_train_9.jsonl", encoding="utf-8")
+    ]
     rng = random.Random(1)
-    qs = ["北京", "答案：", "答", "的", "是的", "，", "Python", "%", "_", "a b", "1"] + queries_from(texts, rng, 30)
+    qs = ["北京", "答案：", "答", "的", "是的", "，", "Python", "%", "_", "a b", "1"] + queries_from(
+        texts, rng, 30
+    )
     with Session(pg_engine) as s, Session(engine) as s2:
         for q in qs:
             for field in ("all", "prompt", "answer"):
@@ -105,9 +117,16 @@ def test_postgres_browser_and_statistics(pg, tmp_path, engine, make_user):
         p = "".join(rng.choice("北京上海天津答案abc ") for _ in range(rng.randint(1, 60)))
         a = "".join(rng.choice("是的不对xyz") for _ in range(rng.randint(1, 30)))
         tags = [t for t in ("robustness", "hard", "dup") if rng.random() < 0.2]
-        lines.append(json.dumps({"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}],
-                                 "task_type": rng.choice(["cls/a", "cls/b", "cls", "gen/x", "qa"]), "tags": tags},
-                                ensure_ascii=False))
+        lines.append(
+            json.dumps(
+                {
+                    "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}],
+                    "task_type": rng.choice(["cls/a", "cls/b", "cls", "gen/x", "qa"]),
+                    "tags": tags,
+                },
+                ensure_ascii=False,
+            )
+        )
     path = tmp_path / "b.jsonl"
     path.write_text("\n".join(lines), encoding="utf-8")
     mapping = Mapping(shape="messages", task_l1="task_type", tags="tags")
@@ -116,8 +135,11 @@ def test_postgres_browser_and_statistics(pg, tmp_path, engine, make_user):
         for f in FILTERS:
             want = expected(pg_engine, ds, v, f)
             assert all_matching_ids(s, dataset_id=ds, version=v, filters=f) == want, f
-            got = [r["id"] for n in range(1, 10)
-                   for r in browse_page(s, dataset_id=ds, version=v, version_id=vid, filters=f, page=n).rows]
+            got = [
+                r["id"]
+                for n in range(1, 10)
+                for r in browse_page(s, dataset_id=ds, version=v, version_id=vid, filters=f, page=n).rows
+            ]
             assert got == want, f
         st = json.loads(s.get(DatasetVersion, vid).stats_json)
     sq = load(engine, make_user(Role.researcher).id, path, mapping, name="b")

@@ -21,7 +21,7 @@ BELLE = Mapping(prompt=["question"], answer="std_answer", task_l1="class")
 def load(engine, owner_id: int, path: Path, mapping: Mapping, *, name: str, kind: str = "train", target=None):
     """Imports a file with B's importer and indexes the new version; returns (dataset_id, version, version_id)."""
     opts = ImportOptions(mapping=mapping, name=name, kind=kind, target_dataset_id=target)
-    result = import_file(path=path, options=opts, owner_id=owner_id, engine=engine)
+    result = import_file(path=path, options=opts, owner_id=owner_id, engine=engine, enqueue_index=False)
     assert result.status == "succeeded", result.report
     index_version(version_id=result.version_id)
     return result.dataset_id, result.version, result.version_id
@@ -44,7 +44,9 @@ def check(engine, dataset_id: int, version: int, version_id: int, q: str, field:
         with engine.connect() as c:
             want = brute_force_ids(c, dataset_id=dataset_id, version=version, q=q, field=field)
         assert got == want, (q, field, len(got), len(want))
-        assert count_matching(s, dataset_id=dataset_id, version=version, version_id=version_id, filters=f) == len(want)
+        assert count_matching(
+            s, dataset_id=dataset_id, version=version, version_id=version_id, filters=f
+        ) == len(want)
         # the first page is the first 50 of the same list
         page = browse_page(s, dataset_id=dataset_id, version=version, version_id=version_id, filters=f)
         assert [r["id"] for r in page.rows] == want[:50]
@@ -61,8 +63,9 @@ def test_fold_is_per_character_and_length_preserving():
 def test_gram_tokens_are_distinct_ascii():
     docs = gram_docs([fold("北京北京"), "ab", ""], "p")
     toks = b"".join(docs[0]).decode().split()
-    assert sorted(toks) == sorted({gram_token("北", "p"), gram_token("京", "p"), gram_token("北京", "p"),
-                                   gram_token("京北", "p")})
+    assert sorted(toks) == sorted(
+        {gram_token("北", "p"), gram_token("京", "p"), gram_token("北京", "p"), gram_token("京北", "p")}
+    )
     assert all(t.isalnum() and t.isascii() for t in toks)
     assert b"".join(docs[2]) == b""
 
@@ -74,9 +77,29 @@ def test_search_on_real_files_equals_brute_force(engine, make_user):
     rng = random.Random(7)
     import json
 
-    texts = [json.loads(line)["input"] for line in open(SHARED_DATA / "pclue_train_9.jsonl", encoding="utf-8")]
-    texts += [json.loads(line)["std_answer"] for line in open(SHARED_DATA / "belle_eval_set.json", encoding="utf-8")]
-    fixed = ["北京", "答案：", "答", "的", "是的", "，", "\n", "Python", "python", "的一", "1", "%", "_", '"', "a b"]
+    texts = [
+        json.loads(line)["input"] for line in open(SHARED_DATA / "pclue_train_9.jsonl", encoding="utf-8")
+    ]
+    texts += [
+        json.loads(line)["std_answer"] for line in open(SHARED_DATA / "belle_eval_set.json", encoding="utf-8")
+    ]
+    fixed = [
+        "北京",
+        "答案：",
+        "答",
+        "的",
+        "是的",
+        "，",
+        "\n",
+        "Python",
+        "python",
+        "的一",
+        "1",
+        "%",
+        "_",
+        '"',
+        "a b",
+    ]
     total = 0
     for q in fixed + queries_from(texts, rng, 60):
         for ds in (pc, be):
@@ -95,14 +118,37 @@ def test_search_on_generated_data_case_and_punctuation(engine, make_user, tmp_pa
     for i in range(400):
         p = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
         a = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 25)))
-        lines.append(json.dumps({"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}],
-                                 "task_type": f"t{i % 3}/s{i % 2}"}, ensure_ascii=False))
+        lines.append(
+            json.dumps(
+                {
+                    "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}],
+                    "task_type": f"t{i % 3}/s{i % 2}",
+                },
+                ensure_ascii=False,
+            )
+        )
     path = tmp_path / "gen.jsonl"
     path.write_text("\n".join(lines), encoding="utf-8")
     ds = load(engine, user.id, path, Mapping(shape="messages", task_l1="task_type"), name="gen")
-    for q in ["a", "A", "ab", "AB", "İ", "i", "σ", "Σ", "ς", "%", "_", '"', "\\", "北京", "A b", "大学答", "!?%"] + [
-        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 4))) for _ in range(40)
-    ]:
+    for q in [
+        "a",
+        "A",
+        "ab",
+        "AB",
+        "İ",
+        "i",
+        "σ",
+        "Σ",
+        "ς",
+        "%",
+        "_",
+        '"',
+        "\\",
+        "北京",
+        "A b",
+        "大学答",
+        "!?%",
+    ] + ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 4))) for _ in range(40)]:
         q = q.strip() or "a"
         for field in ("all", "prompt", "answer"):
             check(engine, *ds, q, field)
@@ -122,8 +168,9 @@ def test_search_respects_versions(engine, make_user, tmp_path):
     assert check(engine, *v2, "答案") == n2
 
 
-@pytest.mark.parametrize("bad", [{"field": "title"}, {"length_of": "x"}, {"min_chars": -1},
-                                 {"min_chars": 5, "max_chars": 2}])
+@pytest.mark.parametrize(
+    "bad", [{"field": "title"}, {"length_of": "x"}, {"min_chars": -1}, {"min_chars": 5, "max_chars": 2}]
+)
 def test_bad_filters_are_rejected(bad):
     with pytest.raises(ValueError):
         BrowseFilters(**bad).validate()

@@ -33,8 +33,12 @@ def test_pclue_statistics(engine, make_user, settings):
     types = Counter(r["type"] for r in rows)
     assert {t["l1"]: t["count"] for t in st["task_tree"]} == dict(types)
     assert abs(sum(t["share"] for t in st["task_tree"]) - 1) < 1e-9
-    assert st["task_tree"][0] == {"l1": "classify", "count": 305, "share": 305 / n,
-                                  "children": [{"l2": "", "count": 305, "share": 305 / n}]}
+    assert st["task_tree"][0] == {
+        "l1": "classify",
+        "count": 305,
+        "share": 305 / n,
+        "children": [{"l2": "", "count": 305, "share": 305 / n}],
+    }
     assert st["has_system"] == {"count": 0, "share": 0.0}
     for metric in ("prompt_chars", "answer_chars", "turns", "prompt_tokens", "answer_tokens"):
         h = st["histograms"][metric]

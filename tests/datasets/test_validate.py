@@ -50,7 +50,11 @@ def test_corpus_is_complete():
 
 def _mapping(path: Path) -> Mapping:
     container = sniff_container(path, path.name)
-    rows, _ = preview(path, container, max_line_bytes=1000) if container not in ("empty", "unsupported") else ([], [])
+    rows, _ = (
+        preview(path, container, max_line_bytes=1000)
+        if container not in ("empty", "unsupported")
+        else ([], [])
+    )
     m = guess_mapping([o for _, o in rows])
     if not m.task_l1:
         m.task_l1 = "task_type"
@@ -63,8 +67,13 @@ def test_malformed_file(name, settings, make_user):
     small = settings.model_copy(update={"max_line_bytes": 1000})
     path = CORPUS / name
     line, reason, n_ok = EXPECTED[name]
-    result = import_file(path=path, options=ImportOptions(mapping=_mapping(path), name=name, policy="dry_run"),
-                         owner_id=owner.id, settings=small, filename=name)
+    result = import_file(
+        path=path,
+        options=ImportOptions(mapping=_mapping(path), name=name, policy="dry_run"),
+        owner_id=owner.id,
+        settings=small,
+        filename=name,
+    )
     assert result.status in ("validated", "rejected")
     issues = [(i[0], i[1]) for i in result.report["issues"]]
     assert issues == [(line, reason)], result.report["issues"]
@@ -75,14 +84,19 @@ def test_malformed_file(name, settings, make_user):
 def test_eval_sets_allow_missing_answer_but_not_missing_task():
     build = make_builder(Mapping(prompt=["q"], answer="a"), kind="eval", normaliser=TaskNormaliser())
     assert build({"q": "问题", "a": "", "task_type": "x"}, 1).reason == "missing_task_type"
-    ok = make_builder(Mapping(prompt=["q"], answer="a", task_l1="t"), kind="eval", normaliser=TaskNormaliser())
+    ok = make_builder(
+        Mapping(prompt=["q"], answer="a", task_l1="t"), kind="eval", normaliser=TaskNormaliser()
+    )
     built = ok({"q": "问题", "a": "", "t": "qa"}, 1)
     assert built.reference is None and built.answer == "" and built.task_l1 == "qa"
 
 
 def test_default_task_type_fills_missing_values():
-    build = make_builder(Mapping(shape="messages", task_l1="task_type", default_task="general/misc"), kind="train",
-                         normaliser=TaskNormaliser())
+    build = make_builder(
+        Mapping(shape="messages", task_l1="task_type", default_task="general/misc"),
+        kind="train",
+        normaliser=TaskNormaliser(),
+    )
     msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
     built = build({"messages": msgs}, 7)
     assert (built.task_l1, built.task_l2, built.line_no) == ("general", "misc", 7)
@@ -100,8 +114,9 @@ def test_whitespace_in_task_type_is_normalised_and_counted():
 
 
 def test_tool_calls_and_sample_fields():
-    build = make_builder(Mapping(shape="messages", task_l1="task_type", tags="tags"), kind="train",
-                         normaliser=TaskNormaliser())
+    build = make_builder(
+        Mapping(shape="messages", task_l1="task_type", tags="tags"), kind="train", normaliser=TaskNormaliser()
+    )
     msgs = [
         {"role": "system", "content": "S"},
         {"role": "user", "content": "weather?"},
@@ -112,5 +127,11 @@ def test_tool_calls_and_sample_fields():
     b = build({"messages": msgs, "task_type": "tools/weather", "tags": ["b", "robustness", "b"]}, 1)
     assert b.prompt == "S\nweather?\nsunny"
     assert b.answer == "It is sunny."
-    assert (b.task_l1, b.task_l2, b.tags, b.has_system, b.n_turns) == ("tools", "weather", ("b", "robustness"), True, 1)
+    assert (b.task_l1, b.task_l2, b.tags, b.has_system, b.n_turns) == (
+        "tools",
+        "weather",
+        ("b", "robustness"),
+        True,
+        1,
+    )
     assert len(b.content_hash) == 32

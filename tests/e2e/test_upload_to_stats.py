@@ -47,7 +47,10 @@ def test_upload_pclue_through_mapping_and_see_statistics(page, live_server):
     # 2. Mapping: input -> prompt, target -> answer, type -> task_type level 1.
     form = page.locator("form.mapping-form")
     form.locator('select[name="prompt"]').select_option("input")
-    form.locator('select[name="answer"]').select_option("target")
+    # Each change posts the form through HTMX for a live preview: it must carry the CSRF header from <body>.
+    with page.expect_response(re.compile(r"/uploads/\d+/preview$")) as preview:
+        form.locator('select[name="answer"]').select_option("target")
+    assert preview.value.status == 200, preview.value.text()[:300]
     form.locator('select[name="task_l1"]').select_option("type")
     form.locator('input[name="name"]').fill("pclue e2e")
     expect(page.locator("#mapped")).to_contain_text("nli")  # the live preview follows the form
@@ -57,11 +60,19 @@ def test_upload_pclue_through_mapping_and_see_statistics(page, live_server):
     # 3. The import runs in the worker process, then indexing and statistics.
     page.wait_for_url(re.compile(r"/imports/\d+"), timeout=30_000)
     job_id = int(re.search(r"/imports/(\d+)", page.url).group(1))
+    # The page polls with HTMX until the worker is done and then links to the new dataset.
+    open_dataset = page.locator('#import-status a[href^="/datasets/"]')
+    try:
+        expect(open_dataset).to_be_visible(timeout=240_000)
+    except AssertionError as exc:
+        raise AssertionError(f"import did not finish on the page\n{live_server.logs()}") from exc
     job = wait_json(page, f"/api/imports/{job_id}", lambda b: b["status"] not in ("queued", "running"))
     assert job["status"] == "succeeded", job
     assert job["n_ok"] == sum(expected.values()) and job["n_bad"] == 0
     shot(page, "import-en")
     dataset_id, number = job["dataset_id"], job["version"] or 1
+    open_dataset.click()
+    expect(page).to_have_url(f"{live_server.url}/datasets/{dataset_id}")
     version = wait_json(
         page,
         f"/api/datasets/{dataset_id}/versions/{number}",
@@ -70,7 +81,9 @@ def test_upload_pclue_through_mapping_and_see_statistics(page, live_server):
     assert version["status"] == "ready", version
 
     # 4. The statistics page: the task_type tree with counts, and charts drawn on canvases.
-    page.goto(f"/datasets/{dataset_id}/v/{number}/stats")
+    page.reload()
+    page.locator(f'a[href="/datasets/{dataset_id}/v/{number}/stats"]').first.click()
+    expect(page).to_have_url(f"{live_server.url}/datasets/{dataset_id}/v/{number}/stats")
     for task, count in expected.most_common():
         row = page.locator("tr", has_text=task).first
         expect(row).to_contain_text(f"{count:,}" if count >= 1000 else str(count))
@@ -86,6 +99,7 @@ def test_upload_pclue_through_mapping_and_see_statistics(page, live_server):
     expect(page.get_by_text("pclue e2e").first).to_be_visible()
     shot(page, "datasets-en")
     page.goto(f"/datasets/{dataset_id}")
+    expect(page.locator("main")).to_contain_text("705")
     shot(page, "dataset-en")
     page.goto(f"/datasets/{dataset_id}/v/{number}/samples?q=北京")
     shot(page, "samples-en")

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from trainer.checkpoint import latest_checkpoint, list_checkpoints
 from trainer.train import run
-from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,16 @@ def test_full_checkpoint_loads_in_transformers(tmp_path, setup):
     assert len(cks) == 2  # one per epoch end
     last = latest_checkpoint(cfg.output_dir)
     assert last.name == f"step-{out['step']:08d}"
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
-                 "trainer_state/state.json", "trainer_state/optimizer.pt", "trainer_state/rng_rank0.pt"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        "trainer_state/state.json",
+        "trainer_state/optimizer.pt",
+        "trainer_state/rng_rank0.pt",
+    ):
         assert (last / name).is_file(), name
     m = AutoModelForCausalLM.from_pretrained(last)
     tok = AutoTokenizer.from_pretrained(last)

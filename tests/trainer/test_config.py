@@ -10,8 +10,16 @@ from trainer.config import ConfigError, RunConfig, describe_fields, embedded_def
 @pytest.fixture
 def train_file(tmp_path):
     p = tmp_path / "train.jsonl"
-    p.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
-                             "task_type": "a/b", "tags": []}) + "\n")
+    p.write_text(
+        json.dumps(
+            {
+                "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+                "task_type": "a/b",
+                "tags": [],
+            }
+        )
+        + "\n"
+    )
     return str(p)
 
 
@@ -65,12 +73,19 @@ def test_describe_fields_lists_every_leaf_with_help():
         ({"train.per_device_batch": 1.5}, "train.per_device_batch: expected an integer"),
         ({"train.grad_clip": "1"}, "train.grad_clip: expected a number"),
         ({"data.eval_fraction": 1.0}, "data.eval_fraction must be in [0, 1)"),
-        ({"data.train_file": "/nonexistent/x.jsonl"}, "data.train_file '/nonexistent/x.jsonl' does not exist"),
+        (
+            {"data.train_file": "/nonexistent/x.jsonl"},
+            "data.train_file '/nonexistent/x.jsonl' does not exist",
+        ),
         ({"model.path": "/nonexistent/model"}, "model.path '/nonexistent/model' does not exist"),
-        ({"deepspeed.offload_params": True}, "deepspeed.offload_params needs deepspeed.enabled with zero_stage=3"),
+        (
+            {"deepspeed.offload_params": True},
+            "deepspeed.offload_params needs deepspeed.enabled with zero_stage=3",
+        ),
         ({"finetune.method": "freeze"}, "nothing is frozen"),
         ({"checkpoint.merge_lora": True}, "checkpoint.merge_lora needs finetune.method=lora"),
         ({"data.mix": {"nli": -1}}, "data.mix['nli'] must be >= 0"),
+        ({"train.precision": "fp16"}, "train.precision=fp16 needs deepspeed.enabled"),
     ],
 )
 def test_validation_messages(tmp_path, train_file, over, message):
@@ -97,7 +112,9 @@ def test_unknown_and_missing_keys(tmp_path, train_file):
 def test_template_without_assistant_role(tmp_path, train_file):
     model = tmp_path / "m"
     model.mkdir()
-    (model / "chat_template.jinja").write_text("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}{% endfor %}")
+    (model / "chat_template.jinja").write_text(
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}{% endfor %}"
+    )
     with pytest.raises(ConfigError, match="chat template has no assistant role"):
         RunConfig.from_dict(_raw(train_file, tmp_path, **{"model.path": str(model)})).validate()
     (model / "chat_template.jinja").unlink()

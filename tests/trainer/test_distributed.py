@@ -3,13 +3,13 @@
 import json
 
 import pytest
+from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config, torchrun
 from transformers import AutoModelForCausalLM
 
 from trainer.checkpoint import latest_checkpoint
 from trainer.config import tiny_debug
 from trainer.distributed import deepspeed_config
 from trainer.train import run
-from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config, torchrun
 
 
 def test_deepspeed_config_follows_run_config():
@@ -37,7 +37,9 @@ def test_deepspeed_zero2_two_ranks_matches_plain(tmp_path):
 
     d = tmp_path / "ds"
     d.mkdir()
-    cfg = tiny_config(d, model_dir, data, per_device_batch=1, grad_accum=2)  # 2 ranks x 1 x 2 = the same 4 bins
+    cfg = tiny_config(
+        d, model_dir, data, per_device_batch=1, grad_accum=2
+    )  # 2 ranks x 1 x 2 = the same 4 bins
     cfg.deepspeed.enabled = True
     cfg.deepspeed.zero_stage = 2
     cfg.checkpoint.every_n_steps = 2

@@ -18,8 +18,19 @@ from trainer.metrics import (
 def test_events_are_flushed_lines(tmp_path):
     w = MetricsWriter(tmp_path)
     w.write("start", config={"a": 1}, counts_per_task={"x": 3}, total_steps=5)
-    w.write("train", step=1, epoch=0.2, loss=1.5, channels={"overall": {"loss": 1.5, "tokens": 10}}, lr=1e-3,
-            grad_norm=float("nan"), tokens_per_s=10.0, supervised_tokens_per_s=2.0, packing_efficiency=0.9, mfu=0.1)
+    w.write(
+        "train",
+        step=1,
+        epoch=0.2,
+        loss=1.5,
+        channels={"overall": {"loss": 1.5, "tokens": 10}},
+        lr=1e-3,
+        grad_norm=float("nan"),
+        tokens_per_s=10.0,
+        supervised_tokens_per_s=2.0,
+        packing_efficiency=0.9,
+        mfu=0.1,
+    )
     # readable before close: written and flushed per event
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config, torchrun
 
 from trainer.train import run
-from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config, torchrun
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config
 
 from trainer.checkpoint import latest_checkpoint, list_checkpoints
 from trainer.train import run
-from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,18 @@ def full(tmp_path_factory, setup):
 def _cfg(d, model, data):
     # dropout > 0 makes the RNG state matter; cosine with warmup makes the schedule position matter;
     # 1.5 epochs puts the interruption mid-epoch (data position) and crosses an epoch boundary.
-    cfg = tiny_config(d, model, data, per_device_batch=2, grad_accum=2, epochs=1.5, dropout=0.1,
-                      scheduler="cosine", warmup_steps=2, weight_decay=0.01)
+    cfg = tiny_config(
+        d,
+        model,
+        data,
+        per_device_batch=2,
+        grad_accum=2,
+        epochs=1.5,
+        dropout=0.1,
+        scheduler="cosine",
+        warmup_steps=2,
+        weight_decay=0.01,
+    )
     cfg.checkpoint.every_n_steps = 2
     cfg.checkpoint.keep_last = 2
     return cfg
@@ -39,7 +49,10 @@ def test_resume_matches_uninterrupted(tmp_path, setup, full):
     cut = _cfg(tmp_path / "cut", model, data)
     first = run(cut, stop_after=5)["losses"]  # dies after step 5: step 5 is lost, step 4 was checkpointed
     assert latest_checkpoint(cut.output_dir).name == "step-00000004"
-    assert [p.name for p in list_checkpoints(cut.output_dir)] == ["step-00000002", "step-00000004"]  # keep_last
+    assert [p.name for p in list_checkpoints(cut.output_dir)] == [
+        "step-00000002",
+        "step-00000004",
+    ]  # keep_last
     second = run(cut)["losses"]
     assert min(second) == 5 and max(second) == total
     for s in range(1, 6):

@@ -3,15 +3,27 @@
 import json
 
 import pytest
+from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config
 
 from trainer.config import ConfigError
 from trainer.data import DataError
 from trainer.metrics import NonFiniteLoss, read_events
 from trainer.train import main, run
-from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config
 
-TRAIN_KEYS = {"type", "step", "epoch", "loss", "channels", "lr", "grad_norm", "tokens_per_s",
-              "supervised_tokens_per_s", "packing_efficiency", "mfu", "time"}
+TRAIN_KEYS = {
+    "type",
+    "step",
+    "epoch",
+    "loss",
+    "channels",
+    "lr",
+    "grad_norm",
+    "tokens_per_s",
+    "supervised_tokens_per_s",
+    "packing_efficiency",
+    "mfu",
+    "time",
+}
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +34,16 @@ def setup(tmp_path_factory):
 
 def test_events_channels_and_plan(tmp_path, setup):
     model, data = setup
-    cfg = tiny_config(tmp_path, model, data, per_device_batch=2, grad_accum=2, epochs=1.5, scheduler="linear",
-                      warmup_ratio=0.2)
+    cfg = tiny_config(
+        tmp_path,
+        model,
+        data,
+        per_device_batch=2,
+        grad_accum=2,
+        epochs=1.5,
+        scheduler="linear",
+        warmup_ratio=0.2,
+    )
     cfg.data.eval_fraction = 0.15
     cfg.eval.every_n_steps = 2
     out = run(cfg)
@@ -33,8 +53,13 @@ def test_events_channels_and_plan(tmp_path, setup):
     assert set(types) <= {"start", "train", "eval", "checkpoint", "warning", "done"}
     start = events[0]
     assert start["total_steps"] == out["total_steps"] and start["counts_per_task"]
-    assert set(start["counts_per_task"]) <= {"pclue/nli", "pclue/classify", "pclue/mrc", "pclue/generate",
-                                             "pclue/anaphora_resolution"}
+    assert set(start["counts_per_task"]) <= {
+        "pclue/nli",
+        "pclue/classify",
+        "pclue/mrc",
+        "pclue/generate",
+        "pclue/anaphora_resolution",
+    }
     train = [e for e in events if e["type"] == "train"]
     assert [e["step"] for e in train] == list(range(1, out["total_steps"] + 1))
     for e in train:
@@ -108,6 +133,18 @@ def test_bad_inputs_fail_before_training(tmp_path, setup, capsys):
     with pytest.raises(ConfigError, match="does not exist"):
         run(cfg)
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"data": {"train_file": str(data)}, "output_dir": str(tmp_path), "train": {"lr": -1}}))
+    bad.write_text(
+        json.dumps({"data": {"train_file": str(data)}, "output_dir": str(tmp_path), "train": {"lr": -1}})
+    )
     assert main(["--config", str(bad)]) == 2
     assert "train.lr must be > 0" in capsys.readouterr().err
+
+
+def test_gradient_checkpointing_and_bf16(tmp_path, setup):
+    model, data = setup
+    base = run(tiny_config(tmp_path / "a", model, data, per_device_batch=2), stop_after=3)["losses"]
+    cfg = tiny_config(tmp_path / "b", model, data, per_device_batch=2, gradient_checkpointing=True)
+    ckpt = run(cfg, stop_after=3)["losses"]
+    assert all(abs(base[s] - ckpt[s]) < 1e-5 for s in base)  # recomputation changes memory, not numbers
+    bf16 = run(tiny_config(tmp_path / "c", model, data, per_device_batch=2, precision="bf16"), stop_after=3)["losses"]
+    assert all(abs(base[s] - bf16[s]) < 0.1 for s in base) and bf16 != base

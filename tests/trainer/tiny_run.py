@@ -8,7 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 from trainer.config import RunConfig, tiny_debug
+
+# One intra-op thread for the loop tests: tiny models gain nothing from two, and on a busy 2-core CI box
+# (xdist workers, other jobs) spinning OpenMP threads made these tests 3-5x slower (measured 75 s -> 20 s).
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[2]
 PCLUE = Path(os.environ.get("SFTLAB_SHARED", REPO.parent / "shared")) / "data" / "pclue_train_9.jsonl"
@@ -31,7 +37,9 @@ def make_tiny_model_dir(out: Path, *, layers: int = 2, hidden: int = 64, seed: i
     if (out / "config.json").is_file():
         return out
     tok_dir = tokenizer_dir()
-    model = tiny_model(tok_dir, layers=layers, hidden=hidden, heads=4, kv_heads=2, intermediate=2 * hidden, seed=seed)
+    model = tiny_model(
+        tok_dir, layers=layers, hidden=hidden, heads=4, kv_heads=2, intermediate=2 * hidden, seed=seed
+    )
     model.save_pretrained(str(out))
     AutoTokenizer.from_pretrained(str(tok_dir)).save_pretrained(str(out))
     return out
@@ -47,9 +55,16 @@ def pclue_messages(out: Path, n: int, *, start: int = 0, max_chars: int = 70) ->
             r = json.loads(line)
             if len(r["input"]) + len(r["target"]) > max_chars:
                 continue
-            rows.append({"messages": [{"role": "user", "content": r["input"]},
-                                      {"role": "assistant", "content": r["target"]}],
-                         "task_type": f"pclue/{r['type']}", "tags": []})
+            rows.append(
+                {
+                    "messages": [
+                        {"role": "user", "content": r["input"]},
+                        {"role": "assistant", "content": r["target"]},
+                    ],
+                    "task_type": f"pclue/{r['type']}",
+                    "tags": [],
+                }
+            )
             if len(rows) == n:
                 break
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -63,14 +78,30 @@ def tiny_config(tmp: Path, model_dir: Path, data: Path, **train) -> RunConfig:
     return cfg
 
 
-def torchrun(cfg: RunConfig, tmp: Path, *, nproc: int = 2, stop_after: int | None = None,
-             grad_dump: str | None = None, timeout: int = 300) -> dict:
+def torchrun(
+    cfg: RunConfig,
+    tmp: Path,
+    *,
+    nproc: int = 2,
+    stop_after: int | None = None,
+    grad_dump: str | None = None,
+    timeout: int = 300,
+) -> dict:
     """Run the loop under torchrun (gloo, CPU) through dist_worker.py; returns rank 0's result."""
     cfg_path = tmp / "run.json"
     cfg.to_json(cfg_path)
     result = tmp / "result.json"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           str(Path(__file__).with_name("dist_worker.py")), str(cfg_path), str(result)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        str(Path(__file__).with_name("dist_worker.py")),
+        str(cfg_path),
+        str(result),
+    ]
     if stop_after is not None:
         cmd += ["--stop-after", str(stop_after)]
     if grad_dump is not None:

@@ -18,7 +18,7 @@ from app.api.deps import Anyone, SessionDep, SettingsDep
 from app.core.i18n import LANGS
 from app.core.security import SESSION_COOKIE, hash_password, make_session, same_origin, verify_password
 from app.models import User
-from app.web import render
+from app.web import home_for, render
 
 router = APIRouter()
 _DUMMY_HASH = hash_password("sftlab timing equaliser")
@@ -59,11 +59,11 @@ class LoginThrottle:
 throttle = LoginThrottle()
 
 
-def safe_next(target: str | None) -> str:
+def safe_next(target: str | None, default: str = "/") -> str:
     """Only same-site paths: an open redirect would turn the login page into a phishing tool."""
     if target and target.startswith("/") and not target.startswith(("//", "/\\")) and "\\" not in target:
         return target
-    return "/datasets"
+    return default
 
 
 def authenticate(session: Session, *, username: str, password: str) -> User | None:
@@ -77,7 +77,7 @@ def authenticate(session: Session, *, username: str, password: str) -> User | No
 
 @router.get("/login")
 def login_page(request: Request, user: Anyone, next: str | None = None):
-    return render(request, "pages/login.html", {"next": safe_next(next), "user": None})
+    return render(request, "pages/login.html", {"next": safe_next(next, ""), "user": None})
 
 
 @router.post("/login")
@@ -101,7 +101,7 @@ def login(
         return render(
             request,
             "pages/login.html",
-            {"next": safe_next(next), "error": "login.throttled", "username": username, "user": None},
+            {"next": safe_next(next, ""), "error": "login.throttled", "username": username, "user": None},
             status_code=429,
         )
     user = authenticate(session, username=username, password=password)
@@ -110,11 +110,11 @@ def login(
         return render(
             request,
             "pages/login.html",
-            {"next": safe_next(next), "error": "login.failed", "username": username, "user": None},
+            {"next": safe_next(next, ""), "error": "login.failed", "username": username, "user": None},
             status_code=401,
         )
     throttle.succeeded(account)
-    response = RedirectResponse(safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next, home_for(user)), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         make_session(settings.secret_key, user.id, user.password_hash),  # type: ignore[arg-type]

@@ -4,14 +4,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from app.api.deps import Anyone, Rater, Researcher
-from app.web import render
+from app.web import home_for, render
 
 router = APIRouter()
 
 
 @router.get("/")
 def home(user: Anyone):
-    return RedirectResponse("/datasets" if user else "/login", status_code=303)
+    return RedirectResponse(home_for(user), status_code=303)
 
 
 @router.get("/healthz")

@@ -46,9 +46,17 @@ def _page(session, ds, version, filters: browse.BrowseFilters, nav: dict) -> tup
     if filters.task and not filters.q and not filters.tag:
         l1, sub = filters.task_parts()
         l2 = browse.l2_values_from_stats(stats, l1) if sub is None else None
-    page = browse.browse_page(session, dataset_id=ds.id, version=version.number, version_id=version.id,
-                              filters=filters, after=nav["after"], before=nav["before"], page=nav["page"],
-                              l2_values=l2)
+    page = browse.browse_page(
+        session,
+        dataset_id=ds.id,
+        version=version.number,
+        version_id=version.id,
+        filters=filters,
+        after=nav["after"],
+        before=nav["before"],
+        page=nav["page"],
+        l2_values=l2,
+    )
     return page, stats
 
 
@@ -56,8 +64,9 @@ def _count(session, ds, version, filters: browse.BrowseFilters, stats: dict | No
     key = filters.anchor_key()
     if stats and key is not None:
         return int(stats.get("counts", {}).get(key, 0))
-    return browse.count_matching(session, dataset_id=ds.id, version=version.number, version_id=version.id,
-                                 filters=filters)
+    return browse.count_matching(
+        session, dataset_id=ds.id, version=version.number, version_id=version.id, filters=filters
+    )
 
 
 def _row_view(row: dict, q: str, field: str) -> dict:
@@ -68,19 +77,18 @@ def _row_view(row: dict, q: str, field: str) -> dict:
     }
 
 
-@router.get("/datasets/{dataset_id}/v/{n}/samples")
-def samples_page(request: Request, dataset_id: int, n: int, session: SessionDep, user: Researcher):
-    ds, version = _version(session, dataset_id, n)
-    filters, nav = _query(request)
+def page_context(session, ds, version, filters: browse.BrowseFilters, nav: dict, user) -> dict:  # noqa: ANN001
+    """Everything the browser template needs (the bench renders it without HTTP)."""
     page, stats = _page(session, ds, version, filters, nav)
     keep = filters.as_query()
+    n = version.number
     base = f"/datasets/{ds.id}/v/{n}/samples"
     number = nav["page"] or (1 if not nav["after"] and not nav["before"] else None)
+    nxt = keep | {"after": page.last_id} | ({"page": number + 1} if number else {})
+    prev = keep | {"before": page.first_id} | ({"page": number - 1} if number and number > 1 else {})
     links = {
-        "next": f"{base}?{urlencode(keep | {'after': page.last_id} | ({'page': number + 1} if number else {}))}"
-        if page.has_next and page.last_id else None,
-        "prev": f"{base}?{urlencode(keep | {'before': page.first_id} | ({'page': number - 1} if number and number > 1 else {}))}"
-        if page.has_prev and page.first_id else None,
+        "next": f"{base}?{urlencode(nxt)}" if page.has_next and page.last_id else None,
+        "prev": f"{base}?{urlencode(prev)}" if page.has_prev and page.first_id else None,
         "count": f"{base}/count?{urlencode(keep)}",
         "self": f"{base}?{urlencode(keep | {k: v for k, v in nav.items() if v})}",
         "base": base,
@@ -88,12 +96,27 @@ def samples_page(request: Request, dataset_id: int, n: int, session: SessionDep,
     known_count = None
     if stats and filters.anchor_key() is not None:
         known_count = _count(session, ds, version, filters, stats)
-    ctx = {
-        "user": user, "nav": "datasets", "dataset": ds, "version": version, "filters": filters,
-        "rows": [_row_view(r, filters.q, filters.field) for r in page.rows], "page": page, "number": number,
-        "links": links, "known_count": known_count, "pages": (known_count + 49) // 50 if known_count else None,
-        "stats": stats, "keep_json": json.dumps(keep, ensure_ascii=False),
+    return {
+        "user": user,
+        "nav": "datasets",
+        "dataset": ds,
+        "version": version,
+        "filters": filters,
+        "rows": [_row_view(r, filters.q, filters.field) for r in page.rows],
+        "page": page,
+        "number": number,
+        "links": links,
+        "known_count": known_count,
+        "pages": (known_count + 49) // 50 if known_count else None,
+        "stats": stats,
     }
+
+
+@router.get("/datasets/{dataset_id}/v/{n}/samples")
+def samples_page(request: Request, dataset_id: int, n: int, session: SessionDep, user: Researcher):
+    ds, version = _version(session, dataset_id, n)
+    filters, nav = _query(request)
+    ctx = page_context(session, ds, version, filters, nav, user)
     return render(request, "pages/samples.html", ctx, partial="partials/samples_results.html")
 
 
@@ -104,8 +127,12 @@ def samples_count(request: Request, dataset_id: int, n: int, session: SessionDep
     filters, _ = _query(request)
     loaded = load_stats(session, version_id=version.id)
     count = _count(session, ds, version, filters, loaded[0] if loaded else None)
-    return render(request, "partials/samples_count.html", {"user": user, "count": count},
-                  partial="partials/samples_count.html")
+    return render(
+        request,
+        "partials/samples_count.html",
+        {"user": user, "count": count},
+        partial="partials/samples_count.html",
+    )
 
 
 @router.get("/samples/{sample_id}")
@@ -123,31 +150,59 @@ def sample_page(request: Request, sample_id: int, session: SessionDep, user: Res
         turns = [{"role": "user", "content": sample.prompt}, {"role": "assistant", "content": sample.answer}]
     view = [{"role": str(t.get("role", "")), "html": mark_all(str(t.get("content") or ""), q)} for t in turns]
     latest = ds.latest_version if ds else sample.added_in
-    ctx = {"user": user, "nav": "datasets", "sample": sample, "dataset": ds, "turns": view, "q": q,
-           "tag_list": [t for t in sample.tags.split(",") if t],
-           "current": sample.removed_in is None, "latest": latest,
-           "back": f"/datasets/{sample.dataset_id}/v/{latest}/samples"}
+    ctx = {
+        "user": user,
+        "nav": "datasets",
+        "sample": sample,
+        "dataset": ds,
+        "turns": view,
+        "q": q,
+        "tag_list": [t for t in sample.tags.split(",") if t],
+        "current": sample.removed_in is None,
+        "latest": latest,
+        "back": f"/datasets/{sample.dataset_id}/v/{latest}/samples",
+    }
     return render(request, "pages/sample.html", ctx)
 
 
 def _sample_json(row: dict) -> dict:
-    return {k: row[k] for k in ("id", "task_l1", "task_l2", "prompt_chars", "answer_chars", "n_turns",
-                                "has_system")} | {
+    return {
+        k: row[k]
+        for k in ("id", "task_l1", "task_l2", "prompt_chars", "answer_chars", "n_turns", "has_system")
+    } | {
         "task_type": f"{row['task_l1']}/{row['task_l2']}" if row["task_l2"] else row["task_l1"],
-        "tags": [t for t in row["tags"].split(",") if t], "prompt": row["prompt"], "answer": row["answer"],
+        "tags": [t for t in row["tags"].split(",") if t],
+        "prompt": row["prompt"],
+        "answer": row["answer"],
     }
 
 
 @router.get("/api/datasets/{dataset_id}/versions/{n}/samples")
-def samples_api(request: Request, dataset_id: int, n: int, session: SessionDep, _: Researcher,
-                q: str = "", field: str = "all", task: str = "", tag: str = "", min_chars: str = "",
-                max_chars: str = "", length_of: str = "answer", after: str = "", before: str = "", page: str = ""):
+def samples_api(
+    request: Request,
+    dataset_id: int,
+    n: int,
+    session: SessionDep,
+    _: Researcher,
+    q: str = "",
+    field: str = "all",
+    task: str = "",
+    tag: str = "",
+    min_chars: str = "",
+    max_chars: str = "",
+    length_of: str = "answer",
+    after: str = "",
+    before: str = "",
+    page: str = "",
+):
     """One page of 50 samples; follow `next_after` (or `prev_before`) for the next page. Filters as the browser's."""
     ds, version = _version(session, dataset_id, n)
     filters, nav = _query(request)
     result, _stats = _page(session, ds, version, filters, nav)
     return {
-        "dataset_id": ds.id, "version": n, "status": version.status,
+        "dataset_id": ds.id,
+        "version": n,
+        "status": version.status,
         "items": [_sample_json(r) for r in result.rows],
         "next_after": result.last_id if result.has_next else None,
         "prev_before": result.first_id if result.has_prev else None,
@@ -155,9 +210,20 @@ def samples_api(request: Request, dataset_id: int, n: int, session: SessionDep, 
 
 
 @router.get("/api/datasets/{dataset_id}/versions/{n}/samples/count")
-def samples_count_api(request: Request, dataset_id: int, n: int, session: SessionDep, _: Researcher,
-                      q: str = "", field: str = "all", task: str = "", tag: str = "", min_chars: str = "",
-                      max_chars: str = "", length_of: str = "answer"):
+def samples_count_api(
+    request: Request,
+    dataset_id: int,
+    n: int,
+    session: SessionDep,
+    _: Researcher,
+    q: str = "",
+    field: str = "all",
+    task: str = "",
+    tag: str = "",
+    min_chars: str = "",
+    max_chars: str = "",
+    length_of: str = "answer",
+):
     ds, version = _version(session, dataset_id, n)
     filters, _nav = _query(request)
     loaded = load_stats(session, version_id=version.id)
@@ -170,5 +236,9 @@ def sample_api(sample_id: int, session: SessionDep, _: Researcher):
     if sample is None:
         raise HTTPException(status_code=404, detail=f"Sample {sample_id} does not exist.")
     row = sample.model_dump()
-    return _sample_json(row) | {"dataset_id": sample.dataset_id, "added_in": sample.added_in,
-                                "removed_in": sample.removed_in, "messages": json.loads(sample.messages)}
+    return _sample_json(row) | {
+        "dataset_id": sample.dataset_id,
+        "added_in": sample.added_in,
+        "removed_in": sample.removed_in,
+        "messages": json.loads(sample.messages),
+    }

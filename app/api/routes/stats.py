@@ -28,19 +28,34 @@ def _version(session, dataset_id: int, n: int):  # noqa: ANN001, ANN202
 @router.get("/datasets/{dataset_id}/v/{n}/stats")
 def stats_page(request: Request, dataset_id: int, n: int, session: SessionDep, user: Researcher):
     ds, version = _version(session, dataset_id, n)
+    return render(request, "pages/stats.html", stats_context(session, ds, version, user))
+
+
+def stats_context(session, ds, version, user) -> dict:  # noqa: ANN001
+    """What the statistics template needs (the bench renders it without HTTP)."""
     loaded = load_stats(session, version_id=version.id) if version.status == "ready" else None
-    ctx = {"user": user, "nav": "datasets", "dataset": ds, "version": version,
-           "stats": loaded[0] if loaded else None, "charts_json": loaded[1] if loaded else "{}",
-           "metrics": METRICS, "samples_url": f"/datasets/{ds.id}/v/{n}/samples"}
-    return render(request, "pages/stats.html", ctx)
+    return {
+        "user": user,
+        "nav": "datasets",
+        "dataset": ds,
+        "version": version,
+        "stats": loaded[0] if loaded else None,
+        "charts_json": loaded[1] if loaded else "{}",
+        "metrics": METRICS,
+        "samples_url": f"/datasets/{ds.id}/v/{version.number}/samples",
+    }
 
 
 @router.get("/datasets/{dataset_id}/v/{n}/stats/progress", response_class=HTMLResponse)
 def stats_progress(request: Request, dataset_id: int, n: int, session: SessionDep, user: Researcher):
     """Polled by the page while the version is indexing; asks HTMX to reload the page once it is ready."""
     ds, version = _version(session, dataset_id, n)
-    response = render(request, "partials/stats_progress.html", {"user": user, "dataset": ds, "version": version},
-                      partial="partials/stats_progress.html")
+    response = render(
+        request,
+        "partials/stats_progress.html",
+        {"user": user, "dataset": ds, "version": version},
+        partial="partials/stats_progress.html",
+    )
     if version.status == "ready":
         response.headers["HX-Refresh"] = "true"
     return response
@@ -51,5 +66,12 @@ def stats_api(dataset_id: int, n: int, session: SessionDep, _: Researcher):
     """The version's statistics (null until indexing has finished), with its status and progress."""
     ds, version = _version(session, dataset_id, n)
     loaded = load_stats(session, version_id=version.id) if version.status == "ready" else None
-    return {"dataset_id": ds.id, "version": n, "status": version.status, "progress": version.progress,
-            "stage": version.stage, "error": version.error or None, "stats": loaded[0] if loaded else None}
+    return {
+        "dataset_id": ds.id,
+        "version": n,
+        "status": version.status,
+        "progress": version.progress,
+        "stage": version.stage,
+        "error": version.error or None,
+        "stats": loaded[0] if loaded else None,
+    }

@@ -33,17 +33,60 @@ def _own(session: Session, model: type, obj_id: int, user: User) -> Any:
     return obj
 
 
+def recent_uploads(session: Session, user: User, limit: int = 20) -> list[dict[str, Any]]:
+    """The user's latest uploads with their latest import job, to resume a mapping or reopen a report."""
+    uploads = session.exec(
+        select(Upload).where(Upload.owner_id == user.id).order_by(Upload.id.desc()).limit(limit)  # type: ignore[union-attr]
+    ).all()
+    out = []
+    for up in uploads:
+        job = session.exec(
+            select(ImportJob).where(ImportJob.upload_id == up.id).order_by(ImportJob.id.desc())  # type: ignore[union-attr]
+        ).first()
+        out.append(
+            {
+                "upload_id": up.id,
+                "filename": up.filename,
+                "size": up.size,
+                "detected_format": up.detected_format,
+                "status": str(up.status.value if hasattr(up.status, "value") else up.status),
+                "created": up.created_at.isoformat(timespec="seconds") if up.created_at else "",
+                "mapping_url": f"/uploads/{up.id}/mapping",
+                "job_id": job.id if job else None,
+                "job_status": job.status if job else None,
+            }
+        )
+    return out
+
+
 @router.get("/datasets/upload")
-def upload_page(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, target: int = 0):
+def upload_page(
+    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, target: int = 0
+):
     ds = session.get(Dataset, target) if target else None
-    return render(request, "pages/upload.html", {"user": user, "nav": "datasets", "target": ds,
-                                                 "limit": human_bytes(settings.upload_max_bytes),
-                                                 "limit_bytes": settings.upload_max_bytes})
+    return render(
+        request,
+        "pages/upload.html",
+        {
+            "user": user,
+            "nav": "datasets",
+            "target": ds,
+            "limit": human_bytes(settings.upload_max_bytes),
+            "limit_bytes": settings.upload_max_bytes,
+            "recent": recent_uploads(session, user),
+        },
+    )
+
+
+@router.get("/api/uploads")
+def api_uploads(user: Researcher, session: SessionDep):
+    return {"uploads": recent_uploads(session, user, limit=100)}
 
 
 @router.post("/api/uploads", status_code=201)
-async def api_upload(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep,
-                     filename: str = ""):
+async def api_upload(
+    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, filename: str = ""
+):
     """Raw body (name in ?filename= or X-Filename) or multipart field `file`; streamed to disk either way."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > settings.upload_max_bytes + 64 * 1024:
@@ -53,7 +96,9 @@ async def api_upload(request: Request, user: Researcher, session: SessionDep, se
             form = await request.form()
             part = form.get("file")
             if not isinstance(part, UploadFile):
-                raise HTTPException(status_code=422, detail="Send the file in a multipart field named 'file'.")
+                raise HTTPException(
+                    status_code=422, detail="Send the file in a multipart field named 'file'."
+                )
             stored, size = save_file(part.file, settings=settings)
             filename = part.filename or filename
         else:
@@ -63,10 +108,21 @@ async def api_upload(request: Request, user: Researcher, session: SessionDep, se
             stored, size = await save_stream(request.stream(), settings=settings)
     except UploadTooLarge as exc:
         raise HTTPException(status_code=413, detail=str(exc)) from None
-    upload = register_upload(session, settings=settings, owner_id=user.id, filename=filename, stored=stored,  # type: ignore[arg-type]
-                             size=size)
-    return {"upload_id": upload.id, "filename": upload.filename, "size": upload.size,
-            "detected_format": upload.detected_format, "mapping_url": f"/uploads/{upload.id}/mapping"}
+    upload = register_upload(
+        session,
+        settings=settings,
+        owner_id=user.id,  # type: ignore[arg-type,union-attr,attr-defined]
+        filename=filename,
+        stored=stored,  # type: ignore[arg-type]
+        size=size,
+    )
+    return {
+        "upload_id": upload.id,
+        "filename": upload.filename,
+        "size": upload.size,
+        "detected_format": upload.detected_format,
+        "mapping_url": f"/uploads/{upload.id}/mapping",
+    }
 
 
 def _preview(upload: Upload, settings) -> tuple[str, list[tuple[int, Any]], list]:  # noqa: ANN001
@@ -91,16 +147,28 @@ def api_upload_info(user: Researcher, session: SessionDep, settings: SettingsDep
     upload = _own(session, Upload, upload_id, user)
     container, rows, issues = _preview(upload, settings)
     mapping, kind, name = _guess(upload, rows)
-    return {"upload_id": upload.id, "filename": upload.filename, "size": upload.size, "status": upload.status,
-            "detected_format": upload.detected_format, "container": container,
-            "preview": [{"line": n, "record": o} for n, o in rows],
-            "paths": list_paths([o for _, o in rows]),
-            "guess": {"mapping": mapping.to_dict(), "kind": kind, "name": name, "policy": "valid"}}
+    return {
+        "upload_id": upload.id,
+        "filename": upload.filename,
+        "size": upload.size,
+        "status": upload.status,
+        "detected_format": upload.detected_format,
+        "container": container,
+        "preview": [{"line": n, "record": o} for n, o in rows],
+        "paths": list_paths([o for _, o in rows]),
+        "guess": {"mapping": mapping.to_dict(), "kind": kind, "name": name, "policy": "valid"},
+    }
 
 
 @router.get("/uploads/{upload_id}/mapping")
-def mapping_page(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int,
-                 target: int = 0):
+def mapping_page(
+    request: Request,
+    user: Researcher,
+    session: SessionDep,
+    settings: SettingsDep,
+    upload_id: int,
+    target: int = 0,
+):
     upload = _own(session, Upload, upload_id, user)
     container, rows, issues = _preview(upload, settings)
     mapping, kind, name = _guess(upload, rows)
@@ -109,10 +177,27 @@ def mapping_page(request: Request, user: Researcher, session: SessionDep, settin
     table = [(n, [_cell(o.get(c)) if isinstance(o, dict) else "" for c in columns]) for n, o in rows]
     datasets = session.exec(select(Dataset).order_by(Dataset.name)).all()  # type: ignore[arg-type]
     mapped = _mapped_preview(rows, mapping, kind)
-    return render(request, "pages/mapping.html", {
-        "user": user, "nav": "datasets", "upload": upload, "container": container, "columns": columns,
-        "table": table, "issues": issues, "paths": list_paths(objs), "m": mapping, "kind": kind, "name": name,
-        "datasets": datasets, "target": target, "mapped": mapped, "reasons": REASONS})
+    return render(
+        request,
+        "pages/mapping.html",
+        {
+            "user": user,
+            "nav": "datasets",
+            "upload": upload,
+            "container": container,
+            "columns": columns,
+            "table": table,
+            "issues": issues,
+            "paths": list_paths(objs),
+            "m": mapping,
+            "kind": kind,
+            "name": name,
+            "datasets": datasets,
+            "target": target,
+            "mapped": mapped,
+            "reasons": REASONS,
+        },
+    )
 
 
 def _cell(value: Any) -> str:
@@ -126,8 +211,17 @@ def _mapped_preview(rows: list[tuple[int, Any]], mapping: Mapping, kind: str) ->
     for n, obj in rows:
         b = build(obj, n)
         if type(b) is Built:
-            out.append({"line": n, "ok": True, "prompt": b.prompt, "answer": b.answer, "reference": b.reference,
-                        "task": f"{b.task_l1}/{b.task_l2}" if b.task_l2 else b.task_l1, "tags": b.tags})
+            out.append(
+                {
+                    "line": n,
+                    "ok": True,
+                    "prompt": b.prompt,
+                    "answer": b.answer,
+                    "reference": b.reference,
+                    "task": f"{b.task_l1}/{b.task_l2}" if b.task_l2 else b.task_l1,
+                    "tags": b.tags,
+                }
+            )
         else:
             out.append({"line": n, "ok": False, "reason": b.reason, "detail": b.detail})  # type: ignore[union-attr]
     return out
@@ -140,19 +234,33 @@ def _options_from_form(form: Any) -> ImportOptions:
 
     prompt = [p for p in (s("prompt"), s("prompt2")) if p]
     target = s("target_dataset_id")
-    data = {"mapping": {"shape": s("shape") or "fields", "system": s("system"), "prompt": prompt,
-                        "answer": s("answer"), "reference": s("reference"), "task_l1": s("task_l1"),
-                        "task_l2": s("task_l2"), "task_prefix": s("task_prefix"), "default_task": s("default_task"),
-                        "tags": s("tags"), "extra_tags": s("extra_tags")},
-            "name": s("name"), "kind": s("kind") or "train", "policy": s("policy") or "valid",
-            "target_dataset_id": int(target) if target.isdigit() and int(target) > 0 else None,
-            "description": s("description")}
+    data = {
+        "mapping": {
+            "shape": s("shape") or "fields",
+            "system": s("system"),
+            "prompt": prompt,
+            "answer": s("answer"),
+            "reference": s("reference"),
+            "task_l1": s("task_l1"),
+            "task_l2": s("task_l2"),
+            "task_prefix": s("task_prefix"),
+            "default_task": s("default_task"),
+            "tags": s("tags"),
+            "extra_tags": s("extra_tags"),
+        },
+        "name": s("name"),
+        "kind": s("kind") or "train",
+        "policy": s("policy") or "valid",
+        "target_dataset_id": int(target) if target.isdigit() and int(target) > 0 else None,
+        "description": s("description"),
+    }
     return ImportOptions.from_dict(data)
 
 
 @router.post("/uploads/{upload_id}/preview")
-async def mapping_preview(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep,
-                          upload_id: int):
+async def mapping_preview(
+    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int
+):
     """The first rows as the current form would import them (HTMX, on every change of the form)."""
     upload = _own(session, Upload, upload_id, user)
     _, rows, _ = _preview(upload, settings)
@@ -162,8 +270,11 @@ async def mapping_preview(request: Request, user: Researcher, session: SessionDe
         mapped, error = _mapped_preview(rows, opts.mapping, opts.kind), ""
     except ValueError as exc:
         mapped, error = [], str(exc)
-    return render(request, "partials/import_mapped.html", {"user": user, "mapped": mapped, "error": error,
-                                                           "reasons": REASONS})
+    return render(
+        request,
+        "partials/import_mapped.html",
+        {"user": user, "mapped": mapped, "error": error, "reasons": REASONS},
+    )
 
 
 def _start(session: Session, upload: Upload, opts: ImportOptions, user: User) -> ImportJob:
@@ -188,8 +299,13 @@ async def start_import(request: Request, user: Researcher, session: SessionDep, 
 
 
 @router.post("/api/uploads/{upload_id}/import", status_code=202)
-def api_start_import(user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int,
-                     body: dict[str, Any] = Body(default_factory=dict)):  # noqa: B008
+def api_start_import(
+    user: Researcher,
+    session: SessionDep,
+    settings: SettingsDep,
+    upload_id: int,
+    body: dict[str, Any] = Body(default_factory=dict),
+):  # noqa: B008
     """Body: {"mapping": {...}, "name", "kind", "policy", "target_dataset_id"}; what is left out is guessed."""
     upload = _own(session, Upload, upload_id, user)
     _, rows, _ = _preview(upload, settings)
@@ -211,12 +327,24 @@ def api_start_import(user: Researcher, session: SessionDep, settings: SettingsDe
 def _job_json(job: ImportJob, settings) -> dict[str, Any]:  # noqa: ANN001
     report = orjson.loads(job.report_json) if job.report_json else None
     if report:
-        report = {k: v for k, v in report.items() if k != "issues"} | {"issues": report.get("issues", [])[:1000]}
+        report = {k: v for k, v in report.items() if k != "issues"} | {
+            "issues": report.get("issues", [])[:1000]
+        }
     version = report.get("version") if report else None
-    return {"job_id": job.id, "upload_id": job.upload_id, "status": job.status,
-            "progress": round(job_progress(settings, job), 3), "n_ok": job.n_ok, "n_bad": job.n_bad,
-            "dataset_id": job.dataset_id, "version": version, "error": job.error,
-            "status_url": f"/api/imports/{job.id}", "page_url": f"/imports/{job.id}", "report": report}
+    return {
+        "job_id": job.id,
+        "upload_id": job.upload_id,
+        "status": job.status,
+        "progress": round(job_progress(settings, job), 3),
+        "n_ok": job.n_ok,
+        "n_bad": job.n_bad,
+        "dataset_id": job.dataset_id,
+        "version": version,
+        "error": job.error,
+        "status_url": f"/api/imports/{job.id}",
+        "page_url": f"/imports/{job.id}",
+        "report": report,
+    }
 
 
 @router.get("/api/imports/{job_id}")
@@ -225,8 +353,9 @@ def api_job(user: Researcher, session: SessionDep, settings: SettingsDep, job_id
 
 
 @router.get("/imports/{job_id}")
-def job_page(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, job_id: int,
-             page: int = 1):
+def job_page(
+    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, job_id: int, page: int = 1
+):
     job = _own(session, ImportJob, job_id, user)
     upload = session.get(Upload, job.upload_id)
     report = orjson.loads(job.report_json) if job.report_json else {}
@@ -234,11 +363,25 @@ def job_page(request: Request, user: Researcher, session: SessionDep, settings: 
     pages = max(1, -(-len(issues) // ISSUES_PER_PAGE))
     page = min(max(page, 1), pages)
     opts = orjson.loads(job.options_json)
-    return render(request, "pages/import.html", {
-        "user": user, "nav": "datasets", "job": job, "upload": upload, "report": report, "opts": opts,
-        "progress": job_progress(settings, job), "running": job.status in ("queued", "running"),
-        "issues": issues[(page - 1) * ISSUES_PER_PAGE: page * ISSUES_PER_PAGE], "page": page, "pages": pages,
-        "reasons": REASONS}, partial="partials/import_status.html")
+    return render(
+        request,
+        "pages/import.html",
+        {
+            "user": user,
+            "nav": "datasets",
+            "job": job,
+            "upload": upload,
+            "report": report,
+            "opts": opts,
+            "progress": job_progress(settings, job),
+            "running": job.status in ("queued", "running"),
+            "issues": issues[(page - 1) * ISSUES_PER_PAGE : page * ISSUES_PER_PAGE],
+            "page": page,
+            "pages": pages,
+            "reasons": REASONS,
+        },
+        partial="partials/import_status.html",
+    )
 
 
 @router.post("/imports/{job_id}/rerun")
@@ -276,5 +419,8 @@ def job_report_csv(user: Researcher, session: SessionDep, job_id: int):
                 buf.truncate()
         yield buf.getvalue().encode()
 
-    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="import-{job_id}-report.csv"'})
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="import-{job_id}-report.csv"'},
+    )
