@@ -13,7 +13,9 @@ from app.core.config import get_settings
 def make_celery() -> Celery:
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    celery = Celery("sftlab", broker=settings.celery_broker, backend=settings.celery_backend, include=["worker.tasks"])
+    celery = Celery(
+        "sftlab", broker=settings.celery_broker, backend=settings.celery_backend, include=["worker.tasks"]
+    )
     celery.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

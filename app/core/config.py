@@ -14,12 +14,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SFTLAB_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path("data"), description="Uploads, run directories, the SQLite file, the broker file.")
+    data_dir: Path = Field(
+        Path("data"), description="Uploads, run directories, the SQLite file, the broker file."
+    )
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
-    broker_url: str = Field("", description="Celery broker; empty means the embedded SQLite broker in data_dir.")
+    broker_url: str = Field(
+        "", description="Celery broker; empty means the embedded SQLite broker in data_dir."
+    )
     secret_key: str = Field("change-me-in-production", description="Signs session cookies and CSRF tokens.")
     upload_max_bytes: int = Field(2 * 1024**3, description="Largest accepted upload.")
-    max_line_bytes: int = Field(4 * 1024**2, description="A longer line in an upload is reported as oversized.")
+    max_line_bytes: int = Field(
+        4 * 1024**2, description="A longer line in an upload is reported as oversized."
+    )
     model_dir: Path = Field(
         Path.home() / ".cache" / "sftlab" / "models" / "SmolLM2-135M-Instruct",
         description="The embedded model converted to a HF directory (tokenizer.json is what app/ reads).",
