@@ -108,7 +108,8 @@ r = import_file(path=Path({path!r}), options=ImportOptions(
     enqueue_index=False)
 dt = time.perf_counter() - t
 import resource
-print(json.dumps({{"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "status": r.status, "n_ok": r.n_ok, "n_bad": r.n_bad, "seconds": dt,
+print(json.dumps({{"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "helper_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "status": r.status, "n_ok": r.n_ok, "n_bad": r.n_bad, "seconds": dt,
                   "version_id": r.version_id, "dataset_id": r.dataset_id}}))
 """
 
@@ -120,7 +121,8 @@ t = time.perf_counter()
 index_version(version_id={vid})
 import resource
 print(json.dumps({{"seconds": time.perf_counter() - t,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "helper_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}}))
 """
 
 CHILD_NEAR = r"""
@@ -150,7 +152,9 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "groups": len(groups),
 
 def child(code: str, env: dict) -> tuple[dict, float]:
     """Runs code in a fresh interpreter; returns its last JSON line and the peak RSS (MB) it measured itself
-    (RUSAGE_CHILDREN would give the maximum over all earlier children, hiding a smaller later peak)."""
+    (this process's RUSAGE_CHILDREN would give the maximum over all earlier children, hiding a smaller
+    later peak). Import and indexing start one helper process each (parsing; statistics), whose peak the
+    child reports as its own RUSAGE_CHILDREN ("helper_rss_mb"): the two peaks' sum bounds the memory used."""
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         raise SystemExit(f"child failed:\n{out.stderr[-4000:]}")
@@ -196,11 +200,15 @@ def main() -> int:
     )
 
     # 1. import (child process: its peak RSS is the import's)
+    load = os.getloadavg()[0]
     imp, rss_imp = child(CHILD_IMPORT.format(root=str(ROOT), path=str(path)), env)
     rate = imp["n_ok"] / imp["seconds"]
+    rss_imp_all = rss_imp + imp["helper_rss_mb"]
     print(
         f"import: {imp['n_ok']:,} samples in {imp['seconds']:.1f} s = {rate:,.0f} samples/s "
-        f"[{verdict(rate >= 50_000)} >= 50,000/s]; peak RSS {rss_imp:.0f} MB [{verdict(rss_imp < 500)} < 500 MB]",
+        f"[{verdict(rate >= 50_000)} >= 50,000/s]; peak RSS {rss_imp:.0f} MB + parsing process "
+        f"{imp['helper_rss_mb']:.0f} MB = {rss_imp_all:.0f} MB [{verdict(rss_imp_all < 500)} < 500 MB] "
+        f"(load average before: {load:.1f})",
         flush=True,
     )
     # 2. indexing + statistics + near dups
@@ -218,8 +226,11 @@ def main() -> int:
     st = json.loads(stats_raw)
     print(
         f"indexing (search indexes + statistics + near dups): {idx['seconds']:.1f} s (status {status}; "
-        f"index {st['timings']['index_s']:.1f} s, statistics {st['timings']['total_s'] - st['timings']['index_s']:.1f} s"
-        f" incl. near dups {st['near_duplicates']['seconds']:.1f} s); peak RSS {rss_idx:.0f} MB"
+        f"index {st['timings']['index_s']:.1f} s, statistics {st['seconds']:.1f} s"
+        f" incl. near dups {st['near_duplicates']['seconds']:.1f} s; statistics "
+        f"{'in a second process beside the index build' if st['timings'].get('stats_in_parallel') else 'after it'});"
+        f" peak RSS {rss_idx:.0f} MB + statistics process {idx['helper_rss_mb']:.0f} MB"
+        f" (load average now: {os.getloadavg()[0]:.1f})"
     )
     print(f"upload finished -> fully searchable: {total:.1f} s [{verdict(total < 360)} < 6 min]", flush=True)
     # 3. near duplicates alone

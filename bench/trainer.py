@@ -1,7 +1,8 @@
 """sftlab's trainer against TRL's SFTTrainer, side by side in one run on CPU (issue 4).
 
-    python bench/trainer.py --steps 6            # a few minutes on 2 cores
-    python bench/trainer.py --steps 6 --skip-trl # sftlab only
+    python bench/trainer.py                       # defaults: --steps 5 --batch 4 --repeats 2, ~5 min on 2 cores
+    python bench/trainer.py --steps 4 --repeats 1 # quicker
+    python bench/trainer.py --skip-trl            # sftlab only
 
 Same random Llama (4 layers, hidden 256, SmolLM2 tokenizer), same pCLUE + BELLE messages (BELLE rows with an
 empty std_answer are skipped and counted), max_seq_len 1024, fp32, the same number of optimizer steps and the
@@ -340,10 +341,12 @@ def trl_assistant_only_probe(rows: list[dict], model_dir: Path, args) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=6, help="optimizer steps per contender (first is warm-up)")
+    ap.add_argument("--steps", type=int, default=5, help="optimizer steps per contender (first is warm-up)")
+    ap.add_argument("--batch", type=int, default=4, help="rows (bins or samples) per step, every contender")
     ap.add_argument(
-        "--batch", type=int, default=2, help="rows (bins or samples) per step for every contender"
+        "--repeats", type=int, default=2, help="rounds over the contenders; the best round counts"
     )
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--max-seq-len", type=int, default=1024)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--hidden", type=int, default=256)
@@ -358,6 +361,8 @@ def main() -> int:
     from trainer.embedded import ensure_tokenizer
 
     hf_logging.set_verbosity_error()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rows, source_counts = load_messages()
     data_file = OUT / "bench_messages.jsonl"
@@ -387,24 +392,41 @@ def main() -> int:
     )
     print(f"  padded random batches of {args.batch}:        {pk['padded_random_efficiency']:.4f}\n")
 
-    results = {}
-    t = time.perf_counter()
-    results["sftlab trainer (packed, supervised-only head)"] = bench_sftlab(data_file, model_dir, args)
-    print(f"[sftlab trainer done in {time.perf_counter() - t:.0f} s]")
+    # Rounds over the contenders, best round per contender: on a shared machine other jobs come and go, and
+    # a busy spell during one contender's turn would otherwise decide the ratio.
     t = time.perf_counter()
     ablation, overhead = bench_ablation(tokenized, model_dir, pad_id, args)
     print(f"[ablation done in {time.perf_counter() - t:.0f} s]")
+    contenders = [
+        ("sftlab trainer (packed, supervised-only head)", lambda: bench_sftlab(data_file, model_dir, args))
+    ]
     if not args.skip_trl:
-        for packed in (False, True):
+        contenders += [
+            ("TRL SFTTrainer padded", lambda: bench_trl(rows, model_dir, args, packed=False)),
+            (
+                "TRL SFTTrainer packed (bfd, padding-free)",
+                lambda: bench_trl(rows, model_dir, args, packed=True),
+            ),
+        ]
+    results: dict[str, dict] = {}
+    rounds: dict[str, list[float]] = {}
+    for rnd in range(args.repeats):
+        for name, fn in contenders:
             t = time.perf_counter()
-            name = f"TRL SFTTrainer {'packed (bfd, padding-free)' if packed else 'padded'}"
-            results[name] = bench_trl(rows, model_dir, args, packed=packed)
-            print(f"[{name} done in {time.perf_counter() - t:.0f} s]")
+            r = fn()
+            rounds.setdefault(name, []).append(r["real_tps"])
+            if name not in results or r["real_tps"] > results[name]["real_tps"]:
+                results[name] = r
+            print(
+                f"[round {rnd + 1}: {name}: {r['real_tps']:.0f} real tok/s, {time.perf_counter() - t:.0f} s]"
+            )
+    if not args.skip_trl:
         probe = trl_assistant_only_probe(rows, model_dir, args)
-    print("\nthroughput (steps after the first):")
+    print(f"\nthroughput (steps after the first; best of {args.repeats} rounds, all rounds listed):")
     print(f"  {'contender':50s} {'real tok/s':>11s} {'sup tok/s':>10s} {'s/step':>8s}")
     for name, r in results.items():
-        print(f"  {name:50s} {r['real_tps']:11.0f} {r['sup_tps']:10.1f} {r['step_s']:8.2f}")
+        seen = ", ".join(f"{x:.0f}" for x in rounds[name])
+        print(f"  {name:50s} {r['real_tps']:11.0f} {r['sup_tps']:10.1f} {r['step_s']:8.2f}   rounds: {seen}")
     ours = results["sftlab trainer (packed, supervised-only head)"]
     if not args.skip_trl:
         pad = results["TRL SFTTrainer padded"]

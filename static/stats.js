@@ -18,11 +18,17 @@
     const box = document.getElementById("plot-" + metric);
     if (!box) return;
     const h = data.histograms[metric];
-    const width = Math.max(300, box.clientWidth || 420);
+    // The figure's inner width: the canvas must never widen its grid cell.
+    const width = Math.max(260, box.clientWidth || 420);
     const opts = {
       width, height: 170, legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: false } },
+      // Bars start at their bin edge (align 1): the x range runs from the first edge to one bin past the
+      // last, which also keeps a single-bin histogram (every sample has 1 turn) visible.
+      scales: { x: { time: false, range: () => {
+        const step = h.edges.length > 1 ? h.edges[1] - h.edges[0] : 1;
+        return [h.edges[0], h.edges[h.edges.length - 1] + step];
+      } } },
       axes: [
         { values: (u, vals) => vals.map((v) => (v >= h.edges[h.edges.length - 1] && h.open_end ? v + "+" : v)) },
         { size: 50 },
@@ -44,5 +50,8 @@
   const metrics = Object.keys(data.histograms);
   metrics.forEach((m) => draw(m, ""));
   const sel = document.getElementById("hist-task");
-  if (sel) sel.addEventListener("change", () => metrics.forEach((m) => draw(m, sel.value)));
+  const redraw = () => metrics.forEach((m) => draw(m, sel ? sel.value : ""));
+  if (sel) sel.addEventListener("change", redraw);
+  let pending = null;
+  window.addEventListener("resize", () => { clearTimeout(pending); pending = setTimeout(redraw, 150); });
 })();

@@ -15,11 +15,14 @@ what the Celery task calls for an ImportJob.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
-import queue
-import threading
+import pickle
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,9 @@ from app.models import Dataset, DatasetKind, DatasetVersion, ImportJob, Upload, 
 log = logging.getLogger("sftlab.import")
 
 BATCH = 10_000
+# From this file size on (about 45k samples) parsing runs in a second process (see _ParseProcess); below it
+# the process start (a fraction of a second) costs more than it saves.
+PARSE_PROCESS_MIN_BYTES = 32 * 2**20
 MAX_REPORTED_ISSUES = 50_000
 POLICIES = (
     "valid",
@@ -185,37 +191,34 @@ class SampleWriter:
         self.next_id += n
         return list(range(start, start + n))
 
-    def write(self, batch: list[Built]) -> None:
+    def write(self, batch: Sequence[tuple]) -> None:
+        """Inserts Built records, or plain tuples in Built's field order (what _ParseProcess sends)."""
         if not batch:
             return
         ids = self._ids(len(batch))
         d, v = self.dataset_id, self.version
         rows = []
         tag_rows = []
-        for sid, b in zip(ids, batch, strict=True):
+        for sid, (
+            line_no,
+            messages,
+            prompt,
+            answer,
+            reference,
+            l1,
+            l2,
+            tags,
+            has_sys,
+            turns,
+            pc,
+            ac,
+            ch,
+        ) in zip(ids, batch, strict=True):
             rows.append(
-                (
-                    sid,
-                    d,
-                    v,
-                    None,
-                    None,
-                    b.line_no,
-                    b.messages,
-                    b.prompt,
-                    b.answer,
-                    b.reference,
-                    b.task_l1,
-                    b.task_l2,
-                    ",".join(b.tags),
-                    b.has_system,
-                    b.n_turns,
-                    b.prompt_chars,
-                    b.answer_chars,
-                    b.content_hash,
-                )
+                (sid, d, v, None, None, line_no, messages, prompt, answer, reference, l1, l2, ",".join(tags))
+                + (has_sys, turns, pc, ac, ch)
             )
-            for t in b.tags:
+            for t in tags:
                 tag_rows.append((sid, t))
         self.cursor.executemany(self.sample_sql, rows)
         if tag_rows:
@@ -322,7 +325,7 @@ def import_file(
         if len(issues) < MAX_REPORTED_ISSUES:
             issues.append([issue.line, issue.reason, issue.detail])
 
-    normaliser = TaskNormaliser()
+    task_normalised: dict[str, Any] = TaskNormaliser().report()
     task_counts: dict[str, int] = {}
     n_ok = n_records = 0
     result = ImportResult(status="rejected")
@@ -343,19 +346,27 @@ def import_file(
                 kind = ds.kind.value if hasattr(ds.kind, "value") else str(ds.kind)
                 writer = SampleWriter(session.connection(), dataset_id=ds.id, version=version.number)  # type: ignore[arg-type,union-attr,attr-defined]
             report["kind"] = kind
-            build = make_builder(options.mapping, kind=kind, normaliser=normaliser)
-            reader = open_reader(path, container, max_line_bytes=settings.max_line_bytes)
-            parser = _Parser(reader, build, bad, stop_at_first_bad=options.policy == "all")
-            if writer is None:
-                for _ in parser.batches():
-                    pass
+            parse_args = {
+                "path": str(path),
+                "container": container,
+                "mapping": options.mapping.to_dict(),
+                "kind": kind,
+                "max_line_bytes": settings.max_line_bytes,
+                "stop_at_first_bad": options.policy == "all",
+            }
+            parser: _Parser | _ParseProcess
+            if writer is not None and path.stat().st_size >= PARSE_PROCESS_MIN_BYTES:
+                parser = _ParseProcess(parse_args, bad, by_reason)
             else:
-                for batch in _in_thread(parser.batches()):
-                    if parser.clean:
+                parser = _Parser.open(parse_args, bad)
+            with contextlib.closing(parser):
+                for batch in parser.batches():
+                    if writer is not None and parser.clean:
                         writer.write(batch)
                         if on_progress:
-                            on_progress(reader.position / reader.total)
+                            on_progress(parser.progress())
             n_records, n_ok, task_counts = parser.n_records, parser.n_ok, parser.task_counts
+            task_normalised = parser.task_normalised
             if n_records == 0 and not by_reason:
                 bad(Issue(0, "empty_file", "the file holds no records"))
             n_bad = sum(by_reason.values())
@@ -372,7 +383,7 @@ def import_file(
             result.status = "succeeded"
             result.dataset_id, result.version_id, result.version = ds.id, version.id, version.number
             report["dataset_id"], report["version"] = ds.id, version.number
-            _fill_report(report, n_records, n_ok, by_reason, issues, normaliser, task_counts, started)
+            _fill_report(report, n_records, n_ok, by_reason, issues, task_normalised, task_counts, started)
             counts = task_counts
             if prev:
                 counts = _merged_counts(session, ds.id, version.number - 1, task_counts)  # type: ignore[arg-type,union-attr,attr-defined]
@@ -397,7 +408,7 @@ def import_file(
         enqueue_index_safely(result.version_id)  # type: ignore[arg-type]
     if result.status != "succeeded":
         result.n_ok, result.n_bad = n_ok, sum(by_reason.values())
-        _fill_report(report, n_records, n_ok, by_reason, issues, normaliser, task_counts, started)
+        _fill_report(report, n_records, n_ok, by_reason, issues, task_normalised, task_counts, started)
         result.report = report
     return result
 
@@ -406,13 +417,38 @@ class _Parser:
     """The parse/validate loop: batches of Built records, issues to `bad`, counts as it goes."""
 
     def __init__(
-        self, reader: Any, build: Callable, bad: Callable[[Issue], None], *, stop_at_first_bad: bool
+        self,
+        reader: Any,
+        build: Callable,
+        bad: Callable[[Issue], None],
+        *,
+        stop_at_first_bad: bool,
+        normaliser: TaskNormaliser,
     ) -> None:
         self.reader, self.build, self.bad = reader, build, bad
         self.stop_at_first_bad = stop_at_first_bad
+        self.normaliser = normaliser
         self.clean = True  # False once a bad record was met under the import-nothing policy
         self.n_records = self.n_ok = 0
         self.task_counts: dict[str, int] = {}
+
+    @classmethod
+    def open(cls, args: dict[str, Any], bad: Callable[[Issue], None]) -> _Parser:
+        """A parser over the file that `args` describes (built in import_file)."""
+        normaliser = TaskNormaliser()
+        build = make_builder(Mapping.from_dict(args["mapping"]), kind=args["kind"], normaliser=normaliser)
+        reader = open_reader(Path(args["path"]), args["container"], max_line_bytes=args["max_line_bytes"])
+        return cls(reader, build, bad, stop_at_first_bad=args["stop_at_first_bad"], normaliser=normaliser)
+
+    @property
+    def task_normalised(self) -> dict[str, Any]:
+        return self.normaliser.report()
+
+    def progress(self) -> float:
+        return self.reader.position / self.reader.total
+
+    def close(self) -> None:
+        """Nothing to release (the reader closes its file when exhausted); the same interface as _ParseProcess."""
 
     def batches(self) -> Iterator[list[Built]]:
         build, counts = self.build, self.task_counts
@@ -439,41 +475,92 @@ class _Parser:
             yield batch
 
 
-def _in_thread(batches: Iterator[list[Built]]) -> Iterator[list[Built]]:
-    """Parses in a second thread while this one writes: sqlite3 and psycopg release the GIL while the
-    database works, so parsing the next batch overlaps with inserting the last one."""
-    q: queue.Queue = queue.Queue(maxsize=2)
-    done = object()
-    stop = threading.Event()
+class _ParseProcess:
+    """A `_Parser` run in a second process, for large files: parsing and validating (about 10 us per
+    sample, pure Python) then runs on one core while this process inserts on the other.
 
-    def produce() -> None:
-        try:
-            for b in batches:
-                if stop.is_set():
-                    return
-                q.put(b)
-            q.put(done)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            q.put(exc)
+    A parsing thread cannot do this: executemany takes the GIL back after every row it steps, and waits
+    up to the interpreter's 5 ms switch interval for it while the parsing thread runs, so the two threads
+    ended up taking turns. Batches come back pickled as plain tuples (half the cost of unpickling Built
+    named tuples; SampleWriter reads them positionally). A plain subprocess rather than multiprocessing
+    for the reasons given on app.datasets.indexing.StatsProcess. Issues and counts arrive at the end."""
 
-    thread = threading.Thread(target=produce, name="import-parse", daemon=True)
-    thread.start()
-    try:
+    def __init__(self, args: dict[str, Any], bad: Callable[[Issue], None], by_reason: dict[str, int]) -> None:
+        self.bad, self.by_reason = bad, by_reason
+        self.clean = True
+        self.n_records = self.n_ok = 0
+        self.task_counts: dict[str, int] = {}
+        self.task_normalised: dict[str, Any] = {}
+        self.fraction = 0.0
+        code = "from app.datasets.importer import _ParseProcess; _ParseProcess.main()"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=1 << 20
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.out = self.proc.stdout
+        with contextlib.suppress(AttributeError, OSError):  # Linux: 1 MiB pipe, 16x fewer hand-offs
+            fcntl.fcntl(self.out.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[attr-defined]
+        pickle.dump(args, self.proc.stdin)
+        self.proc.stdin.close()
+
+    @staticmethod
+    def main() -> None:
+        """The child: parse the file, stream ("rows", tuples, progress) messages, then ("done", summary)."""
+        out = sys.stdout.buffer
+        sys.stdout = sys.stderr  # nothing else may write into the message stream
+        issues: list[list[Any]] = []
+        by_reason: dict[str, int] = {}
+
+        def bad(issue: Issue) -> None:
+            by_reason[issue.reason] = by_reason.get(issue.reason, 0) + 1
+            if len(issues) < MAX_REPORTED_ISSUES:
+                issues.append([issue.line, issue.reason, issue.detail])
+
+        parser = _Parser.open(pickle.load(sys.stdin.buffer), bad)
+        for batch in parser.batches():
+            pickle.dump(("rows", [tuple(b) for b in batch], parser.progress()), out, pickle.HIGHEST_PROTOCOL)
+        summary = {
+            "clean": parser.clean,
+            "n_records": parser.n_records,
+            "n_ok": parser.n_ok,
+            "task_counts": parser.task_counts,
+            "task_normalised": parser.task_normalised,
+            "issues": issues,
+            "by_reason": by_reason,
+        }
+        pickle.dump(("done", summary), out, pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+    def progress(self) -> float:
+        return self.fraction
+
+    def batches(self) -> Iterator[list[tuple]]:
         while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
             try:
-                q.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        thread.join()
+                msg = pickle.load(self.out)
+            except EOFError:
+                raise RuntimeError(f"the parsing process ended early (exit {self.proc.wait()})") from None
+            if msg[0] == "rows":
+                self.fraction = msg[2]
+                yield msg[1]
+                continue
+            done = msg[1]
+            self.clean, self.n_records, self.n_ok = done["clean"], done["n_records"], done["n_ok"]
+            self.task_counts, self.task_normalised = done["task_counts"], done["task_normalised"]
+            sent: dict[str, int] = {}
+            for line, reason, detail in done["issues"]:
+                sent[reason] = sent.get(reason, 0) + 1
+                self.bad(Issue(line, reason, detail))
+            for reason, n in done["by_reason"].items():  # beyond the reported issues: counts only
+                if n > sent.get(reason, 0):
+                    self.by_reason[reason] = self.by_reason.get(reason, 0) + n - sent.get(reason, 0)
+            return
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.out.close()
 
 
 def _merged_counts(
@@ -504,7 +591,7 @@ def _fill_report(
     n_ok: int,
     by_reason: dict[str, int],
     issues: list,
-    normaliser: TaskNormaliser,
+    task_normalised: dict[str, Any],
     task_counts: dict[str, int],
     started: float,
 ) -> None:
@@ -517,7 +604,7 @@ def _fill_report(
             "by_reason": by_reason,
             "issues": issues,
             "issues_truncated": sum(by_reason.values()) > len(issues),
-            "task_normalised": normaliser.report(),
+            "task_normalised": task_normalised,
             "task_counts": dict(sorted(task_counts.items(), key=lambda kv: -kv[1])),
             "elapsed_s": round(elapsed, 3),
             "rate": round(n_ok / elapsed) if elapsed > 0 else 0,

@@ -24,6 +24,7 @@ folding, which differs from Python's outside ASCII):
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -102,30 +103,87 @@ def gram_docs(texts: list[str], prefix: str) -> list[list[bytes]]:
     return [[ub[uoff[i] : uoff[i + 1]], bb[boff[i] : boff[i + 1]]] for i in range(n)]
 
 
-def index_rows(conn: Connection, rows: list[tuple[int, str, str]]) -> None:
-    """Adds (id, prompt, answer) rows to the search indexes of conn's database."""
-    if not rows:
-        return
+@dataclass
+class IndexBatch:
+    """One batch of (id, prompt, answer) rows folded and tokenised for the search indexes.
+
+    Preparing (Python and numpy work) is separate from writing so the indexer can prepare the next batch
+    in one thread while another writes this one. On SQLite each table's rows travel as ONE JSON text
+    that a single `INSERT ... SELECT FROM json_each(?)` unpacks: the whole FTS5 insert is then one
+    sqlite3_step, which runs without the GIL, instead of executemany's per-row step that must take the
+    GIL back after every row (and waits up to the 5 ms switch interval for it while the preparing thread
+    runs Python, which serialised the two threads)."""
+
+    ids: list[int]
+    prompts: list[str]
+    answers: list[str]
+    grams: list[str]
+    fts_json: str | None  # [[id, prompt, answer], ...]; None when a text holds NUL (see prepare_rows)
+    grams_json: str
+
+
+def prepare_rows(rows: list[tuple[int, str, str]]) -> IndexBatch:
+    """Folds the texts and builds each row's gram document (the part of indexing that is Python's)."""
     ids = [r[0] for r in rows]
     prompts = [fold(r[1]) for r in rows]
     answers = [fold(r[2]) for r in rows]
     pg = gram_docs(prompts, "p")
     ag = gram_docs(answers, "a")
+    grams = [b"".join(p + a).decode("ascii") for p, a in zip(pg, ag, strict=True)]
+    fts_json = orjson.dumps(list(zip(ids, prompts, answers, strict=True))).decode()
+    # SQLite 3.40's JSON functions cut a string at an escaped NUL: such a batch goes row by row
+    exact_json = "\\u0000" not in fts_json
+    grams_json = orjson.dumps(list(zip(ids, grams, strict=True))).decode()
+    return IndexBatch(ids, prompts, answers, grams, fts_json if exact_json else None, grams_json)
+
+
+# FTS5 flushes its in-memory pending terms to a new on-disk segment whenever they pass `hashsize` (1 MiB by
+# default), and merging those small segments again and again was half of the build time. 256 MiB lets a
+# batch's terms reach disk as one segment: the build takes half the time (measured at 60k-200k rows).
+# The value is stored in the table's config; it only bounds memory per transaction.
+FTS_HASHSIZE = 256 * 2**20
+
+
+def configure_index(conn: Connection) -> None:
+    """Sets the FTS5 build settings above (SQLite; PostgreSQL's GIN indexes need none)."""
     if conn.dialect.name == "sqlite":
+        for table in ("sample_fts", "sample_grams"):
+            conn.exec_driver_sql(f"INSERT INTO {table}({table}, rank) VALUES ('hashsize', {FTS_HASHSIZE})")
+
+
+def write_index(conn: Connection, batch: IndexBatch) -> None:
+    """Adds a prepared batch to the search indexes of conn's database (in conn's transaction)."""
+    if not batch.ids:
+        return
+    if conn.dialect.name == "sqlite":
+        if batch.fts_json is None:
+            conn.exec_driver_sql(
+                "INSERT INTO sample_fts(rowid, prompt, answer) VALUES (?, ?, ?)",
+                list(zip(batch.ids, batch.prompts, batch.answers, strict=True)),
+            )
+        else:
+            conn.exec_driver_sql(
+                "INSERT INTO sample_fts(rowid, prompt, answer)"
+                " SELECT value->>0, value->>1, value->>2 FROM json_each(?)",
+                (batch.fts_json,),
+            )
         conn.exec_driver_sql(
-            "INSERT INTO sample_fts(rowid, prompt, answer) VALUES (?, ?, ?)",
-            list(zip(ids, prompts, answers, strict=False)),
+            "INSERT INTO sample_grams(rowid, g) SELECT value->>0, value->>1 FROM json_each(?)",
+            (batch.grams_json,),
         )
-        docs = [(i, b"".join(p + a).decode("ascii")) for i, p, a in zip(ids, pg, ag, strict=False)]
-        conn.exec_driver_sql("INSERT INTO sample_grams(rowid, g) VALUES (?, ?)", docs)
     else:
         params = [
-            {"id": i, "p": p, "a": a, "g": b"".join(gp + ga).decode("ascii").split()}
-            for i, p, a, gp, ga in zip(ids, prompts, answers, pg, ag, strict=False)
+            {"id": i, "p": p, "a": a, "g": g.split()}
+            for i, p, a, g in zip(batch.ids, batch.prompts, batch.answers, batch.grams, strict=True)
         ]
         conn.execute(
             text("INSERT INTO sample_fts (id, prompt_f, answer_f, grams) VALUES (:id, :p, :a, :g)"), params
         )
+
+
+def index_rows(conn: Connection, rows: list[tuple[int, str, str]]) -> None:
+    """Adds (id, prompt, answer) rows to the search indexes of conn's database."""
+    write_index(conn, prepare_rows(rows))
 
 
 @dataclass

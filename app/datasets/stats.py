@@ -8,14 +8,16 @@ content hashes for exact duplicates, and MinHash signatures for near duplicates
 uniform sample of at most TOKEN_SAMPLE rows: tokenizing 1M samples costs minutes
 on two cores while a 50k-row sample gives the same histogram shape.
 
-The same pass writes what the browser needs to be fast at any depth: page
+The same pass computes what the browser needs to be fast at any depth: page
 anchors per browse key and the version's visible id ranges (app.datasets.browse).
 """
 
+import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,15 @@ def _ranges(conn: Connection, vis: np.ndarray) -> list[list[int]]:
     return [[int(all_ids[a]), int(all_ids[b])] for a, b in zip(starts, ends, strict=False)]
 
 
+@dataclass
+class BrowseAids:
+    """What the sample browser needs to be fast at any depth: page anchors and the visible id ranges."""
+
+    version_id: int
+    anchors: list[dict[str, Any]]  # rows of sample_fts_anchor as bind parameters
+    ranges: list[list[int]]
+
+
 def compute_stats(
     engine: Engine,
     *,
@@ -151,8 +162,8 @@ def compute_stats(
     version_id: int,
     tokenizer_path: Path,
     on_progress: Callable[[float, str], None] | None = None,
-) -> dict[str, Any]:
-    """The statistics dict of a version; also rewrites its page anchors and visible ranges."""
+) -> tuple[dict[str, Any], BrowseAids]:
+    """The statistics dict of a version and its browse aids (for `write_browse_aids`); only reads."""
     params = {"dataset_id": dataset_id, "version": version}
     with engine.connect() as conn:
         total = conn.execute(
@@ -165,13 +176,16 @@ def compute_stats(
     rate = min(1.0, TOKEN_SAMPLE / total) if total else 1.0
     ids_l, p_chars, a_chars, turns, sys_l, task_codes = [], [], [], [], [], []
     ans_h, open_h, end_h, content = [], [], [], []
-    tok_ids, p_tok, a_tok = [], [], []
+    tok_ids: list[np.ndarray] = []
+    p_tok: list[np.ndarray] = []
+    a_tok: list[np.ndarray] = []
     sigs = []
     task_index: dict[tuple[str, str], int] = {}
     tag_counts: Counter[str] = Counter()
     tag_anchor: dict[str, list[tuple[int, int]]] = {}
     last, seen = 0, 0
     near_s = 0.0
+    started = time.perf_counter()
     plus = "+" if engine.dialect.name == "sqlite" else ""
     sql = text(
         "SELECT s.id, s.prompt, s.answer, s.task_l1, s.task_l2, s.tags, s.has_system, s.n_turns, s.prompt_chars,"
@@ -217,6 +231,7 @@ def compute_stats(
                 pt = token_counts([prompts[i] for i in pick], tokenizer_path)
                 if pt is not None:
                     at = token_counts([answers[i] for i in pick], tokenizer_path)
+                    assert at is not None  # the same tokenizer file
                     tok_ids.append(ids[mask])
                     p_tok.append(pt)
                     a_tok.append(at)
@@ -231,7 +246,7 @@ def compute_stats(
     ids = cat(ids_l) if ids_l else np.zeros(0, np.int64)
     n = int(ids.size)
     codes = cat(task_codes) if task_codes else np.zeros(0, np.int32)
-    tasks = [None] * len(task_index)
+    tasks: list[tuple[str, str]] = [("", "")] * len(task_index)
     for k, i in task_index.items():
         tasks[i] = k
     metrics = {
@@ -271,12 +286,12 @@ def compute_stats(
     l1_names = sorted(l1_counts)
 
     # histograms, overall and for the largest task_types (level 1)
-    hist_tasks = [t["l1"] for t in tree[:HIST_TASKS]]
+    hist_tasks: list[str] = [str(t["l1"]) for t in tree[:HIST_TASKS]]
     hists: dict[str, Any] = {}
     for name, values in metrics.items():
         vcodes = tok_codes if name.endswith("_tokens") else codes
         edges = edges_for(values)
-        entry = {
+        entry: dict[str, Any] = {
             "edges": edges,
             "open_end": len(edges) > 1 and int(values.max()) >= edges[-1] + 1 if values.size else False,
             "all": histogram(values, edges),
@@ -321,7 +336,8 @@ def compute_stats(
     groups = neardup.clusters(sig)
     near_s += time.perf_counter() - t0
     del sig
-    near_groups, near_samples, near_total = [], 0, 0
+    near_groups: list[dict[str, Any]] = []
+    near_samples = near_total = 0
     for g in groups:
         if np.unique(chash[g]).size < 2:
             continue
@@ -334,7 +350,7 @@ def compute_stats(
     need = {i for _, i in top_answers + top_openings + top_endings}
     need |= {g["ids"][0] for g in exact_groups + near_groups}
     texts = _texts(engine, sorted(need))
-    anchors = _write_browse_aids(
+    aids = _browse_aids(
         engine, version_id=version_id, ids=ids, codes=codes, tasks=tasks, tag_anchor=tag_anchor
     )
     counts = {"": n}
@@ -344,7 +360,7 @@ def compute_stats(
         counts[f"t:{l1}"] = c
     for t, c in tag_counts.items():
         counts[f"g:{t}"] = c
-    return {
+    stats = {
         "stats_version": STATS_VERSION,
         "n_samples": n,
         "has_system": {
@@ -386,8 +402,10 @@ def compute_stats(
             {"tag": t, "count": c} for t, c in sorted(tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         "counts": counts,
-        "anchors": anchors,
+        "anchors": len(aids.anchors),
     }
+    stats["seconds"] = round(time.perf_counter() - started, 2)
+    return stats, aids
 
 
 def _texts(engine: Engine, ids: list[int]) -> dict[int, tuple[str, str]]:
@@ -402,7 +420,7 @@ def _texts(engine: Engine, ids: list[int]) -> dict[int, tuple[str, str]]:
         return {r[0]: (r[1], r[2]) for r in conn.execute(stmt, {"ids": ids})}
 
 
-def _write_browse_aids(
+def _browse_aids(
     engine: Engine,
     *,
     version_id: int,
@@ -410,8 +428,8 @@ def _write_browse_aids(
     codes: np.ndarray,
     tasks: list,
     tag_anchor: dict[str, list[tuple[int, int]]],
-) -> int:
-    """Page anchors (all, per task_type l1 and l1/l2, per tag) and visible id ranges; returns the anchor count."""
+) -> BrowseAids:
+    """Page anchors (all, per task_type l1 and l1/l2, per tag) and visible id ranges."""
     rows: list[dict[str, Any]] = []
 
     def add(key: str, pairs: list[tuple[int, int]]) -> None:
@@ -428,28 +446,33 @@ def _write_browse_aids(
     for t, pairs in tag_anchor.items():
         # the last anchor is useless when it ends the list (no page after it); keeping it is harmless
         add(f"g:{t}", pairs)
+    with engine.connect() as conn:
+        ranges = _ranges(conn, ids)
+    return BrowseAids(version_id, rows, ranges)
+
+
+def write_browse_aids(engine: Engine, aids: BrowseAids) -> None:
+    """Replaces the version's page anchors and visible ranges (separate from computing them, which only
+    reads, so the statistics can be computed in another process while this one writes the search index)."""
+    ranges = json.dumps(aids.ranges)
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM sample_fts_anchor WHERE version_id = :v"), {"v": version_id})
-        for s in range(0, len(rows), 50_000):
+        conn.execute(text("DELETE FROM sample_fts_anchor WHERE version_id = :v"), {"v": aids.version_id})
+        for s in range(0, len(aids.anchors), 50_000):
             conn.execute(
                 text(
                     "INSERT INTO sample_fts_anchor (version_id, key, page, after_id) VALUES (:v, :k, :p, :a)"
                 ),
-                rows[s : s + 50_000],
+                aids.anchors[s : s + 50_000],
             )
-        ranges = _ranges(conn, ids)
-        import json
-
         updated = conn.execute(
             text("UPDATE sample_fts_state SET ranges = :r WHERE version_id = :v"),
-            {"r": json.dumps(ranges), "v": version_id},
+            {"r": ranges, "v": aids.version_id},
         ).rowcount
         if not updated:
             conn.execute(
                 text("INSERT INTO sample_fts_state (version_id, last_id, ranges) VALUES (:v, 0, :r)"),
-                {"r": json.dumps(ranges), "v": version_id},
+                {"r": ranges, "v": aids.version_id},
             )
-    return len(rows)
 
 
 _CACHE: dict[int, tuple[str, dict[str, Any], str]] = {}
@@ -462,7 +485,6 @@ def forget(version_id: int) -> None:
 def load_stats(conn, *, version_id: int) -> tuple[dict[str, Any], str] | None:  # noqa: ANN001
     """The parsed statistics and the JSON the charts need, cached while the stored text is unchanged
     (reading the text is cheap; parsing it on every page view is not)."""
-    import json
 
     raw = conn.execute(
         text("SELECT stats_json FROM datasetversion WHERE id = :v"), {"v": version_id}

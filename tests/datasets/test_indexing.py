@@ -35,15 +35,15 @@ def test_interrupted_indexing_resumes_after_the_last_batch(engine, make_user, mo
     user = make_user(Role.researcher)
     monkeypatch.setattr(indexing, "BATCH", 100)
     calls = {"n": 0}
-    real = indexing.index_rows
+    real = indexing.write_index
 
-    def flaky(conn, rows):
+    def flaky(conn, batch):
         calls["n"] += 1
         if calls["n"] == 4:
             raise RuntimeError("disk on fire")
-        return real(conn, rows)
+        return real(conn, batch)
 
-    monkeypatch.setattr(indexing, "index_rows", flaky)
+    monkeypatch.setattr(indexing, "write_index", flaky)
     _, _, vid = load(engine, user.id, SHARED_DATA / "pclue_train_9.jsonl", PCLUE, name="p")
     with Session(engine) as s:
         v = s.get(DatasetVersion, vid)

@@ -91,6 +91,13 @@ def test_upload_pclue_through_mapping_and_see_statistics(page, live_server):
     expect(canvas).to_be_visible()
     box = canvas.bounding_box()
     assert box and box["width"] > 100 and box["height"] > 50
+    # Every chart stays inside its card, and the page is no wider than the window.
+    widths = page.evaluate(
+        "() => [...document.querySelectorAll('canvas')].map(c => [c.getBoundingClientRect().width,"
+        " (c.closest('figure') || c.closest('.card') || document.body).getBoundingClientRect().width])"
+    )
+    assert all(canvas <= holder + 1 for canvas, holder in widths), widths
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     shot(page, "stats-en")
     shot(page, "readme-stats", full_page=False)
 

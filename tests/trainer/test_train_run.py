@@ -146,5 +146,7 @@ def test_gradient_checkpointing_and_bf16(tmp_path, setup):
     cfg = tiny_config(tmp_path / "b", model, data, per_device_batch=2, gradient_checkpointing=True)
     ckpt = run(cfg, stop_after=3)["losses"]
     assert all(abs(base[s] - ckpt[s]) < 1e-5 for s in base)  # recomputation changes memory, not numbers
-    bf16 = run(tiny_config(tmp_path / "c", model, data, per_device_batch=2, precision="bf16"), stop_after=3)["losses"]
+    bf16 = run(tiny_config(tmp_path / "c", model, data, per_device_batch=2, precision="bf16"), stop_after=3)[
+        "losses"
+    ]
     assert all(abs(base[s] - bf16[s]) < 0.1 for s in base) and bf16 != base
