@@ -12,6 +12,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import NotAuthenticated, user_from_cookie
@@ -113,6 +114,19 @@ def create_app() -> FastAPI:
             fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
             return _error_page(request, 422, f"{translate('error.invalid', lang_of(request))}: {fields}")
         return JSONResponse({"detail": exc.errors()}, status_code=422)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DBAPIError)
+    async def _out_of_range(request: Request, exc: Exception):
+        """A value the database cannot store (page=10**30, a NUL in text on PostgreSQL): the caller's error."""
+        text = str(exc)
+        if isinstance(exc, OverflowError) and "too large to convert" in text:
+            return _error_page(request, 400, "A number in the request is out of range.")
+        if isinstance(exc, DBAPIError) and "out of range" in text:
+            return _error_page(request, 400, "A number in the request is out of range.")
+        if isinstance(exc, DBAPIError) and "NUL (0x00)" in text:  # PostgreSQL text never holds NUL
+            return _error_page(request, 400, "Text in the request contains a NUL character.")
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

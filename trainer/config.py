@@ -220,14 +220,10 @@ class ConfigError(ValueError):
     """A config that cannot run; the message names the field (e.g. `train.lr`)."""
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def _build(cls: type, raw: Any, prefix: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix or 'config'}: expected an object, got {type(raw).__name__}")
-    hints = _hints(cls)
+    hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(raw) - set(known))
     if unknown:
@@ -400,7 +396,7 @@ def validate(cfg: RunConfig, *, check_files: bool = True) -> None:
 def describe_fields(cls: type = RunConfig, prefix: str = "") -> list[dict]:
     """Flat list of fields for generated forms: name (dotted), type, default, help, choices."""
     out = []
-    hints = _hints(cls)
+    hints = typing.get_type_hints(cls)
     for f in fields(cls):
         tp = hints[f.name]
         name = f"{prefix}{f.name}"

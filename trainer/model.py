@@ -122,10 +122,20 @@ def build_model(cfg: RunConfig, model_dir: str) -> Any:
 
 
 def count_params(model: Any) -> dict[str, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    emb = sum(p.numel() for p in model.get_input_embeddings().parameters())
-    return {"total": total, "trainable": trainable, "non_embedding": total - emb}
+    """Parameter counts; ``non_embedding`` leaves out the input embeddings AND the output layer.
+
+    MFU counts the output layer separately, only at supervised positions (``trainer.train.flops_per_step``),
+    so an untied ``lm_head`` left in N would be counted twice (tied ones appear once in ``parameters()``).
+    """
+    params = list(model.parameters())
+    total = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    emb = {id(p) for p in model.get_input_embeddings().parameters()}
+    head = model.get_output_embeddings()
+    if head is not None:
+        emb |= {id(p) for p in head.parameters()}
+    non_embedding = sum(p.numel() for p in params if id(p) not in emb)
+    return {"total": total, "trainable": trainable, "non_embedding": non_embedding}
 
 
 def unwrap(model: Any) -> Any:

@@ -67,6 +67,7 @@ class BinPlan:
     packing_efficiency: float
     digest: str = ""
     counts_per_task: dict = field(default_factory=dict)
+    sources: list[tuple[str, str]] = field(default_factory=list)  # (file:line, task_type) per train index
 
     @property
     def total_steps(self) -> int:
@@ -93,7 +94,11 @@ class BinPlan:
         return [mine[m * self.batch : (m + 1) * self.batch] for m in range(self.accum)]
 
     def write(self, out: Path) -> None:
-        """Record seed, counts per task_type and the data order (one line per step) in the run dir."""
+        """Record seed, counts per task_type and the data order (one line per step) in the run dir.
+
+        The bins hold indices into the mixed training set; data_samples.jsonl maps each index to its
+        file:line and task_type, so the order can be read without re-running the mix.
+        """
         (out / "data_plan.json").write_text(
             json.dumps(
                 {
@@ -114,6 +119,11 @@ class BinPlan:
         with open(out / "data_order.jsonl", "w", encoding="utf-8") as fh:
             for s in range(self.total_steps):
                 fh.write(json.dumps({"step": s + 1, "bins": self.bins[s * self.G : (s + 1) * self.G]}) + "\n")
+        with open(out / "data_samples.jsonl", "w", encoding="utf-8") as fh:
+            for i, (where, task) in enumerate(self.sources):
+                fh.write(
+                    json.dumps({"index": i, "where": where, "task_type": task}, ensure_ascii=False) + "\n"
+                )
 
 
 def build_plan(cfg: RunConfig, data: Any, *, world: int) -> BinPlan:
@@ -167,6 +177,7 @@ def build_plan(cfg: RunConfig, data: Any, *, world: int) -> BinPlan:
         packing_efficiency=real / slots if slots else 0.0,
         digest=digest[:16],
         counts_per_task={k: v.get("train_seen", 0) for k, v in per_task.items()},
+        sources=[(getattr(t, "where", ""), getattr(t, "task_type", "")) for t in data.train],
     )
 
 

@@ -369,7 +369,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    result = run(cfg)
+    from trainer.data import DataError
+    from trainer.render import RenderError
+
+    try:
+        result = run(cfg)
+    except (DataError, RenderError, ConfigError, FileNotFoundError) as e:
+        # bad data or template: the run never started; the error event is already in metrics.jsonl
+        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        return 2
     return 0 if result["step"] == result["total_steps"] else 1
 
 

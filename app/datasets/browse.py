@@ -358,6 +358,8 @@ def parse_int(name: str, value: str | None, *, minimum: int = 0) -> int | None:
         raise ValueError(f"{name} must be a whole number, not {value!r}") from None
     if n < minimum:
         raise ValueError(f"{name} must be {minimum} or more")
+    if n > 2**62:  # past what the databases store as an integer
+        raise ValueError(f"{name} is too large")
     return n
 
 

@@ -135,7 +135,7 @@ def index_added_rows(
             if not rows:
                 return
             after = rows[-1][0]
-            yield prepare_rows(rows)
+            yield prepare_rows(rows, engine.dialect.name)
 
     done = 0
     for batch in in_thread(prepared(last)):

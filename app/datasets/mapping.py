@@ -39,6 +39,14 @@ class Mapping:
         for key in ("prompt", "extra_tags"):
             if isinstance(values.get(key), str):
                 values[key] = [p.strip() for p in values[key].split(",") if p.strip()]
+        for key, value in values.items():  # a wrong type must fail here, not as a TypeError inside the job
+            if key in ("prompt", "extra_tags"):
+                if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+                    raise ValueError(
+                        f"mapping.{key} must be a list of field names or a comma-separated string"
+                    )
+            elif not isinstance(value, str):
+                raise ValueError(f"mapping.{key} must be a string")
         if values.get("shape") not in (None, "messages", "sharegpt", "fields"):
             raise ValueError(f"unknown shape {values['shape']!r}: use messages, sharegpt or fields")
         return cls(**values)

@@ -62,6 +62,12 @@ def _codes(s: str) -> np.ndarray:
     return np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
+def _indexable(folded: str) -> str:
+    """FTS5 stops reading a text at a NUL character (and SQLite 3.40's JSON functions cut a string there),
+    so indexes and queries both see U+FFFF, a Unicode noncharacter, in its place. Length-preserving."""
+    return folded.replace("\x00", "\uffff") if "\x00" in folded else folded
+
+
 def gram_token(gram: str, prefix: str) -> str:
     """The token of one folded unigram or bigram in field `prefix` ('p' or 'a')."""
     return prefix + _digits(_codes(gram)).tobytes().decode("ascii")
@@ -118,23 +124,23 @@ class IndexBatch:
     prompts: list[str]
     answers: list[str]
     grams: list[str]
-    fts_json: str | None  # [[id, prompt, answer], ...]; None when a text holds NUL (see prepare_rows)
-    grams_json: str
+    fts_json: str | None  # SQLite: [[id, prompt, answer], ...]
+    grams_json: str | None  # SQLite: [[id, grams], ...]
 
 
-def prepare_rows(rows: list[tuple[int, str, str]]) -> IndexBatch:
+def prepare_rows(rows: list[tuple[int, str, str]], dialect: str) -> IndexBatch:
     """Folds the texts and builds each row's gram document (the part of indexing that is Python's)."""
     ids = [r[0] for r in rows]
-    prompts = [fold(r[1]) for r in rows]
-    answers = [fold(r[2]) for r in rows]
+    prompts = [_indexable(fold(r[1])) for r in rows]
+    answers = [_indexable(fold(r[2])) for r in rows]
     pg = gram_docs(prompts, "p")
     ag = gram_docs(answers, "a")
     grams = [b"".join(p + a).decode("ascii") for p, a in zip(pg, ag, strict=True)]
+    if dialect != "sqlite":
+        return IndexBatch(ids, prompts, answers, grams, None, None)
     fts_json = orjson.dumps(list(zip(ids, prompts, answers, strict=True))).decode()
-    # SQLite 3.40's JSON functions cut a string at an escaped NUL: such a batch goes row by row
-    exact_json = "\\u0000" not in fts_json
     grams_json = orjson.dumps(list(zip(ids, grams, strict=True))).decode()
-    return IndexBatch(ids, prompts, answers, grams, fts_json if exact_json else None, grams_json)
+    return IndexBatch(ids, prompts, answers, grams, fts_json, grams_json)
 
 
 # FTS5 flushes its in-memory pending terms to a new on-disk segment whenever they pass `hashsize` (1 MiB by
@@ -156,17 +162,10 @@ def write_index(conn: Connection, batch: IndexBatch) -> None:
     if not batch.ids:
         return
     if conn.dialect.name == "sqlite":
-        if batch.fts_json is None:
-            conn.exec_driver_sql(
-                "INSERT INTO sample_fts(rowid, prompt, answer) VALUES (?, ?, ?)",
-                list(zip(batch.ids, batch.prompts, batch.answers, strict=True)),
-            )
-        else:
-            conn.exec_driver_sql(
-                "INSERT INTO sample_fts(rowid, prompt, answer)"
-                " SELECT value->>0, value->>1, value->>2 FROM json_each(?)",
-                (batch.fts_json,),
-            )
+        conn.exec_driver_sql(
+            "INSERT INTO sample_fts(rowid, prompt, answer) SELECT value->>0, value->>1, value->>2 FROM json_each(?)",
+            (batch.fts_json,),
+        )
         conn.exec_driver_sql(
             "INSERT INTO sample_grams(rowid, g) SELECT value->>0, value->>1 FROM json_each(?)",
             (batch.grams_json,),
@@ -183,7 +182,7 @@ def write_index(conn: Connection, batch: IndexBatch) -> None:
 
 def index_rows(conn: Connection, rows: list[tuple[int, str, str]]) -> None:
     """Adds (id, prompt, answer) rows to the search indexes of conn's database."""
-    write_index(conn, prepare_rows(rows))
+    write_index(conn, prepare_rows(rows, conn.dialect.name))
 
 
 @dataclass
@@ -201,7 +200,7 @@ def match_sql(dialect: str, q: str, field: str = "all") -> Match:
     """The index lookup for a non-empty query; see the module docstring for which index serves which length."""
     if field not in FIELDS:
         raise ValueError(f"field must be one of {', '.join(FIELDS)}, not {field!r}")
-    qf = fold(q)
+    qf = _indexable(fold(q))
     prefixes = {"all": "pa", "prompt": "p", "answer": "a"}[field]
     short = len(qf) <= 2
     if dialect == "sqlite":

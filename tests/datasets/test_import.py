@@ -332,3 +332,35 @@ import_file(path=Path({str(PCLUE)!r}), options=ImportOptions(mapping=Mapping(pro
     m = Mapping(prompt=["input"], answer="target", task_l1="type")
     res = import_file(path=PCLUE, options=ImportOptions(mapping=m, name="after"), owner_id=owner.id)
     assert res.status == "succeeded" and _count(engine, Sample) == 705
+
+
+def _sample_rows(engine) -> list[tuple]:
+    with engine.connect() as c:
+        cols = "line_no, messages, prompt, answer, reference, task_l1, task_l2, tags, has_system, n_turns"
+        return [tuple(r) for r in c.exec_driver_sql(f"SELECT {cols} FROM sample ORDER BY id")]
+
+
+@pytest.mark.parametrize("policy", ["valid", "all"])
+def test_parsing_process_gives_the_same_import(settings, engine, make_user, monkeypatch, indexed, policy):
+    """Large files are parsed in a second process: same rows, tags, counts and report as in-process."""
+    owner = make_user().id
+    m = Mapping(prompt=["question"], answer="std_answer", task_l1="class", extra_tags=["belle"])
+    results, rows = [], []
+    for min_bytes in (importer.PARSE_PROCESS_MIN_BYTES, 0):
+        monkeypatch.setattr(importer, "PARSE_PROCESS_MIN_BYTES", min_bytes)
+        res = import_file(
+            path=BELLE_EVAL,
+            options=ImportOptions(mapping=m, name=f"b{min_bytes}", policy=policy),
+            owner_id=owner,
+            filename=BELLE_EVAL.name,
+        )
+        results.append(res)
+        rows.append(_sample_rows(engine))
+        with engine.begin() as c:  # the next import must start from an empty store for the comparison
+            c.exec_driver_sql("DELETE FROM sampletag")
+            c.exec_driver_sql("DELETE FROM sample")
+    inline, child = results
+    assert (child.status, child.n_ok, child.n_bad) == (inline.status, inline.n_ok, inline.n_bad)
+    for key in ("by_reason", "issues", "task_normalised", "task_counts", "n_records"):
+        assert child.report[key] == inline.report[key], key
+    assert rows[1] == rows[0] and (policy == "all") == (rows[0] == [])

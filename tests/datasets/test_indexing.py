@@ -1,5 +1,7 @@
 """index_version indexes only a version's new rows, is idempotent and resumable, and records failures on the version."""
 
+import json
+
 from sqlalchemy import text
 from sqlmodel import Session
 
@@ -58,3 +60,30 @@ def test_interrupted_indexing_resumes_after_the_last_batch(engine, make_user, mo
 
 def test_missing_version_is_ignored(engine):
     index_version(version_id=12345)
+
+
+def test_statistics_in_a_second_process_equal_inline(engine, make_user, monkeypatch):
+    """Large versions get their statistics from a second process beside the index build: the same result."""
+    user = make_user(Role.researcher)
+    ds, _, vid = load(engine, user.id, SHARED_DATA / "pclue_train_9.jsonl", PCLUE, name="p")
+
+    def stats_and_anchors() -> tuple[dict, list]:
+        with engine.connect() as c:
+            st = json.loads(
+                c.execute(text("SELECT stats_json FROM datasetversion WHERE id = :v"), {"v": vid}).scalar()
+            )
+            anchors = c.execute(text("SELECT * FROM sample_fts_anchor ORDER BY key, page")).all()
+        for key in ("timings", "seconds"):
+            st.pop(key)
+        st["near_duplicates"].pop("seconds")
+        return st, anchors
+
+    inline = stats_and_anchors()
+    monkeypatch.setattr(indexing, "PARALLEL_STATS_MIN", 0)
+    index_version(version_id=vid)
+    with engine.connect() as c:
+        timings = json.loads(
+            c.execute(text("SELECT stats_json FROM datasetversion WHERE id = :v"), {"v": vid}).scalar()
+        )["timings"]
+    assert timings["stats_in_parallel"] is True
+    assert stats_and_anchors() == inline

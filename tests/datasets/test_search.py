@@ -174,3 +174,29 @@ def test_search_respects_versions(engine, make_user, tmp_path):
 def test_bad_filters_are_rejected(bad):
     with pytest.raises(ValueError):
         BrowseFilters(**bad).validate()
+
+
+def test_control_characters_and_nul_are_indexed_exactly(engine, make_user, tmp_path):
+    """Index batches travel as JSON on SQLite; a NUL (which SQLite's JSON functions cut at) must not be lost."""
+    import json
+
+    user = make_user(Role.researcher)
+    prompts = ["x\u0000北京大学在北京", "\u0001\n\t北京大学\u001f", "北京大学", "no match here"]
+    path = tmp_path / "ctl.jsonl"
+    path.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": p[::-1]}],
+                    "task_type": "t",
+                }
+            )
+            for p in prompts
+        ),
+        encoding="utf-8",
+    )
+    ds = load(engine, user.id, path, Mapping(shape="messages", task_l1="task_type"), name="ctl")
+    for q in ("北京大学", "学在北京", "京在学大京北", "京大", "学", "x", "x\u0000", "\u0000", "\u0001\n\t"):
+        for field in ("all", "prompt", "answer"):
+            check(engine, *ds, q, field)
+    assert check(engine, *ds, "学在北京") == 1

@@ -4,6 +4,7 @@ import pytest
 import torch
 from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config, torchrun
 
+from trainer.metrics import read_events
 from trainer.train import run
 
 
@@ -43,16 +44,30 @@ def test_accumulation_split_gives_same_gradients(tmp_path, setup, mode):
         assert abs(l8[s] - l2[s]) < 1e-5, (s, l8[s], l2[s])
 
 
-def test_two_ranks_give_same_gradients(tmp_path, setup):
+@pytest.mark.parametrize("mode", ["token", "task"])  # task: the count keys differ between ranks
+def test_two_ranks_give_same_gradients(tmp_path, setup, mode):
     model, data = setup
-    l8, g8 = _run(tmp_path, model, data, "b8", per_device_batch=8, grad_accum=1)
+    l8, g8 = _run(tmp_path, model, data, "b8", mode=mode, per_device_batch=8, grad_accum=1)
     d = tmp_path / "ranks"
     d.mkdir()
     cfg = tiny_config(d, model, data, per_device_batch=4, grad_accum=1)
+    cfg.loss.normalisation = mode
     out = torchrun(cfg, d, nproc=2, stop_after=3, grad_dump=str(d / "grads.pt"))
     assert _max_diff(g8, _grads(d / "grads.pt")) < 1e-5
     for s, loss in out["losses"].items():
         assert abs(l8[int(s)] - loss) < 1e-5
+    # the logged channels (per task_type level 1 and 2, special, overall) are all-reduced over both ranks
+    one, two = (
+        [e for e in read_events(p / "run" / "metrics.jsonl") if e["type"] == "train"]
+        for p in (tmp_path / "b8", d)
+    )
+    assert [e["step"] for e in one] == [e["step"] for e in two] == [1, 2, 3]
+    for a, b in zip(one, two, strict=True):
+        assert a["channels"].keys() == b["channels"].keys() and len(a["channels"]) > 3
+        for name, ch in a["channels"].items():
+            assert ch["tokens"] == b["channels"][name]["tokens"], name
+            assert abs(ch["loss"] - b["channels"][name]["loss"]) < 1e-5, name
+        assert a["packing_efficiency"] == pytest.approx(b["packing_efficiency"])
 
 
 def test_naive_per_microbatch_mean_differs(tmp_path, setup):

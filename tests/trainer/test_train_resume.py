@@ -55,6 +55,8 @@ def test_resume_matches_uninterrupted(tmp_path, setup, full):
     ]  # keep_last
     second = run(cut)["losses"]
     assert min(second) == 5 and max(second) == total
+    kept = [p.name for p in list_checkpoints(cut.output_dir)]  # >= 3 saves so far: older ones deleted
+    assert kept == [f"step-{s:08d}" for s in range(2, total + 1, 2)][-2:]
     for s in range(1, 6):
         assert first[s] == pytest.approx(full[s], abs=1e-6)
     for s in range(5, total + 1):

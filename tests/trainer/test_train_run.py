@@ -84,6 +84,12 @@ def test_events_channels_and_plan(tmp_path, setup):
     assert len(order) == out["total_steps"]
     seen = [i for o in order for b in o["bins"] for i in b]
     assert len(seen) == plan["counts"]["train_seen"]
+    index = [json.loads(x) for x in open(tmp_path / "run" / "data_samples.jsonl", encoding="utf-8")]
+    assert [x["index"] for x in index] == list(range(plan["counts"]["train_samples"]))
+    assert all(x["where"].startswith(str(data) + ":") and x["task_type"].startswith("pclue/") for x in index)
+    lines = open(data, encoding="utf-8").read().splitlines()
+    first = index[seen[0]]  # the first trained sample, traced back to its line of the data file
+    assert json.loads(lines[int(first["where"].rsplit(":", 1)[1]) - 1])["task_type"] == first["task_type"]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["lr"] == cfg.train.lr
 
 
@@ -138,6 +144,13 @@ def test_bad_inputs_fail_before_training(tmp_path, setup, capsys):
     )
     assert main(["--config", str(bad)]) == 2
     assert "train.lr must be > 0" in capsys.readouterr().err
+    # bad data through the CLI: a clean message and exit status 2, and the error event for the worker
+    cfg.model.path = str(model)
+    cfg.data.mix = {"nope": 2.0}
+    cfg.to_json(bad)
+    assert main(["--config", str(bad)]) == 2
+    assert "DataError: mix: unknown task_type 'nope'" in capsys.readouterr().err
+    assert read_events(tmp_path / "run" / "metrics.jsonl")[-1]["type"] == "error"
 
 
 def test_gradient_checkpointing_and_bf16(tmp_path, setup):
@@ -150,3 +163,39 @@ def test_gradient_checkpointing_and_bf16(tmp_path, setup):
         "losses"
     ]
     assert all(abs(base[s] - bf16[s]) < 0.1 for s in base) and bf16 != base
+
+
+def test_warnings_reach_metrics_jsonl(tmp_path, setup, monkeypatch):
+    """The loop feeds the detectors: rising eval losses and a step-shaped drop at an epoch boundary."""
+    import math
+
+    import trainer.train as train_mod
+
+    model, data = setup
+    cfg = tiny_config(tmp_path, model, data, per_device_batch=1, epochs=2.0)
+    cfg.packing.enabled = False  # one sample per step: enough steps per epoch for the detector
+    cfg.data.eval_fraction = 0.2
+    cfg.eval.every_n_steps = 1
+    cfg.eval.rising_k = 2
+    cfg.metrics.step_drop_window = 2
+
+    def fake_step(self, step, acc, grad_dump=None):
+        # one loss level per epoch: 3.0 in the first, 2.0 in the second (a step at the boundary)
+        loss = 3.0 - math.floor(self.plan.epoch_at(step) + 1e-9)
+        stats = {"real_tokens": 10.0, "slots": 10.0, "supervised_tokens": 2.0, "sum_sq_len": 100.0}
+        return {"loss": loss, "lr": 1e-3, "grad_norm": 1.0, "time": 0.01, **stats}
+
+    evals = iter(1.0 + 0.1 * i for i in range(1000))
+    monkeypatch.setattr(train_mod.Run, "train_step", fake_step)
+    monkeypatch.setattr(
+        train_mod, "evaluate", lambda *a, **k: {"loss": next(evals), "tokens": 1, "channels": {}}
+    )
+    run(cfg)
+    events = read_events(tmp_path / "run" / "metrics.jsonl")
+    warnings = [e for e in events if e["type"] == "warning"]
+    rising = [e for e in warnings if e["kind"] == "rising_eval_loss"]
+    assert rising and rising[0]["step"] == 3  # evals at steps 1, 2, 3: rose twice
+    drops = [e for e in warnings if e["kind"] == "step_drop"]
+    assert len(drops) == 1
+    first_of_epoch2 = next(e["step"] for e in events if e["type"] == "train" and e["epoch"] > 1)
+    assert f"step {first_of_epoch2})" in drops[0]["message"]

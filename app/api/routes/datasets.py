@@ -215,8 +215,13 @@ def _filters(data: Any) -> Any:
         return v.strip() if isinstance(v, str) else ("" if v is None else str(v))
 
     def num(key: str) -> int | None:
+        # A bad bound must refuse the edit: ignoring it would widen a bulk drop to more samples.
         v = get(key)
-        return int(v) if v.lstrip("-").isdigit() else None
+        if not v:
+            return None
+        if not v.isdigit() or len(v) > 12:
+            raise ValueError(f"{key} must be a whole number of characters, not {v[:40]!r}")
+        return int(v)
 
     f = BrowseFilters(
         q=get("q"),
@@ -267,7 +272,7 @@ async def edit_form(request: Request, user: Researcher, session: SessionDep, dat
     result = _edit(session, user, dataset_id, number, form, form.getlist("sample_ids"))
     new = result.version.number
     nxt = form.get("next")
-    if isinstance(nxt, str) and nxt.startswith("/") and not nxt.startswith("//"):
+    if isinstance(nxt, str) and nxt.startswith("/") and not nxt.startswith(("//", "/\\")):
         target = re.sub(rf"/datasets/{dataset_id}/v/{number}(?=/|$)", f"/datasets/{dataset_id}/v/{new}", nxt)
     else:
         target = f"/datasets/{dataset_id}"
@@ -301,7 +306,7 @@ def _export(session: Session, settings, dataset_id: int, number: int) -> Streami
     is_eval = str(ds.kind.value if hasattr(ds.kind, "value") else ds.kind) == "eval"
     body = iter_export(get_engine(settings), dataset_id=dataset_id, version=number, eval_set=is_eval)
     name = export_filename(ds.name, number)
-    full = quote(f"{ds.name}-v{number}.jsonl")
+    full = quote(f"{ds.name}-v{number}.jsonl", safe="")  # "/" too: the name is never a path
     return StreamingResponse(
         body,
         media_type="application/x-ndjson",

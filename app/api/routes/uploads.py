@@ -277,6 +277,17 @@ async def mapping_preview(
     )
 
 
+def _check_importable(upload: Upload, settings) -> None:  # noqa: ANN001
+    """An empty or unrecognised file gets its own reason, not a mapping error about a missing prompt."""
+    path = settings.uploads_dir / upload.stored_name
+    if not path.exists():
+        raise HTTPException(status_code=410, detail="The uploaded file is gone; upload it again.")
+    container = sniff_container(path, upload.filename)
+    if container in ("empty", "unsupported"):
+        reason = REASONS["empty_file" if container == "empty" else "unsupported_format"]
+        raise HTTPException(status_code=422, detail=f"{upload.filename}: {reason}; nothing to import.")
+
+
 def _start(session: Session, upload: Upload, opts: ImportOptions, user: User) -> ImportJob:
     if opts.target_dataset_id is not None and session.get(Dataset, opts.target_dataset_id) is None:
         raise HTTPException(status_code=404, detail=f"Dataset {opts.target_dataset_id} not found.")
@@ -287,8 +298,11 @@ def _start(session: Session, upload: Upload, opts: ImportOptions, user: User) ->
 
 
 @router.post("/uploads/{upload_id}/import")
-async def start_import(request: Request, user: Researcher, session: SessionDep, upload_id: int):
+async def start_import(
+    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int
+):
     upload = _own(session, Upload, upload_id, user)
+    _check_importable(upload, settings)
     try:
         opts = _options_from_form(await request.form())
         opts.check()
@@ -308,6 +322,7 @@ def api_start_import(
 ):  # noqa: B008
     """Body: {"mapping": {...}, "name", "kind", "policy", "target_dataset_id"}; what is left out is guessed."""
     upload = _own(session, Upload, upload_id, user)
+    _check_importable(upload, settings)
     _, rows, _ = _preview(upload, settings)
     mapping, kind, name = _guess(upload, rows)
     kind = body.get("kind") or kind

@@ -1,0 +1,56 @@
+"""On PostgreSQL too, NUL characters and out-of-range numbers in requests are the caller's error (400), never a 500."""
+
+import pytest
+
+from app.core.config import get_settings
+from app.models import Role
+from tests.conftest import SHARED_DATA
+from tests.datasets.test_postgres import pg  # noqa: F401  (the fixture)
+
+HUGE = "9" * 25
+
+
+@pytest.fixture
+def settings(pg, monkeypatch, tmp_path):  # noqa: F811
+    """The app itself on a fresh migrated PostgreSQL database (overrides conftest's SQLite settings)."""
+    _, pg_settings = pg
+    env = {
+        "SFTLAB_DATA_DIR": str(tmp_path),
+        "SFTLAB_DATABASE_URL": pg_settings.database_url,
+        "SFTLAB_TASK_EAGER": "1",
+        "SFTLAB_SECRET_KEY": "test-secret",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    from worker.celery_app import celery_app
+
+    celery_app.conf.task_always_eager = True
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def no_indexing(monkeypatch):
+    monkeypatch.setattr("app.datasets.jobs.enqueue_index", lambda version_id: None)
+
+
+def test_nul_and_huge_values_in_requests_are_client_errors(client_as):
+    c = client_as(Role.researcher)
+    up = c.post("/api/uploads?filename=p.jsonl", content=(SHARED_DATA / "pclue_train_9.jsonl").read_bytes())
+    job = c.post(f"/api/uploads/{up.json()['upload_id']}/import", json={"policy": "valid"}).json()
+    d = job["dataset_id"]
+    r = c.post(
+        f"/api/datasets/{d}/versions/1/edit",
+        json={"action": "add_tag", "value": "a\x00b", "scope": "query", "task": "nli"},
+    )
+    assert r.status_code == 400, r.text
+    assert c.get(f"/datasets/{d}/v/1/samples", params={"tag": "a\x00"}).status_code == 400
+    assert c.post("/api/tokens", json={"name": "a\x00"}).status_code == 400
+    for url in (
+        f"/datasets/{d}/v/1/samples?page={HUGE}",
+        f"/samples/{HUGE}",
+        f"/datasets/upload?target={HUGE}",
+    ):
+        assert c.get(url).status_code == 400, url
+    assert c.get(f"/api/datasets/{d}").json()["latest_version"] == 1
