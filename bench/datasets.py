@@ -108,8 +108,9 @@ r = import_file(path=Path({path!r}), options=ImportOptions(
     enqueue_index=False)
 dt = time.perf_counter() - t
 import resource
-print(json.dumps({{"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "helper_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "status": r.status, "n_ok": r.n_ok, "n_bad": r.n_bad, "seconds": dt,
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({{"rss_mb": me.ru_maxrss / 1024, "helper_rss_mb": kids.ru_maxrss / 1024,
+                  "cpu_s": me.ru_utime + me.ru_stime, "helper_cpu_s": kids.ru_utime + kids.ru_stime, "status": r.status, "n_ok": r.n_ok, "n_bad": r.n_bad, "seconds": dt,
                   "version_id": r.version_id, "dataset_id": r.dataset_id}}))
 """
 
@@ -120,9 +121,10 @@ from app.datasets.indexing import index_version
 t = time.perf_counter()
 index_version(version_id={vid})
 import resource
-print(json.dumps({{"seconds": time.perf_counter() - t,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "helper_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}}))
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({{"seconds": time.perf_counter() - t, "rss_mb": me.ru_maxrss / 1024,
+                  "helper_rss_mb": kids.ru_maxrss / 1024, "cpu_s": me.ru_utime + me.ru_stime,
+                  "helper_cpu_s": kids.ru_utime + kids.ru_stime}}))
 """
 
 CHILD_NEAR = r"""
@@ -207,8 +209,8 @@ def main() -> int:
     print(
         f"import: {imp['n_ok']:,} samples in {imp['seconds']:.1f} s = {rate:,.0f} samples/s "
         f"[{verdict(rate >= 50_000)} >= 50,000/s]; peak RSS {rss_imp:.0f} MB + parsing process "
-        f"{imp['helper_rss_mb']:.0f} MB = {rss_imp_all:.0f} MB [{verdict(rss_imp_all < 500)} < 500 MB] "
-        f"(load average before: {load:.1f})",
+        f"{imp['helper_rss_mb']:.0f} MB = {rss_imp_all:.0f} MB [{verdict(rss_imp_all < 500)} < 500 MB]; "
+        f"CPU {imp['cpu_s']:.1f} s + parsing process {imp['helper_cpu_s']:.1f} s (load average before: {load:.1f})",
         flush=True,
     )
     # 2. indexing + statistics + near dups
@@ -229,7 +231,8 @@ def main() -> int:
         f"index {st['timings']['index_s']:.1f} s, statistics {st['seconds']:.1f} s"
         f" incl. near dups {st['near_duplicates']['seconds']:.1f} s; statistics "
         f"{'in a second process beside the index build' if st['timings'].get('stats_in_parallel') else 'after it'});"
-        f" peak RSS {rss_idx:.0f} MB + statistics process {idx['helper_rss_mb']:.0f} MB"
+        f" peak RSS {rss_idx:.0f} MB + statistics process {idx['helper_rss_mb']:.0f} MB;"
+        f" CPU {idx['cpu_s']:.1f} s + statistics process {idx['helper_cpu_s']:.1f} s"
         f" (load average now: {os.getloadavg()[0]:.1f})"
     )
     print(f"upload finished -> fully searchable: {total:.1f} s [{verdict(total < 360)} < 6 min]", flush=True)

@@ -4,10 +4,12 @@ app/ and worker/ share this class so a worker started with the same environment
 sees the same database, broker and data directory as the web server.
 """
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,7 +23,10 @@ class Settings(BaseSettings):
     broker_url: str = Field(
         "", description="Celery broker; empty means the embedded SQLite broker in data_dir."
     )
-    secret_key: str = Field("change-me-in-production", description="Signs session cookies and CSRF tokens.")
+    secret_key: str = Field(
+        "",
+        description="Signs session cookies and CSRF tokens; empty: a random key kept in data_dir/secret_key.",
+    )
     upload_max_bytes: int = Field(2 * 1024**3, description="Largest accepted upload.")
     max_line_bytes: int = Field(
         4 * 1024**2, description="A longer line in an upload is reported as oversized."
@@ -33,6 +38,13 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(False, description="Set the Secure flag on cookies (behind HTTPS).")
     session_max_age: int = Field(14 * 24 * 3600, description="Seconds a login lasts.")
     task_eager: bool = Field(False, description="Run Celery tasks in-process (unit tests only).")
+
+    @model_validator(mode="after")
+    def _secret_from_data_dir(self) -> "Settings":
+        # A fixed default key would let anyone who read the source forge cookies on every install.
+        if not self.secret_key:
+            self.secret_key = _data_dir_secret(self.data_dir)
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -59,6 +71,17 @@ class Settings(BaseSettings):
     @property
     def tokenizer_path(self) -> Path:
         return self.model_dir / "tokenizer.json"
+
+
+def _data_dir_secret(data_dir: Path) -> str:
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+    return path.read_text().strip()
 
 
 @lru_cache
