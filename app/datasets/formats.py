@@ -57,6 +57,7 @@ REASONS = {
     "missing_task_type": "missing task_type",
     "task_type_too_long": "task_type too long",
     "tag_too_long": "tag too long",
+    "nul_character": "NUL character",
 }
 
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import text
@@ -74,6 +74,8 @@ SAMPLE_COLUMNS = (
     "answer_chars",
     "content_hash",
 )
+# the per-row parameters, in order: SAMPLE_COLUMNS without the four that every row of an import shares
+ROW_COLUMNS = ("id",) + SAMPLE_COLUMNS[5:]
 
 
 class ImportRejected(Exception):
@@ -157,18 +159,42 @@ def _insert_sql(conn: Connection, table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
 
 
+class SampleRows(NamedTuple):
+    """A batch as SampleWriter's parameter rows: (id, line_no, ...rest of ROW_COLUMNS) and (sample_id, tag)."""
+
+    rows: list[tuple]
+    tags: list[tuple[int, str]]
+
+    @classmethod
+    def of(cls, batch: Sequence[Built], ids: Iterable[int]) -> SampleRows:
+        rows, tags = [], []
+        for sid, (line_no, messages, prompt, answer, reference, l1, l2, tag_t, *rest) in zip(
+            ids, batch, strict=True
+        ):
+            rows.append((sid, line_no, messages, prompt, answer, reference, l1, l2, ",".join(tag_t), *rest))
+            for t in tag_t:
+                tags.append((sid, t))
+        return cls(rows, tags)
+
+
 class SampleWriter:
     """Batched executemany of Built records into sample + sampletag on an open transaction."""
 
     def __init__(self, conn: Connection, *, dataset_id: int, version: int) -> None:
         self.conn = conn
         self.dataset_id, self.version = dataset_id, version
-        self.sample_sql = _insert_sql(conn, "sample", SAMPLE_COLUMNS)
-        self.tag_sql = _insert_sql(conn, "sampletag", ("sample_id", "tag"))
+        mark = "?" if conn.dialect.name == "sqlite" else "%s"
+        # the columns every row shares are literals (ints), not parameters: less binding per row
+        values = [mark, str(int(dataset_id)), str(int(version)), "NULL", "NULL"] + [mark] * (
+            len(ROW_COLUMNS) - 1
+        )
+        self.sample_sql = f"INSERT INTO sample ({', '.join(SAMPLE_COLUMNS)}) VALUES ({', '.join(values)})"
+        self.tag_sql = f"INSERT INTO sampletag (sample_id, tag) VALUES ({mark}, {mark})"
         self.pg = conn.dialect.name == "postgresql"
         # The raw driver cursor of this same connection (so the same transaction): SQLAlchemy's per-call
         # parameter handling costs ~20% of executemany on small rows.
         self.cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        self.next_id = 0
         if not self.pg:
             # The transaction already holds SQLite's write lock (the dataset/version rows were written), so
             # nobody else can take ids between this read and the commit.
@@ -183,49 +209,28 @@ class SampleWriter:
             conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
         self.n = 0
 
-    def _ids(self, n: int) -> list[int]:
+    def _ids(self, n: int) -> Iterable[int]:
         if self.pg:
             rows = self.conn.exec_driver_sql(
                 "SELECT nextval(pg_get_serial_sequence('sample', 'id')) FROM generate_series(1, %s)", (n,)
             )
             return [r[0] for r in rows]
-        start = self.next_id
-        self.next_id += n
-        return list(range(start, start + n))
+        return range(self.next_id, self.next_id + n)
 
-    def write(self, batch: Sequence[tuple]) -> None:
-        """Inserts Built records, or plain tuples in Built's field order (what _ParseProcess sends)."""
-        if not batch:
+    def write(self, batch: Sequence[Built] | SampleRows) -> None:
+        """Inserts Built records, or rows a _ParseProcess built with ids from `next_id` on (SQLite)."""
+        if not isinstance(batch, SampleRows):
+            batch = SampleRows.of(batch, self._ids(len(batch)))
+        if not batch.rows:
             return
-        ids = self._ids(len(batch))
-        d, v = self.dataset_id, self.version
-        rows = []
-        tag_rows = []
-        for sid, (
-            line_no,
-            messages,
-            prompt,
-            answer,
-            reference,
-            l1,
-            l2,
-            tags,
-            has_sys,
-            turns,
-            pc,
-            ac,
-            ch,
-        ) in zip(ids, batch, strict=True):
-            rows.append(
-                (sid, d, v, None, None, line_no, messages, prompt, answer, reference, l1, l2, ",".join(tags))
-                + (has_sys, turns, pc, ac, ch)
-            )
-            for t in tags:
-                tag_rows.append((sid, t))
-        self.cursor.executemany(self.sample_sql, rows)
-        if tag_rows:
-            self.cursor.executemany(self.tag_sql, tag_rows)
-        self.n += len(batch)
+        if not self.pg:
+            if batch.rows[0][0] != self.next_id:
+                raise RuntimeError(f"sample ids out of step: {batch.rows[0][0]} != {self.next_id}")
+            self.next_id += len(batch.rows)
+        self.cursor.executemany(self.sample_sql, batch.rows)
+        if batch.tags:
+            self.cursor.executemany(self.tag_sql, batch.tags)
+        self.n += len(batch.rows)
 
 
 def finish_sqlite(conn: Connection) -> None:
@@ -359,8 +364,8 @@ def import_file(
                 "stop_at_first_bad": options.policy == "all",
             }
             parser: _Parser | _ParseProcess
-            if writer is not None and path.stat().st_size >= PARSE_PROCESS_MIN_BYTES:
-                parser = _ParseProcess(parse_args, bad, by_reason)
+            if writer is not None and not writer.pg and path.stat().st_size >= PARSE_PROCESS_MIN_BYTES:
+                parser = _ParseProcess(parse_args | {"first_id": writer.next_id}, bad, by_reason)
             else:
                 parser = _Parser.open(parse_args, bad)
             with contextlib.closing(parser):
@@ -485,9 +490,10 @@ class _ParseProcess:
 
     A parsing thread cannot do this: executemany takes the GIL back after every row it steps, and waits
     up to the interpreter's 5 ms switch interval for it while the parsing thread runs, so the two threads
-    ended up taking turns. Batches come back pickled as plain tuples (half the cost of unpickling Built
-    named tuples; SampleWriter reads them positionally). A plain subprocess rather than multiprocessing
-    for the reasons given on app.datasets.indexing.StatsProcess. Issues and counts arrive at the end."""
+    ended up taking turns. Batches come back as SampleWriter's parameter rows, ids included (SQLite only:
+    the ids follow MAX(id), read under the write lock), so this process only unpickles and inserts them.
+    A plain subprocess rather than multiprocessing for the reasons given on
+    app.datasets.indexing.StatsProcess. Issues and counts arrive at the end."""
 
     def __init__(self, args: dict[str, Any], bad: Callable[[Issue], None], by_reason: dict[str, int]) -> None:
         self.bad, self.by_reason = bad, by_reason
@@ -520,9 +526,12 @@ class _ParseProcess:
             if len(issues) < MAX_REPORTED_ISSUES:
                 issues.append([issue.line, issue.reason, issue.detail])
 
-        parser = _Parser.open(pickle.load(sys.stdin.buffer), bad)
+        args = pickle.load(sys.stdin.buffer)
+        parser, next_id = _Parser.open(args, bad), args["first_id"]
         for batch in parser.batches():
-            pickle.dump(("rows", [tuple(b) for b in batch], parser.progress()), out, pickle.HIGHEST_PROTOCOL)
+            rows = SampleRows.of(batch, range(next_id, next_id + len(batch)))
+            next_id += len(batch)
+            pickle.dump(("rows", tuple(rows), parser.progress()), out, pickle.HIGHEST_PROTOCOL)
         summary = {
             "clean": parser.clean,
             "n_records": parser.n_records,
@@ -538,7 +547,7 @@ class _ParseProcess:
     def progress(self) -> float:
         return self.fraction
 
-    def batches(self) -> Iterator[list[tuple]]:
+    def batches(self) -> Iterator[SampleRows]:
         while True:
             try:
                 msg = pickle.load(self.out)
@@ -546,7 +555,7 @@ class _ParseProcess:
                 raise RuntimeError(f"the parsing process ended early (exit {self.proc.wait()})") from None
             if msg[0] == "rows":
                 self.fraction = msg[2]
-                yield msg[1]
+                yield SampleRows(*msg[1])
                 continue
             done = msg[1]
             self.clean, self.n_records, self.n_ok = done["clean"], done["n_records"], done["n_ok"]

@@ -284,6 +284,16 @@ def make_builder(
             return Issue(line_no, bad.reason, bad.detail)
         prompt_s = "\n".join(t["content"] for t in turns if t["role"] != "assistant" and t["content"])
         answer_s = "\n".join(t["content"] for t in turns if t["role"] == "assistant" and t["content"])
+        # PostgreSQL text cannot hold U+0000: one rule for both databases keeps a file importable everywhere.
+        for what, value in (
+            ("prompt", prompt_s),
+            ("answer", answer_s),
+            ("reference", reference or ""),
+            ("task_type", l1 + l2),
+            ("tags", "".join(tags_t)),
+        ):
+            if "\x00" in value:
+                return Issue(line_no, "nul_character", f"{what} contains a NUL character (U+0000)")
         blob = dumps(turns, option=orjson.OPT_SORT_KEYS)
         return Built(
             line_no,

@@ -108,6 +108,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "unit.row": {"en": "Row", "zh": "行"},
     "unit.element": {"en": "Element", "zh": "元素"},
     "reason.invalid_json": {"en": "invalid JSON", "zh": "JSON 无效"},
+    "reason.nul_character": {"en": "NUL character (U+0000)", "zh": "包含 NUL 字符 (U+0000)"},
     "reason.invalid_utf8": {"en": "invalid UTF-8", "zh": "UTF-8 编码无效"},
     "reason.oversized_line": {"en": "line too long", "zh": "行过长"},
     "reason.not_object": {"en": "not a JSON object", "zh": "不是 JSON 对象"},

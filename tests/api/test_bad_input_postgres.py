@@ -1,5 +1,7 @@
 """On PostgreSQL too, NUL characters and out-of-range numbers in requests are the caller's error (400), never a 500."""
 
+from pathlib import Path
+
 import pytest
 
 from app.core.config import get_settings
@@ -54,3 +56,13 @@ def test_nul_and_huge_values_in_requests_are_client_errors(client_as):
     ):
         assert c.get(url).status_code == 400, url
     assert c.get(f"/api/datasets/{d}").json()["latest_version"] == 1
+
+
+def test_a_nul_line_is_reported_and_the_rest_imports(client_as):
+    c = client_as(Role.researcher)
+    body = (Path(__file__).parents[1] / "assets" / "malformed" / "27_nul_character.jsonl").read_bytes()
+    up = c.post("/api/uploads?filename=nul.jsonl", content=body)
+    job = c.post(f"/api/uploads/{up.json()['upload_id']}/import", json={"policy": "valid"}).json()
+    status = c.get(f"/api/imports/{job['job_id']}").json()
+    assert status["status"] == "succeeded", status
+    assert (status["n_ok"], status["n_bad"]) == (1, 1)

@@ -176,8 +176,8 @@ def test_bad_filters_are_rejected(bad):
         BrowseFilters(**bad).validate()
 
 
-def test_control_characters_and_nul_are_indexed_exactly(engine, make_user, tmp_path):
-    """Index batches travel as JSON on SQLite; a NUL (which SQLite's JSON functions cut at) must not be lost."""
+def test_control_characters_are_indexed_exactly_and_nul_lines_rejected(engine, make_user, tmp_path):
+    """Control characters survive indexing; a NUL line is reported (PostgreSQL text cannot hold it)."""
     import json
 
     user = make_user(Role.researcher)
@@ -199,4 +199,5 @@ def test_control_characters_and_nul_are_indexed_exactly(engine, make_user, tmp_p
     for q in ("北京大学", "学在北京", "京在学大京北", "京大", "学", "x", "x\u0000", "\u0000", "\u0001\n\t"):
         for field in ("all", "prompt", "answer"):
             check(engine, *ds, q, field)
-    assert check(engine, *ds, "学在北京") == 1
+    assert check(engine, *ds, "学在北京") == 0  # only the NUL line had it, and it was rejected
+    assert check(engine, *ds, "北京大学") == 2

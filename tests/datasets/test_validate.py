@@ -39,6 +39,7 @@ EXPECTED = {
     "24_alpaca_missing_output.json": (2, "missing_answer", 1),
     "25_turn_not_object.jsonl": (2, "wrong_type", 1),
     "26_csv_missing_prompt.csv": (3, "missing_prompt", 1),
+    "27_nul_character.jsonl": (2, "nul_character", 1),
 }
 
 
