@@ -79,7 +79,9 @@ class Sample(SQLModel, table=True):
     n_turns: int = 0  # user turns
     prompt_chars: int = 0
     answer_chars: int = 0
-    content_hash: str = Field(max_length=32, index=True)  # of messages only: exact-duplicate key
+    # Of messages only: the exact-duplicate key. Not indexed: duplicates are grouped by the statistics pass,
+    # never looked up, and a random-order B-tree on 1M hashes was a large share of the import time.
+    content_hash: str = Field(max_length=32)
 
 
 class SampleTag(SQLModel, table=True):

@@ -184,7 +184,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("sample", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_sample_content_hash"), ["content_hash"], unique=False)
         batch_op.create_index("ix_sample_task", ["dataset_id", "task_l1", "task_l2", "id"], unique=False)
         batch_op.create_index("ix_sample_visible", ["dataset_id", "added_in", "removed_in"], unique=False)
 
@@ -214,7 +213,6 @@ def downgrade() -> None:
     with op.batch_alter_table("sample", schema=None) as batch_op:
         batch_op.drop_index("ix_sample_visible")
         batch_op.drop_index("ix_sample_task")
-        batch_op.drop_index(batch_op.f("ix_sample_content_hash"))
 
     op.drop_table("sample")
     with op.batch_alter_table("importjob", schema=None) as batch_op:
