@@ -47,42 +47,48 @@ def _new_path(settings: Settings) -> tuple[str, Path]:
     return stored, settings.uploads_dir / stored
 
 
+class _Sink:
+    """A new upload file written chunk by chunk under a temporary name: renamed into place when complete,
+    removed when the size limit is passed or anything else goes wrong, so no partial upload is ever seen."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.stored, self.path = _new_path(settings)
+        self.part = self.path.with_suffix(".part")
+        self.limit = settings.upload_max_bytes
+        self.size = 0
+
+    def __enter__(self) -> _Sink:
+        self.file = open(self.part, "wb")  # noqa: SIM115 - closed in __exit__
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise UploadTooLarge(self.limit)
+        self.file.write(chunk)
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        self.file.close()
+        if exc_type is None:
+            self.part.rename(self.path)
+        else:
+            self.part.unlink(missing_ok=True)
+
+
 async def save_stream(chunks: AsyncIterator[bytes], *, settings: Settings) -> tuple[str, int]:
     """Writes the chunks to a new file; returns (stored name, size). Raises UploadTooLarge (file removed)."""
-    stored, path = _new_path(settings)
-    part = path.with_suffix(".part")
-    size = 0
-    try:
-        with open(part, "wb") as f:
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > settings.upload_max_bytes:
-                    raise UploadTooLarge(settings.upload_max_bytes)
-                f.write(chunk)
-        part.rename(path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    return stored, size
+    with _Sink(settings) as sink:
+        async for chunk in chunks:
+            sink.write(chunk)
+    return sink.stored, sink.size
 
 
 def save_file(src: BinaryIO, *, settings: Settings) -> tuple[str, int]:
     """The same from a file object (a multipart part Starlette spooled to disk), copied in 1 MiB chunks."""
-    stored, path = _new_path(settings)
-    part = path.with_suffix(".part")
-    size = 0
-    try:
-        with open(part, "wb") as f:
-            while chunk := src.read(1 << 20):
-                size += len(chunk)
-                if size > settings.upload_max_bytes:
-                    raise UploadTooLarge(settings.upload_max_bytes)
-                f.write(chunk)
-        part.rename(path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    return stored, size
+    with _Sink(settings) as sink:
+        while chunk := src.read(1 << 20):
+            sink.write(chunk)
+    return sink.stored, sink.size
 
 
 def register_upload(
