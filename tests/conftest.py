@@ -3,14 +3,17 @@
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from app.core.config import Settings, get_settings
-from app.core.db import get_engine
+from app.core.db import get_engine, make_engine
 from app.models import Role, User
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -132,3 +135,25 @@ def postgres_url() -> str:
     if not url:
         pytest.fail("SFTLAB_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
     return url
+
+
+@pytest.fixture
+def pg(postgres_url, tmp_path) -> Iterator[tuple]:
+    """A fresh database with migrations applied, dropped afterwards; yields (engine, settings)."""
+    from app.cli import migrate
+
+    name = "sftlab_t_" + uuid.uuid4().hex[:12]
+    admin = make_engine(postgres_url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate(url)
+        settings = Settings(database_url=url, data_dir=tmp_path)
+        engine = make_engine(url)
+        yield engine, settings
+        engine.dispose()
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

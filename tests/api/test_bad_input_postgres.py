@@ -7,13 +7,12 @@ import pytest
 from app.core.config import get_settings
 from app.models import Role
 from tests.conftest import SHARED_DATA
-from tests.datasets.test_postgres import pg  # noqa: F401  (the fixture)
 
 HUGE = "9" * 25
 
 
 @pytest.fixture
-def settings(pg, monkeypatch, tmp_path):  # noqa: F811
+def settings(pg, monkeypatch, tmp_path):
     """The app itself on a fresh migrated PostgreSQL database (overrides conftest's SQLite settings)."""
     _, pg_settings = pg
     env = {

@@ -1,16 +1,11 @@
 """On PostgreSQL the search (pg_trgm for 3+ characters, the gram array for 1-2), browser and statistics give the same results as on SQLite."""
 
 import random
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from app.core.config import Settings
-from app.core.db import make_engine
 from app.datasets.browse import BrowseFilters, all_matching_ids, browse_page, count_matching
 from app.datasets.importer import ImportOptions, import_file
 from app.datasets.indexing import index_version
@@ -21,28 +16,6 @@ from tests.datasets.test_browse import FILTERS, expected
 from tests.datasets.test_search import BELLE, PCLUE, load, queries_from
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg(postgres_url, tmp_path) -> Iterator[tuple]:
-    """A fresh database with migrations applied, dropped afterwards; yields (engine, settings)."""
-    from app.cli import migrate
-
-    name = "sftlab_c_" + uuid.uuid4().hex[:12]
-    admin = make_engine(postgres_url).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate(url)
-        settings = Settings(database_url=url, data_dir=tmp_path)
-        engine = make_engine(url)
-        yield engine, settings
-        engine.dispose()
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def pg_load(engine, settings, owner_id, path, mapping, *, name, kind="train"):

@@ -151,82 +151,61 @@ def test_edit_by_query_uses_browse_filters(engine, dataset):
 
 
 @pytest.mark.postgres
-def test_postgres_import_edit_diff_export(postgres_url, tmp_path):
+def test_postgres_import_edit_diff_export(pg):
     """The same path on PostgreSQL: ids from the sequence, one transaction, edits, diff and export."""
-    import uuid
-
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-
-    from app.cli import migrate
-    from app.core.config import Settings
-    from app.core.db import make_engine
     from app.datasets.export import iter_export
     from app.models import Role, User
 
-    name = "sftlab_b_" + uuid.uuid4().hex[:12]
-    admin = make_engine(postgres_url).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate(url)
-        settings = Settings(database_url=url, data_dir=tmp_path)
-        engine = make_engine(url)
-        with Session(engine) as s:
-            u = User(username="pg", role=Role.researcher, password_hash="x")
-            s.add(u)
-            s.commit()
-            uid = u.id
-        m = Mapping(prompt=["question"], answer="std_answer", task_l1="class", extra_tags=["belle"])
-        path = SHARED_DATA / "belle_eval_set.json"
-        strict = import_file(
-            path=path,
-            options=ImportOptions(mapping=m, name="x", policy="all"),
-            owner_id=uid,
-            engine=engine,
-            settings=settings,
-            enqueue_index=False,
+    engine, settings = pg
+    with Session(engine) as s:
+        u = User(username="pg", role=Role.researcher, password_hash="x")
+        s.add(u)
+        s.commit()
+        uid = u.id
+    m = Mapping(prompt=["question"], answer="std_answer", task_l1="class", extra_tags=["belle"])
+    path = SHARED_DATA / "belle_eval_set.json"
+    strict = import_file(
+        path=path,
+        options=ImportOptions(mapping=m, name="x", policy="all"),
+        owner_id=uid,
+        engine=engine,
+        settings=settings,
+        enqueue_index=False,
+    )
+    assert strict.status == "rejected"
+    with Session(engine) as s:
+        assert s.exec(select(Sample)).first() is None and s.exec(select(Dataset)).first() is None
+    res = import_file(
+        path=path,
+        options=ImportOptions(mapping=m, name="b"),
+        owner_id=uid,
+        engine=engine,
+        settings=settings,
+        enqueue_index=False,
+    )
+    assert (res.status, res.n_ok, res.n_bad, res.report["task_normalised"]["count"]) == (
+        "succeeded",
+        631,
+        369,
+        52,
+    )
+    with Session(engine) as s:
+        ids = s.exec(select(Sample.id).where(Sample.task_l1 == "closed qa").order_by(Sample.id)).all()
+        assert len(ids) == 52 and len(s.exec(select(SampleTag)).all()) == 631
+        r = edit_version(
+            s,
+            dataset_id=res.dataset_id,
+            base_version=1,
+            user_id=uid,
+            action="set_task_type",
+            value="qa/closed",
+            sample_ids=ids,
         )
-        assert strict.status == "rejected"
-        with Session(engine) as s:
-            assert s.exec(select(Sample)).first() is None and s.exec(select(Dataset)).first() is None
-        res = import_file(
-            path=path,
-            options=ImportOptions(mapping=m, name="b"),
-            owner_id=uid,
-            engine=engine,
-            settings=settings,
-            enqueue_index=False,
-        )
-        assert (res.status, res.n_ok, res.n_bad, res.report["task_normalised"]["count"]) == (
-            "succeeded",
-            631,
-            369,
-            52,
-        )
-        with Session(engine) as s:
-            ids = s.exec(select(Sample.id).where(Sample.task_l1 == "closed qa").order_by(Sample.id)).all()
-            assert len(ids) == 52 and len(s.exec(select(SampleTag)).all()) == 631
-            r = edit_version(
-                s,
-                dataset_id=res.dataset_id,
-                base_version=1,
-                user_id=uid,
-                action="set_task_type",
-                value="qa/closed",
-                sample_ids=ids,
-            )
-            assert r.n_changed == 52
-        with Session(engine) as s:
-            diff = diff_versions(s, dataset_id=res.dataset_id, a=1, b=2)
-            assert diff["n_modified"] == 52 and {
-                (t["task_type"], t["delta"]) for t in diff["task_types"] if t["delta"]
-            } == {("closed qa", -52), ("qa/closed", 52)}
-        lines = b"".join(iter_export(engine, dataset_id=res.dataset_id, version=2)).splitlines()
-        assert len(lines) == 631 and sum(b'"qa/closed"' in x for x in lines) == 52
-        engine.dispose()
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        assert r.n_changed == 52
+    with Session(engine) as s:
+        diff = diff_versions(s, dataset_id=res.dataset_id, a=1, b=2)
+        assert diff["n_modified"] == 52 and {
+            (t["task_type"], t["delta"]) for t in diff["task_types"] if t["delta"]
+        } == {("closed qa", -52), ("qa/closed", 52)}
+    lines = b"".join(iter_export(engine, dataset_id=res.dataset_id, version=2)).splitlines()
+    assert len(lines) == 631 and sum(b'"qa/closed"' in x for x in lines) == 52
