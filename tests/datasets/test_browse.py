@@ -12,9 +12,11 @@ from app.datasets.search import fold
 from app.models import Role
 from tests.datasets.test_search import load
 
+BROWSE_MAPPING = Mapping(shape="messages", task_l1="task_type", tags="tags")
 
-def make(engine, make_user, tmp_path, n=700):
-    user = make_user(Role.researcher)
+
+def write_random_samples(tmp_path, n: int):
+    """n seeded samples over a small alphabet (so filters and searches hit often), as messages JSONL."""
     rng = random.Random(11)
     lines = []
     for _i in range(n):
@@ -33,7 +35,12 @@ def make(engine, make_user, tmp_path, n=700):
         )
     path = tmp_path / "b.jsonl"
     path.write_text("\n".join(lines), encoding="utf-8")
-    return load(engine, user.id, path, Mapping(shape="messages", task_l1="task_type", tags="tags"), name="b")
+    return path
+
+
+def make(engine, make_user, tmp_path, n=700):
+    user = make_user(Role.researcher)
+    return load(engine, user.id, write_random_samples(tmp_path, n), BROWSE_MAPPING, name="b")
 
 
 def expected(engine, ds, version, f: BrowseFilters) -> list[int]:

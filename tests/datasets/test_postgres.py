@@ -1,5 +1,6 @@
 """On PostgreSQL the search (pg_trgm for 3+ characters, the gram array for 1-2), browser and statistics give the same results as on SQLite."""
 
+import json
 import random
 
 import pytest
@@ -12,7 +13,7 @@ from app.datasets.indexing import index_version
 from app.datasets.search import brute_force_ids
 from app.models import DatasetVersion, Role, User
 from tests.conftest import SHARED_DATA
-from tests.datasets.test_browse import FILTERS, expected
+from tests.datasets.test_browse import BROWSE_MAPPING, FILTERS, expected, write_random_samples
 from tests.datasets.test_search import BELLE, PCLUE, load, queries_from
 
 pytestmark = pytest.mark.postgres
@@ -80,30 +81,8 @@ def pc_first(session, ds: int) -> int:
 
 def test_postgres_browser_and_statistics(pg, tmp_path, engine, make_user):
     pg_engine, settings = pg
-    import json
-
-    from app.datasets.mapping import Mapping
-
-    rng = random.Random(11)
-    lines = []
-    for _ in range(300):
-        p = "".join(rng.choice("北京上海天津答案abc ") for _ in range(rng.randint(1, 60)))
-        a = "".join(rng.choice("是的不对xyz") for _ in range(rng.randint(1, 30)))
-        tags = [t for t in ("robustness", "hard", "dup") if rng.random() < 0.2]
-        lines.append(
-            json.dumps(
-                {
-                    "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}],
-                    "task_type": rng.choice(["cls/a", "cls/b", "cls", "gen/x", "qa"]),
-                    "tags": tags,
-                },
-                ensure_ascii=False,
-            )
-        )
-    path = tmp_path / "b.jsonl"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    mapping = Mapping(shape="messages", task_l1="task_type", tags="tags")
-    ds, v, vid = pg_load(pg_engine, settings, user(pg_engine), path, mapping, name="b")
+    path = write_random_samples(tmp_path, 300)
+    ds, v, vid = pg_load(pg_engine, settings, user(pg_engine), path, BROWSE_MAPPING, name="b")
     with Session(pg_engine) as s:
         for f in FILTERS:
             want = expected(pg_engine, ds, v, f)
@@ -115,7 +94,7 @@ def test_postgres_browser_and_statistics(pg, tmp_path, engine, make_user):
             ]
             assert got == want, f
         st = json.loads(s.get(DatasetVersion, vid).stats_json)
-    sq = load(engine, make_user(Role.researcher).id, path, mapping, name="b")
+    sq = load(engine, make_user(Role.researcher).id, path, BROWSE_MAPPING, name="b")
     with Session(engine) as s:
         st2 = json.loads(s.get(DatasetVersion, sq[2]).stats_json)
     for key in ("n_samples", "task_tree", "histograms", "tags", "has_system", "counts"):
