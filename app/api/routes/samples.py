@@ -5,9 +5,10 @@ nothing here writes. Logic lives in app.datasets.browse / search / highlight.
 """
 
 import json
+from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from app.api.deps import Researcher, SessionDep
@@ -27,16 +28,47 @@ def _version(session, dataset_id: int, n: int):  # noqa: ANN001, ANN202
     return found
 
 
-def _query(request: Request) -> tuple[browse.BrowseFilters, dict]:
-    params = dict(request.query_params)
+def _filters(
+    q: str = "",
+    field: str = "all",
+    task: str = "",
+    tag: str = "",
+    min_chars: str = "",
+    max_chars: str = "",
+    length_of: str = "answer",
+) -> browse.BrowseFilters:
+    """The browse filters of every route here, declared once so the OpenAPI schema lists them."""
+    params = {
+        "q": q,
+        "field": field,
+        "task": task,
+        "tag": tag,
+        "min_chars": min_chars,
+        "max_chars": max_chars,
+        "length_of": length_of,
+    }
     try:
-        filters = browse.filters_from(params)
-        nav = {k: browse.parse_int(k, params.get(k), minimum=0) for k in ("after", "before", "page")}
+        return browse.filters_from(params)
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+
+
+def _nav(after: str = "", before: str = "", page: str = "") -> dict:
+    """Keyset (after/before an id) or page-number position in the results."""
+    try:
+        nav = {
+            k: browse.parse_int(k, v, minimum=0)
+            for k, v in (("after", after), ("before", before), ("page", page))
+        }
     except ValueError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
     if nav["page"] == 0:
         raise HTTPException(status_code=400, detail="page starts at 1")
-    return filters, nav
+    return nav
+
+
+Filters = Annotated[browse.BrowseFilters, Depends(_filters)]
+Nav = Annotated[dict, Depends(_nav)]
 
 
 def _page(session, ds, version, filters: browse.BrowseFilters, nav: dict) -> tuple[browse.Page, dict | None]:  # noqa: ANN001
@@ -113,18 +145,26 @@ def page_context(session, ds, version, filters: browse.BrowseFilters, nav: dict,
 
 
 @router.get("/datasets/{dataset_id}/v/{n}/samples")
-def samples_page(request: Request, dataset_id: int, n: int, session: SessionDep, user: Researcher):
+def samples_page(
+    request: Request,
+    dataset_id: int,
+    n: int,
+    session: SessionDep,
+    user: Researcher,
+    filters: Filters,
+    nav: Nav,
+):
     ds, version = _version(session, dataset_id, n)
-    filters, nav = _query(request)
     ctx = page_context(session, ds, version, filters, nav, user)
     return render(request, "pages/samples.html", ctx, partial="partials/samples_results.html")
 
 
 @router.get("/datasets/{dataset_id}/v/{n}/samples/count", response_class=HTMLResponse)
-def samples_count(request: Request, dataset_id: int, n: int, session: SessionDep, user: Researcher):
+def samples_count(
+    request: Request, dataset_id: int, n: int, session: SessionDep, user: Researcher, filters: Filters
+):
     """The exact hit count, fetched by its own HTMX request so the page of hits never waits for it."""
     ds, version = _version(session, dataset_id, n)
-    filters, _ = _query(request)
     loaded = load_stats(session, version_id=version.id)
     count = _count(session, ds, version, filters, loaded[0] if loaded else None)
     return render(
@@ -178,26 +218,9 @@ def _sample_json(row: dict) -> dict:
 
 
 @router.get("/api/datasets/{dataset_id}/versions/{n}/samples")
-def samples_api(
-    request: Request,
-    dataset_id: int,
-    n: int,
-    session: SessionDep,
-    _: Researcher,
-    q: str = "",
-    field: str = "all",
-    task: str = "",
-    tag: str = "",
-    min_chars: str = "",
-    max_chars: str = "",
-    length_of: str = "answer",
-    after: str = "",
-    before: str = "",
-    page: str = "",
-):
+def samples_api(dataset_id: int, n: int, session: SessionDep, _: Researcher, filters: Filters, nav: Nav):
     """One page of 50 samples; follow `next_after` (or `prev_before`) for the next page. Filters as the browser's."""
     ds, version = _version(session, dataset_id, n)
-    filters, nav = _query(request)
     result, _stats = _page(session, ds, version, filters, nav)
     return {
         "dataset_id": ds.id,
@@ -210,22 +233,8 @@ def samples_api(
 
 
 @router.get("/api/datasets/{dataset_id}/versions/{n}/samples/count")
-def samples_count_api(
-    request: Request,
-    dataset_id: int,
-    n: int,
-    session: SessionDep,
-    _: Researcher,
-    q: str = "",
-    field: str = "all",
-    task: str = "",
-    tag: str = "",
-    min_chars: str = "",
-    max_chars: str = "",
-    length_of: str = "answer",
-):
+def samples_count_api(dataset_id: int, n: int, session: SessionDep, _: Researcher, filters: Filters):
     ds, version = _version(session, dataset_id, n)
-    filters, _nav = _query(request)
     loaded = load_stats(session, version_id=version.id)
     return {"count": _count(session, ds, version, filters, loaded[0] if loaded else None)}
 
