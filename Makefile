@@ -41,3 +41,4 @@ test: $(STAMP) lint tokenizer
 bench: $(STAMP) model
 	$(PY) bench/datasets.py
 	$(PY) bench/trainer.py
+	$(PY) bench/runs.py

@@ -6,6 +6,8 @@ unexpected exception is logged and shown as a plain 500 page rather than a trace
 
 import logging
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
@@ -17,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import NotAuthenticated, user_from_cookie
 from app.api.main import router
+from app.core.config import get_settings
 from app.core.i18n import translate
 from app.web import ROOT, lang_of, render, wants_html
 
@@ -64,8 +67,22 @@ def _error_page(request: Request, status_code: int, message: str, headers: dict 
     return JSONResponse({"detail": message}, status_code=status_code, headers=headers)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The reaper thread: a run whose worker died becomes lost even when no worker is left to notice."""
+    from app.runs.reaper import start_reaper
+
+    stop = start_reaper(get_settings())
+    try:
+        yield
+    finally:
+        if stop is not None:
+            stop()
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="sftlab",
         version="0.1.0",
         description="JSON API of sftlab. Authenticate with `Authorization: Bearer <token>` "

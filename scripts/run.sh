@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Starts a Celery worker and the web server on the configured (by default embedded) services.
+# Starts the Celery workers and the web server on the configured (by default embedded) services.
+# Two workers: one for short jobs (imports, indexing), one for training runs, which hold a slot for
+# their whole length and so must not starve imports. SFTLAB_RUN_QUEUES picks the run queues served here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin
 HOST="${SFTLAB_HOST:-127.0.0.1}"
 PORT="${SFTLAB_PORT:-8000}"
-"$PY/celery" -A worker.celery_app worker -P threads -c 2 -Q "${SFTLAB_QUEUES:-default}" --loglevel WARNING &
+"$PY/celery" -A worker.celery_app worker -P threads -c 2 -Q "${SFTLAB_QUEUES:-default}" -n "jobs@%h" --loglevel WARNING &
 WORKER=$!
-trap 'kill $WORKER 2>/dev/null || true' EXIT INT TERM
-echo "sftlab is running at http://$HOST:$PORT  (worker pid $WORKER; Ctrl-C stops both)"
+"$PY/celery" -A worker.celery_app worker -P threads -c 1 -Q "${SFTLAB_RUN_QUEUES_SERVED:-cpu}" -n "runs@%h" --loglevel WARNING &
+RUN_WORKER=$!
+trap 'kill $WORKER $RUN_WORKER 2>/dev/null || true' EXIT INT TERM
+echo "sftlab is running at http://$HOST:$PORT  (workers $WORKER, $RUN_WORKER; Ctrl-C stops all)"
 "$PY/uvicorn" app.main:app --host "$HOST" --port "$PORT" --log-level warning

@@ -26,6 +26,7 @@ def _env(data_dir: Path, url: str) -> dict[str, str]:
         "SFTLAB_DATABASE_URL": url,
         "SFTLAB_TASK_EAGER": "1",
         "SFTLAB_SECRET_KEY": "test-secret",
+        "SFTLAB_REAPER_INTERVAL": "0",  # test_reaper.py turns it on where it is the subject
     }
 
 

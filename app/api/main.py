@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import auth, datasets, me, pages, samples, stats, tokens, uploads, users
+from app.api.routes import auth, datasets, launch, me, pages, runs, samples, stats, tokens, uploads, users
 
 router = APIRouter()
 router.include_router(auth.router)
@@ -13,3 +13,5 @@ router.include_router(uploads.router)  # helper B: before datasets, so /datasets
 router.include_router(datasets.router)  # helper B
 for _c in (samples.router, stats.router):  # helper C's routers
     router.include_router(_c)
+router.include_router(launch.router)  # before runs, so /runs/new is not read as a run id
+router.include_router(runs.router)

@@ -38,6 +38,23 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(False, description="Set the Secure flag on cookies (behind HTTPS).")
     session_max_age: int = Field(14 * 24 * 3600, description="Seconds a login lasts.")
     task_eager: bool = Field(False, description="Run Celery tasks in-process (unit tests only).")
+    run_queues: list[str] = Field(
+        ["cpu"], description="Queues offered on the run form; a worker serves some with `-Q`."
+    )
+    heartbeat_interval: float = Field(5.0, description="Seconds between a running run's heartbeats.")
+    heartbeat_timeout: float = Field(
+        30.0, description="A running run whose heartbeat is older than this is marked lost by the reaper."
+    )
+    reaper_interval: float = Field(
+        10.0, description="Seconds between two reaper passes (0: no reaper thread)."
+    )
+    tail_interval: float = Field(0.25, description="Seconds between two reads of a growing metrics.jsonl.")
+    cancel_grace: float = Field(
+        5.0, description="Seconds between SIGTERM and SIGKILL when a run is cancelled."
+    )
+    trainer_threads: int = Field(
+        0, description="OMP/torch threads per CPU trainer rank (0: torch's default)."
+    )
 
     @model_validator(mode="after")
     def _secret_from_data_dir(self) -> "Settings":
@@ -67,6 +84,10 @@ class Settings(BaseSettings):
     @property
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
 
     @property
     def tokenizer_path(self) -> Path:

@@ -5,11 +5,17 @@ call `t("key")`. The language comes from the `lang` cookie, defaulting to
 English; unknown keys fall back to the key itself so a gap is visible, not fatal.
 """
 
-from app.i18n import common, datasets, samples
+from app.i18n import common, datasets, launch, runs, samples
 
 LANGS = ("en", "zh")
 
-MESSAGES: dict[str, dict[str, str]] = {**common.MESSAGES, **datasets.MESSAGES, **samples.MESSAGES}
+MESSAGES: dict[str, dict[str, str]] = {
+    **common.MESSAGES,
+    **datasets.MESSAGES,
+    **samples.MESSAGES,
+    **launch.MESSAGES,
+    **runs.MESSAGES,
+}
 
 
 def translate(key: str, lang: str) -> str:

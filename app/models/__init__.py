@@ -11,9 +11,16 @@ from app.models.datasets import (
     UploadStatus,
     VersionStatus,
 )
+from app.models.runs import FINISHED, Run, RunDataset, RunEvent, RunStatus, Sweep
 from app.models.users import ApiToken, Role, User, UserCreate, UserPublic, utcnow
 
 __all__ = [
+    "FINISHED",
+    "Run",
+    "RunDataset",
+    "RunEvent",
+    "RunStatus",
+    "Sweep",
     "ApiToken",
     "Dataset",
     "DatasetKind",

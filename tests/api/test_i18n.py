@@ -42,7 +42,7 @@ def test_shell_pages_render_in_chinese(client_as):
         "/tokens": ["API 令牌", "创建令牌", "接口列表"],
         "/account": ["修改密码", "当前密码"],
         "/users": ["新建用户"],
-        "/runs": ["此功能将在后续版本中提供。"],
+        "/evaluations": ["此功能将在后续版本中提供。"],
         "/no-such-page": ["未找到。", "数据集"],  # a 404 keeps the header of the logged-in user
     }
     rater = client_as(Role.rater, "rita")

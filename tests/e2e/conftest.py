@@ -42,7 +42,8 @@ class LiveServer:
     def logs(self) -> str:
         return (
             f"--- server log ---\n{self.server_log.read_text()[-3000:]}\n"
-            f"--- worker log ---\n{self.worker_log.read_text()[-3000:]}"
+            f"--- worker log ---\n{self.worker_log.read_text()[-3000:]}\n"
+            f"--- run worker log ---\n{(self.worker_log.parent / 'run_worker.log').read_text()[-3000:]}"
         )
 
     def create_user(self, username: str, role: str, password: str = PASSWORD) -> None:
@@ -79,6 +80,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
         SFTLAB_SECRET_KEY="e2e-secret",
         SFTLAB_ADMIN_USER="admin",
         SFTLAB_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        SFTLAB_TRAINER_THREADS="1",  # tiny models: a second OpenMP thread only competes with the browser
         PYTHONPATH=str(REPO),
     )
     subprocess.run(
@@ -96,6 +98,12 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
          "-Q", "default", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
         cwd=REPO, env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
+    # Runs block a worker slot for their whole length, so they get their own worker, as in `make run`.
+    run_worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "1",
+         "-Q", "cpu", "-n", "runs@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        cwd=REPO, env=env, stdout=(root / "run_worker.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
     live = LiveServer(f"http://127.0.0.1:{port}", data_dir, env, server_log, worker_log)
     try:
         deadline = time.monotonic() + 30
@@ -111,6 +119,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
             time.sleep(0.1)
         yield live
     finally:
+        _stop(run_worker)
         _stop(worker)
         _stop(server)
 

@@ -23,11 +23,6 @@ def _placeholder(request: Request, user, nav: str):  # noqa: ANN001
     return render(request, "pages/placeholder.html", {"user": user, "nav": nav})
 
 
-@router.get("/runs")
-def runs(request: Request, user: Researcher):
-    return _placeholder(request, user, "runs")
-
-
 @router.get("/evaluations")
 def evaluations(request: Request, user: Researcher):
     return _placeholder(request, user, "evaluations")

@@ -1,0 +1,67 @@
+"""The trainer's command line and environment for a run's resources; a pure function, unit-tested.
+
+    1 CPU rank:   python -m trainer.train --config run.json
+    N CPU ranks:  python -m torch.distributed.run --standalone --nproc_per_node N -m trainer.train --config run.json
+    N GPUs:       python -m deepspeed.launcher.runner --num_gpus N --master_port P --module trainer.train --config run.json
+
+The launchers are started as `python -m` of the worker's own interpreter rather than as `torchrun` or
+`deepspeed` found on PATH, so the trainer always runs in the worker's environment. Every command holds the
+run.json path, which is how the reaper recognises a run's processes (torchrun starts its ranks in new
+sessions, so the process group alone does not reach them).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class TrainerCommand:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+
+
+def build_command(
+    *,
+    config_path: str | Path,
+    n_gpus: int,
+    n_procs: int,
+    python: str,
+    threads: int = 0,
+    master_port: int = 29500,
+    base_env: Mapping[str, str] | None = None,
+) -> TrainerCommand:
+    """argv + env + cwd (the run directory) to start the trainer for these resources."""
+    config = str(config_path)
+    tail = ["--config", config]
+    if n_gpus > 0:
+        argv = [
+            python, "-m", "deepspeed.launcher.runner", "--num_gpus", str(n_gpus),
+            "--master_port", str(master_port), "--module", "trainer.train", *tail,
+        ]  # fmt: skip
+    elif n_procs > 1:
+        argv = [
+            python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n_procs),
+            "-m", "trainer.train", *tail,
+        ]  # fmt: skip
+    else:
+        argv = [python, "-m", "trainer.train", *tail]
+    env = dict(os.environ if base_env is None else base_env)
+    path = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + path if path else "")
+    env["PYTHONUNBUFFERED"] = "1"  # train.log follows the run live
+    if n_gpus == 0:
+        # A CPU run on a GPU host must not grab the GPUs; DeepSpeed needs telling it has none.
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env["DS_ACCELERATOR"] = "cpu"
+    if threads > 0:
+        # torch sizes its intra-op pool from OMP_NUM_THREADS; ranks sharing a box must not oversubscribe it.
+        for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[key] = str(threads)
+    return TrainerCommand(argv=argv, env=env, cwd=str(Path(config).parent))

@@ -1,0 +1,247 @@
+"""Creating a run from a launch request and handing it to a worker.
+
+`create_run` validates everything a form can get wrong before a row exists, and names the field of
+each problem (LaunchError.field), so the form can show the message next to it. The trainer config is
+stored resolved: the run directory, the exported data files and the base model's path are filled in
+here, so the config on the run page is exactly what the trainer read.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, select
+
+from app.core.config import get_settings
+from app.core.db import session_scope
+from app.models import Dataset, DatasetVersion, Run, RunDataset, RunStatus, VersionStatus, utcnow
+from app.runs.rundir import EVAL_FILE, TRAIN_FILE, resolve_checkpoint, run_dir_for
+from trainer.config import ConfigError, RunConfig
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+MAX_PROCS = 64
+
+
+@dataclass
+class LaunchRequest:
+    name: str
+    owner_id: int
+    config: dict  # RunConfig dict; data.train_file/eval_file/output_dir/model.path are filled by create_run
+    datasets: list[tuple[int, int]]  # (dataset_id, version) to train on, >= 1
+    eval_dataset: tuple[int, int] | None = None
+    base_model: str = ""  # "" embedded | local path or hub id | "run:<id>/<checkpoint dir name>"
+    queue: str = "cpu"
+    n_gpus: int = 0  # 0 = CPU
+    n_procs: int = 1  # CPU ranks (n_gpus > 0: ranks = n_gpus)
+    form: dict = field(default_factory=dict)  # stored as form_json for clone
+    parent_run_id: int | None = None
+    sweep_id: int | None = None
+
+
+class LaunchError(ValueError):
+    """A request that cannot become a run; `field` names the form field ("datasets", "train.lr", ...)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# The first dotted config path in a ConfigError message ("train.lr must be > 0", "unknown key train.x").
+_FIELD_RE = re.compile(r"\b([a-z_]+(?:\.[a-z_0-9]+)+|output_dir)\b")
+
+
+def _config_field(message: str) -> str:
+    m = _FIELD_RE.search(message)
+    return m.group(1) if m else "config"
+
+
+def resolve_base_model(session: Session, base_model: str) -> str:
+    """The model.path the trainer gets: "" (embedded), a local directory, a hub id, or a run's checkpoint."""
+    value = base_model.strip()
+    if not value:
+        return ""
+    if value.startswith("run:"):
+        try:
+            return str(resolve_checkpoint(session, value))
+        except ValueError as e:
+            raise LaunchError("base_model", str(e)) from e
+    path = Path(value).expanduser()
+    # The trainer's rule: "org/name" is a hub id unless such a directory exists here.
+    looks_local = value.startswith((".", "/", "~")) or path.exists() or value.count("/") != 1
+    if not looks_local:
+        return value
+    if not path.is_dir():
+        raise LaunchError(
+            "base_model", f"{value!r} is neither a local model directory nor an org/name hub id"
+        )
+    if not (path / "config.json").is_file():
+        raise LaunchError("base_model", f"{value!r} has no config.json: not a Hugging Face model directory")
+    return str(path.resolve())
+
+
+def _check_version(session: Session, fld: str, pair: Any) -> tuple[int, int]:
+    try:
+        dataset_id, version = (int(pair[0]), int(pair[1]))
+    except (TypeError, ValueError, IndexError) as e:
+        raise LaunchError(fld, f"expected (dataset id, version), got {pair!r}") from e
+    # Bounded before the query: an id past 64 bits is a driver error, not "no such dataset".
+    dataset = session.get(Dataset, dataset_id) if 0 < dataset_id < 2**62 and 0 < version < 2**31 else None
+    if dataset is None:
+        raise LaunchError(fld, f"dataset {dataset_id} does not exist")
+    row = session.exec(
+        select(DatasetVersion).where(
+            DatasetVersion.dataset_id == dataset_id, DatasetVersion.number == version
+        )
+    ).first()
+    if row is None:
+        raise LaunchError(fld, f"dataset {dataset.name!r} has no version {version}")
+    if row.status == VersionStatus.failed:
+        raise LaunchError(fld, f"version {version} of {dataset.name!r} failed to build: {row.error}")
+    return dataset_id, version
+
+
+def _check_resources(req: LaunchRequest) -> None:
+    queues = get_settings().run_queues
+    if req.queue not in queues:
+        raise LaunchError("queue", f"no worker serves queue {req.queue!r} (queues: {', '.join(queues)})")
+    if not 0 <= req.n_gpus <= MAX_PROCS:
+        raise LaunchError("n_gpus", f"number of GPUs must be between 0 and {MAX_PROCS}, got {req.n_gpus}")
+    if req.n_gpus == 0 and not 1 <= req.n_procs <= MAX_PROCS:
+        raise LaunchError("n_procs", f"CPU processes must be between 1 and {MAX_PROCS}, got {req.n_procs}")
+
+
+def _resolved_config(raw: dict, *, run_dir: str, has_eval: bool, model_path: str) -> dict:
+    if not isinstance(raw, dict):
+        raise LaunchError("config", "the trainer config must be an object")
+    cfg: dict[str, Any] = copy.deepcopy(raw)
+    data = cfg.setdefault("data", {})
+    if not isinstance(data, dict):
+        raise LaunchError("data", "data: expected an object")
+    if has_eval and float(data.get("eval_fraction") or 0) > 0:
+        raise LaunchError("data.eval_fraction", "choose an eval dataset or an eval fraction, not both")
+    data["train_file"] = str(Path(run_dir) / TRAIN_FILE)
+    data["eval_file"] = str(Path(run_dir) / EVAL_FILE) if has_eval else ""
+    cfg["output_dir"] = run_dir
+    model = cfg.setdefault("model", {})
+    if not isinstance(model, dict):
+        raise LaunchError("model", "model: expected an object")
+    model["path"] = model_path
+    checkpoint = cfg.setdefault("checkpoint", {})
+    if isinstance(checkpoint, dict):
+        checkpoint["resume"] = False  # a fresh run; lifecycle.resume() turns it on
+    try:
+        return RunConfig.from_dict(cfg).validate(check_files=False).to_dict()
+    except ConfigError as e:
+        raise LaunchError(_config_field(str(e)), str(e)) from e
+
+
+def create_run(session: Session, req: LaunchRequest) -> Run:
+    """Validate, then insert the Run (queued) and its RunDataset rows and flush; no commit, no enqueue."""
+    name = req.name.strip()
+    if not name:
+        raise LaunchError("name", "give the run a name")
+    if len(name) > 200:
+        raise LaunchError("name", "the name is longer than 200 characters")
+    if not req.datasets:
+        raise LaunchError("datasets", "choose at least one dataset version to train on")
+    train = [_check_version(session, "datasets", pair) for pair in req.datasets]
+    if len(set(train)) != len(train):
+        raise LaunchError("datasets", "the same dataset version is chosen twice")
+    eval_pair = _check_version(session, "eval_dataset", req.eval_dataset) if req.eval_dataset else None
+    _check_resources(req)
+    model_path = resolve_base_model(session, req.base_model)
+    # Validate with a placeholder directory first: the real one needs the run's id.
+    _resolved_config(req.config, run_dir="/run", has_eval=eval_pair is not None, model_path=model_path)
+    run = Run(
+        name=name,
+        owner_id=req.owner_id,
+        status=RunStatus.queued,
+        queue=req.queue,
+        n_gpus=req.n_gpus,
+        n_procs=req.n_gpus if req.n_gpus > 0 else req.n_procs,
+        base_model=req.base_model.strip(),
+        parent_run_id=req.parent_run_id,
+        sweep_id=req.sweep_id,
+        form_json=json.dumps(req.form, ensure_ascii=False),
+        config_json="{}",
+    )
+    session.add(run)
+    session.flush()
+    assert run.id is not None
+    run.run_dir = str(run_dir_for(run.id))
+    config = _resolved_config(
+        req.config, run_dir=run.run_dir, has_eval=eval_pair is not None, model_path=model_path
+    )
+    run.config_json = json.dumps(config, ensure_ascii=False)
+    for dataset_id, version in train:
+        session.add(RunDataset(run_id=run.id, dataset_id=dataset_id, version=version, role="train"))
+    if eval_pair is not None:
+        session.add(RunDataset(run_id=run.id, dataset_id=eval_pair[0], version=eval_pair[1], role="eval"))
+    session.flush()
+    return run
+
+
+@lru_cache
+def _producer(broker: str) -> Celery:
+    # Built for the broker of the settings in force, not worker.celery_app's import-time one, so a
+    # web server (or test) whose SFTLAB_BROKER_URL changed still reaches the workers that serve it.
+    from celery import Celery
+
+    app = Celery("sftlab-producer", broker=broker)
+    # A request waits about a second for a broker that is down, then says so (not kombu's long default).
+    app.conf.broker_transport_options = {"max_retries": 3, "interval_start": 0, "interval_step": 0.3}
+    app.conf.task_publish_retry_policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3}
+    return app
+
+
+def enqueue(run: Run) -> None:
+    """Send `runs.execute(run.id)` to the run's queue and store the task id on the run (caller commits).
+
+    Never executed in-process, even with task_eager: a trainer inside a web request would hold it for
+    minutes. In unit tests the message waits in the test's own broker file; execute() runs it directly.
+    """
+    assert run.id is not None
+    task_id = uuid.uuid4().hex
+    run.task_id = task_id
+    _producer(get_settings().celery_broker).send_task(
+        "runs.execute", args=[run.id], queue=run.queue, task_id=task_id
+    )
+
+
+def enqueue_or_fail(session: Session, run: Run) -> str:
+    """enqueue() and commit the task id; if the broker is unreachable, the run fails with the reason.
+
+    Returns "" on success, else the message to show (the caller raises its own error type with it).
+    """
+    try:
+        enqueue(run)
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many kinds; all mean "not queued"
+        message = f"the task queue is unreachable ({type(exc).__name__}: {exc}); the run was not started"
+        run.status, run.error, run.finished_at = RunStatus.failed, message, utcnow()
+        session.add(run)
+        session.commit()
+        return message
+    session.add(run)
+    session.commit()
+    return ""
+
+
+def launch(req: LaunchRequest) -> int:
+    """create_run + commit + enqueue; returns the run id. LaunchError(field="queue") if nothing was queued."""
+    with session_scope() as session:
+        run = create_run(session, req)
+        session.commit()
+        assert run.id is not None
+        if message := enqueue_or_fail(session, run):
+            raise LaunchError("queue", message)
+        return run.id

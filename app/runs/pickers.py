@@ -1,0 +1,46 @@
+"""What the launch form offers to pick: dataset versions to train or validate on, checkpoints of earlier runs."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from app.models import FINISHED, Dataset, DatasetKind, DatasetVersion, Run, VersionStatus
+from app.runs.rundir import list_checkpoints
+
+MAX_CHECKPOINT_RUNS = 100
+
+
+def dataset_choices(session: Session) -> list[dict]:
+    """Training datasets with their usable versions, newest first (a failed version cannot be trained on)."""
+    datasets = session.exec(
+        select(Dataset).where(Dataset.kind == DatasetKind.train).order_by(col(Dataset.name), col(Dataset.id))
+    ).all()
+    versions: dict[int, list[dict]] = {}
+    rows = session.exec(
+        select(DatasetVersion)
+        .where(DatasetVersion.status != VersionStatus.failed)
+        .order_by(col(DatasetVersion.number).desc())
+    ).all()
+    for v in rows:
+        versions.setdefault(v.dataset_id, []).append({"number": v.number, "n_samples": v.n_samples})
+    return [{"id": d.id, "name": d.name, "versions": versions[d.id]} for d in datasets if d.id in versions]
+
+
+def checkpoint_choices(session: Session) -> list[dict]:
+    """Complete checkpoints of finished runs, newest run first: base_model "run:<id>/<checkpoint dir name>"."""
+    runs = session.exec(
+        select(Run)
+        .where(col(Run.status).in_([s.value for s in FINISHED]), Run.run_dir != "")
+        .order_by(col(Run.id).desc())
+        .limit(MAX_CHECKPOINT_RUNS)
+    ).all()
+    out = []
+    for run in runs:
+        for path in reversed(list_checkpoints(run.run_dir)):
+            out.append(
+                {
+                    "ref": f"run:{run.id}/{path.name}",
+                    "label": f"#{run.id} {run.name} · {path.name} ({run.status})",
+                }
+            )
+    return out

@@ -1,0 +1,164 @@
+"""One training sample of a run, rendered as the model saw it: the trainer's own render and loss mask.
+
+Sample number i is the i-th sample of the trained (mixed) set: data_samples.jsonl, written by the
+trainer, maps it to its source `file:line`; before the trainer wrote it (queued run) i is simply
+line i + 1 of the run's train.jsonl. Only files inside the run directory are read.
+
+The tokenizer is the run's (model.tokenizer_path, else the model dir the trainer reported in its
+start event, else model.path, else the embedded model), loaded with AutoTokenizer exactly as the
+trainer loads it, lazily and kept per path: AutoTokenizer pulls in transformers and torch (seconds,
+once per web process, only when someone opens a sample), the price of showing the very tokens the
+trainer saw rather than a look-alike tokenizer's.
+"""
+
+from __future__ import annotations
+
+import threading
+from array import array
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.models import Run
+from app.runs.views import section
+
+_LOCK = threading.Lock()
+
+
+class SampleError(ValueError):
+    """The sample cannot be shown (no such index, file gone, template failure); the message says why."""
+
+
+@dataclass
+class ShownSample:
+    index: int
+    total: int
+    where: str  # file:line
+    task_type: str
+    tokens: list[dict] = field(default_factory=list)  # render_for_display rows
+    messages: list[dict] = field(default_factory=list)
+    n_supervised: int = 0
+    n_tokens: int = 0
+    error: str = ""
+
+
+@lru_cache(maxsize=8)
+def _line_offsets(path: str, mtime_ns: int, size: int) -> array:
+    """Byte offset of each line start, cached per file version so paging through samples is cheap
+    (an int64 array: 8 MB for a million lines)."""
+    offsets = array("q", [0])
+    with open(path, "rb") as fh:
+        pos = 0
+        for line in fh:
+            pos += len(line)
+            offsets.append(pos)
+    if offsets[-1] == size:
+        offsets.pop()  # no line starts at end of file
+    return offsets
+
+
+def read_line(path: Path, lineno: int) -> str:
+    """Line `lineno` (1-based) of a file, through the cached offsets."""
+    st = path.stat()
+    offsets = _line_offsets(str(path), st.st_mtime_ns, st.st_size)
+    if not 1 <= lineno <= len(offsets):
+        raise SampleError(f"{path.name} has no line {lineno}")
+    with open(path, "rb") as fh:
+        fh.seek(offsets[lineno - 1])
+        return fh.readline().decode("utf-8", errors="replace")
+
+
+def count_lines(path: Path) -> int:
+    st = path.stat()
+    return len(_line_offsets(str(path), st.st_mtime_ns, st.st_size))
+
+
+def locate(run: Run, index: int) -> tuple[Path, int, str, int]:
+    """(file, 1-based line, task_type, total samples) of training sample `index`."""
+    if not run.run_dir:
+        raise SampleError("this run has no run directory yet")
+    root = Path(run.run_dir).resolve()
+    mapping = root / "data_samples.jsonl"
+    try:
+        if mapping.is_file():
+            total = count_lines(mapping)
+            if not 0 <= index < total:
+                raise SampleError(f"the run trained {total} samples; there is no sample {index}")
+            entry = orjson.loads(read_line(mapping, index + 1))
+            source, _, line = str(entry.get("where", "")).rpartition(":")
+            path = Path(source).resolve()
+            if not path.is_relative_to(root) or not line.isdigit():
+                raise SampleError(f"sample {index} comes from outside the run directory")
+            return path, int(line), str(entry.get("task_type", "")), total
+        train = root / "train.jsonl"
+        total = count_lines(train)
+    except OSError as exc:
+        raise SampleError(f"the run's data files are not readable: {exc.strerror or exc}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise SampleError(f"data_samples.jsonl line {index + 1} is not valid JSON") from exc
+    if not 0 <= index < total:
+        raise SampleError(f"train.jsonl has {total} samples; there is no sample {index}")
+    return train, index + 1, "", total
+
+
+def tokenizer_source(run: Run, config: dict, start: dict | None, default_dir: Path) -> str:
+    model = section(config, "model")
+    for candidate in (
+        model.get("tokenizer_path"),
+        (start or {}).get("model_dir"),
+        model.get("path"),
+    ):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return str(default_dir)
+
+
+@lru_cache(maxsize=4)
+def load_tokenizer(source: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(source)
+
+
+def render_options(config: dict) -> Any:
+    from trainer.render import RenderOptions
+
+    loss = section(config, "loss")
+    defaults = RenderOptions()
+    return RenderOptions(
+        scope=loss.get("scope", defaults.scope) if loss.get("scope") in ("all", "last") else defaults.scope,
+        prompt_loss=bool(loss.get("prompt_loss", defaults.prompt_loss)),
+        eos_in_loss=bool(loss.get("eos_in_loss", defaults.eos_in_loss)),
+    )
+
+
+def show_sample(run: Run, index: int, *, config: dict, tokenizer: str) -> ShownSample:
+    """Sample `index` rendered with the run's tokenizer and loss options; errors become `.error`."""
+    path, line, task_type, total = locate(run, index)
+    shown = ShownSample(index=index, total=total, where=f"{path.name}:{line}", task_type=task_type)
+    try:
+        record = orjson.loads(read_line(path, line))
+    except (OSError, orjson.JSONDecodeError) as exc:
+        shown.error = f"{shown.where} cannot be read as JSON: {exc}"
+        return shown
+    if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
+        shown.error = f"{shown.where} has no messages list"
+        return shown
+    shown.messages = record["messages"]
+    shown.task_type = shown.task_type or str(record.get("task_type", ""))
+    from trainer.render import RenderError, render_for_display
+
+    try:
+        with _LOCK:  # a fast tokenizer object is not safe to share across threads mid-call
+            tok = load_tokenizer(tokenizer)
+            shown.tokens = render_for_display(tok, record, render_options(config))
+    except RenderError as exc:
+        shown.error = f"the chat template cannot render this sample: {exc}"
+    except (OSError, ValueError) as exc:
+        shown.error = f"the run's tokenizer ({tokenizer}) cannot be loaded: {exc}"
+    shown.n_tokens = len(shown.tokens)
+    shown.n_supervised = sum(1 for t in shown.tokens[1:] if t["supervised"])
+    return shown

@@ -1,0 +1,242 @@
+"""What the run page shows besides the curves: progress and ETA, data counts, config, checkpoints, log tail.
+
+Everything here reads a handful of rows or files; no function parses the run's train events (the
+charts load those separately, see app.runs.series), so the page renders in a few milliseconds
+whatever the run's length. A run directory that is gone (deleted, another host) only empties the
+parts read from it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlmodel import Session, col, select
+
+from app.models import FINISHED, Dataset, Run, RunDataset, RunEvent, User
+from app.runs import rundir
+
+LOG_LINES = 200
+ETA_WINDOW = 20  # train events the step time is averaged over
+STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def loads(text: str | None) -> Any:
+    """JSON text or None when it is empty or broken (a page must render whatever a file holds)."""
+    if not text:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def as_utc(t: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back naive; they were stored in UTC.
+    if t is None:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def duration_s(run: Run, now: datetime | None = None) -> float | None:
+    """Seconds from start to finish (to now while running); None before it started."""
+    start = as_utc(run.started_at)
+    if start is None:
+        return None
+    end = as_utc(run.finished_at) or (None if run.status in FINISHED else (now or datetime.now(UTC)))
+    return max(0.0, (end - start).total_seconds()) if end else None
+
+
+def eta_s(*, step: int, total_steps: int, recent: list[tuple[int, float]]) -> float | None:
+    """Seconds left, from the wall time between the recent train events (step, time), oldest first.
+
+    None when it cannot be told yet (fewer than two events, or no step advanced between them).
+    """
+    if total_steps <= 0:
+        return None
+    if step >= total_steps:
+        return 0.0
+    if len(recent) < 2:
+        return None
+    (s0, t0), (s1, t1) = recent[0], recent[-1]
+    if s1 <= s0 or t1 < t0:
+        return None
+    return (total_steps - step) * (t1 - t0) / (s1 - s0)
+
+
+def progress(session: Session, run: Run) -> dict:
+    """Progress bar, ETA, and the status flags the page and the poller need."""
+    assert run.id is not None
+    rows = session.exec(
+        select(RunEvent.step, RunEvent.time)  # type: ignore[call-overload]
+        .where(RunEvent.run_id == run.id, RunEvent.type == "train")
+        # by step, not seq: the (run_id, type, step) index answers it without reading every train row
+        .order_by(col(RunEvent.step).desc())
+        .limit(ETA_WINDOW)
+    ).all()
+    recent = [(int(s), float(t)) for s, t in reversed(rows)]
+    finished = run.status in FINISHED
+    return {
+        "status": str(run.status),
+        "finished": finished,
+        "step": run.step,
+        "total_steps": run.total_steps,
+        "fraction": min(1.0, run.step / run.total_steps) if run.total_steps else 0.0,
+        "eta_s": None if finished else eta_s(step=run.step, total_steps=run.total_steps, recent=recent),
+        "duration_s": duration_s(run),
+    }
+
+
+def events_json(session: Session, run: Run, *, after: int, limit: int) -> bytes:
+    """The events after seq `after` as the poll endpoint answers them, built without parsing them.
+
+    The tailer stores each valid event as the exact JSON object the trainer wrote (and an unparsable
+    line as type "invalid"), so each one becomes `{"seq": N, <its own fields>}` by splicing text:
+    a poll of 5000 events costs a few milliseconds instead of a parse and a dump of each.
+    """
+    rows = session.exec(
+        select(RunEvent.seq, RunEvent.type, RunEvent.data)  # type: ignore[call-overload]
+        .where(RunEvent.run_id == run.id, col(RunEvent.seq) > after)
+        .order_by(col(RunEvent.seq))
+        .limit(limit)
+    ).all()
+    parts = []
+    for seq, kind, data in rows:
+        body = data.strip() if kind != "invalid" else ""
+        if not (body.startswith("{") and body.endswith("}")):
+            parts.append(f'{{"seq":{int(seq)},"type":"invalid"}}')
+        elif body[1:-1].strip():
+            parts.append(f'{{"seq":{int(seq)},{body[1:]}')
+        else:
+            parts.append(f'{{"seq":{int(seq)}}}')
+    head = orjson.dumps(
+        {
+            "status": str(run.status),
+            "step": run.step,
+            "total_steps": run.total_steps,
+            "last_seq": rows[-1][0] if rows else after,
+        }
+    )
+    return head[:-1] + b',"events":[' + ",".join(parts).encode() + b"]}"
+
+
+def first_event(session: Session, run_id: int, kind: str, *, last: bool = False) -> dict | None:
+    """The first (or last) event of a rare type (start, error) of a run.
+
+    Picked in Python from all rows of that type: with ORDER BY seq, SQLite walks the (run_id, seq)
+    index through every event of the run, 100,000 rows on a long run, instead of the few of this type.
+    """
+    rows = session.exec(
+        select(RunEvent.seq, RunEvent.data).where(RunEvent.run_id == run_id, RunEvent.type == kind)  # type: ignore[call-overload]
+    ).all()
+    if not rows:
+        return None
+    _, data = max(rows) if last else min(rows)
+    event = loads(data)
+    return event if isinstance(event, dict) else None
+
+
+def section(obj: Any, key: str) -> dict:
+    """obj[key] when it is a dict, else {}: stored JSON is read defensively, a page never fails on it."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def data_counts(start: dict | None) -> list[dict]:
+    """Per task_type: samples read, held out for eval, after the mix, and seen in training (all epochs)."""
+    if not start:
+        return []
+    per_task = section(section(start, "counts"), "per_task")
+    seen = section(start, "counts_per_task")
+    rows = []
+    for name in sorted(set(per_task) | set(seen)):
+        c = section(per_task, name)
+        rows.append(
+            {
+                "task_type": name,
+                "read": c.get("read"),
+                "eval": c.get("eval"),
+                "train_after_mix": c.get("train_after_mix"),
+                "train_seen": c.get("train_seen", seen.get(name)),
+            }
+        )
+    return rows
+
+
+def checkpoints(run_dir: str) -> list[dict]:
+    """Complete checkpoints, oldest first (A's torch-free copy of trainer.checkpoint.list_checkpoints)."""
+    if not run_dir:
+        return []
+    out = []
+    for p in rundir.list_checkpoints(run_dir):
+        m = STEP_DIR.match(p.name)
+        out.append({"step": int(m.group(1)) if m else 0, "name": p.name, "path": str(p)})
+    return out
+
+
+def log_tail(run: Run, n: int = LOG_LINES) -> str:
+    """The end of train.log, or the tail the worker saved when the file is gone."""
+    try:
+        text = rundir.log_tail(Path(run.run_dir) / "train.log", n) if run.run_dir else ""
+    except OSError:
+        text = ""
+    return text or run.log_tail
+
+
+def deepspeed_config(run: Run) -> str:
+    """The DeepSpeed config the trainer generated, pretty-printed; empty when it wrote none."""
+    if not run.run_dir:
+        return ""
+    try:
+        text = (Path(run.run_dir) / "deepspeed_config.json").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+    parsed = loads(text)
+    return orjson.dumps(parsed, option=orjson.OPT_INDENT_2).decode() if parsed is not None else text
+
+
+def run_datasets(session: Session, run_id: int) -> list[dict]:
+    rows = session.exec(
+        select(RunDataset, Dataset.name)  # type: ignore[call-overload]
+        .join(Dataset, Dataset.id == RunDataset.dataset_id, isouter=True)  # type: ignore[arg-type]
+        .where(RunDataset.run_id == run_id)
+        .order_by(col(RunDataset.role).desc(), col(RunDataset.dataset_id))
+    ).all()
+    return [
+        {
+            "dataset_id": rd.dataset_id,
+            "version": rd.version,
+            "role": rd.role,
+            "name": name or f"#{rd.dataset_id}",
+        }
+        for rd, name in rows
+    ]
+
+
+def run_config(run: Run) -> dict:
+    cfg = loads(run.config_json)
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def page_data(session: Session, run: Run) -> dict:
+    """Everything the run page template needs, except the curves."""
+    assert run.id is not None
+    owner = session.get(User, run.owner_id)
+    config = run_config(run)
+    error_event = first_event(session, run.id, "error", last=True)
+    return {
+        "run": run,
+        "owner": owner.username if owner else "",
+        "progress": progress(session, run),
+        "counts": data_counts(first_event(session, run.id, "start")),
+        "datasets": run_datasets(session, run.id),
+        "config": config,
+        "config_text": orjson.dumps(config, option=orjson.OPT_INDENT_2).decode(),
+        "deepspeed": deepspeed_config(run),
+        "checkpoints": checkpoints(run.run_dir),
+        "log": log_tail(run),
+        "trainer_error": str(error_event.get("message") or "") if error_event else "",
+    }

@@ -1,0 +1,23 @@
+// The launch and sweep forms: Ctrl+Enter (or Cmd+Enter) launches from anywhere in the form, and the
+// estimate is marked stale when the form changes after it was computed (it costs seconds, so it runs on
+// the Estimate button or "e", not on every keystroke).
+(() => {
+  "use strict";
+  const form = document.getElementById("launch-form");
+  if (!form) return;
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+      ev.preventDefault();
+      form.requestSubmit(document.getElementById("launch-button") || undefined);
+    }
+  });
+  form.addEventListener("change", () => {
+    const est = document.getElementById("estimate");
+    if (est && est.querySelector("table")) est.classList.add("stale");
+  });
+  // A double click on Launch must not create two runs.
+  form.addEventListener("submit", () => {
+    const button = document.getElementById("launch-button");
+    if (button) setTimeout(() => { button.disabled = true; }, 0);
+  });
+})();

@@ -1,0 +1,58 @@
+"""The trainer command for 1 CPU rank, N CPU ranks (torchrun) and N GPUs (deepspeed), with its environment."""
+
+import importlib.util
+from pathlib import Path
+
+from app.runs.command import REPO, build_command
+
+BASE = {"PATH": "/usr/bin", "PYTHONPATH": "/extra"}
+
+
+def test_one_cpu_rank_runs_the_module_directly():
+    cmd = build_command(config_path="/d/runs/1/run.json", n_gpus=0, n_procs=1, python="/py", base_env=BASE)
+    assert cmd.argv == ["/py", "-m", "trainer.train", "--config", "/d/runs/1/run.json"]
+    assert cmd.cwd == "/d/runs/1"
+    assert cmd.env["CUDA_VISIBLE_DEVICES"] == "" and cmd.env["DS_ACCELERATOR"] == "cpu"
+    assert cmd.env["PYTHONPATH"] == f"{REPO}:/extra" and cmd.env["PYTHONUNBUFFERED"] == "1"
+    assert "OMP_NUM_THREADS" not in cmd.env  # threads=0: torch's default
+    assert cmd.env["PATH"] == "/usr/bin"
+
+
+def test_cpu_ranks_go_through_torchrun_with_capped_threads():
+    cmd = build_command(config_path="/r/run.json", n_gpus=0, n_procs=3, python="/py", threads=1, base_env={})
+    assert cmd.argv == [
+        "/py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "3",
+        "-m", "trainer.train", "--config", "/r/run.json",
+    ]  # fmt: skip
+    assert cmd.env["OMP_NUM_THREADS"] == "1" and cmd.env["MKL_NUM_THREADS"] == "1"
+    assert cmd.env["PYTHONPATH"] == str(REPO)
+
+
+def test_gpus_go_through_deepspeed_and_keep_the_devices_visible():
+    cmd = build_command(
+        config_path="/r/run.json", n_gpus=8, n_procs=1, python="/py", master_port=29611, base_env={}
+    )
+    assert cmd.argv == [
+        "/py", "-m", "deepspeed.launcher.runner", "--num_gpus", "8", "--master_port", "29611",
+        "--module", "trainer.train", "--config", "/r/run.json",
+    ]  # fmt: skip
+    assert "CUDA_VISIBLE_DEVICES" not in cmd.env and "DS_ACCELERATOR" not in cmd.env
+
+
+def test_every_command_names_the_config_the_reaper_looks_for():
+    for gpus, procs in [(0, 1), (0, 2), (2, 2)]:
+        cmd = build_command(
+            config_path="/r/7/run.json", n_gpus=gpus, n_procs=procs, python="/py", base_env={}
+        )
+        assert "/r/7/run.json" in cmd.argv
+
+
+def test_the_launcher_modules_exist_in_this_interpreter():
+    # A renamed launcher module would make every run fail at start; found without importing torch.
+    for module in ("trainer.train", "torch.distributed.run", "deepspeed.launcher.runner"):
+        top, *rest = module.split(".")
+        spec = importlib.util.find_spec(top)
+        assert spec is not None and spec.submodule_search_locations, module
+        path = Path(spec.submodule_search_locations[0]).joinpath(*rest[:-1], rest[-1] + ".py")
+        assert path.is_file(), path
+        assert "__main__" in path.read_text(encoding="utf-8"), f"{module} cannot run with python -m"

@@ -1,0 +1,118 @@
+"""The pre-launch estimate equals the trainer's own plan on the same data and tokenizer, is scaled honestly above the cap, and brings the trainer's data errors back to the form."""
+
+import copy
+import math
+
+import pytest
+from transformers import AutoTokenizer
+
+from app.datasets.export import iter_export
+from app.runs import estimate as estimating
+from app.runs.estimate import EstimateError, estimate
+from trainer.config import RunConfig, embedded_default
+from trainer.plan import build_plan, load_data
+
+pytestmark = pytest.mark.slow  # each estimate starts a Python that imports torch and transformers
+
+
+def small_config() -> dict:
+    cfg = embedded_default().to_dict()
+    cfg["data"].update(max_seq_len=256, truncation=True, eval_fraction=0.1, mix={"nli": 2.0, "classify": 0.5})
+    cfg["train"].update(epochs=1.5, per_device_batch=2, grad_accum=2)
+    return cfg
+
+
+def trainer_plan(engine, ds, tiny_model_dir, config: dict, tmp_path, world: int):
+    """Independent: export as a run does, then the trainer's load_data + build_plan in this process."""
+    path = tmp_path / "independent.jsonl"
+    with open(path, "wb") as fh:
+        for chunk in iter_export(engine, dataset_id=ds.dataset_id, version=ds.version):
+            fh.write(chunk)
+    cfg = copy.deepcopy(config)
+    cfg["data"]["train_file"] = str(path)
+    cfg["output_dir"] = str(tmp_path / "run")
+    cfg["model"]["path"] = str(tiny_model_dir)
+    run_cfg = RunConfig.from_dict(cfg)
+    data = load_data(run_cfg, AutoTokenizer.from_pretrained(str(tiny_model_dir)))
+    return data, build_plan(run_cfg, data, world=world)
+
+
+def run_estimate(engine, ds, tiny_model_dir, config, **kw):
+    estimating._CACHE.clear()
+    return estimate(
+        engine,
+        config=config,
+        datasets=[(ds.dataset_id, ds.version)],
+        eval_dataset=None,
+        model_path=str(tiny_model_dir),
+        tokenizer_dir=tiny_model_dir,
+        world=kw.pop("world", 2),
+        **kw,
+    )
+
+
+def test_estimate_equals_the_trainers_plan(engine, pclue_dataset, tiny_model_dir, tmp_path):
+    config = small_config()
+    est = run_estimate(engine, pclue_dataset, tiny_model_dir, config)
+    data, plan = trainer_plan(engine, pclue_dataset, tiny_model_dir, config, tmp_path, world=2)
+    lengths = [len(t) for t in data.train]
+    assert not est.sampled and est.samples == est.used == 705
+    assert est.steps == plan.total_steps == math.ceil(len(plan.bins) / 8)
+    assert est.bins == len(plan.bins) and est.bins_per_step == 8
+    assert est.tokens == sum(lengths[i] for b in plan.bins for i in b)
+    assert est.supervised_tokens == sum(data.train[i].n_supervised for b in plan.bins for i in b)
+    assert est.packing_efficiency == pytest.approx(plan.packing_efficiency)
+    assert (est.train_samples, est.eval_samples) == (len(data.train), len(data.eval))
+    assert 0.3 < est.packing_efficiency <= 1.0
+
+
+def test_above_the_cap_a_uniform_sample_is_scaled(engine, pclue_dataset, tiny_model_dir, tmp_path):
+    config = small_config()
+    config["data"]["eval_fraction"] = 0.0
+    exact = run_estimate(engine, pclue_dataset, tiny_model_dir, config, world=1)
+    sampled = run_estimate(engine, pclue_dataset, tiny_model_dir, config, world=1, cap=400)
+    assert sampled.sampled and sampled.used == 400 and sampled.samples == 705
+    for field in ("tokens", "supervised_tokens", "train_samples", "bins", "steps"):
+        assert getattr(sampled, field) == pytest.approx(getattr(exact, field), rel=0.12), field
+    assert sampled.packing_efficiency == pytest.approx(exact.packing_efficiency, abs=0.05)
+
+
+def test_the_trainers_data_errors_come_back_named(engine, pclue_dataset, tiny_model_dir):
+    config = small_config()
+    config["data"].update(max_seq_len=24, truncation=False)
+    with pytest.raises(EstimateError) as err:
+        run_estimate(engine, pclue_dataset, tiny_model_dir, config)
+    assert err.value.field == "data.max_seq_len" and "> max_seq_len 24" in err.value.message
+
+
+def test_estimate_partial_from_the_form(researcher, pclue_dataset, tiny_model_dir, engine):
+    estimating._CACHE.clear()
+    d = pclue_dataset.dataset_id
+    form = {
+        "name": "e",
+        "train_ds": str(d),
+        f"v.{d}": "1",
+        "queue": "cpu",
+        "n_procs": "2",
+        "base_kind": "path",
+        "base_path": str(tiny_model_dir),
+        "f.data.max_seq_len": "256",
+        "f.data.truncation": "true",
+        "f.data.eval_fraction": "0.1",
+        "mix.nli": "2",
+        "mix.classify": "0.5",
+        "f.train.epochs": "1.5",
+        "f.train.per_device_batch": "2",
+        "f.train.grad_accum": "2",
+    }
+    response = researcher.post("/runs/new/estimate", data=form, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    html = response.text
+    assert html.lstrip().startswith('<div id="estimate"')
+    expected = run_estimate(engine, pclue_dataset, tiny_model_dir, small_config())  # same config as the form
+    assert f'id="est-steps">{expected.steps:,}<' in html
+    assert f'id="est-tokens">{expected.tokens:,}<' in html
+    response = researcher.post(
+        "/runs/new/estimate", data={**form, "f.train.lr": "nope"}, headers={"HX-Request": "true"}
+    )
+    assert "train.lr" in response.text and "est-steps" not in response.text
