@@ -19,7 +19,6 @@ import copy
 import json
 import os
 import random
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,28 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-STEP_RE = re.compile(r"^step-(\d+)$")
+from trainer.layout import checkpoints_dir, latest_checkpoint, list_checkpoints
 
-
-def checkpoints_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "checkpoints"
-
-
-def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    root = checkpoints_dir(run_dir)
-    if not root.is_dir():
-        return []
-    found = []
-    for p in root.iterdir():
-        m = STEP_RE.match(p.name)
-        if m and (p / "trainer_state" / "state.json").is_file():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    cks = list_checkpoints(run_dir)
-    return cks[-1] if cks else None
+__all__ = ["checkpoints_dir", "latest_checkpoint", "list_checkpoints", "save_checkpoint", "load_weights"]
 
 
 def rng_state() -> dict:

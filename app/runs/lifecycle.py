@@ -14,7 +14,7 @@ from sqlmodel import Session, col
 
 from app.models import FINISHED, Run, RunStatus, utcnow
 from app.runs.launch import enqueue_or_fail
-from app.runs.rundir import list_checkpoints
+from trainer.layout import list_checkpoints
 
 
 class LifecycleError(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from app.models import FINISHED, Dataset, DatasetKind, DatasetVersion, Run, VersionStatus
-from app.runs.rundir import list_checkpoints
+from trainer.layout import list_checkpoints
 
 MAX_CHECKPOINT_RUNS = 100
 

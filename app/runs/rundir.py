@@ -4,8 +4,7 @@ Layout under settings.runs_dir / str(run.id): train.jsonl and eval.jsonl (datase
 the trainer's messages format), run.json (the config the worker passes), train.log (trainer stdout and
 stderr), and the trainer's own metrics.jsonl, config.json, data_samples.jsonl and checkpoints/.
 
-Checkpoints are listed here by the same rule as trainer.checkpoint (a `step-N` directory holding
-trainer_state/state.json, written last), because app/ must not import torch.
+Checkpoints are listed through trainer.layout, the torch-free half of trainer.checkpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from sqlmodel import Session
 from app.core.config import Settings, get_settings
 from app.datasets.export import iter_export
 from app.models import Run
+from trainer.layout import list_checkpoints
 
 RUN_JSON = "run.json"
 TRAIN_FILE = "train.jsonl"
@@ -28,25 +28,11 @@ EVAL_FILE = "eval.jsonl"
 LOG_FILE = "train.log"
 METRICS_FILE = "metrics.jsonl"
 
-_STEP_RE = re.compile(r"^step-(\d+)$")
 _RUN_REF = re.compile(r"^run:(\d+)/([^/\\]+)$")
 
 
 def run_dir_for(run_id: int, settings: Settings | None = None) -> Path:
     return ((settings or get_settings()).runs_dir / str(run_id)).resolve()
-
-
-def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints, oldest first (a half-written one has no state.json yet)."""
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = []
-    for p in root.iterdir():
-        m = _STEP_RE.match(p.name)
-        if m and (p / "trainer_state" / "state.json").is_file():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
 
 
 def resolve_checkpoint(session: Session, ref: str) -> Path:

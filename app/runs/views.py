@@ -8,7 +8,6 @@ parts read from it.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ from sqlmodel import Session, col, select
 
 from app.models import FINISHED, Dataset, Run, RunDataset, RunEvent, User
 from app.runs import rundir
+from trainer.layout import STEP_RE, list_checkpoints
 
 LOG_LINES = 200
 ETA_WINDOW = 20  # train events the step time is averaged over
-STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 def loads(text: str | None) -> Any:
@@ -167,12 +166,12 @@ def data_counts(start: dict | None) -> list[dict]:
 
 
 def checkpoints(run_dir: str) -> list[dict]:
-    """Complete checkpoints, oldest first (A's torch-free copy of trainer.checkpoint.list_checkpoints)."""
+    """Complete checkpoints, oldest first (trainer.layout's rule)."""
     if not run_dir:
         return []
     out = []
-    for p in rundir.list_checkpoints(run_dir):
-        m = STEP_DIR.match(p.name)
+    for p in list_checkpoints(run_dir):
+        m = STEP_RE.match(p.name)
         out.append({"step": int(m.group(1)) if m else 0, "name": p.name, "path": str(p)})
     return out
 

@@ -45,6 +45,16 @@ def sleeper(marker: str) -> subprocess.Popen:
     )
 
 
+def wait_until_lost(engine, run_id: int, who: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with Session(engine) as s:
+            if s.get(Run, run_id).status == RunStatus.lost:
+                return
+        time.sleep(0.05)
+    pytest.fail(f"{who} did not mark the run lost")
+
+
 @pytest.fixture
 def owner(make_user):
     return make_user().id
@@ -109,14 +119,7 @@ def test_the_reaper_thread_runs_until_stopped(settings, engine, owner, tmp_path,
     run = make_run(engine, owner, tmp_path / "1", age=60)
     stop = start_reaper(get_settings())
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with Session(engine) as s:
-                if s.get(Run, run.id).status == RunStatus.lost:
-                    break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the reaper thread did not mark the run lost")
+        wait_until_lost(engine, run.id, "the reaper thread")
     finally:
         stop()
     assert not [t for t in threading.enumerate() if t.name == "sftlab-reaper"]
@@ -132,14 +135,7 @@ def test_the_web_server_reaps_while_it_runs_and_leaves_no_thread(
     run = make_run(engine, owner, tmp_path / "1", age=60)
     with TestClient(app):
         assert [t for t in threading.enumerate() if t.name == "sftlab-reaper"]
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with Session(engine) as s:
-                if s.get(Run, run.id).status == RunStatus.lost:
-                    break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the server's reaper did not mark the run lost")
+        wait_until_lost(engine, run.id, "the server's reaper")
     assert not [t for t in threading.enumerate() if t.name == "sftlab-reaper"]
     monkeypatch.setenv("SFTLAB_REAPER_INTERVAL", "0")
     get_settings.cache_clear()

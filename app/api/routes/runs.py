@@ -8,11 +8,11 @@ role sees every run; only the owner (or an admin) may cancel or resume one.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
@@ -39,7 +39,15 @@ def _may_act(user: User, run: Run) -> bool:
     return user.role == Role.admin or run.owner_id == user.id
 
 
-def _filter(status: str, owner: str, dataset: str, q: str, sort: str, dir: str) -> listing.RunFilter:
+def _filter(
+    status: str = "",
+    owner: str = "",
+    dataset: str = "",
+    q: str = "",
+    sort: str = "created",
+    dir: str = "desc",
+) -> listing.RunFilter:
+    """The list's query parameters, declared once for the page and its JSON twin."""
     return listing.RunFilter(
         status=status,
         owner=owner,
@@ -50,19 +58,12 @@ def _filter(status: str, owner: str, dataset: str, q: str, sort: str, dir: str) 
     )
 
 
+Filter = Annotated[listing.RunFilter, Depends(_filter)]
+
+
 @router.get("/runs")
-def runs_page(
-    request: Request,
-    user: Researcher,
-    session: SessionDep,
-    status: str = "",
-    owner: str = "",
-    dataset: str = "",
-    q: str = "",
-    sort: str = "created",
-    dir: str = "desc",
-):
-    flt = _filter(status, owner, dataset, q, sort, dir)
+def runs_page(request: Request, user: Researcher, session: SessionDep, flt: Filter):
+    kept = {"status": flt.status, "owner": flt.owner, "dataset": flt.dataset or "", "q": flt.q}
     return render(
         request,
         "pages/runs.html",
@@ -71,7 +72,7 @@ def runs_page(
             "nav": "runs",
             "rows": listing.list_runs(session, flt=flt),
             "flt": flt,
-            "qs": urlencode({"status": status, "owner": owner, "dataset": dataset, "q": q}),
+            "qs": urlencode(kept),
             "options": listing.filter_options(session),
             "key_params": [k for k, _, _ in listing.KEY_PARAMS],
         },
@@ -79,17 +80,8 @@ def runs_page(
 
 
 @router.get("/api/runs")
-def runs_api(
-    user: Researcher,
-    session: SessionDep,
-    status: str = "",
-    owner: str = "",
-    dataset: str = "",
-    q: str = "",
-    sort: str = "created",
-    dir: str = "desc",
-) -> list[dict]:
-    return listing.list_runs(session, flt=_filter(status, owner, dataset, q, sort, dir))
+def runs_api(user: Researcher, session: SessionDep, flt: Filter) -> list[dict]:
+    return listing.list_runs(session, flt=flt)
 
 
 def _ids(raw: str) -> list[int]:
