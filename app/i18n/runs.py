@@ -43,6 +43,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "训练已重新排队，将从最新检查点继续。",
     },
     "runs.eta": {"en": "ETA", "zh": "预计剩余"},
+    "runs.ahead": {"en": "{n} run(s) ahead on queue {queue}", "zh": "队列 {queue} 中前面还有 {n} 个训练"},
     "runs.owner": {"en": "Owner", "zh": "所有者"},
     "runs.base_model": {"en": "Base model", "zh": "基座模型"},
     "runs.embedded": {"en": "embedded SmolLM2-135M-Instruct", "zh": "内置 SmolLM2-135M-Instruct"},

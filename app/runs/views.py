@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
-from app.models import FINISHED, Dataset, Run, RunDataset, RunEvent, User
+from app.models import FINISHED, Dataset, Run, RunDataset, RunEvent, RunStatus, User
 from app.runs import rundir
 from trainer.layout import STEP_RE, list_checkpoints
 
@@ -220,6 +221,29 @@ def run_config(run: Run) -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
+def runs_ahead(session: Session, run: Run) -> int | None:
+    """For a queued run: runs on its queue that a worker takes first (running ones, and queued older ones).
+
+    Workers take a queue's tasks in the order they were sent, one per free slot, so this is what a
+    researcher waiting in the evening wants to know. None when the run is not queued.
+    """
+    if run.status != RunStatus.queued:
+        return None
+    ahead = session.exec(
+        select(func.count())
+        .select_from(Run)
+        .where(
+            Run.queue == run.queue,
+            col(Run.id) != run.id,
+            or_(
+                Run.status == RunStatus.running,
+                and_(Run.status == RunStatus.queued, col(Run.created_at) < run.created_at),
+            ),
+        )
+    ).one()
+    return int(ahead)
+
+
 def page_data(session: Session, run: Run) -> dict:
     """Everything the run page template needs, except the curves."""
     assert run.id is not None
@@ -230,6 +254,7 @@ def page_data(session: Session, run: Run) -> dict:
         "run": run,
         "owner": owner.username if owner else "",
         "progress": progress(session, run),
+        "ahead": runs_ahead(session, run),
         "counts": data_counts(first_event(session, run.id, "start")),
         "datasets": run_datasets(session, run.id),
         "config": config,

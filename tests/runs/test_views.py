@@ -40,6 +40,30 @@ def test_finished_run_has_no_eta_and_a_fixed_duration(engine, make_user):
     assert p["finished"] and p["eta_s"] is None and p["duration_s"] == 42.0
 
 
+def test_a_queued_run_counts_the_runs_a_worker_takes_first_on_its_queue(engine, make_user):
+    owner = make_user().id
+    with Session(engine) as session:
+        made = {}
+        for name, status, queue in [
+            ("running", RunStatus.running, "cpu"),
+            ("older", RunStatus.queued, "cpu"),
+            ("finished", RunStatus.succeeded, "cpu"),
+            ("other queue", RunStatus.queued, "gpu-8"),
+            ("mine", RunStatus.queued, "cpu"),
+            ("younger", RunStatus.queued, "cpu"),
+        ]:
+            run = make_run(session, owner, name=name, status=status)
+            run.queue, run.created_at = queue, utcnow() + timedelta(seconds=len(made))
+            session.add(run)
+            session.commit()
+            made[name] = run
+        # independent count: running on cpu (1) + queued on cpu created before "mine" (1)
+        assert views.runs_ahead(session, made["mine"]) == 2
+        assert views.runs_ahead(session, made["older"]) == 1
+        assert views.runs_ahead(session, made["other queue"]) == 0
+        assert views.runs_ahead(session, made["running"]) is None
+
+
 def test_counts_from_the_start_event():
     start = synthetic_events(1)[0]
     rows = views.data_counts(start)
