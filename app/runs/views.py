@@ -236,8 +236,8 @@ def runs_ahead(session: Session, run: Run) -> int | None:
             Run.queue == run.queue,
             col(Run.id) != run.id,
             or_(
-                Run.status == RunStatus.running,
-                and_(Run.status == RunStatus.queued, col(Run.created_at) < run.created_at),
+                col(Run.status) == RunStatus.running,
+                and_(col(Run.status) == RunStatus.queued, col(Run.created_at) < run.created_at),
             ),
         )
     ).one()
