@@ -306,3 +306,16 @@ def test_continue_from_a_checkpoint_of_a_finished_run(researcher, pclue_dataset,
         data=page_post(pclue_dataset, base_kind="checkpoint", base_checkpoint=f"run:{run_id}/step-9"),
     )
     assert bad.status_code == 422 and "no complete checkpoint" in bad.text
+
+
+def test_every_field_on_the_form_has_its_help_in_both_languages():
+    from app.core.i18n import MESSAGES, translate
+    from app.runs.form import FIELDS, PLATFORM
+
+    shown = [name for name in FIELDS if name not in PLATFORM]
+    missing = [name for name in shown if f"field.{name}" not in MESSAGES]
+    assert not missing, missing
+    for name in shown:
+        assert translate(f"field.{name}", "en") == FIELDS[name]["help"]  # the trainer's own text
+        zh = translate(f"field.{name}", "zh")
+        assert zh != FIELDS[name]["help"] and re.search(r"[\u4e00-\u9fff]", zh), (name, zh)
