@@ -2,8 +2,10 @@
 //
 // Run page: loads /api/runs/<id>/series once (downsampled curves, epoch boundaries, markers), then
 // polls /api/runs/<id>/events?after=<last seq> every second until the run is finished, appending the
-// new events to the curves. Channel loss: train solid, validation dashed in the same colour; keys
-// 0/1/2 switch between overall, level-1 and level-2 channels; the legend toggles single channels.
+// new events to the curves (a resume marker cuts what the crashed attempt logged past its step), and
+// every 5 s /api/runs/<id>/log for the log tail. Channel loss: train solid, validation dashed in the
+// same colour; keys 0/1/2 switch between overall, level-1 and level-2 channels; the legend toggles
+// single channels.
 // #chart-channels gets data-points="<points drawn>" once uPlot drew data (tests wait for it).
 (() => {
   "use strict";
@@ -97,14 +99,29 @@
     train: { x: [], series: {} }, scalars: { x: [], series: {} }, eval: { x: [], series: {} },
     epochs: [], checkpoints: [], warnings: [], plots: {}, status: "", ticks: 0, log: false };
 
+  function cutAfter(curves, step) {
+    let keep = curves.x.findIndex((s) => s > step);
+    if (keep < 0) return;
+    curves.x.length = keep;
+    for (const k in curves.series) curves.series[k].length = keep;
+  }
+
+  // A resumed run logs again from its checkpoint's step: forget the crashed attempt's curves and
+  // markers past it (as app.runs.series.RunSeries.rewind does), so nothing is drawn twice.
+  function rewind(step) {
+    for (const c of [st.train, st.scalars, st.eval]) cutAfter(c, step);
+    st.epochs = st.epochs.filter((e) => e.step <= step);
+    st.checkpoints = st.checkpoints.filter((c) => c.step <= step);
+    st.warnings = st.warnings.filter((w) => w.step <= step);
+    // floor(epoch) at the last point kept: its latest boundary, else where the run began.
+    if (!st.train.x.length) { lastEpoch = null; firstEpoch = null; }
+    else lastEpoch = st.epochs.length ? st.epochs[st.epochs.length - 1].epoch : firstEpoch;
+    stepTimes.length = 0; // the ETA must not span the downtime
+  }
+
   function pushPoint(curves, step, values) {
     const n = curves.x.length;
-    if (n && step <= curves.x[n - 1]) { // a resumed run logs again from its checkpoint step
-      let keep = curves.x.findIndex((s) => s >= step);
-      if (keep < 0) keep = n;
-      curves.x.length = keep;
-      for (const k in curves.series) curves.series[k].length = keep;
-    }
+    if (n && step <= curves.x[n - 1]) cutAfter(curves, step - 1);
     const len = curves.x.length;
     curves.x.push(step);
     for (const [k, v] of Object.entries(values)) {
@@ -122,14 +139,19 @@
   }
 
   let lastEpoch = null;
+  let firstEpoch = null;
+  const stepTimes = [];
   function feed(ev) {
     const step = ev.step || 0;
     if (ev.type === "train") {
+      const n = st.train.x.length;
+      if (n && step <= st.train.x[n - 1]) rewind(step - 1); // steps went back without a resume marker
       pushPoint(st.train, step, channelLosses(ev));
       const sc = {};
       for (const k of ["loss", "lr", "grad_norm", "tokens_per_s", "supervised_tokens_per_s", "mfu", "step_time"]) sc[k] = ev[k];
       pushPoint(st.scalars, step, sc);
       if (typeof ev.epoch === "number") {
+        if (firstEpoch === null) firstEpoch = ev.epoch;
         if (lastEpoch !== null && Math.floor(ev.epoch) > Math.floor(lastEpoch)) st.epochs.push({ step, epoch: Math.floor(ev.epoch) });
         lastEpoch = ev.epoch;
       }
@@ -139,6 +161,7 @@
       if (!("overall" in v)) v.overall = ev.loss;
       pushPoint(st.eval, step, v);
     } else if (ev.type === "checkpoint") {
+      if (ev.resumed === true) rewind(step);
       st.checkpoints.push({ step, name: String(ev.path || "").replace(/\/+$/, "").split("/").pop(), resumed: !!ev.resumed });
     } else if (ev.type === "warning") {
       st.warnings.push({ step, kind: ev.kind || "", message: ev.message || "" });
@@ -250,7 +273,6 @@
     return `${Math.floor(s / 3600)}:${String(Math.floor(s % 3600 / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
   }
 
-  const stepTimes = [];
   function progress(r) {
     const bar = document.getElementById("run-bar");
     const frac = r.total_steps ? Math.min(1, r.step / r.total_steps) : 0;
@@ -276,20 +298,20 @@
     st.eval = { x: d.eval.x, series: d.eval.series };
     st.epochs = d.epochs; st.checkpoints = d.checkpoints; st.warnings = d.warnings;
     st.lastSeq = d.last_seq; st.appended = 0; st.finished = d.finished; st.status = d.status;
-    lastEpoch = d.last_epoch;
+    lastEpoch = d.last_epoch; firstEpoch = d.first_epoch;
     drawAll();
     return true;
   }
 
-  // The log tail follows the run every few seconds (the run JSON carries it).
+  // The log tail follows the run every few seconds (its own endpoint: the run JSON costs far more).
   async function refreshLog() {
-    const res = await fetch(`/api/runs/${runId}`, { headers: { accept: "application/json" } });
+    const res = await fetch(`/api/runs/${runId}/log`, { headers: { accept: "application/json" } });
     if (!res.ok) return;
     const d = await res.json();
     const pre = document.getElementById("run-log");
-    if (!d.log_tail || pre.textContent === d.log_tail) return;
+    if (!d.log || pre.textContent === d.log) return;
     const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-    pre.textContent = d.log_tail;
+    pre.textContent = d.log;
     pre.hidden = false;
     const none = document.getElementById("run-log-none");
     if (none) none.remove();

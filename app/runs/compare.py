@@ -13,19 +13,16 @@ import orjson
 from sqlmodel import Session
 
 from app.models import Run
-from app.runs.series import downsample, run_series
+from app.runs.series import RunSeries, downsample
 from app.runs.views import run_config, run_datasets
 
 # Paths inside the run's own directory: different for every run by construction, so never a difference.
 RUN_DIR_KEYS = frozenset({"output_dir", "data.train_file", "data.eval_file"})
 
 
-def channels_of(session: Session, runs: list[Run]) -> tuple[list[str], list[str]]:
+def channels_of(parsed: list[RunSeries]) -> tuple[list[str], list[str]]:
     """Channels present in every run, and in any run (train or eval), sorted with overall first."""
-    sets = []
-    for run in runs:
-        s = run_series(session, run)
-        sets.append(set(s.train.series) | set(s.eval.series))
+    sets = [set(s.train.series) | set(s.eval.series) for s in parsed]
     every = set.intersection(*sets) if sets else set()
     anywhere = set.union(*sets) if sets else set()
     return _ordered(every), _ordered(anywhere)
@@ -36,12 +33,15 @@ def _ordered(names: set[str]) -> list[str]:
     return sorted(names, key=lambda n: (rank.get(n, 2), n))
 
 
-def overlay(session: Session, runs: list[Run], channel: str, *, max_points: int = 2000) -> dict:
-    """One chart's data: x = the union of the runs' steps; per run a train and an eval series."""
+def overlay(runs: list[tuple[Run, RunSeries]], channel: str, *, max_points: int = 2000) -> dict:
+    """One chart's data: x = the union of the runs' steps; per run a train and an eval series.
+
+    Takes each run with its parsed series (app.runs.series.run_series), which the caller also
+    needs for channels_of: parsing is the costly part, so it is done once per run.
+    """
     columns: list[tuple[str, dict[int, float | None]]] = []
     meta = []
-    for run in runs:
-        s = run_series(session, run)
+    for run, s in runs:
         for part, curves in (("train", s.train), ("eval", s.eval)):
             ys = curves.series.get(channel)
             if ys is None:

@@ -41,6 +41,8 @@ CAP = 50_000
 TIMEOUT = 600.0
 ROOT = Path(__file__).resolve().parents[2]
 _CACHE: OrderedDict[str, Estimate] = OrderedDict()
+# Routes run in a thread pool: move_to_end/popitem on a shared OrderedDict are not safe unguarded.
+_CACHE_LOCK = threading.Lock()
 # Each child imports torch (hundreds of MB): a burst of clicks queues here instead of filling memory.
 _CHILDREN = threading.BoundedSemaphore(2)
 
@@ -127,9 +129,10 @@ def estimate(
     key = _key(
         str(engine.url), config, datasets, eval_dataset, sizes, model_path, str(tokenizer_dir), world, cap
     )
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
     total = sum(n for n, _ in sizes[: len(datasets)])
     if total == 0:
         raise EstimateError("datasets", "the chosen versions hold no sample")
@@ -174,9 +177,10 @@ def estimate(
         dropped=round(raw["dropped"] * scale),
         seconds=time.perf_counter() - started,
     )
-    _CACHE[key] = result
-    while len(_CACHE) > 64:
-        _CACHE.popitem(last=False)
+    with _CACHE_LOCK:
+        _CACHE[key] = result
+        while len(_CACHE) > 64:
+            _CACHE.popitem(last=False)
     return result
 
 

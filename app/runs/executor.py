@@ -7,6 +7,12 @@ metrics.jsonl into the database, heartbeats, and watches for a cancel request.
 
 Only a queued run is started: the claim is a conditional UPDATE, so a redelivered task (acks late) for a
 running, lost or finished run does nothing, and a cancel racing the start has exactly one winner.
+
+Every later write is fenced on the claiming task (`WHERE id = :run AND task_id = :mine`). A run wrongly
+marked lost (a reaper with a clock ahead, a long database stall) and then resumed belongs to the new task:
+the stale executor can no longer write to it, and when it notices it kills its own trainer, so two
+trainers never share the run directory for longer than a heartbeat. A run marked lost whose executor and
+trainer are in fact alive is moved back to running by the executor's next heartbeat.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -36,11 +43,12 @@ from app.core.db import get_engine
 from app.models import Run, RunDataset, RunEvent, RunStatus, utcnow
 from app.runs.command import build_command
 from app.runs.rundir import LOG_FILE, METRICS_FILE, RUN_JSON, log_tail, prepare
-from app.runs.tailer import Tailer
+from app.runs.tailer import Superseded, Tailer
 
 log = logging.getLogger("sftlab.runs")
 
 PR_SET_PDEATHSIG = 1
+DRAIN_TIMEOUT = 30.0  # seconds the final drain of metrics.jsonl keeps retrying a locked database
 try:  # loaded before fork: the child must not load libraries between fork and exec
     _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 except OSError:
@@ -62,8 +70,11 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def run_processes(pgid: int, marker: str) -> list[psutil.Process]:
-    """Live processes of a run: its process group, plus any process whose command line holds run.json."""
+def run_processes(pgid: int, marker: str | None) -> list[psutil.Process]:
+    """Live processes of a run: its process group, plus any process whose command line holds run.json.
+
+    `marker` None: the process group only (another attempt may be using the same run.json).
+    """
     found = []
     me = os.getpid()
     for p in psutil.process_iter(["pid", "cmdline", "status"]):
@@ -73,12 +84,12 @@ def run_processes(pgid: int, marker: str) -> list[psutil.Process]:
             in_group = os.getpgid(p.pid) == pgid
         except OSError:
             continue
-        if in_group or marker in (p.info["cmdline"] or []):
+        if in_group or (marker is not None and marker in (p.info["cmdline"] or [])):
             found.append(p)
     return found
 
 
-def kill_run_processes(pgid: int, marker: str, sig: signal.Signals) -> int:
+def kill_run_processes(pgid: int, marker: str | None, sig: signal.Signals) -> int:
     """Send `sig` to every process of the run; returns how many were signalled."""
     procs = run_processes(pgid, marker)
     for p in procs:
@@ -109,27 +120,48 @@ def _claim(engine: Engine, run_id: int, task_id: str) -> bool:
 class Execution:
     """One claimed run: prepare, start, watch, finish."""
 
-    def __init__(self, run_id: int, settings: Settings, engine: Engine):
-        self.run_id, self.settings, self.engine = run_id, settings, engine
+    def __init__(self, run_id: int, settings: Settings, engine: Engine, *, task_id: str):
+        self.run_id, self.settings, self.engine, self.task_id = run_id, settings, engine, task_id
         self.proc: subprocess.Popen | None = None
+        self.root: Path | None = None  # kept from the start: abort() must not need the database
         self.last_beat = time.monotonic()
         self.cancel = False
+        self.superseded = False  # another task holds the run now (it was lost, then resumed)
+
+    def _mine(self) -> tuple:
+        return (col(Run.id) == self.run_id, col(Run.task_id) == self.task_id)
 
     def beat(self) -> None:
-        """Heartbeat (when due) and read the cancel flag in the same round trip."""
+        """Heartbeat (when due) and read the cancel flag and the run's holder in the same round trip."""
         now = time.monotonic()
         if now - self.last_beat < self.settings.heartbeat_interval:
             return
         self.last_beat = now
         with self.engine.begin() as conn:
-            conn.execute(
+            beat = conn.execute(
                 update(Run)
-                .where(col(Run.id) == self.run_id, col(Run.status) == RunStatus.running)
+                .where(*self._mine(), col(Run.status) == RunStatus.running)
                 .values(heartbeat_at=utcnow())
             )
-            self.cancel = bool(
-                conn.execute(select(col(Run.cancel_requested)).where(col(Run.id) == self.run_id)).scalar()
+            if beat.rowcount != 1 and (self.proc is None or self.proc.poll() is None):
+                # The reaper gave up on us (its clock ahead of ours, or a database stall longer than
+                # heartbeat_timeout) but this run is alive: take it back before someone resumes it.
+                back = conn.execute(
+                    update(Run)
+                    .where(*self._mine(), col(Run.status) == RunStatus.lost)
+                    .values(status=RunStatus.running, error="", finished_at=None, heartbeat_at=utcnow())
+                )
+                if back.rowcount == 1:
+                    log.warning("run %s was marked lost while its trainer ran; running again", self.run_id)
+            row = conn.execute(
+                select(col(Run.task_id), col(Run.cancel_requested)).where(col(Run.id) == self.run_id)
+            ).first()
+        holder, self.cancel = (row[0], bool(row[1])) if row else (None, False)  # None: the run was deleted
+        if holder != self.task_id and not self.superseded:
+            log.warning(
+                "run %s is now held by task %s; task %s stops its trainer", self.run_id, holder, self.task_id
             )
+            self.superseded = True
 
     def start(self) -> Path:
         with Session(self.engine, expire_on_commit=False) as session:
@@ -139,9 +171,10 @@ class Execution:
                     col(RunDataset.run_id) == self.run_id
                 )
             ).all()
+        self.root = Path(run.run_dir) if run.run_dir else None
         train = sorted((d, v) for d, v, role in links if role == "train")
         evals = [(d, v) for d, v, role in links if role == "eval"]
-        root = prepare(
+        root = self.root = prepare(
             run, engine=self.engine, train=train, eval_version=evals[0] if evals else None, tick=self.beat
         )
         cmd = build_command(
@@ -167,19 +200,32 @@ class Execution:
                 preexec_fn=lambda: _die_with_parent(parent),
             )
         with self.engine.begin() as conn:
-            conn.execute(update(Run).where(col(Run.id) == self.run_id).values(pid=self.proc.pid))
+            moved = conn.execute(update(Run).where(*self._mine()).values(pid=self.proc.pid))
+        self.superseded = self.superseded or moved.rowcount != 1
         return root
+
+    def kill(self, sig: signal.Signals) -> None:
+        """Signal this attempt's processes: its process group and descendants, and anything naming its run.json
+        unless another attempt (which would name the same file) holds the run now."""
+        assert self.proc is not None
+        marker = None if self.superseded or self.root is None else str(self.root / RUN_JSON)
+        kill_run_processes(self.proc.pid, marker, sig)
+        if self.proc.poll() is None:  # not reaped yet, so the pid is still ours
+            with contextlib.suppress(psutil.Error):
+                for p in psutil.Process(self.proc.pid).children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        p.send_signal(sig)
 
     def watch(self, root: Path) -> int:
         """Tail, heartbeat and honour cancel until the trainer exits; returns its exit code."""
         assert self.proc is not None
-        tailer = Tailer(self.engine, self.run_id, root / METRICS_FILE)
-        marker = str(root / RUN_JSON)
+        tailer = Tailer(self.engine, self.run_id, root / METRICS_FILE, task_id=self.task_id)
         kill_at: float | None = None
         while True:
             rc = self.proc.poll()
             try:
-                tailer.poll()
+                if not self.superseded:
+                    tailer.poll()
                 if rc is None:
                     self.beat()
             except OperationalError as exc:
@@ -187,22 +233,36 @@ class Execution:
                 # resynchronises and the heartbeat is retried on the next tick.
                 log.warning("run %s: database error while watching: %s", self.run_id, exc)
                 tailer.offset = None
+            except Superseded as exc:
+                log.warning("%s; task %s stops its trainer", exc, self.task_id)
+                self.superseded = True
             if rc is not None:
                 break
-            if (self.cancel or SHUTDOWN.is_set()) and kill_at is None:
+            if self.superseded:
+                # No grace: the attempt that holds the run may already be writing to the same directory.
+                self.kill(signal.SIGKILL)
+            elif (self.cancel or SHUTDOWN.is_set()) and kill_at is None:
                 log.info("run %s: stopping process group %s", self.run_id, self.proc.pid)
-                kill_run_processes(self.proc.pid, marker, signal.SIGTERM)
+                self.kill(signal.SIGTERM)
                 kill_at = time.monotonic() + self.settings.cancel_grace
             elif kill_at is not None and time.monotonic() >= kill_at:
-                kill_run_processes(self.proc.pid, marker, signal.SIGKILL)
+                self.kill(signal.SIGKILL)
             time.sleep(self.settings.tail_interval)
         # Ranks or helpers the launcher left behind must not outlive the run.
-        kill_run_processes(self.proc.pid, marker, signal.SIGKILL)
-        while tailer.poll():
-            pass
+        self.kill(signal.SIGKILL)
+        if not self.superseded:
+            try:
+                drain(tailer, timeout=DRAIN_TIMEOUT, interval=self.settings.tail_interval)
+            except Superseded:
+                self.superseded = True
         return rc
 
     def finish(self, root: Path, rc: int) -> None:
+        if self.superseded:
+            log.warning(
+                "run %s: task %s was superseded; its outcome is not recorded", self.run_id, self.task_id
+            )
+            return
         tail = log_tail(root / LOG_FILE)
         status, error = self._outcome(rc, tail)
         self._store(status, error, rc, tail)
@@ -233,23 +293,49 @@ class Execution:
             # `lost` too: the reaper may have given up on a run whose worker only stalled; this is the truth.
             conn.execute(
                 update(Run)
-                .where(col(Run.id) == self.run_id, col(Run.status).in_([RunStatus.running, RunStatus.lost]))
+                .where(*self._mine(), col(Run.status).in_([RunStatus.running, RunStatus.lost]))
                 .values(status=status, error=error, exit_code=rc, log_tail=tail, finished_at=utcnow())
             )
 
     def abort(self, exc: BaseException) -> None:
-        """The worker's own failure (export, spawn, database): stop the trainer, record why."""
-        root = Path(run_dir) if (run_dir := self._run_dir()) else None
-        if self.proc is not None:
-            if root is not None:
-                kill_run_processes(self.proc.pid, str(root / RUN_JSON), signal.SIGKILL)
-            self.proc.wait()
-        tail = log_tail(root / LOG_FILE) if root is not None else ""
-        self._store(RunStatus.failed, f"worker error: {type(exc).__name__}: {exc}", None, tail)
+        """The worker's own failure (export, spawn, database): stop the trainer, then record why if it can.
 
-    def _run_dir(self) -> str:
-        with self.engine.connect() as conn:
-            return conn.execute(select(col(Run.run_dir)).where(col(Run.id) == self.run_id)).scalar() or ""
+        Killing needs nothing from the database, which may be the very reason for the abort.
+        """
+        if self.proc is not None:
+            self.kill(signal.SIGKILL)
+            self.proc.kill()
+            self.proc.wait()
+        try:
+            tail = log_tail(self.root / LOG_FILE) if self.root is not None else ""
+            self._store(RunStatus.failed, f"worker error: {type(exc).__name__}: {exc}", None, tail)
+        except Exception:  # noqa: BLE001 - the trainer is stopped; the reaper will mark the run lost
+            log.exception("run %s: could not record the worker error", self.run_id)
+
+
+def drain(tailer: Tailer, *, timeout: float, interval: float) -> None:
+    """Store what is left in metrics.jsonl after the trainer exited, `done` included.
+
+    poll() returns 0 after a resynchronisation with lines still waiting, and a briefly locked database
+    must not turn a finished run into a worker error: both are retried until `timeout`.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            stored = tailer.poll()
+        except OperationalError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("run %s: database error while draining metrics: %s", tailer.run_id, exc)
+            tailer.offset, stored = None, 0
+        else:
+            if stored == 0 and not tailer.pending():
+                return
+        if time.monotonic() >= deadline:
+            log.warning("run %s: metrics.jsonl not fully stored after %.0f s", tailer.run_id, timeout)
+            return
+        if stored == 0:
+            time.sleep(interval)
 
 
 # torchrun's report when one of its ranks died of a signal, e.g. "exitcode  : -9 (pid: 4242)".
@@ -284,11 +370,12 @@ def execute(run_id: int, *, task_id: str = "") -> bool:
     """Run a queued run to its end in this process; False when it was not queued (nothing done)."""
     settings = get_settings()
     engine = get_engine(settings)
+    task_id = task_id or f"local-{uuid.uuid4().hex}"  # the fence needs a name no other attempt has
     if not _claim(engine, run_id, task_id):
         log.info("run %s is not queued; task %s does nothing", run_id, task_id)
         return False
     log.info("run %s: starting", run_id)
-    ex = Execution(run_id, settings, engine)
+    ex = Execution(run_id, settings, engine, task_id=task_id)
     try:
         root = ex.start()
         rc = ex.watch(root)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.runs.launch import LaunchRequest
+from app.runs.launch import LaunchRequest, field_of
 from trainer.config import ConfigError, RunConfig, describe_fields, embedded_default
 from trainer.data import DataError, parse_weight
 
@@ -40,16 +40,6 @@ PLATFORM = frozenset(
 NEAR_DATASETS = ("data.eval_fraction",)  # shown beside the dataset pickers it belongs to
 GROUPS = ("train", "data", "loss", "packing", "finetune", "checkpoint", "eval", "metrics", "model")
 BASE_KINDS = ("embedded", "path", "checkpoint")
-# Where an error about a platform-filled field is shown on the form.
-ERROR_FIELD = {
-    "data.eval_file": "data.eval_fraction",  # its one check without files: exclusive with eval_fraction
-    "data.train_file": "datasets",
-    "data.mix": "mix",
-    "model.path": "base_model",
-    "output_dir": "form",
-}
-
-
 INPUTS = {"bool": "checkbox", "int": "number", "float": "number"}  # anything else is a text input
 
 
@@ -278,22 +268,6 @@ def _set(tree: dict, dotted: str, value: Any) -> None:
     for part in parents:
         tree = tree.setdefault(part, {})
     tree[leaf] = value
-
-
-_NAMES = sorted(FIELDS, key=len, reverse=True)
-
-
-def field_of(message: str) -> str:
-    """The form field a trainer ConfigError names (the first field mentioned), or "form"."""
-    found = []
-    for name in _NAMES:
-        m = re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", message)
-        if m:
-            found.append((m.start(), name))
-    if not found:
-        return "form"
-    name = min(found)[1]
-    return ERROR_FIELD.get(name, name)
 
 
 def config_of(form: LaunchForm, errors: dict[str, str]) -> dict:

@@ -17,18 +17,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from app.core.config import get_settings
 from app.core.db import session_scope
-from app.models import Dataset, DatasetVersion, Run, RunDataset, RunStatus, VersionStatus, utcnow
+from app.datasets.versions import select_version
+from app.models import Dataset, Run, RunDataset, RunStatus, VersionStatus, utcnow
 from app.runs.rundir import EVAL_FILE, TRAIN_FILE, resolve_checkpoint, run_dir_for
-from trainer.config import ConfigError, RunConfig
+from trainer.config import ConfigError, RunConfig, describe_fields
 
 if TYPE_CHECKING:
     from celery import Celery
 
 MAX_PROCS = 64
+# Ids and version numbers are 32-bit Integer columns: a larger value is "not found" without a query, as
+# PostgreSQL would raise "out of range" for it (SQLite past 64 bits) instead of finding nothing.
+MAX_ID = 2**31 - 1
 
 
 @dataclass
@@ -56,13 +60,29 @@ class LaunchError(ValueError):
         self.message = message
 
 
-# The first dotted config path in a ConfigError message ("train.lr must be > 0", "unknown key train.x").
-_FIELD_RE = re.compile(r"\b([a-z_]+(?:\.[a-z_0-9]+)+|output_dir)\b")
+# Where an error about a platform-filled field is shown on the form.
+ERROR_FIELD = {
+    "data.eval_file": "data.eval_fraction",  # its one check without files: exclusive with eval_fraction
+    "data.train_file": "datasets",
+    "data.mix": "mix",
+    "model.path": "base_model",
+    "output_dir": "form",
+}
+_NAMES = sorted((f["name"] for f in describe_fields()), key=len, reverse=True)
 
 
-def _config_field(message: str) -> str:
-    m = _FIELD_RE.search(message)
-    return m.group(1) if m else "config"
+def field_of(message: str) -> str:
+    """The form field a trainer ConfigError names (the first field mentioned), or "form"."""
+    found = []
+    for name in _NAMES:
+        m = re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", message)
+        if m:
+            found.append((m.start(), name))
+    if found:
+        name = min(found)[1]
+        return ERROR_FIELD.get(name, name)
+    unknown = re.match(r"unknown key ([\w.]+)", message)  # a key no form offers: a direct caller's typo
+    return unknown.group(1) if unknown else "form"
 
 
 def resolve_base_model(session: Session, base_model: str) -> str:
@@ -94,15 +114,11 @@ def _check_version(session: Session, fld: str, pair: Any) -> tuple[int, int]:
         dataset_id, version = (int(pair[0]), int(pair[1]))
     except (TypeError, ValueError, IndexError) as e:
         raise LaunchError(fld, f"expected (dataset id, version), got {pair!r}") from e
-    # Bounded before the query: an id past 64 bits is a driver error, not "no such dataset".
-    dataset = session.get(Dataset, dataset_id) if 0 < dataset_id < 2**62 and 0 < version < 2**31 else None
+    in_range = 0 < dataset_id <= MAX_ID and 0 < version <= MAX_ID
+    dataset = session.get(Dataset, dataset_id) if in_range else None
     if dataset is None:
         raise LaunchError(fld, f"dataset {dataset_id} does not exist")
-    row = session.exec(
-        select(DatasetVersion).where(
-            DatasetVersion.dataset_id == dataset_id, DatasetVersion.number == version
-        )
-    ).first()
+    row = session.exec(select_version(dataset_id, version)).first()
     if row is None:
         raise LaunchError(fld, f"dataset {dataset.name!r} has no version {version}")
     if row.status == VersionStatus.failed:
@@ -142,7 +158,7 @@ def _resolved_config(raw: dict, *, run_dir: str, has_eval: bool, model_path: str
     try:
         return RunConfig.from_dict(cfg).validate(check_files=False).to_dict()
     except ConfigError as e:
-        raise LaunchError(_config_field(str(e)), str(e)) from e
+        raise LaunchError(field_of(str(e)), str(e)) from e
 
 
 def create_run(session: Session, req: LaunchRequest) -> Run:
@@ -159,6 +175,9 @@ def create_run(session: Session, req: LaunchRequest) -> Run:
         raise LaunchError("datasets", "the same dataset version is chosen twice")
     eval_pair = _check_version(session, "eval_dataset", req.eval_dataset) if req.eval_dataset else None
     _check_resources(req)
+    parent = req.parent_run_id
+    if parent is not None and (not 0 < parent <= MAX_ID or session.get(Run, parent) is None):
+        raise LaunchError("parent_run_id", f"run {parent} (the run this one is cloned from) does not exist")
     model_path = resolve_base_model(session, req.base_model)
     # Validate with a placeholder directory first: the real one needs the run's id.
     _resolved_config(req.config, run_dir="/run", has_eval=eval_pair is not None, model_path=model_path)

@@ -8,10 +8,12 @@ sees the run running and asks the executor to stop it.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from sqlalchemy import update
 from sqlmodel import Session, col
 
+from app.core.config import get_settings
 from app.models import FINISHED, Run, RunStatus, utcnow
 from app.runs.launch import enqueue_or_fail
 from trainer.layout import list_checkpoints
@@ -46,11 +48,25 @@ def request_cancel(session: Session, run: Run) -> None:
     raise LifecycleError(f"run {run.id} is already {run.status.value}; there is nothing to cancel")
 
 
+def heard_from(run: Run, now: datetime | None = None) -> float | None:
+    """Seconds since a lost run's worker last heartbeat, when that is within heartbeat_timeout; else None.
+
+    The reaper may have marked it lost on a clock running ahead of the worker's, or during a database
+    stall: its trainer may still be running, and a resumed one would share its run directory.
+    """
+    if run.status != RunStatus.lost or run.heartbeat_at is None:
+        return None
+    beat = run.heartbeat_at if run.heartbeat_at.tzinfo else run.heartbeat_at.replace(tzinfo=UTC)
+    ago = ((now or utcnow()) - beat).total_seconds()
+    return max(ago, 0.0) if ago < get_settings().heartbeat_timeout else None
+
+
 def can_resume(run: Run) -> bool:
-    """Finished but not succeeded, and a complete checkpoint exists to continue from."""
+    """Finished but not succeeded, not possibly still training, and a complete checkpoint exists."""
     return (
         run.status in FINISHED
         and run.status != RunStatus.succeeded
+        and heard_from(run) is None
         and bool(run.run_dir)
         and bool(list_checkpoints(run.run_dir))
     )
@@ -66,6 +82,11 @@ def resume(session: Session, run: Run) -> None:
             raise LifecycleError(f"run {run.id} is {run.status.value}; only a finished run can be resumed")
         if run.status == RunStatus.succeeded:
             raise LifecycleError(f"run {run.id} succeeded; clone it to train further")
+        if (ago := heard_from(run)) is not None:
+            raise LifecycleError(
+                f"run {run.id} is lost, but its worker was heard from {ago:.0f} s ago; "
+                "wait until it is really gone"
+            )
         raise LifecycleError(f"run {run.id} has no complete checkpoint to resume from")
     config = json.loads(run.config_json)
     config.setdefault("checkpoint", {})["resume"] = True

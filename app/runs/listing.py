@@ -1,19 +1,39 @@
 """The runs list: one row per run with its datasets, key hyperparameters, final loss and duration.
 
-Status, owner, dataset and name filters run in SQL; the sort by duration needs the timestamps of
-each run, so sorting happens on the (bounded) filtered rows in Python.
+Filters and the sort run in SQL, before the LIMIT: with more runs than the limit, sorting by loss
+or step must pick the best of all of them, not of the newest 500. Only the columns a row shows are
+read (a run's log tail, form and error can be long).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import String, case, cast, func, literal
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from app.models import Dataset, Run, RunDataset, RunStatus, User
-from app.runs.views import duration_s, run_config
+from app.models import FINISHED, Dataset, Run, RunDataset, RunStatus, User, utcnow
+from app.runs.views import as_utc, loads
 
+# What a row shows: not the run's log tail, form or error, which can be long.
+COLUMNS = (
+    Run.id,
+    Run.name,
+    Run.status,
+    User.username,
+    Run.created_at,
+    Run.config_json,
+    Run.final_loss,
+    Run.started_at,
+    Run.finished_at,
+    Run.step,
+    Run.total_steps,
+    Run.base_model,
+    Run.sweep_id,
+)
 SORTS = ("created", "final_loss", "duration", "name", "status", "step")
 LIMIT = 500
 # (label key, config section, field): the hyperparameters people compare runs by.
@@ -46,10 +66,45 @@ def key_params(config: dict) -> dict[str, Any]:
     return out
 
 
+def duration_sql(dialect: str, now: datetime) -> ColumnElement:
+    """Seconds from start to finish (to `now` while not finished) as SQL; NULL where views.duration_s is None.
+
+    Date arithmetic differs: SQLite subtracts julian days, PostgreSQL extracts the interval's seconds.
+    """
+    end = func.coalesce(col(Run.finished_at), literal(now, type_=Run.__table__.c.finished_at.type))  # type: ignore[attr-defined]
+    if dialect == "sqlite":
+        seconds = (func.julianday(end) - func.julianday(col(Run.started_at))) * 86400.0
+    else:
+        seconds = func.extract("epoch", end - col(Run.started_at))
+    # A finished run without finished_at has no duration (as in views.duration_s), not one up to now.
+    return case(
+        (col(Run.started_at).is_(None), None),
+        (col(Run.finished_at).is_(None) & col(Run.status).in_(list(FINISHED)), None),
+        else_=seconds,
+    )
+
+
+def _order(sort: str, *, desc: bool, duration: ColumnElement) -> list:
+    """ORDER BY for a sort key: runs without a value (no loss yet, not started) go last either way."""
+    value = {
+        "final_loss": col(Run.final_loss),
+        "duration": duration,
+        "name": func.lower(col(Run.name)),
+        "status": cast(col(Run.status), String),  # by name: PostgreSQL orders its enum by declaration
+        "step": col(Run.step),
+    }.get(sort, col(Run.created_at))
+    missing = case((value.is_(None), 1), else_=0)
+    if desc:
+        return [missing, value.desc(), col(Run.id).desc()]
+    return [missing, value.asc(), col(Run.id).asc()]
+
+
 def list_runs(session: Session, *, flt: RunFilter | None = None, limit: int = LIMIT) -> list[dict]:
-    """Runs matching the filter, sorted; at most `limit` (the newest ones when the filter is loose)."""
+    """Runs matching the filter, sorted; at most `limit` (the first ones in the chosen order)."""
     flt = flt or RunFilter()
-    query = select(Run, User.username).join(User, User.id == Run.owner_id, isouter=True)  # type: ignore[call-overload,arg-type]
+    now = utcnow()
+    duration = duration_sql(session.get_bind().dialect.name, now)
+    query = select(*COLUMNS).join(User, User.id == Run.owner_id, isouter=True)  # type: ignore[call-overload,arg-type]
     if flt.status in RunStatus.__members__:
         query = query.where(Run.status == RunStatus(flt.status))
     if flt.owner:
@@ -60,8 +115,10 @@ def list_runs(session: Session, *, flt: RunFilter | None = None, limit: int = LI
         query = query.where(
             col(Run.id).in_(select(RunDataset.run_id).where(RunDataset.dataset_id == flt.dataset))
         )
-    rows = session.exec(query.order_by(col(Run.created_at).desc(), col(Run.id).desc()).limit(limit)).all()
-    ids = [run.id for run, _ in rows]
+    rows = session.exec(
+        query.order_by(*_order(flt.sort, desc=flt.desc, duration=duration)).limit(limit)
+    ).all()
+    ids = [r.id for r in rows]
     datasets: dict[int, list[dict]] = {}  # run id -> its dataset versions
     if ids:
         for rd, name in session.exec(
@@ -73,36 +130,38 @@ def list_runs(session: Session, *, flt: RunFilter | None = None, limit: int = LI
             datasets.setdefault(rd.run_id, []).append(
                 {"dataset_id": rd.dataset_id, "version": rd.version, "role": rd.role, "name": name or ""}
             )
-    out = [
-        {
-            "id": run.id,
-            "name": run.name,
-            "status": str(run.status),
-            "owner": owner or "",
-            "created": run.created_at.isoformat(timespec="seconds") if run.created_at else "",
-            "datasets": datasets.get(run.id or 0, []),
-            "params": key_params(run_config(run)),
-            "final_loss": run.final_loss,
-            "duration_s": duration_s(run),
-            "step": run.step,
-            "total_steps": run.total_steps,
-            "base_model": run.base_model,
-            "sweep_id": run.sweep_id,
-        }
-        for run, owner in rows
-    ]
-    return sort_rows(out, flt.sort, desc=flt.desc)
+    out = []
+    for r in rows:
+        config = loads(r.config_json)
+        out.append(
+            {
+                "id": r.id,
+                "name": r.name,
+                "status": str(r.status),
+                "owner": r.username or "",
+                "created": r.created_at.isoformat(timespec="seconds") if r.created_at else "",
+                "datasets": datasets.get(r.id, []),
+                "params": key_params(config if isinstance(config, dict) else {}),
+                "final_loss": r.final_loss,
+                "duration_s": _duration_s(r.status, r.started_at, r.finished_at, now),
+                "step": r.step,
+                "total_steps": r.total_steps,
+                "base_model": r.base_model,
+                "sweep_id": r.sweep_id,
+            }
+        )
+    return out
 
 
-def sort_rows(rows: list[dict], sort: str, *, desc: bool) -> list[dict]:
-    """Sorted by `sort`; runs without a value (no loss yet, not started) go last either way."""
-    key = {"created": "created", "final_loss": "final_loss", "duration": "duration_s"}.get(sort, sort)
-    if key not in {"created", "final_loss", "duration_s", "name", "status", "step"}:
-        key = "created"
-    present = [r for r in rows if r[key] is not None]
-    missing = [r for r in rows if r[key] is None]
-    present.sort(key=lambda r: (r[key].lower() if isinstance(r[key], str) else r[key], r["id"]), reverse=desc)
-    return present + missing
+def _duration_s(
+    status: Any, started: datetime | None, finished: datetime | None, now: datetime
+) -> float | None:
+    # views.duration_s on the loaded columns, with the `now` the SQL sort used.
+    start, end = as_utc(started), as_utc(finished)
+    if start is None:
+        return None
+    end = end or (None if status in FINISHED else now)
+    return max(0.0, (end - start).total_seconds()) if end else None
 
 
 def filter_options(session: Session) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from app.models import FINISHED, Dataset, DatasetKind, DatasetVersion, Run, VersionStatus
+from app.models import FINISHED, Dataset, DatasetKind, DatasetVersion, Run, RunStatus, VersionStatus
 from trainer.layout import list_checkpoints
 
 MAX_CHECKPOINT_RUNS = 100
@@ -28,19 +28,20 @@ def dataset_choices(session: Session) -> list[dict]:
 
 def checkpoint_choices(session: Session) -> list[dict]:
     """Complete checkpoints of finished runs, newest run first: base_model "run:<id>/<checkpoint dir name>"."""
+    # Only the columns shown: a Run row carries its config, form and log tail as large text columns.
     runs = session.exec(
-        select(Run)
+        select(Run.id, Run.name, Run.status, Run.run_dir)
         .where(col(Run.status).in_([s.value for s in FINISHED]), Run.run_dir != "")
         .order_by(col(Run.id).desc())
         .limit(MAX_CHECKPOINT_RUNS)
     ).all()
     out = []
-    for run in runs:
-        for path in reversed(list_checkpoints(run.run_dir)):
+    for run_id, name, status, run_dir in runs:
+        for path in reversed(list_checkpoints(run_dir)):
             out.append(
                 {
-                    "ref": f"run:{run.id}/{path.name}",
-                    "label": f"#{run.id} {run.name} · {path.name} ({run.status})",
+                    "ref": f"run:{run_id}/{path.name}",
+                    "label": f"#{run_id} {name} · {path.name} ({RunStatus(status).value})",
                 }
             )
     return out

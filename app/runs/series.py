@@ -86,6 +86,11 @@ class Curves:
         for ys in self.series.values():
             del ys[keep:]
 
+    def cut_after(self, step: int) -> None:
+        """Drop the points past `step`."""
+        if self.x and self.x[-1] > step:
+            self._cut(step + 1)
+
 
 @dataclass
 class RunSeries:
@@ -99,6 +104,7 @@ class RunSeries:
     checkpoints: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
     _last_epoch: float | None = None
+    _first_epoch: float | None = None  # what floor(epoch) was before the first boundary
 
     def snapshot(self) -> RunSeries:
         return RunSeries(
@@ -110,13 +116,35 @@ class RunSeries:
             checkpoints=list(self.checkpoints),
             warnings=list(self.warnings),
             _last_epoch=self._last_epoch,
+            _first_epoch=self._first_epoch,
         )
+
+    def rewind(self, step: int) -> None:
+        """Forget everything past `step`: a resumed attempt logs those steps again.
+
+        Curves, epoch boundaries, checkpoint and warning markers of the attempt that crashed would
+        otherwise be drawn beside (or twice with) the new attempt's.
+        """
+        for curves in (self.train, self.scalars, self.eval):
+            curves.cut_after(step)
+        self.epochs = [e for e in self.epochs if e["step"] <= step]
+        self.checkpoints = [c for c in self.checkpoints if c["step"] <= step]
+        self.warnings = [w for w in self.warnings if w["step"] <= step]
+        # floor(epoch) at the last point kept: its latest boundary, else where the run began.
+        if not self.train.x:
+            self._last_epoch = self._first_epoch = None
+        elif self.epochs:
+            self._last_epoch = float(self.epochs[-1]["epoch"])
+        else:
+            self._last_epoch = self._first_epoch
 
     def feed(self, seq: int, event: dict) -> None:
         kind = event.get("type")
         step = event.get("step")
         step = step if type(step) is int else int(number(step) or 0)
         if kind == "train":
+            if self.train.x and step <= self.train.x[-1]:
+                self.rewind(step - 1)  # steps went back without a resume marker (older trainers)
             # The hot path of a cold load (every train event): values go straight into the lists.
             n = self.train.start(step)
             put = self.train.put
@@ -132,6 +160,8 @@ class RunSeries:
                 put(n, k, number(event.get(k)))
             epoch = number(event.get("epoch"))
             if epoch is not None:
+                if self._first_epoch is None:
+                    self._first_epoch = epoch
                 last = self._last_epoch
                 if last is not None and math.floor(epoch) > math.floor(last):
                     self.epochs.append({"step": step, "epoch": math.floor(epoch)})
@@ -141,6 +171,8 @@ class RunSeries:
             values.setdefault("overall", number(event.get("loss")))
             self.eval.add(step, values)
         elif kind == "checkpoint":
+            if event.get("resumed") is True:
+                self.rewind(step)
             path = str(event.get("path") or "")
             self.checkpoints.append(
                 {
@@ -226,6 +258,7 @@ def payload(s: RunSeries, *, max_points: int = MAX_POINTS) -> dict:
         "eval": {"x": ex, "series": es},
         "epochs": s.epochs,
         "last_epoch": s._last_epoch,
+        "first_epoch": s._first_epoch,
         "checkpoints": s.checkpoints,
         "warnings": s.warnings,
     }

@@ -11,8 +11,8 @@ from typing import Any
 from sqlmodel import Session
 
 from app.runs import launch as launching
-from app.runs.form import ERROR_FIELD, FIELDS, PLATFORM, FormError, LaunchForm, flat, text_of, to_request
-from app.runs.launch import LaunchError, LaunchRequest
+from app.runs.form import FIELDS, PLATFORM, FormError, LaunchForm, flat, text_of, to_request
+from app.runs.launch import MAX_ID, LaunchError, LaunchRequest
 from app.runs.mix import group_counts, mixed_counts
 from trainer.data import DataError
 
@@ -23,7 +23,7 @@ def _pair(raw: Any, what: str) -> list[int]:
     if (
         isinstance(raw, list | tuple)
         and len(raw) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31 for v in raw)
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_ID for v in raw)
     ):
         return [raw[0], raw[1]]
     raise FormError({what: 'expected {"dataset_id": <int>, "version": <int>} or [dataset_id, version]'})
@@ -99,4 +99,4 @@ def submit(session: Session, form: LaunchForm, *, owner_id: int, queues: list[st
     try:
         return launching.launch(req)
     except LaunchError as exc:
-        raise FormError({ERROR_FIELD.get(exc.field, exc.field): exc.message}) from None
+        raise FormError({exc.field: exc.message}) from None

@@ -7,7 +7,8 @@ sweep without validation data is refused before anything is created.
 
 Creation is all or nothing: every grid point goes through A's create_run in one transaction and only
 then are the runs enqueued, so a point the trainer config refuses leaves no half sweep behind.
-The sweep page reads each run's last eval event (per-task_type channels) into one table.
+The sweep page reads each run's last eval event (per-task_type channels) into one table; it re-polls
+every few seconds while runs train, so it reads every run's last eval in one query, not one per run.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app.models import Run, RunEvent, Sweep, User
+from app.models import Run, RunEvent, RunStatus, Sweep, User
 from app.runs import launch as launching
 from app.runs.form import FormError, text_of
 from app.runs.launch import LaunchError, LaunchRequest
@@ -156,34 +159,55 @@ def _channel_name(channel: str, level: int) -> str | None:
     return rest.rstrip("/") if level == 2 and rest.endswith("/") else rest
 
 
-def last_eval(session: Session, run_id: int) -> dict | None:
-    event = session.exec(
-        select(RunEvent)
-        .where(RunEvent.run_id == run_id, RunEvent.type == "eval")
-        .order_by(col(RunEvent.seq).desc())
-        .limit(1)
-    ).first()
-    if event is None:
-        return None
-    try:
-        data = json.loads(event.data)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+def last_evals(session: Session, run_ids: list[int]) -> dict[int, dict]:
+    """run id -> its last eval event (the highest seq of type "eval"), for runs that have one.
+
+    One grouped query for the max seq per run (the (run_id, type, step) index narrows it to eval
+    rows), then those rows by (run_id, seq): not a per-run ORDER BY seq, which walks every event.
+    """
+    if not run_ids:
+        return {}
+    last = (
+        select(RunEvent.run_id, func.max(RunEvent.seq).label("seq"))
+        .where(col(RunEvent.run_id).in_(run_ids), RunEvent.type == "eval")
+        .group_by(col(RunEvent.run_id))
+        .subquery()
+    )
+    rows = session.exec(
+        select(RunEvent.run_id, RunEvent.data).join(
+            last, (col(RunEvent.run_id) == last.c.run_id) & (col(RunEvent.seq) == last.c.seq)
+        )
+    ).all()
+    out: dict[int, dict] = {}
+    for run_id, raw in rows:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            out[run_id] = data
+    return out
 
 
 def sweep_table(session: Session, sweep: Sweep, *, level: int = 1) -> dict:
     """One row per grid point and one column per task_type (plus overall): the final validation losses.
 
-    best[column] is the lowest value of the column (ties: the first row), what the page highlights.
+    best[column] is the lowest value of the column among succeeded runs (ties: the first row), what
+    the page highlights: a running, failed or lost run's last eval is from an earlier step, so its
+    loss is shown but is no fair rival to a finished one.
     """
     spec = json.loads(sweep.spec_json or "{}")
     points = {p["run_id"]: p for p in spec.get("points", [])}
-    runs = session.exec(select(Run).where(Run.sweep_id == sweep.id).order_by(col(Run.id))).all()
+    runs = session.execute(  # five columns: past sqlmodel.select's typed overloads
+        sa.select(col(Run.id), col(Run.name), col(Run.status), col(Run.step), col(Run.total_steps))
+        .where(col(Run.sweep_id) == sweep.id)
+        .order_by(col(Run.id))
+    ).all()
+    events = last_evals(session, [run.id for run in runs if run.id is not None])
     rows, columns = [], []
     for run in runs:
         point = points.get(run.id, {})
-        event = last_eval(session, run.id) if run.id is not None else None
+        event = events.get(run.id) if run.id is not None else None
         losses: dict[str, float] = {}
         if event is not None:
             if isinstance(event.get("loss"), int | float):
@@ -203,7 +227,7 @@ def sweep_table(session: Session, sweep: Sweep, *, level: int = 1) -> dict:
             {
                 "run_id": run.id,
                 "name": run.name,
-                "status": str(run.status.value if hasattr(run.status, "value") else run.status),
+                "status": RunStatus(run.status).value,
                 "epochs": point.get("epochs"),
                 "lr": point.get("lr"),
                 "share": point.get("share"),
@@ -219,7 +243,7 @@ def sweep_table(session: Session, sweep: Sweep, *, level: int = 1) -> dict:
         ranked = [
             (r["losses"][c], i)
             for i, r in enumerate(rows)
-            if c in r["losses"] and math.isfinite(r["losses"][c])
+            if r["status"] == RunStatus.succeeded and c in r["losses"] and math.isfinite(r["losses"][c])
         ]
         if ranked:
             best[c] = min(ranked)[1]
@@ -239,20 +263,31 @@ def sweep_table(session: Session, sweep: Sweep, *, level: int = 1) -> dict:
 
 def list_sweeps(session: Session) -> list[dict]:
     """Every sweep with its owner and how many of its runs stand in each status."""
-    sweeps = session.exec(select(Sweep).order_by(col(Sweep.id).desc())).all()
-    owners = {u.id: u.username for u in session.exec(select(User)).all()}
-    statuses: dict[int | None, dict[str, int]] = {}
-    for run in session.exec(select(Run).where(col(Run.sweep_id).is_not(None))).all():
-        counts = statuses.setdefault(run.sweep_id, {})
-        counts[str(run.status)] = counts.get(str(run.status), 0) + 1
-    return [
-        {
-            "id": s.id,
-            "name": s.name,
-            "owner": owners.get(s.owner_id, ""),
-            "created": s.created_at.isoformat(timespec="seconds") if s.created_at else "",
-            "runs": sum(statuses.get(s.id, {}).values()),
-            "statuses": statuses.get(s.id, {}),
-        }
-        for s in sweeps
-    ]
+    sweeps = session.exec(
+        select(Sweep.id, Sweep.name, Sweep.created_at, User.username)
+        .join(User, col(User.id) == Sweep.owner_id, isouter=True)
+        .order_by(col(Sweep.id).desc())
+    ).all()
+    statuses: dict[int, dict[str, int]] = {}
+    counted = session.exec(
+        select(Run.sweep_id, Run.status, func.count())
+        .where(col(Run.sweep_id).is_not(None))
+        .group_by(col(Run.sweep_id), col(Run.status))
+    ).all()
+    for sweep_id, status, n in counted:
+        if sweep_id is not None:
+            statuses.setdefault(sweep_id, {})[RunStatus(status).value] = n
+    out = []
+    for sweep_id, name, created, owner in sweeps:
+        counts = statuses.get(sweep_id, {}) if sweep_id is not None else {}
+        out.append(
+            {
+                "id": sweep_id,
+                "name": name,
+                "owner": owner or "",
+                "created": created.isoformat(timespec="seconds") if created else "",
+                "runs": sum(counts.values()),
+                "statuses": counts,
+            }
+        )
+    return out

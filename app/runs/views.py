@@ -67,12 +67,31 @@ def eta_s(*, step: int, total_steps: int, recent: list[tuple[int, float]]) -> fl
     return (total_steps - step) * (t1 - t0) / (s1 - s0)
 
 
+def resumed_at(session: Session, run_id: int) -> int:
+    """Seq of the run's latest resume (the `checkpoint` event with resumed=True), -1 if it never resumed.
+
+    A resume writes no new start event: only this marker, then train events from the checkpoint's
+    step again. Checkpoint events are few, so all of them are read (by the (run_id, type) index).
+    """
+    rows = session.exec(
+        select(RunEvent.seq, RunEvent.data).where(RunEvent.run_id == run_id, RunEvent.type == "checkpoint")  # type: ignore[call-overload]
+    ).all()
+    latest = -1
+    for seq, data in rows:
+        event = loads(data)
+        if isinstance(event, dict) and event.get("resumed") is True:
+            latest = max(latest, int(seq))
+    return latest
+
+
 def progress(session: Session, run: Run) -> dict:
     """Progress bar, ETA, and the status flags the page and the poller need."""
     assert run.id is not None
     rows = session.exec(
         select(RunEvent.step, RunEvent.time)  # type: ignore[call-overload]
         .where(RunEvent.run_id == run.id, RunEvent.type == "train")
+        # Only this attempt's events: a crashed attempt's steps and times would put the downtime in the ETA.
+        .where(col(RunEvent.seq) > resumed_at(session, run.id))
         # by step, not seq: the (run_id, type, step) index answers it without reading every train row
         .order_by(col(RunEvent.step).desc())
         .limit(ETA_WINDOW)

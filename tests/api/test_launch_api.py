@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.models import Role, Run
 from tests.runs.conftest import import_pclue
@@ -66,6 +66,7 @@ def test_launch_from_json(researcher, dataset, sent, engine):
         ({"base_model": "/no/such/model"}, "base_model"),
         ({"base_model": "run:999/step-00000001"}, "base_model"),
         ({"name": ""}, "name"),
+        ({"parent_run_id": 424242}, "parent_run_id"),
         ({"n_gpus": -1}, "n_gpus"),
     ],
 )
@@ -74,6 +75,19 @@ def test_bad_requests_name_the_field(researcher, dataset, sent, change, field):
     assert response.status_code == 422, response.text
     assert field in response.json()["errors"], response.json()
     assert sent == []
+
+
+def test_a_parent_that_does_not_exist_is_a_422_not_a_foreign_key_error(researcher, dataset, sent, engine):
+    response = researcher.post("/api/runs", json=body(dataset, parent_run_id=424242))
+    assert response.status_code == 422, response.text
+    assert "run 424242" in response.json()["errors"]["parent_run_id"]
+    with Session(engine) as s:
+        assert s.exec(select(Run)).first() is None
+    first = researcher.post("/api/runs", json=body(dataset)).json()["id"]
+    child = researcher.post("/api/runs", json=body(dataset, parent_run_id=first))
+    assert child.status_code == 201, child.text
+    with Session(engine) as s:
+        assert s.get(Run, child.json()["id"]).parent_run_id == first
 
 
 def test_not_an_object_and_roles(researcher, client_as, client, dataset):

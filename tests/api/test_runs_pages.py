@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session
@@ -205,3 +206,47 @@ def test_events_endpoint_answers_valid_json_around_an_unparsable_line(engine, re
         session.commit()
     body = researcher.get(f"/api/runs/{run.id}/events?after={seq - 1}").json()
     assert body["events"] == [{"seq": seq, "type": "invalid"}, {"seq": seq + 1, "type": "done", "step": 2}]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/runs?dataset=²",
+        "/api/runs?dataset=²",
+        "/runs?dataset=" + "9" * 25,
+        "/runs/compare?ids=²",
+        "/api/runs/compare?ids=1,²",
+        "/runs/compare?ids=" + "9" * 25,
+        "/runs/diff?a=²&b=1",
+    ],
+)
+def test_odd_digits_and_huge_ids_are_a_client_answer_not_a_500(researcher, url):
+    r = researcher.get(url)
+    assert r.status_code < 500, (url, r.status_code, r.text[:300])
+    if "ids=1," not in url and "compare" in url:
+        assert r.status_code == 422  # nothing left to compare
+
+
+def test_log_endpoint_answers_the_tail_alone(engine, researcher, client_as, tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "train.log").write_text("".join(f"line {i}\n" for i in range(300)))
+    run = _run(engine, researcher.user.id, status=RunStatus.running, run_dir=run_dir)
+    body = researcher.get(f"/api/runs/{run.id}/log").json()
+    assert list(body) == ["log"] and body["log"].splitlines() == [f"line {i}" for i in range(100, 300)]
+    assert client_as(Role.rater).get(f"/api/runs/{run.id}/log").status_code == 403
+    assert researcher.get("/api/runs/999/log").status_code == 404
+    js = (Path(__file__).parents[2] / "static" / "runs.js").read_text()
+    assert "/log`" in js and "fetch(`/api/runs/${runId}`" not in js  # the page polls the cheap one
+
+
+def test_compare_parses_each_runs_events_once(engine, researcher, monkeypatch):
+    a = _run(engine, researcher.user.id, name="v1", events=synthetic_events(6))
+    b = _run(engine, researcher.user.id, name="v2", events=synthetic_events(4))
+    loads = []
+    real = series._load_since
+    monkeypatch.setattr(
+        series, "_load_since", lambda s, run_id, after: loads.append(run_id) or real(s, run_id, after)
+    )
+    assert researcher.get(f"/runs/compare?ids={a.id},{b.id}").status_code == 200
+    assert sorted(loads) == sorted([a.id, b.id])

@@ -12,9 +12,10 @@ def test_overlay_joins_steps_and_keeps_each_runs_values(engine, make_user):
     with Session(engine) as session:
         a = make_run(session, owner, name="v1", events=synthetic_events(10, eval_every=5))
         b = make_run(session, owner, name="v2", events=synthetic_events(4, eval_every=0))
-        every, anywhere = compare.channels_of(session, [a, b])
+        parsed = [series.run_series(session, a), series.run_series(session, b)]
+        every, anywhere = compare.channels_of(parsed)
         assert "l1/逻辑推理" in every and every[0] == "overall"
-        data = compare.overlay(session, [a, b], "l1/逻辑推理")
+        data = compare.overlay([(a, parsed[0]), (b, parsed[1])], "l1/逻辑推理")
     assert data["x"] == list(range(1, 11))
     parts = {(s["run_id"], s["part"]): s["y"] for s in data["series"]}
     assert set(parts) == {(a.id, "train"), (a.id, "eval"), (b.id, "train")}

@@ -1,7 +1,9 @@
-"""The pre-launch estimate equals the trainer's own plan on the same data and tokenizer, is scaled honestly above the cap, and brings the trainer's data errors back to the form."""
+"""The pre-launch estimate equals the trainer's own plan on the same data and tokenizer, is scaled honestly above the cap, brings the trainer's data errors back to the form, and caches under a lock."""
 
 import copy
 import math
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from transformers import AutoTokenizer
@@ -116,3 +118,71 @@ def test_estimate_partial_from_the_form(researcher, pclue_dataset, tiny_model_di
         "/runs/new/estimate", data={**form, "f.train.lr": "nope"}, headers={"HX-Request": "true"}
     )
     assert "train.lr" in response.text and "est-steps" not in response.text
+
+
+class Guarded(OrderedDict):
+    """The cache, refusing any use while its lock is free (routes call estimate() from many threads)."""
+
+    def _check(self) -> None:
+        assert estimating._CACHE_LOCK.locked(), "the estimate cache was used without its lock"
+
+    def __contains__(self, key):
+        self._check()
+        return super().__contains__(key)
+
+    def __getitem__(self, key):
+        self._check()
+        return super().__getitem__(key)
+
+    def __setitem__(self, key, value):
+        self._check()
+        super().__setitem__(key, value)
+
+    def __len__(self):
+        self._check()
+        return super().__len__()
+
+    def move_to_end(self, key, last=True):
+        self._check()
+        super().move_to_end(key, last)
+
+    def popitem(self, last=True):
+        self._check()
+        return super().popitem(last)
+
+
+def test_the_cache_is_shared_by_threads_under_its_lock(engine, pclue_dataset, monkeypatch):
+    plan = {
+        "train_samples": 10,
+        "eval_samples": 0,
+        "tokens": 100,
+        "supervised_tokens": 50,
+        "bins": 4,
+        "steps": 2,
+        "bins_per_step": 2,
+        "packing_efficiency": 0.5,
+        "dropped": 0,
+    }
+    children: list[int] = []
+    monkeypatch.setattr(estimating, "_run_child", lambda spec, timeout: children.append(1) or plan)
+    monkeypatch.setattr(estimating, "_CACHE", Guarded())
+    config = small_config()
+
+    def one(world: int):
+        return estimate(
+            engine,
+            config=config,
+            datasets=[(pclue_dataset.dataset_id, pclue_dataset.version)],
+            eval_dataset=None,
+            model_path="",
+            tokenizer_dir=estimating.ROOT,
+            world=world,
+        )
+
+    worlds = [*range(1, 71), *range(70, 0, -1)]  # 70 keys asked twice: evictions past 64 entries, then hits
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, worlds))
+    assert all(r.steps == 2 and r.samples == 705 for r in results)
+    with estimating._CACHE_LOCK:
+        assert len(estimating._CACHE) == 64
+    assert 70 <= len(children) < 100  # the repeats mostly come from the cache

@@ -1,22 +1,31 @@
-"""execute() runs a real trainer subprocess: success with every event stored, failures with reasons, cancel."""
+"""execute() runs a real trainer: success, failure reasons, cancel; a wrongly lost run taken back, a stale attempt fenced out."""
 
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, func, select
 
 from app.core.config import get_settings
-from app.models import Run, RunEvent, RunStatus
-from app.runs.executor import execute, failure_reason, run_processes
+from app.models import Run, RunEvent, RunStatus, utcnow
+from app.runs.executor import Execution, drain, execute, failure_reason, run_processes
 from app.runs.launch import create_run
 from app.runs.lifecycle import can_resume, request_cancel, resume
+from app.runs.reaper import reap
+from app.runs.tailer import Superseded, Tailer
 from tests.runs.test_launch import request
+from tests.runs.test_reaper import make_run
 from trainer.config import tiny_debug
 
 
@@ -125,7 +134,7 @@ def test_a_tiny_run_succeeds_with_every_event_stored(fast, engine, pclue_dataset
     trains = [e for e in written if e["type"] == "train"]
     assert written[0]["type"] == "start" and written[-1]["type"] == "done"
     assert run.total_steps == written[0]["total_steps"] == run.step == trains[-1]["step"] > 0
-    assert run.final_loss == pytest.approx(trains[-1]["loss"])
+    assert run.final_loss == pytest.approx(trains[-1]["channels"]["overall"]["loss"])
     # The exported data: every pCLUE sample of the version, in the trainer's format.
     exported = (Path(run.run_dir) / "train.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(exported) == sum(pclue_dataset.task_counts.values())
@@ -241,3 +250,166 @@ def test_resume_continues_a_killed_run_from_its_checkpoint(fast, engine, pclue_d
     assert len(resumed) == 1 and resumed[0]["step"] >= saved
     after = [e["step"] for e in written[written.index(resumed[0]) :] if e["type"] == "train"]
     assert after[0] == resumed[0]["step"] + 1 and after[-1] == run.total_steps == run.step
+
+
+# ---- a run wrongly marked lost, a superseded attempt, the final drain, abort: no trainer needed ----
+
+
+def held_run(engine, owner_id: int, root: Path, **kw) -> int:
+    """A running run held by task "mine", last heard from a minute ago."""
+    kw.setdefault("task_id", "mine")
+    return make_run(engine, owner_id, root, **kw).id
+
+
+def sleeper(root: Path) -> subprocess.Popen:
+    """A stand-in trainer: a session of its own, run.json on its command line."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", str(root / "run.json")], start_new_session=True
+    )
+
+
+def execution(settings, engine, run_id: int, task_id: str, root: Path, proc=None) -> Execution:
+    ex = Execution(run_id, settings, engine, task_id=task_id)
+    ex.root, ex.proc = root, proc
+    ex.last_beat = float("-inf")  # the next beat() is due
+    return ex
+
+
+@pytest.fixture
+def owner(make_user) -> int:
+    return make_user().id
+
+
+def test_a_run_marked_lost_while_its_trainer_runs_is_taken_back(settings, engine, owner, tmp_path):
+    run_id = held_run(engine, owner, tmp_path)
+    assert reap() == [run_id]  # on another host: nothing killed here
+    proc = sleeper(tmp_path)
+    try:
+        execution(settings, engine, run_id, "mine", tmp_path, proc).beat()
+        run = get(engine, run_id)
+        assert run.status == RunStatus.running and run.error == "" and run.finished_at is None
+        assert utcnow() - run.heartbeat_at.replace(tzinfo=utcnow().tzinfo) < timedelta(seconds=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    # Once its trainer has exited, a lost run stays lost until the executor records the outcome.
+    assert reap(utcnow() + timedelta(minutes=5)) == [run_id]
+    ex = execution(settings, engine, run_id, "mine", tmp_path, proc)
+    ex.beat()
+    assert get(engine, run_id).status == RunStatus.lost and not ex.superseded
+
+
+def test_a_superseded_executor_writes_nothing(settings, engine, owner, tmp_path):
+    # Lost, resumed and claimed by task "resumed" while the first task's executor was stalled.
+    run_id = held_run(engine, owner, tmp_path, task_id="resumed", status=RunStatus.lost)
+    before = get(engine, run_id)
+    proc = sleeper(tmp_path)
+    try:
+        ex = execution(settings, engine, run_id, "first", tmp_path, proc)
+        ex.beat()
+        assert ex.superseded
+        ex._store(RunStatus.succeeded, "", 0, "tail")
+        (tmp_path / "metrics.jsonl").write_bytes(b'{"type": "done", "step": 1}\n')
+        with pytest.raises(Superseded):
+            drain(
+                Tailer(engine, run_id, tmp_path / "metrics.jsonl", task_id="first"), timeout=1, interval=0.01
+            )
+        assert get(engine, run_id).model_dump() == before.model_dump()
+        # Its kill spares whatever else names run.json: the attempt holding the run now.
+        other = sleeper(tmp_path)
+        try:
+            ex.kill(signal.SIGKILL)
+            assert proc.wait(timeout=10) == -9
+            time.sleep(0.2)
+            assert other.poll() is None
+        finally:
+            other.kill()
+            other.wait()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_final_drain_stores_done_through_a_resync_and_a_locked_database(
+    settings, engine, owner, tmp_path, monkeypatch
+):
+    run_id = held_run(engine, owner, tmp_path)
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b"".join(json.dumps({"type": "train", "step": i}).encode() + b"\n" for i in (1, 2)))
+    ours = Tailer(engine, run_id, path, task_id="mine")
+    assert ours.poll() == 2
+    with open(path, "ab") as fh:
+        fh.write(b'{"type": "train", "step": 3}\n')
+    assert Tailer(engine, run_id, path, task_id="mine").poll() == 1  # a restarted tailer got there first
+    with open(path, "ab") as fh:
+        fh.write(b'{"type": "done", "step": 3}\n{"type": "tra')  # done, then a line cut by a kill
+    real_poll, calls = ours.poll, []
+
+    def poll() -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("UPDATE run", {}, Exception("database is locked"))
+        return real_poll()
+
+    monkeypatch.setattr(ours, "poll", poll)
+    drain(ours, timeout=5, interval=0.01)  # poll() said 0 first (moved under it), then the lock
+    with Session(engine) as s:
+        kinds = s.exec(select(RunEvent.type).where(RunEvent.run_id == run_id).order_by(RunEvent.seq)).all()
+    assert kinds == ["train", "train", "train", "done"]
+
+
+def test_abort_kills_the_trainer_when_the_database_is_gone(settings, engine, owner, tmp_path):
+    run_id = held_run(engine, owner, tmp_path)
+    proc = sleeper(tmp_path)
+    try:
+        ex = execution(settings, engine, run_id, "mine", tmp_path, proc)
+        ex.engine = create_engine(f"sqlite:///{tmp_path}/no/such/dir.db")
+        t0 = time.monotonic()
+        ex.abort(OperationalError("SELECT", {}, Exception("unable to open database file")))
+        assert proc.returncode == -9 and time.monotonic() - t0 < 10
+    finally:
+        proc.kill()
+        proc.wait()
+    assert get(engine, run_id).status == RunStatus.running  # left to the reaper
+
+
+# ---- the same with a real trainer ----
+
+
+@pytest.mark.slow
+def test_a_run_lost_to_a_reaper_elsewhere_is_taken_back_and_succeeds(
+    fast, engine, pclue_dataset, tiny_model_dir, monkeypatch
+):
+    run_id = new_run(engine, pclue_dataset, tiny_model_dir, config=tiny_config(epochs=0.4))
+    t = in_thread(run_id)
+    wait_for(lambda: get(engine, run_id).events_seq > 1, 60, "the first events")
+    # The web server's reaper on another host, its clock an hour ahead.
+    monkeypatch.setattr("app.runs.reaper.socket", SimpleNamespace(gethostname=lambda: "web-1"))
+    assert reap(utcnow() + timedelta(hours=1)) == [run_id]
+    wait_for(lambda: get(engine, run_id).status == RunStatus.running, 10, "the run taken back")
+    t.join(timeout=120)
+    run = get(engine, run_id)
+    assert run.status == RunStatus.succeeded and run.error == "", (run.error, run.log_tail)
+
+
+@pytest.mark.slow
+def test_a_superseded_attempt_kills_its_trainer_and_records_nothing(
+    fast, engine, pclue_dataset, tiny_model_dir
+):
+    run_id = new_run(engine, pclue_dataset, tiny_model_dir, config=tiny_config(epochs=3.0))
+    t = in_thread(run_id)
+    run = wait_for(lambda: (r := get(engine, run_id)).events_seq > 1 and r, 60, "the first events")
+    procs = run_processes(run.pid, str(Path(run.run_dir) / "run.json"))
+    with Session(engine) as s:  # lost, resumed and claimed by another worker meanwhile
+        taken = s.get(Run, run_id)
+        taken.task_id = "t-2"
+        s.add(taken)
+        s.commit()
+    seq = get(engine, run_id).events_seq
+    t.join(timeout=30)
+    assert not t.is_alive()
+    gone, alive = psutil.wait_procs(procs, timeout=5)
+    assert not alive, [p.cmdline() for p in alive]
+    run = get(engine, run_id)
+    assert (run.status, run.task_id, run.error, run.finished_at) == (RunStatus.running, "t-2", "", None)
+    assert run.events_seq == seq

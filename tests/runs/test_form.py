@@ -1,11 +1,15 @@
-"""The launch form shows every trainer field once, in the promised order, turns posted text into the run's config, puts each error next to its field, and clones."""
+"""The launch form shows every trainer field once, in the promised order, turns posted text into the run's config, puts each error next to its field, clones, and launches off the event loop."""
 
 import json
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlalchemy import event
+from sqlmodel import Session, select
 
 from app.models import Role, Run
 from app.runs.form import (
@@ -20,6 +24,7 @@ from app.runs.form import (
     sections,
     to_request,
 )
+from app.runs.pickers import checkpoint_choices
 from trainer.config import describe_fields, embedded_default
 
 
@@ -151,6 +156,8 @@ def test_field_of_picks_the_first_field_a_message_names():
     assert field_of("data.eval_file and data.eval_fraction are exclusive") == "data.eval_fraction"
     assert field_of("finetune.lora_dropout must be in [0, 1]") == "finetune.lora_dropout"
     assert field_of("something else") == "form"
+    # One mapping for the form and create_run: a key no form offers is still named, for API callers.
+    assert field_of("unknown key train.bogus (known: epochs, lr)") == "train.bogus"
 
 
 def test_form_json_round_trip_makes_a_clone():
@@ -248,6 +255,54 @@ def test_page_errors_rerender_with_the_message_next_to_the_field(researcher, pcl
         "/runs/new", data=page_post(pclue_dataset, base_kind="path", base_path="/no/such")
     )
     assert response.status_code == 422 and "neither a local model directory" in response.text
+
+
+def test_a_clone_of_a_run_that_does_not_exist_says_so(researcher, pclue_dataset, no_enqueue, engine):
+    response = researcher.post("/runs/new", data=page_post(pclue_dataset, parent_run_id="424242"))
+    assert response.status_code == 422, response.text[:2000]  # was a 500: FOREIGN KEY constraint failed
+    assert "run 424242 (the run this one is cloned from) does not exist" in response.text
+    assert 'name="parent_run_id"' not in response.text  # dropped: launching again just works
+    assert no_enqueue == []
+    with Session(engine) as s:
+        assert s.exec(select(Run)).first() is None
+
+
+def test_a_slow_broker_does_not_stop_the_server(researcher, pclue_dataset, monkeypatch):
+    """The launch waits on the broker (about a second of retries when it is down) in the thread pool."""
+    entered, released = threading.Event(), threading.Event()
+
+    def slow_enqueue(run):  # noqa: ANN001
+        entered.set()
+        released.wait(5)
+
+    monkeypatch.setattr("app.runs.launch.enqueue", slow_enqueue)
+    with ThreadPoolExecutor(1) as pool:
+        launch = pool.submit(
+            researcher.post, "/runs/new", data=page_post(pclue_dataset), follow_redirects=False
+        )
+        assert entered.wait(10)
+        t0 = time.monotonic()
+        other = researcher.get("/runs")  # every request passes through the event loop
+        waited = time.monotonic() - t0
+        released.set()
+        assert launch.result().status_code == 303
+    assert other.status_code == 200 and waited < 3, f"the event loop was blocked for {waited:.1f} s"
+
+
+def test_the_checkpoint_picker_reads_no_large_columns(engine, pclue_dataset, researcher, no_enqueue):
+    researcher.post("/runs/new", data=page_post(pclue_dataset), follow_redirects=False)
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # noqa: ANN001, ANN002
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with Session(engine) as s:
+            checkpoint_choices(s)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert seen and not any("config_json" in q or "log_tail" in q for q in seen), seen
 
 
 def test_raters_cannot_open_the_form(client_as):

@@ -92,7 +92,10 @@ def test_create_run_stores_the_resolved_config(engine, pclue_dataset, tiny_model
         (dict(datasets=[("x", 1)]), "datasets", "expected (dataset id, version)"),
         (dict(datasets="v7"), "datasets", "has no version"),
         (dict(datasets="twice"), "datasets", "twice"),
+        (dict(datasets=[(2**31, 1)]), "datasets", "does not exist"),  # past a 32-bit id column
         (dict(eval_dataset=(999, 1)), "eval_dataset", "does not exist"),
+        (dict(parent_run_id=424242), "parent_run_id", "does not exist"),  # else a FOREIGN KEY error
+        (dict(parent_run_id=2**40), "parent_run_id", "does not exist"),
         (dict(name="  "), "name", "name"),
         (dict(queue="gpu-8"), "queue", "gpu-8"),
         (dict(n_procs=0), "n_procs", "between"),

@@ -1,6 +1,7 @@
-"""Cancel acts by status (queued at once, running by flag, finished refused); resume needs a checkpoint."""
+"""Cancel acts by status (queued at once, running by flag, finished refused); resume needs a checkpoint and a gone worker."""
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,24 @@ def test_resume_refuses_with_a_reason(engine, run_id, status, words):
     with Session(engine) as s:
         with pytest.raises(LifecycleError, match=words):
             resume(s, s.get(Run, run_id))
+
+
+def test_a_lost_run_whose_worker_was_just_heard_from_is_not_resumed(settings, engine, run_id):
+    # Marked lost by a reaper whose clock runs ahead: its trainer may still be training in the run dir.
+    set_status(engine, run_id, RunStatus.lost)
+    with Session(engine) as s:
+        run = s.get(Run, run_id)
+        run.heartbeat_at = utcnow() - timedelta(seconds=5)
+        s.add(run)
+        s.commit()
+        fake_checkpoint(Path(run.run_dir))
+        assert not can_resume(run)
+        with pytest.raises(LifecycleError, match=r"heard from [56] s ago; wait until it is really gone"):
+            resume(s, run)
+        assert s.get(Run, run_id).status == RunStatus.lost
+        run.heartbeat_at = utcnow() - timedelta(seconds=settings.heartbeat_timeout + 1)
+        s.add(run)
+        s.commit()
+        assert can_resume(run)
+        resume(s, run)
+        assert s.get(Run, run_id).status == RunStatus.queued

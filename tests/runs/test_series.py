@@ -121,3 +121,53 @@ def test_a_broken_stored_row_is_skipped_and_the_rest_drawn(engine, make_user):
         session.commit()
         p = series.series_payload(session, run)
     assert p["train"]["x"] == [1, 2, 3, 4] and p["last_seq"] == len(events) - 1
+
+
+def _crash_and_resume() -> tuple[list[dict], list[dict]]:
+    """A run with 10 steps an epoch that died at step 27 and resumed from its checkpoint at step 15."""
+    first = synthetic_events(27, steps_per_epoch=10, eval_every=5, ckpt_every=15, done=False)
+    first.append({"type": "warning", "step": 26, "kind": "step_drop", "message": "old attempt"})
+    resumed = [
+        {"type": "checkpoint", "step": 15, "path": "/runs/x/checkpoints/step-00000015", "resumed": True}
+    ]
+    for step in range(16, 31):
+        resumed.append(train_event(step, t0=9000.0))
+        if step % 15 == 0:
+            resumed.append(
+                {"type": "checkpoint", "step": step, "path": f"/runs/x/checkpoints/step-{step:08d}"}
+            )
+    return first, resumed
+
+
+def test_a_resume_drops_the_crashed_attempts_curves_and_markers_past_its_step():
+    first, resumed = _crash_and_resume()
+    s = series.build(list(enumerate(first + resumed)))
+    assert s.train.x == list(range(1, 31))
+    assert s.train.series["overall"][15:] == [e["loss"] for e in resumed if e["type"] == "train"]
+    assert s.eval.x == [5, 10, 15]  # the crashed attempt's evals at 20 and 25 are gone
+    # each epoch boundary once, though the crashed attempt had crossed 20 already
+    assert s.epochs == [{"step": 10, "epoch": 1}, {"step": 20, "epoch": 2}, {"step": 30, "epoch": 3}]
+    assert [(c["step"], c["resumed"]) for c in s.checkpoints] == [(15, False), (15, True), (30, False)]
+    assert [w["message"] for w in s.warnings] == ["drop <b>here</b>"]  # the one at step 3 stays
+
+
+def test_a_resume_right_at_an_epoch_end_still_marks_the_next_boundary():
+    first = [train_event(k, steps_per_epoch=10) for k in range(1, 14)]
+    resumed = [{"type": "checkpoint", "step": 9, "path": "/c/step-00000009", "resumed": True}]
+    resumed += [train_event(k, steps_per_epoch=10) for k in range(10, 16)]
+    s = series.build(list(enumerate(first + resumed)))
+    assert s.epochs == [{"step": 10, "epoch": 1}]
+
+
+def test_cached_series_cut_by_a_resume_matches_a_fresh_build(engine, make_user):
+    series.CACHE.clear()
+    first, resumed = _crash_and_resume()
+    with Session(engine) as session:
+        run = make_run(session, make_user().id, status=RunStatus.running, events=first)
+        series.series_payload(session, run)
+        add_events(session, run, resumed[:4])
+        series.series_payload(session, run)
+        add_events(session, run, resumed[4:])
+        cached = series.series_payload(session, run)
+    assert cached == series.payload(series.build(list(enumerate(first + resumed))))
+    assert cached["last_epoch"] == resumed[-2]["epoch"] and cached["first_epoch"] == 0.1

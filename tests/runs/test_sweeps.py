@@ -1,16 +1,17 @@
-"""A sweep expands its grid into one run per point with the right epochs, lr and task share, needs validation data, is all or nothing, and tabulates each run's last eval losses."""
+"""A sweep expands its grid into one run per point with the right epochs, lr and task share, needs validation data, is all or nothing, and tabulates each run's last eval losses in a constant number of queries, ranking only finished runs."""
 
 import json
 from collections import Counter
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, select
 
-from app.models import Role, Run, RunEvent, Sweep
+from app.models import Role, Run, RunEvent, RunStatus, Sweep
 from app.runs import launch as launching
 from app.runs.form import FormError, LaunchForm, to_request
 from app.runs.launch import LaunchError
-from app.runs.sweeps import Grid, create_sweep, parse_grid, sweep_table
+from app.runs.sweeps import Grid, create_sweep, list_sweeps, parse_grid, sweep_table
 from trainer.data import mix_samples, read_samples
 
 
@@ -136,19 +137,39 @@ LOSSES = [
 ]
 
 
-def make_sweep_with_events(engine, ds, sent) -> int:
+def make_sweep_with_events(engine, ds, sent, statuses=(RunStatus.succeeded,) * 3) -> int:
     req = base_request(ds)
     with Session(engine) as s:
         sweep = create_sweep(
             s, name="tab", owner_id=req.owner_id, base=req, grid=Grid([1.0], [1e-5, 2e-5, 3e-5], "", [1.0])
         )
         runs = s.exec(select(Run).where(Run.sweep_id == sweep.id).order_by(Run.id)).all()
-        for run, final in zip(runs, LOSSES, strict=True):
+        for run, final, status in zip(runs, LOSSES, statuses, strict=True):
             add_eval(s, run.id, 3, 5, {k: v + 1 for k, v in final.items()})  # an earlier eval: never shown
             s.add(RunEvent(run_id=run.id, seq=4, type="train", step=6, data='{"type": "train", "loss": 0.1}'))
             add_eval(s, run.id, 7, 10, final)
+            s.add(RunEvent(run_id=run.id, seq=8, type="train", step=11, data='{"type": "train"}'))
+            run.status = status
+            s.add(run)
         s.commit()
         return sweep.id
+
+
+class Statements:
+    """The SQL an engine runs inside the block."""
+
+    def __init__(self, engine):
+        self.engine, self.seen = engine, []
+
+    def _record(self, conn, cursor, statement, *args):
+        self.seen.append(" ".join(statement.split()))
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self.seen
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "before_cursor_execute", self._record)
 
 
 def test_sweep_table_reads_the_last_eval_event_and_marks_the_best(engine, pclue_dataset, sent):
@@ -165,6 +186,49 @@ def test_sweep_table_reads_the_last_eval_event_and_marks_the_best(engine, pclue_
         assert table["best"][column] == ids[min(values)[1]]
     assert table2["columns"] == ["overall", "classify", "nli"]  # level 2 of "nli" with no level 2 is "nli"
     assert table2["rows"][0]["losses"]["nli"] == pytest.approx(1.7)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "best_rows"),
+    [
+        # Run 2's 1.1 is the lowest overall loss, but it is still training: its last eval is early.
+        (("succeeded", "running", "succeeded"), {"overall": 2, "nli": 2, "classify": 0}),
+        (("succeeded", "failed", "lost"), {"overall": 0, "nli": 0, "classify": 0}),
+        (("running", "queued", "cancelled"), {}),
+    ],
+)
+def test_only_succeeded_runs_are_ranked(engine, pclue_dataset, sent, statuses, best_rows):
+    sweep_id = make_sweep_with_events(engine, pclue_dataset, sent, [RunStatus(x) for x in statuses])
+    with Session(engine) as s:
+        table = sweep_table(s, s.get(Sweep, sweep_id), level=1)
+    assert [r["losses"] for r in table["rows"]] == LOSSES  # every run is shown
+    assert [r["status"] for r in table["rows"]] == list(statuses)
+    ids = [r["run_id"] for r in table["rows"]]
+    assert table["best"] == {column: ids[i] for column, i in best_rows.items()}
+
+
+def test_the_table_and_the_list_read_in_a_few_queries(engine, pclue_dataset, sent):
+    sweep_id = make_sweep_with_events(engine, pclue_dataset, sent)
+    with Session(engine) as s:
+        sweep = s.get(Sweep, sweep_id)
+        with Statements(engine) as seen:
+            table = sweep_table(s, sweep, level=1)
+            listed = list_sweeps(s)
+    assert [r["losses"] for r in table["rows"]] == LOSSES
+    # The table re-polls every 5 s for up to 64 runs: one query for every run's last eval, not one each.
+    assert len([q for q in seen if "FROM runevent" in q]) == 1, seen
+    # The list counts statuses in the database, and loads no run's config, form or log.
+    assert not [q for q in seen if "config_json" in q or "log_tail" in q or "spec_json" in q], seen
+    assert listed == [
+        {
+            "id": sweep_id,
+            "name": "tab",
+            "owner": "data_owner",
+            "created": table["created"],
+            "runs": 3,
+            "statuses": {"succeeded": 3},
+        }
+    ]
 
 
 def test_sweep_pages_and_api(researcher, engine, pclue_dataset, sent, client_as):

@@ -1,4 +1,4 @@
-"""The tailer stores every complete line of metrics.jsonl exactly once, across partial writes, restarts and races."""
+"""The tailer stores each metrics.jsonl line once, for the task holding the run, with the step and loss the charts show."""
 
 import json
 import random
@@ -10,7 +10,8 @@ import pytest
 from sqlmodel import Session, select
 
 from app.models import Role, Run, RunEvent, User
-from app.runs.tailer import Tailer
+from app.runs.tailer import Superseded, Tailer
+from tests.runs.fake_runs import synthetic_events
 
 
 def make_run(engine, owner_id: int, run_dir: Path) -> int:
@@ -94,6 +95,74 @@ def test_unparsable_lines_and_odd_values_keep_their_seq(engine, run):
         assert s.get(Run, run_id).final_loss == 1.0  # the "nan" loss did not replace it
 
 
+def progress(engine, run_id: int) -> tuple[int, float | None]:
+    with Session(engine) as s:
+        r = s.get(Run, run_id)
+        return r.step, r.final_loss
+
+
+def test_a_run_resumed_from_an_earlier_checkpoint_shows_the_step_it_is_at(engine, run):
+    run_id, path = run
+    # The first attempt got to step 7 and saved at step 4; the resumed one restarts from step 4.
+    path.write_bytes(
+        b"".join(event("train", step=i, loss=1.0) for i in range(1, 8))
+        + event("checkpoint", step=4, path="/c/step-4", resumed=True)
+    )
+    t = Tailer(engine, run_id, path)
+    assert t.poll() == 8
+    assert progress(engine, run_id)[0] == 4
+    with open(path, "ab") as fh:
+        fh.write(event("train", step=5, loss=0.9) + event("eval", step=5, loss=1.2))
+    assert t.poll() == 2
+    assert progress(engine, run_id)[0] == 5
+    # An ordinary checkpoint, an eval or done never move it back.
+    with open(path, "ab") as fh:
+        fh.write(event("checkpoint", step=3, path="/c/step-3") + event("done", step=5))
+    assert t.poll() == 2
+    assert progress(engine, run_id)[0] == 5
+
+
+def test_final_loss_is_the_overall_curve_of_the_charts(engine, run):
+    run_id, path = run
+    events = synthetic_events(12)
+    for e in events:
+        if e["type"] == "train":  # the plain mean of the logging window, unlike the token-weighted channel
+            e["loss"] = e["channels"]["overall"]["loss"] + 0.5
+    path.write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in events))
+    assert Tailer(engine, run_id, path).poll() == len(events)
+    last = [e for e in events if e["type"] == "train"][-1]
+    assert progress(engine, run_id)[1] == pytest.approx(last["channels"]["overall"]["loss"])
+    # An event without channels (an older trainer) still gives its loss.
+    with open(path, "ab") as fh:
+        fh.write(event("train", step=13, loss=0.25))
+    assert Tailer(engine, run_id, path).poll() == 1
+    assert progress(engine, run_id) == (13, 0.25)
+
+
+def test_a_tailer_of_a_task_that_no_longer_holds_the_run_stores_nothing(engine, run):
+    run_id, path = run
+    with Session(engine) as s:
+        r = s.get(Run, run_id)
+        r.task_id = "resumed"
+        s.add(r)
+        s.commit()
+    path.write_bytes(event("train", step=1, loss=1.0))
+    assert Tailer(engine, run_id, path, task_id="resumed").poll() == 1
+    stale = Tailer(engine, run_id, path, task_id="first")
+    with pytest.raises(Superseded, match="held by task 'resumed'"):
+        stale.poll()
+    # Placed before the takeover, it learns at its next write.
+    ours = Tailer(engine, run_id, path, task_id="resumed")
+    assert ours.poll() == 0
+    ours.task_id = "first"
+    with open(path, "ab") as fh:
+        fh.write(event("train", step=2, loss=0.5))
+    assert ours.poll() == 0
+    with pytest.raises(Superseded):
+        ours.poll()
+    assert [r.seq for r in stored(engine, run_id)] == [0]
+
+
 def race(engine, run_id: int, path: Path) -> None:
     """A writer splitting lines at random bytes, and two tailers that crash and restart at random."""
     path.write_bytes(b"")
@@ -106,7 +175,7 @@ def race(engine, run_id: int, path: Path) -> None:
         with open(path, "ab", buffering=0) as fh:
             pending = b""
             for i in range(n_events):
-                pending += event("train", step=i + 1, loss=1.0 / (i + 1), channels={"overall": {"loss": 1.0}})
+                pending += event("train", step=i + 1, loss=1.0, channels={"overall": {"loss": 1.0 / (i + 1)}})
                 cut = rng.randint(0, len(pending))
                 fh.write(pending[:cut])
                 pending = pending[cut:]

@@ -126,3 +126,17 @@ def test_a_real_tiny_run_shows_its_curves_counts_checkpoints_and_samples(
     assert data["checkpoints"]
     sample = researcher.get(f"/api/runs/{run_id}/samples/0").json()
     assert sample["error"] == "" and sample["n_supervised"] > 0 and sample["where"].startswith("train.jsonl:")
+
+
+def test_eta_after_a_resume_uses_only_the_new_attempts_events(engine, make_user):
+    """The crashed attempt's steps (and the downtime before the resume) must not enter the ETA."""
+    crashed = [train_event(k, t0=1000.0, dt=2.0) for k in range(1, 31)]  # reached step 30, then died
+    resumed = {"type": "checkpoint", "step": 20, "path": "/r/checkpoints/step-00000020", "resumed": True}
+    again = [train_event(k, t0=90_000.0, dt=5.0) for k in range(21, 26)]  # hours later, 5 s a step
+    with Session(engine) as session:
+        run = make_run(session, make_user().id, status=RunStatus.running, events=[*crashed, resumed, *again])
+        run.total_steps = 100
+        assert views.resumed_at(session, run.id) == len(crashed)
+        p = views.progress(session, run)
+    assert p["step"] == 25
+    assert p["eta_s"] == 75 * 5.0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from app.api.deps import Researcher, SessionDep, SettingsDep
 from app.core.config import Settings
@@ -35,7 +35,6 @@ from app.web import render
 from trainer.data import DataError
 
 router = APIRouter()
-MAX_ID = 2**62
 
 
 def _mix(session: Session, form: LaunchForm) -> tuple[Any, str]:
@@ -61,29 +60,48 @@ def _fraction(form: LaunchForm) -> float:
 
 
 def _context(
-    session: Session, settings: Settings, form: LaunchForm, errors: dict[str, str], **extra: Any
+    session: Session,
+    settings: Settings,
+    form: LaunchForm,
+    errors: dict[str, str],
+    *,
+    choices: bool = True,
+    **extra: Any,
 ) -> dict:
+    """The form page's context; `choices=False` (an HTMX fragment) skips the dataset and checkpoint
+    pickers, which list up to 100 runs' checkpoint directories that no fragment shows."""
     table, mix_error = _mix(session, form)
     if mix_error and "mix" not in errors:
         errors = {**errors, "mix": mix_error}
-    return {
+    ctx = {
         "nav": "runs",
         "form": form,
         "errors": errors,
         "sections": sections(),
         "near_datasets": [FIELDS[name] for name in NEAR_DATASETS],
-        "datasets": dataset_choices(session),
-        "checkpoints": checkpoint_choices(session),
         "queues": settings.run_queues,
         "mix": table,
         "estimate": None,
         **extra,
     }
+    if choices:
+        ctx.update(datasets=dataset_choices(session), checkpoints=checkpoint_choices(session))
+    return ctx
 
 
-async def _posted(request: Request) -> tuple[LaunchForm, Any]:
+def _full_page(request: Request) -> bool:
+    return not request.headers.get("hx-request")  # render() answers an HTMX request with the fragment
+
+
+async def _posted(request: Request) -> tuple[LaunchForm, FormData]:
+    # Read on the event loop (an async dependency) so the routes can be plain `def`: FastAPI runs those
+    # in its thread pool, and their database queries and broker retries (about a second when the broker
+    # is down) never block the loop that serves every other request.
     data = await request.form()
     return parse_form(data, data.getlist), data
+
+
+Posted = Annotated[tuple[LaunchForm, FormData], Depends(_posted)]
 
 
 @router.get("/runs/new")
@@ -92,7 +110,7 @@ def new_run_page(
 ):
     form = default_form(settings.run_queues[0])
     if clone:
-        source = session.get(Run, clone) if 0 < clone < MAX_ID else None
+        source = session.get(Run, clone) if 0 < clone <= launching.MAX_ID else None
         if source is None:
             raise HTTPException(status_code=404, detail=f"Run {clone} not found.")
         form = clone_form(source.form_json, name=source.name, run_id=clone)
@@ -100,8 +118,10 @@ def new_run_page(
 
 
 @router.post("/runs/new")
-async def new_run_submit(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep):
-    form, _ = await _posted(request)
+def new_run_submit(
+    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, posted: Posted
+):
+    form, _ = posted
     try:
         run_id = submit(session, form, owner_id=user.id, queues=settings.run_queues)  # type: ignore[arg-type]
     except FormError as exc:
@@ -111,9 +131,11 @@ async def new_run_submit(request: Request, user: Researcher, session: SessionDep
 
 
 @router.post("/runs/new/mix")
-async def new_run_mix(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep):
-    form, _ = await _posted(request)
-    ctx = _context(session, settings, form, {})
+def new_run_mix(
+    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, posted: Posted
+):
+    form, _ = posted
+    ctx = _context(session, settings, form, {}, choices=_full_page(request))
     return render(request, "pages/run_new.html", {"user": user, **ctx}, partial="partials/run_form_mix.html")
 
 
@@ -139,12 +161,14 @@ def _estimate(session: Session, settings: Settings, form: LaunchForm, owner_id: 
 
 
 @router.post("/runs/new/estimate")
-async def new_run_estimate(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep):
-    form, _ = await _posted(request)
-    # Seconds in a child process: off the event loop, so the server keeps answering meanwhile.
-    out = await run_in_threadpool(_estimate, session, settings, form, user.id)  # type: ignore[arg-type]
-    ctx = _context(session, settings, form, out.get("errors", {}), estimate=out.get("estimate"))
-    ctx["estimate_errors"] = out.get("errors", {})
+def new_run_estimate(
+    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, posted: Posted
+):
+    form, _ = posted
+    out = _estimate(session, settings, form, user.id)  # type: ignore[arg-type]
+    errors = out.get("errors", {})
+    ctx = _context(session, settings, form, errors, choices=_full_page(request), estimate=out.get("estimate"))
+    ctx["estimate_errors"] = errors
     return render(
         request, "pages/run_new.html", {"user": user, **ctx}, partial="partials/run_form_estimate.html"
     )
@@ -228,8 +252,10 @@ def new_sweep_page(request: Request, user: Researcher, session: SessionDep, sett
 
 
 @router.post("/sweeps/new")
-async def new_sweep_submit(request: Request, user: Researcher, session: SessionDep, settings: SettingsDep):
-    form, data = await _posted(request)
+def new_sweep_submit(
+    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, posted: Posted
+):
+    form, data = posted
     try:
         sweep_id = _launch_sweep(session, settings, form, data, user.id)  # type: ignore[arg-type]
     except FormError as exc:
@@ -239,7 +265,7 @@ async def new_sweep_submit(request: Request, user: Researcher, session: SessionD
 
 
 def _sweep(session: Session, sweep_id: int) -> Sweep:
-    sweep = session.get(Sweep, sweep_id) if 0 < sweep_id < MAX_ID else None
+    sweep = session.get(Sweep, sweep_id) if 0 < sweep_id <= launching.MAX_ID else None
     if sweep is None:
         raise HTTPException(status_code=404, detail=f"Sweep {sweep_id} not found.")
     return sweep

@@ -7,6 +7,7 @@ role sees every run; only the owner (or an admin) may cancel or resume one.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -39,6 +40,14 @@ def _may_act(user: User, run: Run) -> bool:
     return user.role == Role.admin or run.owner_id == user.id
 
 
+def _id(text: str) -> int | None:
+    """A run or dataset id typed into a query string, else None.
+
+    Strict ASCII digits: str.isdigit() also accepts "²", which int() then refuses (a 500).
+    """
+    return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None
+
+
 def _filter(
     status: str = "",
     owner: str = "",
@@ -51,7 +60,7 @@ def _filter(
     return listing.RunFilter(
         status=status,
         owner=owner,
-        dataset=int(dataset) if dataset.isdigit() else None,
+        dataset=_id(dataset.strip()),
         q=q,
         sort=sort if sort in listing.SORTS else "created",
         desc=dir != "asc",
@@ -85,7 +94,7 @@ def runs_api(user: Researcher, session: SessionDep, flt: Filter) -> list[dict]:
 
 
 def _ids(raw: str) -> list[int]:
-    ids = [int(p) for p in raw.replace(" ", "").split(",") if p.isdigit()]
+    ids = [i for p in raw.replace(" ", "").split(",") if (i := _id(p)) is not None]
     if not ids:
         raise HTTPException(status_code=422, detail="Pick at least one run to compare (ids=1,2,3).")
     return list(dict.fromkeys(ids))[:MAX_OVERLAY]
@@ -93,21 +102,21 @@ def _ids(raw: str) -> list[int]:
 
 def _overlay(session: Session, ids: str, channel: str) -> dict:
     runs = [_run(session, i) for i in _ids(ids)]
-    every, anywhere = compare.channels_of(session, runs)
+    parsed = [series.run_series(session, run) for run in runs]  # once per run, for both uses below
+    every, anywhere = compare.channels_of(parsed)
     channel = channel or "overall"
     return {
         "runs": runs,
         "channel": channel,
         "channels_all": every,
         "channels_any": anywhere,
-        "data": compare.overlay(session, runs, channel),
+        "data": compare.overlay(list(zip(runs, parsed, strict=True)), channel),
     }
 
 
 @router.get("/runs/compare")
 def compare_page(request: Request, user: Researcher, session: SessionDep, ids: str = "", channel: str = ""):
     ctx = _overlay(session, ids, channel)
-    ctx["data_json"] = orjson.dumps(ctx["data"]).decode()
     return render(request, "pages/runs_compare.html", {"user": user, "nav": "runs", **ctx})
 
 
@@ -227,6 +236,12 @@ def run_api(run_id: int, user: Researcher, session: SessionDep) -> dict[str, Any
         "log_tail": data["log"],
         "can_resume": can_resume(run),
     }
+
+
+@router.get("/api/runs/{run_id}/log")
+def log_api(run_id: int, user: Researcher, session: SessionDep) -> dict:
+    """The log tail alone: what the run page refreshes every few seconds, without the rest of page_data."""
+    return {"log": views.log_tail(_run(session, run_id))}
 
 
 @router.get("/api/runs/{run_id}/events")
