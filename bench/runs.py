@@ -95,13 +95,16 @@ def child_write(run_dir: str, n: int, rate: float) -> None:
         w.write("done", step=n)
 
 
+BENCH_TASK = "bench"
+
+
 def child_execute(run_id: int, run_dir: str, n: int, rate: float) -> None:
     """The worker's real watch loop around the writer process."""
     from app.core.config import get_settings
     from app.core.db import get_engine
     from app.runs.executor import Execution
 
-    ex = Execution(run_id, get_settings(), get_engine())
+    ex = Execution(run_id, get_settings(), get_engine(), task_id=BENCH_TASK)
     ex.proc = subprocess.Popen(
         [sys.executable, __file__, "child-write", run_dir, str(n), str(rate)], start_new_session=True
     )
@@ -162,6 +165,7 @@ def make_run(name: str, status: str) -> tuple[int, Path]:
             started_at=utcnow(),
             heartbeat_at=utcnow(),
             worker=socket.gethostname(),
+            task_id=BENCH_TASK,  # the executor's writes are fenced on the task holding the run
         )
         s.add(run)
         s.flush()

@@ -87,15 +87,16 @@ def resumed_at(session: Session, run_id: int) -> int:
 def progress(session: Session, run: Run) -> dict:
     """Progress bar, ETA, and the status flags the page and the poller need."""
     assert run.id is not None
-    rows = session.exec(
-        select(RunEvent.step, RunEvent.time)  # type: ignore[call-overload]
-        .where(RunEvent.run_id == run.id, RunEvent.type == "train")
-        # Only this attempt's events: a crashed attempt's steps and times would put the downtime in the ETA.
-        .where(col(RunEvent.seq) > resumed_at(session, run.id))
-        # by step, not seq: the (run_id, type, step) index answers it without reading every train row
-        .order_by(col(RunEvent.step).desc())
-        .limit(ETA_WINDOW)
-    ).all()
+    query = select(RunEvent.step, RunEvent.time).where(  # type: ignore[call-overload]
+        RunEvent.run_id == run.id, RunEvent.type == "train"
+    )
+    resumed = resumed_at(session, run.id)
+    if resumed >= 0:
+        # Only this attempt's events: a crashed attempt's steps and times would put the downtime in the
+        # ETA. Added only when needed: with it, SQLite sorts every train row of the run (8 -> 50 ms at 100k).
+        query = query.where(col(RunEvent.seq) > resumed)
+    # by step, not seq: the (run_id, type, step) index answers it without reading every train row
+    rows = session.exec(query.order_by(col(RunEvent.step).desc()).limit(ETA_WINDOW)).all()
     recent = [(int(s), float(t)) for s, t in reversed(rows)]
     finished = run.status in FINISHED
     return {
