@@ -78,6 +78,26 @@ SAMPLE_COLUMNS = (
 ROW_COLUMNS = ("id",) + SAMPLE_COLUMNS[5:]
 
 
+@dataclass
+class IssueLog:
+    """Bad lines of one import: every one counted by reason, the first MAX_REPORTED_ISSUES kept in full."""
+
+    issues: list[list[Any]] = field(default_factory=list)
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def add(self, issue: Issue) -> None:
+        self.count(issue.reason)
+        if len(self.issues) < MAX_REPORTED_ISSUES:
+            self.issues.append([issue.line, issue.reason, issue.detail])
+
+    def count(self, reason: str, n: int = 1) -> None:
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + n
+
+    @property
+    def n_bad(self) -> int:
+        return sum(self.by_reason.values())
+
+
 class ImportRejected(Exception):
     """Raised inside the transaction to roll it back when the policy or the file says nothing is imported."""
 
@@ -326,14 +346,8 @@ def import_file(
         "policy": options.policy,
         "mapping": options.mapping.to_dict(),
     }
-    issues: list[list[Any]] = []
-    by_reason: dict[str, int] = {}
-
-    def bad(issue: Issue) -> None:
-        by_reason[issue.reason] = by_reason.get(issue.reason, 0) + 1
-        if len(issues) < MAX_REPORTED_ISSUES:
-            issues.append([issue.line, issue.reason, issue.detail])
-
+    log = IssueLog()
+    bad = log.add
     task_normalised: dict[str, Any] = TaskNormaliser().report()
     task_counts: dict[str, int] = {}
     n_ok = n_records = 0
@@ -365,7 +379,7 @@ def import_file(
             }
             parser: _Parser | _ParseProcess
             if writer is not None and not writer.pg and path.stat().st_size >= PARSE_PROCESS_MIN_BYTES:
-                parser = _ParseProcess(parse_args | {"first_id": writer.next_id}, bad, by_reason)
+                parser = _ParseProcess(parse_args | {"first_id": writer.next_id}, log)
             else:
                 parser = _Parser.open(parse_args, bad)
             with contextlib.closing(parser):
@@ -376,9 +390,9 @@ def import_file(
                             on_progress(parser.progress())
             n_records, n_ok, task_counts = parser.n_records, parser.n_ok, parser.task_counts
             task_normalised = parser.task_normalised
-            if n_records == 0 and not by_reason:
+            if n_records == 0 and not log.by_reason:
                 bad(Issue(0, "empty_file", "the file holds no records"))
-            n_bad = sum(by_reason.values())
+            n_bad = log.n_bad
             result.n_ok, result.n_bad = n_ok, n_bad
             if options.policy == "dry_run":
                 result.status = "validated"
@@ -392,7 +406,7 @@ def import_file(
             result.status = "succeeded"
             result.dataset_id, result.version_id, result.version = ds.id, version.id, version.number
             report["dataset_id"], report["version"] = ds.id, version.number
-            _fill_report(report, n_records, n_ok, by_reason, issues, task_normalised, task_counts, started)
+            _fill_report(report, n_records, n_ok, log, task_normalised, task_counts, started)
             counts = task_counts
             if prev:
                 counts = _merged_counts(session, ds.id, version.number - 1, task_counts)  # type: ignore[arg-type,union-attr,attr-defined]
@@ -416,8 +430,8 @@ def import_file(
     if result.status == "succeeded" and enqueue_index:
         enqueue_index_safely(result.version_id)  # type: ignore[arg-type]
     if result.status != "succeeded":
-        result.n_ok, result.n_bad = n_ok, sum(by_reason.values())
-        _fill_report(report, n_records, n_ok, by_reason, issues, task_normalised, task_counts, started)
+        result.n_ok, result.n_bad = n_ok, log.n_bad
+        _fill_report(report, n_records, n_ok, log, task_normalised, task_counts, started)
         result.report = report
     return result
 
@@ -495,8 +509,8 @@ class _ParseProcess:
     A plain subprocess rather than multiprocessing for the reasons given on
     app.datasets.indexing.StatsProcess. Issues and counts arrive at the end."""
 
-    def __init__(self, args: dict[str, Any], bad: Callable[[Issue], None], by_reason: dict[str, int]) -> None:
-        self.bad, self.by_reason = bad, by_reason
+    def __init__(self, args: dict[str, Any], log: IssueLog) -> None:
+        self.log = log
         self.clean = True
         self.n_records = self.n_ok = 0
         self.task_counts: dict[str, int] = {}
@@ -518,16 +532,9 @@ class _ParseProcess:
         """The child: parse the file, stream ("rows", tuples, progress) messages, then ("done", summary)."""
         out = sys.stdout.buffer
         sys.stdout = sys.stderr  # nothing else may write into the message stream
-        issues: list[list[Any]] = []
-        by_reason: dict[str, int] = {}
-
-        def bad(issue: Issue) -> None:
-            by_reason[issue.reason] = by_reason.get(issue.reason, 0) + 1
-            if len(issues) < MAX_REPORTED_ISSUES:
-                issues.append([issue.line, issue.reason, issue.detail])
-
+        log = IssueLog()
         args = pickle.load(sys.stdin.buffer)
-        parser, next_id = _Parser.open(args, bad), args["first_id"]
+        parser, next_id = _Parser.open(args, log.add), args["first_id"]
         for batch in parser.batches():
             rows = SampleRows.of(batch, range(next_id, next_id + len(batch)))
             next_id += len(batch)
@@ -538,8 +545,8 @@ class _ParseProcess:
             "n_ok": parser.n_ok,
             "task_counts": parser.task_counts,
             "task_normalised": parser.task_normalised,
-            "issues": issues,
-            "by_reason": by_reason,
+            "issues": log.issues,
+            "by_reason": log.by_reason,
         }
         pickle.dump(("done", summary), out, pickle.HIGHEST_PROTOCOL)
         out.flush()
@@ -563,10 +570,10 @@ class _ParseProcess:
             sent: dict[str, int] = {}
             for line, reason, detail in done["issues"]:
                 sent[reason] = sent.get(reason, 0) + 1
-                self.bad(Issue(line, reason, detail))
+                self.log.add(Issue(line, reason, detail))
             for reason, n in done["by_reason"].items():  # beyond the reported issues: counts only
                 if n > sent.get(reason, 0):
-                    self.by_reason[reason] = self.by_reason.get(reason, 0) + n - sent.get(reason, 0)
+                    self.log.count(reason, n - sent.get(reason, 0))
             return
 
     def close(self) -> None:
@@ -602,8 +609,7 @@ def _fill_report(
     report: dict[str, Any],
     n_records: int,
     n_ok: int,
-    by_reason: dict[str, int],
-    issues: list,
+    log: IssueLog,
     task_normalised: dict[str, Any],
     task_counts: dict[str, int],
     started: float,
@@ -613,10 +619,10 @@ def _fill_report(
         {
             "n_records": n_records,
             "n_ok": n_ok,
-            "n_bad": sum(by_reason.values()),
-            "by_reason": by_reason,
-            "issues": issues,
-            "issues_truncated": sum(by_reason.values()) > len(issues),
+            "n_bad": log.n_bad,
+            "by_reason": log.by_reason,
+            "issues": log.issues,
+            "issues_truncated": log.n_bad > len(log.issues),
             "task_normalised": task_normalised,
             "task_counts": dict(sorted(task_counts.items(), key=lambda kv: -kv[1])),
             "elapsed_s": round(elapsed, 3),
