@@ -6,7 +6,6 @@ path, not an eager in-process shortcut.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.processes import free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -53,21 +54,6 @@ class LiveServer:
         )  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("live")
@@ -86,7 +72,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     subprocess.run(
         [sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True
     )
-    port = _free_port()
+    port = free_port()
     server_log, worker_log = root / "server.log", root / "worker.log"
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
@@ -119,9 +105,9 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
             time.sleep(0.1)
         yield live
     finally:
-        _stop(run_worker)
-        _stop(worker)
-        _stop(server)
+        stop(run_worker)
+        stop(worker)
+        stop(server)
 
 
 @pytest.fixture(scope="session")

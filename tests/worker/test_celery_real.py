@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
+from tests.processes import free_port, stop
 from worker.celery_app import celery_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,27 +23,12 @@ def ping(value: str) -> dict:
     return {"pong": value, "pid": os.getpid()}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     cmd = [
         sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "2",
         "--include", "tests.worker.test_celery_real", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
     ]  # fmt: skip
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def worker_env(data_dir: Path, broker_url: str = "") -> dict[str, str]:

@@ -24,9 +24,10 @@ from app.models import Run, RunEvent, RunStatus
 from app.runs.executor import run_processes
 from app.runs.launch import launch
 from app.runs.lifecycle import request_cancel
+from tests.processes import stop
 from tests.runs.conftest import no_indexing, pclue_dataset, tiny_model_dir  # noqa: F401 - fixtures
 from tests.runs.test_launch import request
-from tests.worker.test_celery_real import REPO, redis_url, stop, worker_env  # noqa: F401 - fixture
+from tests.worker.test_celery_real import REPO, redis_url, worker_env  # noqa: F401 - fixture
 from trainer.config import tiny_debug
 
 FAST = {
