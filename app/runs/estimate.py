@@ -34,8 +34,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from app.datasets.export import iter_export
 from app.datasets.visibility import VISIBLE_SQL
+from app.runs.rundir import export_versions
 
 CAP = 50_000
 TIMEOUT = 600.0
@@ -89,17 +89,16 @@ def export_lines(engine: Engine, datasets: list[tuple[int, int]], out: Path, kee
     """Concatenate the versions as a run's train.jsonl; with `keep`, only those 0-based line numbers."""
     n = written = 0
     with open(out, "wb") as fh:
-        for dataset_id, version in datasets:
-            for chunk in iter_export(engine, dataset_id=dataset_id, version=version):
-                if keep is None:
-                    fh.write(chunk)
-                    written += chunk.count(b"\n")
-                    continue
-                for line in chunk.splitlines(keepends=True):
-                    if n in keep:
-                        fh.write(line)
-                        written += 1
-                    n += 1
+        for chunk in export_versions(engine, datasets):
+            if keep is None:
+                fh.write(chunk)
+                written += chunk.count(b"\n")
+                continue
+            for line in chunk.splitlines(keepends=True):
+                if n in keep:
+                    fh.write(line)
+                    written += 1
+                n += 1
     return written
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -50,15 +50,20 @@ def resolve_checkpoint(session: Session, ref: str) -> Path:
     raise ValueError(f"run {run.id} has no complete checkpoint {wanted!r}")
 
 
+def export_versions(engine: Engine, versions: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The versions as one messages JSONL, in the order chosen: a run's train.jsonl (and the estimate's)."""
+    for dataset_id, version in versions:
+        yield from iter_export(engine, dataset_id=dataset_id, version=version)
+
+
 def _export(engine: Engine, versions: list[tuple[int, int]], out: Path, tick: Callable[[], None]) -> None:
     # Written beside and renamed into place: a worker killed mid-export never leaves a file that a
     # resumed run would take for complete data.
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
-        for dataset_id, version in versions:
-            for chunk in iter_export(engine, dataset_id=dataset_id, version=version):
-                fh.write(chunk)
-                tick()
+        for chunk in export_versions(engine, versions):
+            fh.write(chunk)
+            tick()
     os.replace(tmp, out)
 
 
