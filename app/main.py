@@ -21,6 +21,7 @@ from app.api.deps import NotAuthenticated, user_from_cookie
 from app.api.main import router
 from app.core.config import get_settings
 from app.core.i18n import translate
+from app.jobs.interactive import Busy
 from app.web import ROOT, lang_of, render, wants_html
 
 log = logging.getLogger("sftlab")
@@ -69,8 +70,9 @@ def _error_page(request: Request, status_code: int, message: str, headers: dict 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The reaper thread: a run whose worker died becomes lost even when no worker is left to notice."""
-    from app.runs.reaper import start_reaper
+    """The reaper thread: a job whose worker died becomes lost even when no worker is left to notice, and
+    a queued job whose message the broker lost is sent again."""
+    from app.jobs.reap import start_reaper
 
     stop = start_reaper(get_settings())
     try:
@@ -120,6 +122,11 @@ def create_app() -> FastAPI:
         return JSONResponse(
             {"detail": "Not authenticated."}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
         )
+
+    @app.exception_handler(Busy)
+    async def _busy(request: Request, exc: Busy):
+        """Too many short jobs (estimates, sample renderings) wait already: try again shortly."""
+        return _error_page(request, 429, str(exc), {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: HTTPException):

@@ -100,9 +100,10 @@ BENCH_TASK = "bench"
 
 def child_execute(run_id: int, run_dir: str, n: int, rate: float) -> None:
     """The worker's real watch loop around the writer process."""
+    from app.runs.executor import Execution
+
     from app.core.config import get_settings
     from app.core.db import get_engine
-    from app.runs.executor import Execution
 
     ex = Execution(run_id, get_settings(), get_engine(), task_id=BENCH_TASK)
     ex.proc = subprocess.Popen(
@@ -114,8 +115,9 @@ def child_execute(run_id: int, run_dir: str, n: int, rate: float) -> None:
 
 def child_tail(run_id: int, path: str) -> None:
     """A tailer that stores a file's backlog until it has caught up."""
-    from app.core.db import get_engine
     from app.runs.tailer import Tailer
+
+    from app.core.db import get_engine
 
     t = Tailer(get_engine(), run_id, path)
     while t.poll():

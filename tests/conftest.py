@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlmodel import Session, select
 
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine, make_engine
-from app.models import Role, User
+from app.models import JobKind, Role, Run, User
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PASSWORD = "correct horse battery"
@@ -158,3 +160,49 @@ def pg(postgres_url, tmp_path) -> Iterator[tuple]:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+class InlineWorker:
+    """Jobs sent to the broker run at once in a thread of this process, as a worker's `jobs.run` runs them."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+
+    def send(self, job, **_) -> str:  # noqa: ANN001, ANN003
+        from worker.runner import execute
+
+        thread = threading.Thread(target=execute, args=(job.id,), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        return f"inline-{job.id}"
+
+    def join(self, timeout: float = 120.0) -> None:
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+@pytest.fixture
+def inline_worker(settings, monkeypatch) -> Iterator[InlineWorker]:
+    worker = InlineWorker()
+    monkeypatch.setattr("app.jobs.queue.send", worker.send)
+    yield worker
+    worker.join()
+
+
+@pytest.fixture
+def sent_runs(engine, monkeypatch) -> Iterator[list[int]]:
+    """Instead of the broker: the ids of the runs whose job was sent to a worker, in order. Other jobs
+    (estimates, sample renderings) run inline."""
+    worker = InlineWorker()
+    out: list[int] = []
+
+    def send(job, **_):  # noqa: ANN001, ANN003
+        if job.kind != JobKind.train:
+            return worker.send(job)
+        with Session(engine) as s:
+            out.append(s.exec(select(Run.id).where(Run.job_id == job.id)).one())
+        return "held"
+
+    monkeypatch.setattr("app.jobs.queue.send", send)
+    yield out
+    worker.join()

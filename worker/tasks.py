@@ -1,10 +1,21 @@
-"""Celery tasks: thin wrappers that call plain functions in app/, which tests call directly."""
+"""Celery tasks: `jobs.run`, the one task every job kind is sent as, plus the datasets' tasks.
+
+The web server sends tasks by name (app.jobs.queue); the body is worker.runner.execute, which tests call
+directly.
+"""
 
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutting_down
 
 from worker.celery_app import celery_app
+
+
+@celery_app.task(name="jobs.run", bind=True)
+def run_job(self: Any, job_id: int) -> None:
+    from worker.runner import execute
+
+    execute(job_id, task_id=self.request.id or "")
 
 
 @celery_app.task(name="datasets.import_upload")
@@ -21,25 +32,25 @@ def index_version(version_id: int) -> None:
     build(version_id=version_id)
 
 
-@celery_app.task(name="runs.execute", bind=True)
-def execute_run(self: Any, run_id: int) -> None:
-    from app.runs.executor import execute
-
-    execute(run_id, task_id=self.request.id or "")
-
-
 @worker_ready.connect
-def start_reaper(**_: Any) -> None:
-    """Every worker reaps: a worker started after a crash finds the crashed worker's runs at once."""
+def on_start(sender: Any = None, **_: Any) -> None:
+    """Every worker reaps, and rings again for the queued jobs of its queues: a worker started after a
+    crash, or after the broker lost its messages, finds that work at once."""
     from app.core.config import get_settings
-    from app.runs.reaper import start_reaper as start
+    from app.core.db import get_engine
+    from app.jobs.queue import resend_queued
+    from worker.reaper import start
 
-    start(get_settings(), immediate=True)
+    settings = get_settings()
+    start(settings)
+    task_consumer = getattr(sender, "task_consumer", None)  # the sender is the worker's consumer
+    queues = [q.name for q in task_consumer.queues] if task_consumer is not None else None
+    resend_queued(get_engine(settings), settings=settings, queues=queues, force=True)
 
 
 @worker_shutting_down.connect
-def stop_runs(**_: Any) -> None:
-    """Stop running trainers (the runs end failed, resumable) rather than wait hours for a warm shutdown."""
-    from app.runs.executor import SHUTDOWN
+def stop_jobs(**_: Any) -> None:
+    """Stop running subprocesses (runs end failed, resumable) rather than wait hours for a warm shutdown."""
+    from worker.runner import SHUTDOWN
 
     SHUTDOWN.set()

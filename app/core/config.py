@@ -41,16 +41,32 @@ class Settings(BaseSettings):
     run_queues: list[str] = Field(
         ["cpu"], description="Queues offered on the run form; a worker serves some with `-Q`."
     )
-    heartbeat_interval: float = Field(5.0, description="Seconds between a running run's heartbeats.")
+    heartbeat_interval: float = Field(5.0, description="Seconds between a running job's heartbeats.")
     heartbeat_timeout: float = Field(
-        30.0, description="A running run whose heartbeat is older than this is marked lost by the reaper."
+        30.0, description="A running job whose heartbeat is older than this is marked lost by the reaper."
     )
     reaper_interval: float = Field(
         10.0, description="Seconds between two reaper passes (0: no reaper thread)."
     )
-    tail_interval: float = Field(0.25, description="Seconds between two reads of a growing metrics.jsonl.")
+    tail_interval: float = Field(
+        0.25, description="Seconds between two reads of a job's growing events file."
+    )
     cancel_grace: float = Field(
-        5.0, description="Seconds between SIGTERM and SIGKILL when a run is cancelled."
+        5.0, description="Seconds between SIGTERM and SIGKILL when a job is cancelled."
+    )
+    resend_interval: float = Field(
+        60.0,
+        description="Seconds after which a still-queued job's message is sent again (then doubling, at most hourly).",
+    )
+    interactive_queue: str = Field(
+        "interactive", description="Queue of the short jobs a page waits for (estimates, sample rendering)."
+    )
+    interactive_limit: int = Field(
+        8, description="Short jobs queued or running at once before a request is answered 429."
+    )
+    job_kinds: list[str] = Field(
+        [],
+        description="Extra modules the worker imports to register job kinds (each calls worker.kinds.register).",
     )
     trainer_threads: int = Field(
         0, description="OMP/torch threads per CPU trainer rank (0: torch's default)."

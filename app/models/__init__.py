@@ -11,11 +11,16 @@ from app.models.datasets import (
     UploadStatus,
     VersionStatus,
 )
-from app.models.runs import FINISHED, Run, RunDataset, RunEvent, RunStatus, Sweep
+from app.models.jobs import FINISHED, Job, JobEvent, JobKind, JobStatus
+from app.models.runs import Run, RunDataset, RunEvent, RunStatus, Sweep
 from app.models.users import ApiToken, Role, User, UserCreate, UserPublic, utcnow
 
 __all__ = [
     "FINISHED",
+    "Job",
+    "JobEvent",
+    "JobKind",
+    "JobStatus",
     "Run",
     "RunDataset",
     "RunEvent",

@@ -1,30 +1,21 @@
 """Training runs, the events their trainer wrote, and sweeps.
 
-A run's numbers live in the trainer's metrics.jsonl; the worker's tailer copies
-every line into RunEvent keyed by (run_id, seq), seq being the line's index in
-the file, so a tailer restarted after a crash resumes from the last stored seq
-and never stores an event twice.
+A run is a job of kind `train`: where it stands (status, heartbeat, progress in steps, error) lives on its
+Job; the Run holds what was asked and what it produced. Its numbers live in the trainer's metrics.jsonl;
+the worker's tailer copies every line into RunEvent keyed by (run_id, seq), seq being the line's index in
+the file, so a tailer restarted after a crash resumes from the last stored seq (Job.events_seq) and never
+stores an event twice.
 """
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Relationship, SQLModel
 
+from app.models.jobs import Job, JobStatus
 from app.models.users import utcnow
 
-
-class RunStatus(StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-    lost = "lost"  # the worker stopped heartbeating; the reaper gave up on it
-
-
-FINISHED = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled, RunStatus.lost})
+RunStatus = JobStatus  # a run's status is its job's
 
 
 # One training run: what was asked (form + resolved trainer config) and where it stands.
@@ -32,8 +23,7 @@ class Run(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     owner_id: int = Field(foreign_key="user.id", index=True)
-    status: RunStatus = Field(default=RunStatus.queued, index=True)
-    queue: str = Field(default="cpu", max_length=50)
+    job_id: int = Field(foreign_key="job.id", unique=True)
     n_gpus: int = 0  # 0: CPU
     n_procs: int = 1  # ranks: GPUs, or CPU processes
     base_model: str = Field(default="", max_length=1000)  # "" embedded; a path or hub id; "run:<id>/<ckpt>"
@@ -42,22 +32,43 @@ class Run(SQLModel, table=True):
     form_json: str = Field(sa_column=Column(Text, nullable=False))  # what the form held, for clone
     config_json: str = Field(sa_column=Column(Text, nullable=False))  # the trainer config as launched
     run_dir: str = Field(default="", max_length=1000)
-    created_at: datetime = Field(default_factory=utcnow)
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    heartbeat_at: datetime | None = None
-    worker: str = Field(default="", max_length=200)  # hostname of the worker holding it
-    pid: int | None = None  # the trainer's process-group leader
-    task_id: str = Field(default="", max_length=100)  # the Celery task
-    cancel_requested: bool = False
     resume: bool = False  # continue from the latest checkpoint in run_dir
-    total_steps: int = 0
-    step: int = 0
-    final_loss: float | None = None
-    exit_code: int | None = None
-    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    log_tail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    events_seq: int = 0  # lines of metrics.jsonl stored so far
+    final_loss: float | None = None  # the overall channel's last train loss
+
+    job: Job = Relationship(sa_relationship_kwargs={"lazy": "joined", "innerjoin": True})
+
+    # Read-through views of the job, for the pages and the API that show a run.
+    @property
+    def status(self) -> JobStatus:
+        return self.job.status
+
+    @property
+    def queue(self) -> str:
+        return self.job.queue
+
+    @property
+    def error(self) -> str:
+        return self.job.error
+
+    @property
+    def created_at(self) -> datetime:
+        return self.job.created_at
+
+    @property
+    def started_at(self) -> datetime | None:
+        return self.job.started_at
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return self.job.finished_at
+
+    @property
+    def step(self) -> int:
+        return int(self.job.progress_done)
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.job.progress_total)
 
 
 # A dataset version a run trains (role "train") or validates (role "eval") on.

@@ -11,23 +11,20 @@ from __future__ import annotations
 import copy
 import json
 import re
-import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session
 
 from app.core.config import get_settings
 from app.core.db import session_scope
 from app.datasets.versions import select_version
-from app.models import Dataset, Run, RunDataset, RunStatus, VersionStatus, utcnow
+from app.jobs.lifecycle import new_job
+from app.jobs.queue import enqueue_or_fail
+from app.models import Dataset, JobKind, Run, RunDataset, VersionStatus
 from app.runs.rundir import EVAL_FILE, TRAIN_FILE, resolve_checkpoint, run_dir_for
 from trainer.config import ConfigError, RunConfig, describe_fields
-
-if TYPE_CHECKING:
-    from celery import Celery
 
 MAX_PROCS = 64
 # Ids and version numbers are 32-bit Integer columns: a larger value is "not found" without a query, as
@@ -162,7 +159,7 @@ def _resolved_config(raw: dict, *, run_dir: str, has_eval: bool, model_path: str
 
 
 def create_run(session: Session, req: LaunchRequest) -> Run:
-    """Validate, then insert the Run (queued) and its RunDataset rows and flush; no commit, no enqueue."""
+    """Validate, then insert the Run, its queued Job and its RunDataset rows and flush; no commit, no enqueue."""
     name = req.name.strip()
     if not name:
         raise LaunchError("name", "give the run a name")
@@ -181,11 +178,14 @@ def create_run(session: Session, req: LaunchRequest) -> Run:
     model_path = resolve_base_model(session, req.base_model)
     # Validate with a placeholder directory first: the real one needs the run's id.
     _resolved_config(req.config, run_dir="/run", has_eval=eval_pair is not None, model_path=model_path)
+    job = new_job(
+        session, kind=JobKind.train, owner_id=req.owner_id, queue=req.queue, title=name, unit="steps"
+    )
+    assert job.id is not None
     run = Run(
         name=name,
         owner_id=req.owner_id,
-        status=RunStatus.queued,
-        queue=req.queue,
+        job_id=job.id,
         n_gpus=req.n_gpus,
         n_procs=req.n_gpus if req.n_gpus > 0 else req.n_procs,
         base_model=req.base_model.strip(),
@@ -210,49 +210,10 @@ def create_run(session: Session, req: LaunchRequest) -> Run:
     return run
 
 
-@lru_cache
-def _producer(broker: str) -> Celery:
-    # Built for the broker of the settings in force, not worker.celery_app's import-time one, so a
-    # web server (or test) whose SFTLAB_BROKER_URL changed still reaches the workers that serve it.
-    from celery import Celery
-
-    app = Celery("sftlab-producer", broker=broker)
-    # A request waits about a second for a broker that is down, then says so (not kombu's long default).
-    app.conf.broker_transport_options = {"max_retries": 3, "interval_start": 0, "interval_step": 0.3}
-    app.conf.task_publish_retry_policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3}
-    return app
-
-
-def enqueue(run: Run) -> None:
-    """Send `runs.execute(run.id)` to the run's queue and store the task id on the run (caller commits).
-
-    Never executed in-process, even with task_eager: a trainer inside a web request would hold it for
-    minutes. In unit tests the message waits in the test's own broker file; execute() runs it directly.
-    """
-    assert run.id is not None
-    task_id = uuid.uuid4().hex
-    run.task_id = task_id
-    _producer(get_settings().celery_broker).send_task(
-        "runs.execute", args=[run.id], queue=run.queue, task_id=task_id
-    )
-
-
-def enqueue_or_fail(session: Session, run: Run) -> str:
-    """enqueue() and commit the task id; if the broker is unreachable, the run fails with the reason.
-
-    Returns "" on success, else the message to show (the caller raises its own error type with it).
-    """
-    try:
-        enqueue(run)
-    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many kinds; all mean "not queued"
-        message = f"the task queue is unreachable ({type(exc).__name__}: {exc}); the run was not started"
-        run.status, run.error, run.finished_at = RunStatus.failed, message, utcnow()
-        session.add(run)
-        session.commit()
-        return message
-    session.add(run)
-    session.commit()
-    return ""
+def enqueue_run(session: Session, run: Run) -> str:
+    """Send the (committed) run's job to its queue; "" when sent, else why not (the run is then failed)."""
+    message = enqueue_or_fail(session, run.job)
+    return message.replace("the job was not started", "the run was not started")
 
 
 def launch(req: LaunchRequest) -> int:
@@ -261,6 +222,6 @@ def launch(req: LaunchRequest) -> int:
         run = create_run(session, req)
         session.commit()
         assert run.id is not None
-        if message := enqueue_or_fail(session, run):
+        if message := enqueue_run(session, run):
             raise LaunchError("queue", message)
         return run.id

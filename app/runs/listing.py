@@ -15,22 +15,22 @@ from sqlalchemy import String, case, cast, func, literal
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from app.models import FINISHED, Dataset, Run, RunDataset, RunStatus, User, utcnow
+from app.models import FINISHED, Dataset, Job, Run, RunDataset, RunStatus, User, utcnow
 from app.runs.views import as_utc, loads
 
 # What a row shows: not the run's log tail, form or error, which can be long.
-COLUMNS = (
+COLUMNS: tuple[Any, ...] = (
     Run.id,
     Run.name,
-    Run.status,
+    Job.status,
     User.username,
-    Run.created_at,
+    Job.created_at,
     Run.config_json,
     Run.final_loss,
-    Run.started_at,
-    Run.finished_at,
-    Run.step,
-    Run.total_steps,
+    Job.started_at,
+    Job.finished_at,
+    col(Job.progress_done).label("step"),
+    col(Job.progress_total).label("total_steps"),
     Run.base_model,
     Run.sweep_id,
 )
@@ -71,15 +71,15 @@ def duration_sql(dialect: str, now: datetime) -> ColumnElement:
 
     Date arithmetic differs: SQLite subtracts julian days, PostgreSQL extracts the interval's seconds.
     """
-    end = func.coalesce(col(Run.finished_at), literal(now, type_=Run.__table__.c.finished_at.type))  # type: ignore[attr-defined]
+    end = func.coalesce(col(Job.finished_at), literal(now, type_=Job.__table__.c.finished_at.type))  # type: ignore[attr-defined]
     if dialect == "sqlite":
-        seconds = (func.julianday(end) - func.julianday(col(Run.started_at))) * 86400.0
+        seconds = (func.julianday(end) - func.julianday(col(Job.started_at))) * 86400.0
     else:
-        seconds = func.extract("epoch", end - col(Run.started_at))
+        seconds = func.extract("epoch", end - col(Job.started_at))
     # A finished run without finished_at has no duration (as in views.duration_s), not one up to now.
     return case(
-        (col(Run.started_at).is_(None), None),
-        (col(Run.finished_at).is_(None) & col(Run.status).in_(list(FINISHED)), None),
+        (col(Job.started_at).is_(None), None),
+        (col(Job.finished_at).is_(None) & col(Job.status).in_(list(FINISHED)), None),
         else_=seconds,
     )
 
@@ -90,9 +90,9 @@ def _order(sort: str, *, desc: bool, duration: ColumnElement) -> list:
         "final_loss": col(Run.final_loss),
         "duration": duration,
         "name": func.lower(col(Run.name)),
-        "status": cast(col(Run.status), String),  # by name: PostgreSQL orders its enum by declaration
-        "step": col(Run.step),
-    }.get(sort, col(Run.created_at))
+        "status": cast(col(Job.status), String),  # by name: PostgreSQL orders its enum by declaration
+        "step": col(Job.progress_done),
+    }.get(sort, col(Job.created_at))
     missing = case((value.is_(None), 1), else_=0)
     if desc:
         return [missing, value.desc(), col(Run.id).desc()]
@@ -104,9 +104,13 @@ def list_runs(session: Session, *, flt: RunFilter | None = None, limit: int = LI
     flt = flt or RunFilter()
     now = utcnow()
     duration = duration_sql(session.get_bind().dialect.name, now)
-    query = select(*COLUMNS).join(User, User.id == Run.owner_id, isouter=True)  # type: ignore[call-overload,arg-type]
+    query = (
+        select(*COLUMNS)  # type: ignore[call-overload]
+        .join(Job, Job.id == Run.job_id)  # type: ignore[arg-type]
+        .join(User, User.id == Run.owner_id, isouter=True)  # type: ignore[arg-type]
+    )
     if flt.status in RunStatus.__members__:
-        query = query.where(Run.status == RunStatus(flt.status))
+        query = query.where(Job.status == RunStatus(flt.status))
     if flt.owner:
         query = query.where(User.username == flt.owner)
     if flt.q:
@@ -144,8 +148,8 @@ def list_runs(session: Session, *, flt: RunFilter | None = None, limit: int = LI
                 "params": key_params(config if isinstance(config, dict) else {}),
                 "final_loss": r.final_loss,
                 "duration_s": _duration_s(r.status, r.started_at, r.finished_at, now),
-                "step": r.step,
-                "total_steps": r.total_steps,
+                "step": int(r.step),
+                "total_steps": int(r.total_steps),
                 "base_model": r.base_model,
                 "sweep_id": r.sweep_id,
             }

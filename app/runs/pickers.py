@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from app.models import FINISHED, Dataset, DatasetKind, DatasetVersion, Run, RunStatus, VersionStatus
+from app.models import FINISHED, Dataset, DatasetKind, DatasetVersion, Job, Run, RunStatus, VersionStatus
 from trainer.layout import list_checkpoints
 
 MAX_CHECKPOINT_RUNS = 100
@@ -30,8 +30,9 @@ def checkpoint_choices(session: Session) -> list[dict]:
     """Complete checkpoints of finished runs, newest run first: base_model "run:<id>/<checkpoint dir name>"."""
     # Only the columns shown: a Run row carries its config, form and log tail as large text columns.
     runs = session.exec(
-        select(Run.id, Run.name, Run.status, Run.run_dir)
-        .where(col(Run.status).in_([s.value for s in FINISHED]), Run.run_dir != "")
+        select(Run.id, Run.name, Job.status, Run.run_dir)
+        .join(Job, Job.id == Run.job_id)  # type: ignore[arg-type]
+        .where(col(Job.status).in_([s.value for s in FINISHED]), Run.run_dir != "")
         .order_by(col(Run.id).desc())
         .limit(MAX_CHECKPOINT_RUNS)
     ).all()

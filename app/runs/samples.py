@@ -6,14 +6,13 @@ line i + 1 of the run's train.jsonl. Only files inside the run directory are rea
 
 The tokenizer is the run's (model.tokenizer_path, else the model dir the trainer reported in its
 start event, else model.path, else the embedded model), loaded with AutoTokenizer exactly as the
-trainer loads it, lazily and kept per path: AutoTokenizer pulls in transformers and torch (seconds,
-once per web process, only when someone opens a sample), the price of showing the very tokens the
-trainer saw rather than a look-alike tokenizer's.
+trainer loads it: the rendering is a short job on the interactive worker (worker.kinds.render), which
+keeps the tokenizer loaded, so the web process never imports transformers or torch and the page shows
+the very tokens the trainer saw rather than a look-alike tokenizer's.
 """
 
 from __future__ import annotations
 
-import threading
 from array import array
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,10 +21,14 @@ from typing import Any
 
 import orjson
 
-from app.models import Run
+from app.core.db import get_engine
+from app.jobs import interactive
+from app.models import JobKind, Run
 from app.runs.views import section
 
-_LOCK = threading.Lock()
+RENDER_TIMEOUT = 60.0
+# trainer.render.RenderOptions' defaults, which a test keeps equal to the trainer's.
+RENDER_DEFAULTS: dict[str, Any] = {"scope": "all", "prompt_loss": False, "eos_in_loss": True}
 
 
 class SampleError(ValueError):
@@ -116,26 +119,20 @@ def tokenizer_source(run: Run, config: dict, start: dict | None, default_dir: Pa
     return str(default_dir)
 
 
-@lru_cache(maxsize=4)
-def load_tokenizer(source: str) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(source)
-
-
-def render_options(config: dict) -> Any:
-    from trainer.render import RenderOptions
-
+def render_options(config: dict) -> dict[str, Any]:
+    """trainer.render.RenderOptions' fields from the run's loss section (the trainer's defaults otherwise)."""
     loss = section(config, "loss")
-    defaults = RenderOptions()
-    return RenderOptions(
-        scope=loss.get("scope", defaults.scope) if loss.get("scope") in ("all", "last") else defaults.scope,
-        prompt_loss=bool(loss.get("prompt_loss", defaults.prompt_loss)),
-        eos_in_loss=bool(loss.get("eos_in_loss", defaults.eos_in_loss)),
-    )
+    scope = loss.get("scope") if loss.get("scope") in ("all", "last") else RENDER_DEFAULTS["scope"]
+    return {
+        "scope": scope,
+        "prompt_loss": bool(loss.get("prompt_loss", RENDER_DEFAULTS["prompt_loss"])),
+        "eos_in_loss": bool(loss.get("eos_in_loss", RENDER_DEFAULTS["eos_in_loss"])),
+    }
 
 
-def show_sample(run: Run, index: int, *, config: dict, tokenizer: str) -> ShownSample:
+def show_sample(
+    run: Run, index: int, *, config: dict, tokenizer: str, owner_id: int | None = None
+) -> ShownSample:
     """Sample `index` rendered with the run's tokenizer and loss options; errors become `.error`."""
     path, line, task_type, total = locate(run, index)
     shown = ShownSample(index=index, total=total, where=f"{path.name}:{line}", task_type=task_type)
@@ -149,16 +146,21 @@ def show_sample(run: Run, index: int, *, config: dict, tokenizer: str) -> ShownS
         return shown
     shown.messages = record["messages"]
     shown.task_type = shown.task_type or str(record.get("task_type", ""))
-    from trainer.render import RenderError, render_for_display
-
+    params = {"record": record, "tokenizer": tokenizer, "options": render_options(config)}
+    engine = get_engine()
     try:
-        with _LOCK:  # a fast tokenizer object is not safe to share across threads mid-call
-            tok = load_tokenizer(tokenizer)
-            shown.tokens = render_for_display(tok, record, render_options(config))
-    except RenderError as exc:
-        shown.error = f"the chat template cannot render this sample: {exc}"
-    except (OSError, ValueError) as exc:
-        shown.error = f"the run's tokenizer ({tokenizer}) cannot be loaded: {exc}"
+        job_id = interactive.submit(
+            engine,
+            kind=JobKind.render,
+            owner_id=owner_id,
+            params=params,
+            title=f"run {run.id} sample {index}",
+        )
+        out = interactive.result_of(interactive.wait(engine, job_id, timeout=RENDER_TIMEOUT))
+    except interactive.Unavailable as exc:
+        out = {"error": f"the sample could not be rendered: {exc}"}
+    shown.tokens = out.get("tokens", [])
+    shown.error = out.get("error", "") or ("" if "tokens" in out else "the rendering job failed")
     shown.n_tokens = len(shown.tokens)
     shown.n_supervised = sum(1 for t in shown.tokens[1:] if t["supervised"])
     return shown

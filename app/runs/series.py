@@ -342,7 +342,7 @@ def run_series(session: Session, run: Run) -> RunSeries:
     key = _key(run)
     with CACHE.lock:
         cached = CACHE.runs.get(key)
-    reset = cached is None or cached.last_seq >= run.events_seq > 0
+    reset = cached is None or cached.last_seq >= run.job.events_seq > 0
     after = -1 if reset or cached is None else cached.last_seq
     with _no_gc():
         fresh = _load_since(session, run.id, after)
@@ -367,9 +367,9 @@ def series_payload(session: Session, run: Run) -> dict:
     key = _key(run)
     with CACHE.lock:
         hit = CACHE.payloads.get(key)
-    if hit is not None and hit[0] == run.events_seq:
+    if hit is not None and hit[0] == run.job.events_seq:
         return hit[1]
     data = payload(run_series(session, run))
     with CACHE.lock:
-        CACHE.payloads[key] = (run.events_seq, data)
+        CACHE.payloads[key] = (run.job.events_seq, data)
     return data

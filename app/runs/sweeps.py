@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app.models import Run, RunEvent, RunStatus, Sweep, User
+from app.models import Job, Run, RunEvent, RunStatus, Sweep, User
 from app.runs import launch as launching
 from app.runs.form import FormError, text_of
 from app.runs.launch import LaunchError, LaunchRequest
@@ -143,7 +143,7 @@ def create_sweep(session: Session, *, name: str, owner_id: int, base: LaunchRequ
         {"grid": asdict(grid), "points": points, "form": base.form}, ensure_ascii=False
     )
     session.commit()
-    failed = [m for run in runs if (m := launching.enqueue_or_fail(session, run))]
+    failed = [m for run in runs if (m := launching.enqueue_run(session, run))]
     if failed:  # the sweep and its runs stay, marked failed with the reason, and the form says why
         raise FormError({"queue": failed[0]})
     session.refresh(sweep)
@@ -199,7 +199,14 @@ def sweep_table(session: Session, sweep: Sweep, *, level: int = 1) -> dict:
     spec = json.loads(sweep.spec_json or "{}")
     points = {p["run_id"]: p for p in spec.get("points", [])}
     runs = session.execute(  # five columns: past sqlmodel.select's typed overloads
-        sa.select(col(Run.id), col(Run.name), col(Run.status), col(Run.step), col(Run.total_steps))
+        sa.select(
+            col(Run.id),
+            col(Run.name),
+            col(Job.status),
+            col(Job.progress_done).label("step"),
+            col(Job.progress_total).label("total_steps"),
+        )
+        .join(Job, col(Job.id) == col(Run.job_id))
         .where(col(Run.sweep_id) == sweep.id)
         .order_by(col(Run.id))
     ).all()
@@ -270,9 +277,10 @@ def list_sweeps(session: Session) -> list[dict]:
     ).all()
     statuses: dict[int, dict[str, int]] = {}
     counted = session.exec(
-        select(Run.sweep_id, Run.status, func.count())
+        select(Run.sweep_id, Job.status, func.count())
+        .join(Job, Job.id == Run.job_id)  # type: ignore[arg-type]
         .where(col(Run.sweep_id).is_not(None))
-        .group_by(col(Run.sweep_id), col(Run.status))
+        .group_by(col(Run.sweep_id), col(Job.status))
     ).all()
     for sweep_id, status, n in counted:
         if sweep_id is not None:

@@ -16,7 +16,8 @@ import orjson
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
-from app.models import FINISHED, Dataset, Run, RunDataset, RunEvent, RunStatus, User
+from app.jobs.logs import read_tail
+from app.models import FINISHED, Dataset, Job, JobStatus, Run, RunDataset, RunEvent, RunStatus, User
 from app.runs import rundir
 from trainer.layout import STEP_RE, list_checkpoints
 
@@ -200,10 +201,10 @@ def checkpoints(run_dir: str) -> list[dict]:
 def log_tail(run: Run, n: int = LOG_LINES) -> str:
     """The end of train.log, or the tail the worker saved when the file is gone."""
     try:
-        text = rundir.log_tail(Path(run.run_dir) / "train.log", n) if run.run_dir else ""
+        text = read_tail(Path(run.run_dir) / rundir.LOG_FILE, n) if run.run_dir else ""
     except OSError:
         text = ""
-    return text or run.log_tail
+    return text or run.job.log_tail
 
 
 def deepspeed_config(run: Run) -> str:
@@ -249,15 +250,16 @@ def runs_ahead(session: Session, run: Run) -> int | None:
     """
     if run.status != RunStatus.queued:
         return None
+    job = run.job
     ahead = session.exec(
         select(func.count())
-        .select_from(Run)
+        .select_from(Job)
         .where(
-            Run.queue == run.queue,
-            col(Run.id) != run.id,
+            Job.queue == job.queue,
+            col(Job.id) != job.id,
             or_(
-                col(Run.status) == RunStatus.running,
-                and_(col(Run.status) == RunStatus.queued, col(Run.created_at) < run.created_at),
+                col(Job.status) == JobStatus.running,
+                and_(col(Job.status) == JobStatus.queued, col(Job.created_at) < job.created_at),
             ),
         )
     ).one()

@@ -10,10 +10,8 @@ from tests.runs.conftest import import_pclue
 
 
 @pytest.fixture
-def sent(monkeypatch) -> list[int]:
-    out: list[int] = []
-    monkeypatch.setattr("app.runs.launch.enqueue", lambda run: out.append(run.id))
-    return out
+def sent(sent_runs) -> list[int]:
+    return sent_runs
 
 
 @pytest.fixture

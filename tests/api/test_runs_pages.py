@@ -54,8 +54,8 @@ def test_runs_list_and_run_page_render_and_escape_user_content(engine, researche
 def test_run_page_renders_when_the_run_dir_is_gone_and_missing_run_is_404(engine, researcher, tmp_path):
     with Session(engine) as session:
         run = make_run(session, researcher.user.id, status=RunStatus.lost, run_dir=tmp_path / "gone")
-        run.error = "worker w1 stopped heartbeating"
-        run.log_tail = "last words"
+        run.job.error = "worker w1 stopped heartbeating"
+        run.job.log_tail = "last words"
         session.add(run)
         session.commit()
         rid = run.id
@@ -198,10 +198,10 @@ def test_events_endpoint_answers_valid_json_around_an_unparsable_line(engine, re
     run = _run(engine, researcher.user.id, status=RunStatus.running, events=synthetic_events(2, done=False))
     with Session(engine) as session:
         db_run = session.get(Run, run.id)
-        seq = db_run.events_seq
+        seq = db_run.job.events_seq
         session.add(RunEvent(run_id=run.id, seq=seq, type="invalid", data='{"type": "train", "ste'))
         session.add(RunEvent(run_id=run.id, seq=seq + 1, type="done", data=' {"type": "done", "step": 2}\n'))
-        db_run.events_seq = seq + 2
+        db_run.job.events_seq = seq + 2
         session.add(db_run)
         session.commit()
     body = researcher.get(f"/api/runs/{run.id}/events?after={seq - 1}").json()

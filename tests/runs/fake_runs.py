@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from app.models import Run, RunDataset, RunEvent, RunStatus, utcnow
+from app.models import Job, JobKind, Run, RunDataset, RunEvent, RunStatus, utcnow
 from trainer.config import tiny_debug
 
 TASKS = ("逻辑推理", "分类", "阅读理解")
@@ -90,7 +90,7 @@ def synthetic_events(
 def add_events(session: Session, run: Run, events: list[dict]) -> None:
     """Store events as the tailer does (seq = line index, raw line as data) and update the run's counters."""
     assert run.id is not None
-    seq = run.events_seq
+    seq = run.job.events_seq
     rows = []
     for ev in events:
         rows.append(
@@ -105,15 +105,37 @@ def add_events(session: Session, run: Run, events: list[dict]) -> None:
         )
         seq += 1
         if ev["type"] == "start":
-            run.total_steps = ev["total_steps"]
+            run.job.progress_total = ev["total_steps"]
         if ev["type"] == "train":
-            run.step = ev["step"]
+            run.job.progress_done = ev["step"]
             run.final_loss = ev["loss"]
     session.add_all(rows)
-    run.events_seq = seq
+    run.job.events_seq = seq
     session.add(run)
     session.commit()
     session.refresh(run)
+
+
+def insert_run(session: Session, *, owner_id: int, name: str = "run", **fields) -> Run:
+    """A Run row and its train Job, committed; each of `fields` goes to whichever of the two has it
+    (status, worker, heartbeat_at, ... to the job; run_dir, config_json, ... to the run)."""
+    job_fields = {k: fields.pop(k) for k in list(fields) if k in Job.model_fields}
+    job = Job(kind=JobKind.train, owner_id=owner_id, title=name, progress_unit="steps", **job_fields)
+    session.add(job)
+    session.flush()
+    fields.setdefault("form_json", "{}")
+    fields.setdefault("config_json", "{}")
+    run = Run(name=name, owner_id=owner_id, job_id=job.id, **fields)
+    session.add(run)
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def job_of(engine, run_id: int) -> int:  # noqa: ANN001
+    """The id of a run's job (what the reaper reports)."""
+    with Session(engine) as session:
+        return session.get_one(Run, run_id).job_id
 
 
 def make_run(
@@ -132,19 +154,16 @@ def make_run(
     ).to_dict()
     for section, values in config_changes.items():
         cfg[section].update(values)
-    run = Run(
-        name=name,
+    run = insert_run(
+        session,
         owner_id=owner_id,
+        name=name,
         status=status,
-        form_json="{}",
         config_json=json.dumps(cfg),
         run_dir=str(run_dir or ""),
         started_at=utcnow(),
         finished_at=utcnow() if status not in (RunStatus.queued, RunStatus.running) else None,
     )
-    session.add(run)
-    session.commit()
-    session.refresh(run)
     for dataset_id, version, role in datasets:
         session.add(RunDataset(run_id=run.id, dataset_id=dataset_id, version=version, role=role))
     session.commit()

@@ -3,7 +3,7 @@
 import importlib.util
 from pathlib import Path
 
-from app.runs.command import REPO, build_command
+from worker.train_command import REPO, build_command
 
 BASE = {"PATH": "/usr/bin", "PYTHONPATH": "/extra"}
 

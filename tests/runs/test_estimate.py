@@ -13,8 +13,10 @@ from app.runs import estimate as estimating
 from app.runs.estimate import EstimateError, estimate
 from trainer.config import RunConfig, embedded_default
 from trainer.plan import build_plan, load_data
+from worker.kinds.estimate import scaled
 
-pytestmark = pytest.mark.slow  # each estimate starts a Python that imports torch and transformers
+# each estimate is a job (run inline here) that starts a Python importing torch and transformers
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("inline_worker")]
 
 
 def small_config() -> dict:
@@ -151,7 +153,7 @@ class Guarded(OrderedDict):
         return super().popitem(last)
 
 
-def test_the_cache_is_shared_by_threads_under_its_lock(engine, pclue_dataset, monkeypatch):
+def test_the_cache_is_shared_by_threads_under_its_lock(engine, pclue_dataset, monkeypatch, tmp_path):
     plan = {
         "train_samples": 10,
         "eval_samples": 0,
@@ -164,7 +166,12 @@ def test_the_cache_is_shared_by_threads_under_its_lock(engine, pclue_dataset, mo
         "dropped": 0,
     }
     children: list[int] = []
-    monkeypatch.setattr(estimating, "_run_child", lambda spec, timeout: children.append(1) or plan)
+
+    def job(engine, params, owner_id, timeout):  # noqa: ANN001
+        children.append(1)
+        return scaled(plan, params, {"used": params["total"], "sampled": False})
+
+    monkeypatch.setattr(estimating, "_plan", job)
     monkeypatch.setattr(estimating, "_CACHE", Guarded())
     config = small_config()
 
@@ -175,7 +182,7 @@ def test_the_cache_is_shared_by_threads_under_its_lock(engine, pclue_dataset, mo
             datasets=[(pclue_dataset.dataset_id, pclue_dataset.version)],
             eval_dataset=None,
             model_path="",
-            tokenizer_dir=estimating.ROOT,
+            tokenizer_dir=tmp_path,
             world=world,
         )
 

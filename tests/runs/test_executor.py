@@ -19,14 +19,19 @@ from sqlmodel import Session, func, select
 
 from app.core.config import get_settings
 from app.models import Run, RunEvent, RunStatus, utcnow
-from app.runs.executor import Execution, drain, execute, failure_reason, run_processes
 from app.runs.launch import create_run
 from app.runs.lifecycle import can_resume, request_cancel, resume
-from app.runs.reaper import reap
-from app.runs.tailer import Superseded, Tailer
+from tests.runs.fake_runs import job_of
 from tests.runs.test_launch import request
 from tests.runs.test_reaper import make_run
 from trainer.config import tiny_debug
+from worker.kinds.train import Train
+from worker.kinds.train import execute_run as execute
+from worker.kinds.train import run_tailer as Tailer
+from worker.processes import job_processes as run_processes
+from worker.reaper import reap
+from worker.runner import Execution, Outcome, drain, failure_reason
+from worker.tailer import Superseded
 
 
 @pytest.fixture
@@ -123,13 +128,13 @@ def test_a_tiny_run_succeeds_with_every_event_stored(fast, engine, pclue_dataset
     run_id = new_run(engine, pclue_dataset, tiny_model_dir)
     assert execute(run_id, task_id="task-1") is True
     run = get(engine, run_id)
-    assert run.status == RunStatus.succeeded, (run.error, run.log_tail)
-    assert run.worker and run.pid and run.task_id == "task-1" and run.exit_code == 0
-    assert run.started_at is not None and run.finished_at is not None and run.heartbeat_at is not None
+    assert run.status == RunStatus.succeeded, (run.error, run.job.log_tail)
+    assert run.job.worker and run.job.pid and run.job.task_id == "task-1" and run.job.exit_code == 0
+    assert run.started_at is not None and run.finished_at is not None and run.job.heartbeat_at is not None
     written = file_events(run)
     with Session(engine) as s:
         rows = list(s.exec(select(RunEvent).where(RunEvent.run_id == run_id).order_by(RunEvent.seq)))
-    assert [r.seq for r in rows] == list(range(len(written))) and run.events_seq == len(written)
+    assert [r.seq for r in rows] == list(range(len(written))) and run.job.events_seq == len(written)
     assert [json.loads(r.data) for r in rows] == written
     trains = [e for e in written if e["type"] == "train"]
     assert written[0]["type"] == "start" and written[-1]["type"] == "done"
@@ -139,7 +144,7 @@ def test_a_tiny_run_succeeds_with_every_event_stored(fast, engine, pclue_dataset
     exported = (Path(run.run_dir) / "train.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(exported) == sum(pclue_dataset.task_counts.values())
     assert json.loads((Path(run.run_dir) / "run.json").read_text()) == json.loads(run.config_json)
-    assert "trainer.train" in run.log_tail
+    assert "trainer.train" in run.job.log_tail
     # A redelivered task (acks late) for a finished run does nothing.
     assert execute(run_id) is False
     assert get(engine, run_id).finished_at == run.finished_at
@@ -153,7 +158,7 @@ def test_a_trainer_that_rejects_its_data_fails_with_the_reason(fast, engine, pcl
     run = get(engine, run_id)
     assert run.status == RunStatus.failed
     assert run.error.startswith("trainer exited with code 2: ") and "max_seq_len" in run.error
-    assert "max_seq_len" in run.log_tail and run.exit_code == 2
+    assert "max_seq_len" in run.job.log_tail and run.job.exit_code == 2
     with Session(engine) as s:
         kinds = s.exec(select(RunEvent.type).where(RunEvent.run_id == run_id)).all()
     assert "error" in kinds
@@ -171,23 +176,23 @@ def test_a_config_the_trainer_refuses_fails_with_its_message(
     assert run.status == RunStatus.failed
     assert run.error.startswith("trainer exited with code 2: config error: model.path")
     assert run.error.endswith("has no chat template (chat_template.jinja or tokenizer_config.json)")
-    assert "has no chat template" in run.log_tail
+    assert "has no chat template" in run.job.log_tail
 
 
 @pytest.mark.slow
 def test_a_trainer_killed_by_sigkill_fails_as_out_of_memory(fast, engine, pclue_dataset, tiny_model_dir):
     run_id = new_run(engine, pclue_dataset, tiny_model_dir, config=tiny_config(epochs=3.0))
     t = in_thread(run_id)
-    run = wait_for(lambda: (r := get(engine, run_id)).events_seq > 1 and r, 60, "the first events")
-    assert os.getsid(run.pid) == run.pid  # a session (and process group) of its own
-    environ = Path(f"/proc/{run.pid}/environ").read_bytes().split(b"\0")
+    run = wait_for(lambda: (r := get(engine, run_id)).job.events_seq > 1 and r, 60, "the first events")
+    assert os.getsid(run.job.pid) == run.job.pid  # a session (and process group) of its own
+    environ = Path(f"/proc/{run.job.pid}/environ").read_bytes().split(b"\0")
     assert b"OMP_NUM_THREADS=1" in environ  # settings.trainer_threads
-    os.kill(run.pid, signal.SIGKILL)  # what the kernel's OOM killer does
+    os.kill(run.job.pid, signal.SIGKILL)  # what the kernel's OOM killer does
     t.join(timeout=30)
     run = get(engine, run_id)
-    assert run.status == RunStatus.failed and run.exit_code == -9
+    assert run.status == RunStatus.failed and run.job.exit_code == -9
     assert run.error == "killed by SIGKILL (signal 9): out of memory?"
-    assert run.log_tail
+    assert run.job.log_tail
 
 
 @pytest.mark.slow
@@ -195,9 +200,9 @@ def test_cancel_kills_the_whole_process_group_within_seconds(fast, engine, pclue
     # Two CPU ranks: torchrun starts its ranks in sessions of their own, so a bare killpg would miss them.
     run_id = new_run(engine, pclue_dataset, tiny_model_dir, config=tiny_config(epochs=3.0), n_procs=2)
     t = in_thread(run_id)
-    run = wait_for(lambda: (r := get(engine, run_id)).events_seq > 1 and r, 90, "the first events")
+    run = wait_for(lambda: (r := get(engine, run_id)).job.events_seq > 1 and r, 90, "the first events")
     marker = str(Path(run.run_dir) / "run.json")
-    procs = run_processes(run.pid, marker)
+    procs = run_processes(run.job.pid, marker)
     assert len(procs) >= 3, [p.cmdline() for p in procs]  # torchrun + 2 ranks
     t0 = time.monotonic()
     with Session(engine) as s:
@@ -209,9 +214,9 @@ def test_cancel_kills_the_whole_process_group_within_seconds(fast, engine, pclue
     assert took < 10, f"cancel took {took:.1f}s"
     gone, alive = psutil.wait_procs(procs, timeout=5)
     assert not alive, [p.cmdline() for p in alive]
-    assert run_processes(run.pid, marker) == []
+    assert run_processes(run.job.pid, marker) == []
     with pytest.raises(ProcessLookupError):
-        os.killpg(run.pid, 0)
+        os.killpg(run.job.pid, 0)
     with Session(engine) as s:
         stored = s.exec(select(func.count()).where(RunEvent.run_id == run_id)).one()
     assert stored == len(file_events(run))
@@ -230,7 +235,7 @@ def test_resume_continues_a_killed_run_from_its_checkpoint(fast, engine, pclue_d
             return s.exec(query).first()
 
     saved = wait_for(checkpoint_step, 60, "a checkpoint")
-    os.kill(get(engine, run_id).pid, signal.SIGKILL)
+    os.kill(get(engine, run_id).job.pid, signal.SIGKILL)
     t.join(timeout=30)
     run = get(engine, run_id)
     assert run.status == RunStatus.failed and can_resume(run), run.error
@@ -240,11 +245,11 @@ def test_resume_continues_a_killed_run_from_its_checkpoint(fast, engine, pclue_d
         resume(s, s.get(Run, run_id))
     assert execute(run_id) is True
     run = get(engine, run_id)
-    assert run.status == RunStatus.succeeded, (run.error, run.log_tail)
+    assert run.status == RunStatus.succeeded, (run.error, run.job.log_tail)
     written = file_events(run)  # every line parses: the partial one was cut before the trainer appended
     with Session(engine) as s:
         rows = list(s.exec(select(RunEvent).where(RunEvent.run_id == run_id).order_by(RunEvent.seq)))
-    assert [json.loads(r.data) for r in rows] == written and run.events_seq == len(written)
+    assert [json.loads(r.data) for r in rows] == written and run.job.events_seq == len(written)
     assert [e["type"] for e in written].count("start") == 1
     resumed = [e for e in written if e["type"] == "checkpoint" and e.get("resumed")]
     assert len(resumed) == 1 and resumed[0]["step"] >= saved
@@ -269,8 +274,10 @@ def sleeper(root: Path) -> subprocess.Popen:
 
 
 def execution(settings, engine, run_id: int, task_id: str, root: Path, proc=None) -> Execution:
-    ex = Execution(run_id, settings, engine, task_id=task_id)
-    ex.root, ex.proc = root, proc
+    with Session(engine, expire_on_commit=False) as s:
+        job = s.get(Run, run_id).job
+    ex = Execution(job, Train(), settings, engine, task_id=task_id)
+    ex.root, ex.proc, ex.marker = root, proc, str(root / "run.json")
     ex.last_beat = float("-inf")  # the next beat() is due
     return ex
 
@@ -282,13 +289,13 @@ def owner(make_user) -> int:
 
 def test_a_run_marked_lost_while_its_trainer_runs_is_taken_back(settings, engine, owner, tmp_path):
     run_id = held_run(engine, owner, tmp_path)
-    assert reap() == [run_id]  # on another host: nothing killed here
+    assert reap() == [job_of(engine, run_id)]  # on another host: nothing killed here
     proc = sleeper(tmp_path)
     try:
         execution(settings, engine, run_id, "mine", tmp_path, proc).beat()
         run = get(engine, run_id)
         assert run.status == RunStatus.running and run.error == "" and run.finished_at is None
-        assert utcnow() - run.heartbeat_at.replace(tzinfo=utcnow().tzinfo) < timedelta(seconds=10)
+        assert utcnow() - run.job.heartbeat_at.replace(tzinfo=utcnow().tzinfo) < timedelta(seconds=10)
     finally:
         proc.kill()
         proc.wait()
@@ -308,13 +315,14 @@ def test_a_superseded_executor_writes_nothing(settings, engine, owner, tmp_path)
         ex = execution(settings, engine, run_id, "first", tmp_path, proc)
         ex.beat()
         assert ex.superseded
-        ex._store(RunStatus.succeeded, "", 0, "tail")
+        ex.store(Outcome(RunStatus.succeeded), 0, "tail")
         (tmp_path / "metrics.jsonl").write_bytes(b'{"type": "done", "step": 1}\n')
         with pytest.raises(Superseded):
             drain(
                 Tailer(engine, run_id, tmp_path / "metrics.jsonl", task_id="first"), timeout=1, interval=0.01
             )
-        assert get(engine, run_id).model_dump() == before.model_dump()
+        after = get(engine, run_id)
+        assert (after.model_dump(), after.job.model_dump()) == (before.model_dump(), before.job.model_dump())
         # Its kill spares whatever else names run.json: the attempt holding the run now.
         other = sleeper(tmp_path)
         try:
@@ -382,14 +390,14 @@ def test_a_run_lost_to_a_reaper_elsewhere_is_taken_back_and_succeeds(
 ):
     run_id = new_run(engine, pclue_dataset, tiny_model_dir, config=tiny_config(epochs=0.4))
     t = in_thread(run_id)
-    wait_for(lambda: get(engine, run_id).events_seq > 1, 60, "the first events")
+    wait_for(lambda: get(engine, run_id).job.events_seq > 1, 60, "the first events")
     # The web server's reaper on another host, its clock an hour ahead.
-    monkeypatch.setattr("app.runs.reaper.socket", SimpleNamespace(gethostname=lambda: "web-1"))
+    monkeypatch.setattr("worker.reaper.socket", SimpleNamespace(gethostname=lambda: "web-1"))
     assert reap(utcnow() + timedelta(hours=1)) == [run_id]
     wait_for(lambda: get(engine, run_id).status == RunStatus.running, 10, "the run taken back")
     t.join(timeout=120)
     run = get(engine, run_id)
-    assert run.status == RunStatus.succeeded and run.error == "", (run.error, run.log_tail)
+    assert run.status == RunStatus.succeeded and run.error == "", (run.error, run.job.log_tail)
 
 
 @pytest.mark.slow
@@ -398,18 +406,18 @@ def test_a_superseded_attempt_kills_its_trainer_and_records_nothing(
 ):
     run_id = new_run(engine, pclue_dataset, tiny_model_dir, config=tiny_config(epochs=3.0))
     t = in_thread(run_id)
-    run = wait_for(lambda: (r := get(engine, run_id)).events_seq > 1 and r, 60, "the first events")
-    procs = run_processes(run.pid, str(Path(run.run_dir) / "run.json"))
+    run = wait_for(lambda: (r := get(engine, run_id)).job.events_seq > 1 and r, 60, "the first events")
+    procs = run_processes(run.job.pid, str(Path(run.run_dir) / "run.json"))
     with Session(engine) as s:  # lost, resumed and claimed by another worker meanwhile
         taken = s.get(Run, run_id)
-        taken.task_id = "t-2"
+        taken.job.task_id = "t-2"
         s.add(taken)
         s.commit()
-    seq = get(engine, run_id).events_seq
+    seq = get(engine, run_id).job.events_seq
     t.join(timeout=30)
     assert not t.is_alive()
     gone, alive = psutil.wait_procs(procs, timeout=5)
     assert not alive, [p.cmdline() for p in alive]
     run = get(engine, run_id)
-    assert (run.status, run.task_id, run.error, run.finished_at) == (RunStatus.running, "t-2", "", None)
-    assert run.events_seq == seq
+    assert (run.status, run.job.task_id, run.error, run.finished_at) == (RunStatus.running, "t-2", "", None)
+    assert run.job.events_seq == seq

@@ -50,10 +50,8 @@ BASE = [("name", "tiny"), ("train_ds", "3"), ("v.3", "2"), ("queue", "cpu")]
 
 
 @pytest.fixture
-def no_enqueue(monkeypatch) -> list[int]:
-    sent: list[int] = []
-    monkeypatch.setattr("app.runs.launch.enqueue", lambda run: sent.append(run.id))
-    return sent
+def no_enqueue(sent_runs) -> list[int]:
+    return sent_runs
 
 
 def test_sections_show_every_trainer_field_once_must_check_first_then_speed():
@@ -271,11 +269,12 @@ def test_a_slow_broker_does_not_stop_the_server(researcher, pclue_dataset, monke
     """The launch waits on the broker (about a second of retries when it is down) in the thread pool."""
     entered, released = threading.Event(), threading.Event()
 
-    def slow_enqueue(run):  # noqa: ANN001
+    def slow_send(job, **_):  # noqa: ANN001, ANN003
         entered.set()
         released.wait(5)
+        return "sent"
 
-    monkeypatch.setattr("app.runs.launch.enqueue", slow_enqueue)
+    monkeypatch.setattr("app.jobs.queue.send", slow_send)
     with ThreadPoolExecutor(1) as pool:
         launch = pool.submit(
             researcher.post, "/runs/new", data=page_post(pclue_dataset), follow_redirects=False
@@ -340,7 +339,7 @@ def test_continue_from_a_checkpoint_of_a_finished_run(researcher, pclue_dataset,
         (ckpt / "trainer_state").mkdir(parents=True)
         (ckpt / "trainer_state" / "state.json").write_text('{"step": 4}')
         assert f"run:{run_id}/step-00000004" not in researcher.get("/runs/new").text  # still queued
-        run.status = RunStatus.succeeded
+        run.job.status = RunStatus.succeeded
         s.add(run)
         s.commit()
     ref = f"run:{run_id}/step-00000004"

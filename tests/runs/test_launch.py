@@ -34,7 +34,7 @@ def fake_checkpoint(run_dir: Path, name: str = "step-00000004") -> Path:
 
 
 def broker_messages(settings, queue: str = "cpu") -> list[dict]:
-    """Every message waiting on `queue` in the broker of the test's settings: (task name, args, id)."""
+    """Every message waiting on `queue` in the broker of the test's settings: (task name, args)."""
     out = []
     with Connection(settings.celery_broker) as conn:
         q = conn.SimpleQueue(queue)
@@ -43,7 +43,7 @@ def broker_messages(settings, queue: str = "cpu") -> list[dict]:
                 msg = q.get(block=True, timeout=0.5)
             except q.Empty:
                 break
-            out.append({"task": msg.headers["task"], "args": msg.payload[0], "id": msg.headers["id"]})
+            out.append({"task": msg.headers["task"], "args": msg.payload[0]})
             msg.ack()
         q.close()
     return out
@@ -157,10 +157,10 @@ def test_launch_commits_and_sends_the_task_to_the_current_broker(settings, engin
     run_id = launch(request(pclue_dataset))
     with Session(engine) as s:
         run = s.get(Run, run_id)
-        assert run.status == RunStatus.queued and run.task_id
+        assert run.status == RunStatus.queued and run.job.sends == 1 and run.job.sent_at is not None
     # The broker file of this test's data dir, not the one worker.celery_app was built with at import.
     assert Path(settings.celery_broker.removeprefix("sqla+sqlite:///")).parent == settings.data_dir.resolve()
-    assert broker_messages(settings) == [{"task": "runs.execute", "args": [run_id], "id": run.task_id}]
+    assert broker_messages(settings) == [{"task": "jobs.run", "args": [run.job_id]}]
 
 
 def test_an_unreachable_broker_is_a_clear_error_and_a_failed_run(

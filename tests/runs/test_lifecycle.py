@@ -24,9 +24,9 @@ def run_id(engine, pclue_dataset) -> int:
 def set_status(engine, run_id: int, status: RunStatus) -> None:
     with Session(engine) as s:
         run = s.get(Run, run_id)
-        run.status = status
+        run.job.status = status
         if status != RunStatus.running:
-            run.finished_at = utcnow()
+            run.job.finished_at = utcnow()
         s.add(run)
         s.commit()
 
@@ -37,7 +37,7 @@ def test_cancel_a_queued_run_at_once(engine, run_id):
     with Session(engine) as s:
         run = s.get(Run, run_id)
         assert run.status == RunStatus.cancelled and run.finished_at is not None
-        assert not run.cancel_requested
+        assert not run.job.cancel_requested
 
 
 def test_cancel_a_running_run_flags_it_for_the_executor(engine, run_id):
@@ -46,7 +46,7 @@ def test_cancel_a_running_run_flags_it_for_the_executor(engine, run_id):
         request_cancel(s, s.get(Run, run_id))
     with Session(engine) as s:
         run = s.get(Run, run_id)
-        assert run.status == RunStatus.running and run.cancel_requested
+        assert run.status == RunStatus.running and run.job.cancel_requested
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_resume_queues_the_run_again_with_resume_on(settings, engine, run_id):
     set_status(engine, run_id, RunStatus.failed)
     with Session(engine) as s:
         run = s.get(Run, run_id)
-        run.error, run.exit_code = "killed by SIGKILL", -9
+        run.job.error, run.job.exit_code = "killed by SIGKILL", -9
         s.add(run)
         s.commit()
         fake_checkpoint(Path(run.run_dir))
@@ -89,8 +89,8 @@ def test_resume_queues_the_run_again_with_resume_on(settings, engine, run_id):
         run = s.get(Run, run_id)
         assert run.status == RunStatus.queued and run.resume
         assert json.loads(run.config_json)["checkpoint"]["resume"] is True
-        assert run.error == "" and run.exit_code is None and run.finished_at is None
-    assert broker_messages(settings) == [{"task": "runs.execute", "args": [run_id], "id": run.task_id}]
+        assert run.error == "" and run.job.exit_code is None and run.finished_at is None
+    assert broker_messages(settings) == [{"task": "jobs.run", "args": [run.job_id]}]
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ def test_a_lost_run_whose_worker_was_just_heard_from_is_not_resumed(settings, en
     set_status(engine, run_id, RunStatus.lost)
     with Session(engine) as s:
         run = s.get(Run, run_id)
-        run.heartbeat_at = utcnow() - timedelta(seconds=5)
+        run.job.heartbeat_at = utcnow() - timedelta(seconds=5)
         s.add(run)
         s.commit()
         fake_checkpoint(Path(run.run_dir))
@@ -121,7 +121,7 @@ def test_a_lost_run_whose_worker_was_just_heard_from_is_not_resumed(settings, en
         with pytest.raises(LifecycleError, match=r"heard from [56] s ago; wait until it is really gone"):
             resume(s, run)
         assert s.get(Run, run_id).status == RunStatus.lost
-        run.heartbeat_at = utcnow() - timedelta(seconds=settings.heartbeat_timeout + 1)
+        run.job.heartbeat_at = utcnow() - timedelta(seconds=settings.heartbeat_timeout + 1)
         s.add(run)
         s.commit()
         assert can_resume(run)

@@ -33,9 +33,9 @@ def test_rows_filters_and_sorts(engine, make_user, pclue_dataset):
             train={"lr": 1e-3},
         )
         c = make_run(session, bob.id, name="queued one", status=RunStatus.queued)
-        c.started_at = None
-        a.started_at, a.finished_at = utcnow() - timedelta(seconds=50), utcnow()
-        b.started_at, b.finished_at = utcnow() - timedelta(seconds=10), utcnow()
+        c.job.started_at = None
+        a.job.started_at, a.job.finished_at = utcnow() - timedelta(seconds=50), utcnow()
+        b.job.started_at, b.job.finished_at = utcnow() - timedelta(seconds=10), utcnow()
         session.add_all([a, b, c])
         session.commit()
         rows = list_runs(session)
@@ -68,9 +68,9 @@ def test_sorts_pick_from_all_runs_not_only_the_newest(engine, make_user):
         runs = []
         for i in range(6):
             run = make_run(session, owner, name=f"run {'zyxwvu'[i]}")
-            run.final_loss, run.step = 1.0 + i, 10 * i
-            run.created_at = utcnow() + timedelta(seconds=i)  # run 0 is the oldest
-            run.started_at, run.finished_at = utcnow(), utcnow() + timedelta(seconds=100 - i)
+            run.final_loss, run.job.progress_done = 1.0 + i, 10 * i
+            run.job.created_at = utcnow() + timedelta(seconds=i)  # run 0 is the oldest
+            run.job.started_at, run.job.finished_at = utcnow(), utcnow() + timedelta(seconds=100 - i)
             runs.append(run)
         runs[1].final_loss = None  # no loss yet: last in both directions
         session.add_all(runs)
@@ -118,9 +118,9 @@ def test_duration_sort_on_postgresql(pg):
         session.commit()
         for name, seconds in (("short", 5), ("long", 500), ("mid", 50)):
             run = make_run(session, owner.id, name=name)
-            run.started_at, run.finished_at = utcnow(), utcnow() + timedelta(seconds=seconds)
+            run.job.started_at, run.job.finished_at = utcnow(), utcnow() + timedelta(seconds=seconds)
             session.add(run)
-        make_run(session, owner.id, name="waiting", status=RunStatus.queued).started_at = None
+        make_run(session, owner.id, name="waiting", status=RunStatus.queued).job.started_at = None
         session.commit()
         rows = list_runs(session, flt=RunFilter(sort="duration", desc=True))
     assert [r["name"] for r in rows] == ["long", "mid", "short", "waiting"]

@@ -13,29 +13,28 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.core.config import get_settings
+from app.jobs.reap import start_reaper
 from app.models import Run, RunStatus, utcnow
-from app.runs.reaper import reap, start_reaper
+from tests.runs.fake_runs import insert_run
+from worker.reaper import reap
 
 
 def make_run(engine, owner_id: int, root: Path, *, status=RunStatus.running, age: float = 60.0, **kw) -> Run:
     root.mkdir(parents=True, exist_ok=True)
     (root / "train.log").write_text("".join(f"line {i}\n" for i in range(150)))
-    with Session(engine) as s:
-        run = Run(
-            name="r",
+    with Session(engine, expire_on_commit=False) as s:
+        return insert_run(
+            s,
             owner_id=owner_id,
-            form_json="{}",
-            config_json="{}",
+            name="r",
             run_dir=str(root),
             status=status,
             worker=kw.pop("worker", "gpu-box-7"),
             heartbeat_at=utcnow() - timedelta(seconds=age),
+            log_file=str(root / "train.log"),
+            marker=str(root / "run.json"),
             **kw,
         )
-        s.add(run)
-        s.commit()
-        s.refresh(run)
-        return run
 
 
 def sleeper(marker: str) -> subprocess.Popen:
@@ -65,14 +64,15 @@ def test_a_silent_run_becomes_lost_with_reason_and_log_tail(engine, owner, tmp_p
     fresh = make_run(engine, owner, tmp_path / "2", age=5)
     queued = make_run(engine, owner, tmp_path / "3", status=RunStatus.queued, age=999)
     done = make_run(engine, owner, tmp_path / "4", status=RunStatus.failed, age=999)
-    assert reap() == [run.id]
+    assert reap() == [run.job_id]
     with Session(engine) as s:
         lost = s.get(Run, run.id)
         assert lost.status == RunStatus.lost and lost.finished_at is not None
         assert (
-            lost.error == f"worker gpu-box-7 stopped heartbeating at {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+            lost.error
+            == f"worker gpu-box-7 stopped heartbeating at {run.job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
         )
-        assert lost.log_tail.splitlines() == [f"line {i}" for i in range(50, 150)]
+        assert lost.job.log_tail.splitlines() == [f"line {i}" for i in range(50, 150)]
         assert [s.get(Run, r.id).status for r in (fresh, queued, done)] == [
             RunStatus.running,
             RunStatus.queued,
@@ -80,7 +80,7 @@ def test_a_silent_run_becomes_lost_with_reason_and_log_tail(engine, owner, tmp_p
         ]
     assert reap() == []  # once
     # The clock is a parameter: 30 s on, the fresh run is silent too.
-    assert reap(utcnow() + timedelta(seconds=30)) == [fresh.id]
+    assert reap(utcnow() + timedelta(seconds=30)) == [fresh.job_id]
 
 
 def test_leftover_processes_on_this_host_are_killed(engine, owner, tmp_path):

@@ -11,6 +11,9 @@ from app.runs import samples
 from tests.runs.fake_runs import make_run
 from trainer.render import RenderOptions, render_sample
 
+# Each rendering is a job, run inline here as the interactive worker runs it.
+pytestmark = pytest.mark.usefixtures("inline_worker")
+
 RECORDS = [
     {
         "messages": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}],

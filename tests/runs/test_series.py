@@ -115,8 +115,10 @@ def test_a_broken_stored_row_is_skipped_and_the_rest_drawn(engine, make_user):
     events = synthetic_events(4, done=False)
     with Session(engine) as session:
         run = make_run(session, make_user().id, events=events)
-        session.add(RunEvent(run_id=run.id, seq=run.events_seq, type="train", step=5, data='{"type": "tr'))
-        run.events_seq += 1
+        session.add(
+            RunEvent(run_id=run.id, seq=run.job.events_seq, type="train", step=5, data='{"type": "tr')
+        )
+        run.job.events_seq += 1
         session.add(run)
         session.commit()
         p = series.series_payload(session, run)

@@ -16,10 +16,8 @@ from trainer.data import mix_samples, read_samples
 
 
 @pytest.fixture
-def sent(monkeypatch) -> list[int]:
-    out: list[int] = []
-    monkeypatch.setattr("app.runs.launch.enqueue", lambda run: out.append(run.id))
-    return out
+def sent(sent_runs) -> list[int]:
+    return sent_runs
 
 
 def base_request(ds, **values):
@@ -149,7 +147,7 @@ def make_sweep_with_events(engine, ds, sent, statuses=(RunStatus.succeeded,) * 3
             s.add(RunEvent(run_id=run.id, seq=4, type="train", step=6, data='{"type": "train", "loss": 0.1}'))
             add_eval(s, run.id, 7, 10, final)
             s.add(RunEvent(run_id=run.id, seq=8, type="train", step=11, data='{"type": "train"}'))
-            run.status = status
+            run.job.status = status
             s.add(run)
         s.commit()
         return sweep.id

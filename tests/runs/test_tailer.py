@@ -10,16 +10,14 @@ import pytest
 from sqlmodel import Session, select
 
 from app.models import Role, Run, RunEvent, User
-from app.runs.tailer import Superseded, Tailer
-from tests.runs.fake_runs import synthetic_events
+from tests.runs.fake_runs import insert_run, synthetic_events
+from worker.kinds.train import run_tailer as Tailer
+from worker.tailer import Superseded
 
 
 def make_run(engine, owner_id: int, run_dir: Path) -> int:
     with Session(engine) as s:
-        run = Run(name="t", owner_id=owner_id, form_json="{}", config_json="{}", run_dir=str(run_dir))
-        s.add(run)
-        s.commit()
-        return run.id
+        return insert_run(s, owner_id=owner_id, name="t", run_dir=str(run_dir)).id
 
 
 @pytest.fixture
@@ -56,7 +54,7 @@ def test_a_partial_last_line_waits_for_its_newline(engine, run):
     assert rows[1].data.encode() + b"\n" == train and rows[0].time == 1700000000.5
     with Session(engine) as s:
         r = s.get(Run, run_id)
-        assert (r.events_seq, r.step, r.total_steps, r.final_loss) == (3, 2, 5, 1.5)
+        assert (r.job.events_seq, r.step, r.total_steps, r.final_loss) == (3, 2, 5, 1.5)
 
 
 def test_a_restarted_tailer_stores_nothing_twice(engine, run):
@@ -143,7 +141,7 @@ def test_a_tailer_of_a_task_that_no_longer_holds_the_run_stores_nothing(engine, 
     run_id, path = run
     with Session(engine) as s:
         r = s.get(Run, run_id)
-        r.task_id = "resumed"
+        r.job.task_id = "resumed"
         s.add(r)
         s.commit()
     path.write_bytes(event("train", step=1, loss=1.0))
@@ -213,7 +211,7 @@ def check_exactly_once(engine, run_id: int, path: Path, n_events: int) -> None:
     assert [r.data.encode() for r in rows] == lines[:-1]
     with Session(engine) as s:
         r = s.get(Run, run_id)
-        assert r.events_seq == n_events and r.step == n_events
+        assert r.job.events_seq == n_events and r.step == n_events
         assert r.final_loss == pytest.approx(1.0 / n_events)
 
 

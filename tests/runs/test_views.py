@@ -25,7 +25,7 @@ def test_progress_uses_the_last_train_events_wall_times(engine, make_user):
         run = make_run(
             session, make_user().id, status=RunStatus.running, events=events[:21]
         )  # start + 20 steps
-        run.total_steps = 50
+        run.job.progress_total = 50
         p = views.progress(session, run)
     assert p["step"] == 20 and p["fraction"] == 0.4 and not p["finished"]
     assert p["eta_s"] == 30 * 2.0  # train_event spaces steps dt = 2 s apart
@@ -34,8 +34,8 @@ def test_progress_uses_the_last_train_events_wall_times(engine, make_user):
 def test_finished_run_has_no_eta_and_a_fixed_duration(engine, make_user):
     with Session(engine) as session:
         run = make_run(session, make_user().id, status=RunStatus.succeeded, events=synthetic_events(5))
-        run.started_at = utcnow() - timedelta(seconds=100)
-        run.finished_at = run.started_at + timedelta(seconds=42)
+        run.job.started_at = utcnow() - timedelta(seconds=100)
+        run.job.finished_at = run.started_at + timedelta(seconds=42)
         p = views.progress(session, run)
     assert p["finished"] and p["eta_s"] is None and p["duration_s"] == 42.0
 
@@ -53,7 +53,7 @@ def test_a_queued_run_counts_the_runs_a_worker_takes_first_on_its_queue(engine, 
             ("younger", RunStatus.queued, "cpu"),
         ]:
             run = make_run(session, owner, name=name, status=status)
-            run.queue, run.created_at = queue, utcnow() + timedelta(seconds=len(made))
+            run.job.queue, run.job.created_at = queue, utcnow() + timedelta(seconds=len(made))
             session.add(run)
             session.commit()
             made[name] = run
@@ -91,18 +91,18 @@ def test_log_tail_checkpoints_and_missing_run_dir(engine, make_user, tmp_path):
         assert len(lines) == views.LOG_LINES and lines[-1] == "l4999" and lines[0] == "l4800"
         assert [c["step"] for c in data["checkpoints"]] == [4, 12]  # step 16 is half-written
         run.run_dir = str(tmp_path / "gone")
-        run.log_tail = "saved by the worker"
+        run.job.log_tail = "saved by the worker"
         gone = views.page_data(session, run)
     assert gone["log"] == "saved by the worker" and gone["checkpoints"] == [] and gone["deepspeed"] == ""
 
 
 @pytest.mark.slow
 def test_a_real_tiny_run_shows_its_curves_counts_checkpoints_and_samples(
-    engine, researcher, pclue_dataset, tiny_model_dir, monkeypatch
+    engine, researcher, pclue_dataset, tiny_model_dir, monkeypatch, inline_worker
 ):
     from app.core.config import get_settings
-    from app.runs.executor import execute
     from tests.runs.test_executor import new_run, tiny_config
+    from worker.kinds.train import execute_run as execute
 
     monkeypatch.setenv("SFTLAB_TRAINER_THREADS", "1")
     monkeypatch.setenv("SFTLAB_TAIL_INTERVAL", "0.1")
@@ -115,7 +115,7 @@ def test_a_real_tiny_run_shows_its_curves_counts_checkpoints_and_samples(
     assert page.status_code == 200 and "succeeded" in page.text
     with Session(engine) as session:
         run = session.get(Run, run_id)
-        assert run.status == RunStatus.succeeded, run.log_tail
+        assert run.status == RunStatus.succeeded, run.job.log_tail
     for task in pclue_dataset.task_counts:
         assert task in page.text  # per-task_type counts from the start event
     assert "step-0000" in page.text  # the end-of-run checkpoint
@@ -135,7 +135,7 @@ def test_eta_after_a_resume_uses_only_the_new_attempts_events(engine, make_user)
     again = [train_event(k, t0=90_000.0, dt=5.0) for k in range(21, 26)]  # hours later, 5 s a step
     with Session(engine) as session:
         run = make_run(session, make_user().id, status=RunStatus.running, events=[*crashed, resumed, *again])
-        run.total_steps = 100
+        run.job.progress_total = 100
         assert views.resumed_at(session, run.id) == len(crashed)
         p = views.progress(session, run)
     assert p["step"] == 25

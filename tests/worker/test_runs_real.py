@@ -21,7 +21,6 @@ from sqlmodel import Session, select
 
 from app.core.config import get_settings
 from app.models import Run, RunEvent, RunStatus
-from app.runs.executor import run_processes
 from app.runs.launch import launch
 from app.runs.lifecycle import request_cancel
 from tests.processes import stop
@@ -29,6 +28,7 @@ from tests.runs.conftest import no_indexing, pclue_dataset, tiny_model_dir  # no
 from tests.runs.test_launch import request
 from tests.worker.test_celery_real import REPO, redis_url, worker_env  # noqa: F401 - fixture
 from trainer.config import tiny_debug
+from worker.processes import job_processes as run_processes
 
 FAST = {
     "SFTLAB_HEARTBEAT_INTERVAL": "1",
@@ -91,22 +91,22 @@ def wait_run(engine, workers: Workers, run_id: int, what: str, ok, timeout: floa
             return run
         time.sleep(0.2)
     raise AssertionError(
-        f"run {run_id}: {what} not within {timeout}s; status {run.status}, events {run.events_seq}, "
-        f"error {run.error!r}\n--- log tail ---\n{run.log_tail}{workers.logs()}"
+        f"run {run_id}: {what} not within {timeout}s; status {run.status}, events {run.job.events_seq}, "
+        f"error {run.error!r}\n--- log tail ---\n{run.job.log_tail}{workers.logs()}"
     )
 
 
 def training(run: Run) -> bool:
-    return run.status == RunStatus.running and run.events_seq > 1
+    return run.status == RunStatus.running and run.job.events_seq > 1
 
 
 def no_processes_left(run: Run, within: float = 10) -> None:
     """No live process in the run's group or naming its run.json (a zombie awaiting init counts as gone)."""
     marker = str(Path(run.run_dir) / "run.json")
     deadline = time.monotonic() + within
-    while run_processes(run.pid, marker) and time.monotonic() < deadline:
+    while run_processes(run.job.pid, marker) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert run_processes(run.pid, marker) == []
+    assert run_processes(run.job.pid, marker) == []
 
 
 def scenario(
@@ -124,14 +124,14 @@ def scenario(
         # 1. a run succeeds; every line the trainer wrote is stored once
         ok_id = launch(request(ds, name="ok", base_model=str(model_dir), config=config(0.05)))
         run = wait_run(engine, workers, ok_id, "success", lambda r: r.status in {"succeeded", "failed"})
-        assert run.status == RunStatus.succeeded, run.error + run.log_tail
+        assert run.status == RunStatus.succeeded, run.error + run.job.log_tail
         lines = (Path(run.run_dir) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-        assert run.events_seq == len(lines) > 2 and json.loads(lines[-1])["type"] == "done"
+        assert run.job.events_seq == len(lines) > 2 and json.loads(lines[-1])["type"] == "done"
         with Session(engine) as s:
             rows = s.exec(select(RunEvent.seq, RunEvent.data).where(RunEvent.run_id == ok_id)).all()
         assert sorted(rows) == [(i, line) for i, line in enumerate(lines)]
         assert run.step == run.total_steps > 0 and run.final_loss is not None
-        assert f"runs.execute[{run.task_id}]" in (tmp_path / "worker1.log").read_text()
+        assert f"jobs.run[{run.job.task_id}]" in (tmp_path / "worker1.log").read_text()
         # 2. cancel a training run: cancelled within seconds, no process of its group left
         cancel_id = launch(request(ds, name="cancel", base_model=str(model_dir), config=config(5.0)))
         run = wait_run(engine, workers, cancel_id, "training", training)
@@ -154,8 +154,8 @@ def scenario(
         workers.start()  # its reaper looks at once, then every second
         run = wait_run(engine, workers, killed_id, "lost", lambda r: r.status != "running", timeout=60)
         assert run.status == RunStatus.lost and time.monotonic() - killed_at < 60
-        assert run.error.startswith(f"worker {run.worker} stopped heartbeating at ")
-        assert "trainer.train" in run.log_tail
+        assert run.error.startswith(f"worker {run.job.worker} stopped heartbeating at ")
+        assert "trainer.train" in run.job.log_tail
         no_processes_left(run)
         run = wait_run(
             engine,
@@ -164,8 +164,8 @@ def scenario(
             "the queued run to finish",
             lambda r: r.status in {"succeeded", "failed"},
         )
-        assert run.status == RunStatus.succeeded, run.error + run.log_tail
-        assert f"runs.execute[{run.task_id}]" in (tmp_path / "worker2.log").read_text()
+        assert run.status == RunStatus.succeeded, run.error + run.job.log_tail
+        assert f"jobs.run[{run.job.task_id}]" in (tmp_path / "worker2.log").read_text()
         if shutdown:
             # 4. SIGTERM (make run's Ctrl-C): the worker stops its trainer and exits, not hours later
             stop_id = launch(request(ds, name="shutdown", base_model=str(model_dir), config=config(5.0)))

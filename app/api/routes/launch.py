@@ -152,6 +152,7 @@ def _estimate(session: Session, settings: Settings, form: LaunchForm, owner_id: 
             model_path=model_path,
             tokenizer_dir=settings.model_dir,
             world=max(req.n_gpus, req.n_procs, 1),
+            owner_id=owner_id,
         )
     except FormError as exc:
         return {"errors": exc.errors}

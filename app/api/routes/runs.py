@@ -208,7 +208,7 @@ def _api_act(session: Session, user: User, run: Run, action: str) -> dict:
         _act(session, user, run, action)
     except LifecycleError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
-    return {"id": run.id, "status": str(run.status), "cancel_requested": run.cancel_requested}
+    return {"id": run.id, "status": str(run.status), "cancel_requested": run.job.cancel_requested}
 
 
 @router.post("/api/runs/{run_id}/cancel")
@@ -226,7 +226,24 @@ def run_api(run_id: int, user: Researcher, session: SessionDep) -> dict[str, Any
     run = _run(session, run_id)
     data = views.page_data(session, run)
     return {
-        **run.model_dump(exclude={"form_json", "config_json", "log_tail", "pid", "task_id"}),
+        **run.model_dump(exclude={"form_json", "config_json"}),
+        **run.job.model_dump(
+            include={
+                "status",
+                "queue",
+                "created_at",
+                "started_at",
+                "finished_at",
+                "heartbeat_at",
+                "worker",
+                "cancel_requested",
+                "exit_code",
+                "error",
+                "events_seq",
+            }
+        ),  # fmt: skip
+        "step": run.step,
+        "total_steps": run.total_steps,
         "owner": data["owner"],
         "progress": data["progress"],
         "datasets": data["datasets"],
@@ -268,13 +285,13 @@ def series_api(run_id: int, user: Researcher, session: SessionDep) -> Response:
     return Response(orjson.dumps({**head, **data}), media_type="application/json")
 
 
-def _shown(session: Session, settings: Settings, run: Run, index: int) -> samples.ShownSample:
+def _shown(session: Session, settings: Settings, run: Run, index: int, user: User) -> samples.ShownSample:
     config = views.run_config(run)
     assert run.id is not None
     start = views.first_event(session, run.id, "start")
     source = samples.tokenizer_source(run, config, start, settings.model_dir)
     try:
-        return samples.show_sample(run, index, config=config, tokenizer=source)
+        return samples.show_sample(run, index, config=config, tokenizer=source, owner_id=user.id)
     except samples.SampleError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
 
@@ -284,11 +301,11 @@ def sample_page(
     request: Request, run_id: int, index: int, user: Researcher, session: SessionDep, settings: SettingsDep
 ):
     run = _run(session, run_id)
-    shown = _shown(session, settings, run, index)
+    shown = _shown(session, settings, run, index, user)
     return render(request, "pages/run_sample.html", {"user": user, "nav": "runs", "run": run, "s": shown})
 
 
 @router.get("/api/runs/{run_id}/samples/{index}")
 def sample_api(run_id: int, index: int, user: Researcher, session: SessionDep, settings: SettingsDep) -> dict:
-    shown = _shown(session, settings, _run(session, run_id), index)
+    shown = _shown(session, settings, _run(session, run_id), index, user)
     return asdict(shown)
