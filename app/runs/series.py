@@ -1,7 +1,9 @@
 """A run's stored events turned into chart series: x = optimizer step, one y array per channel.
 
 Which points an event makes is app.runs.curves' business; this module reads the stored events,
-keeps their parsed curves per run, and answers the run page's JSON.
+keeps their parsed curves per run, and answers the run page's JSON: every curve downsampled for the
+first load (`series_payload`), then only the points changed since the seq the page holds
+(`series_since`), so the page applies points and never reads an event itself.
 
 Why a cache: a long run holds ~10,000 train events of ~10 channels each, and parsing them all on
 every page poll would cost more than the 200 ms a run page may take. Parsed arrays are kept per run
@@ -197,6 +199,20 @@ def run_series(session: Session, run: Run) -> RunSeries:
     extends the cached one.
     """
     return _read(session, run, RunSeries.snapshot)
+
+
+def series_since(session: Session, run: Run, *, after: int, max_points: int = MAX_POINTS) -> dict:
+    """What the run page's poll applies to the curves it holds, which it drew from events up to seq `after`.
+
+    `from_step`: the lowest step at which the events stored since changed a point (None: none did).
+    The reader drops its points from that step on and appends the ones here, which are every point
+    from that step on (downsampled like the first load's). Markers come whole: they are few.
+    """
+    step, part = _read(session, run, lambda s: s.since(after))
+    # Every event below run.events_seq was stored before the series was read, so the next poll may
+    # start past the non-chart ones too (a start event is then reported once).
+    last_seq = max(part.last_seq, run.events_seq - 1)
+    return {**payload(part, max_points=max_points), "last_seq": last_seq, "from_step": step}
 
 
 def series_payload(session: Session, run: Run) -> dict:

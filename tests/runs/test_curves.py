@@ -3,9 +3,11 @@
 import random
 
 import pytest
+from sqlmodel import Session
 
+from app.models import RunStatus
 from app.runs import curves, series
-from tests.runs.fake_runs import synthetic_events, train_event
+from tests.runs.fake_runs import add_events, make_run, synthetic_events, train_event
 
 STEP_SETTERS = ("eval", "done", "checkpoint")
 
@@ -156,3 +158,18 @@ def test_changed_since_is_the_lowest_step_the_later_events_touch():
             if e["type"] in ("train", "eval") or e.get("resumed") is True
         ]
         assert s.changed_since(after) == (min(touched) if touched else None), after
+
+
+def test_series_since_on_the_cached_run_matches_a_fresh_build(engine, make_user):
+    series.CACHE.clear()
+    events = _resumed_run()
+    with Session(engine) as session:
+        run = make_run(session, make_user().id, status=RunStatus.running, events=events[:20])
+        held = series.series_payload(session, run)
+        for upto in (30, 45, len(events)):
+            add_events(session, run, events[run.events_seq : upto])
+            answer = series.series_since(session, run, after=held["last_seq"])
+            assert answer["last_seq"] == upto - 1  # also past non-chart events (the final done)
+            held = _apply(held, answer)
+    fresh = series.payload(series.build(list(enumerate(events))))
+    assert {**_drawn(held), "last_seq": None} == {**_drawn(fresh), "last_seq": None}
