@@ -27,6 +27,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.models import Run, RunEvent, RunStatus, Sweep, User
+from app.runs import curves
 from app.runs import launch as launching
 from app.runs.form import FormError, text_of
 from app.runs.launch import LaunchError, LaunchRequest
@@ -210,16 +211,10 @@ def sweep_table(session: Session, sweep: Sweep, *, level: int = 1) -> dict:
         event = events.get(run.id) if run.id is not None else None
         losses: dict[str, float] = {}
         if event is not None:
-            if isinstance(event.get("loss"), int | float):
-                losses["overall"] = float(event["loss"])
-            for channel, value in (event.get("channels") or {}).items():
-                name = _channel_name(channel, level)
-                if (
-                    name is not None
-                    and isinstance(value, dict)
-                    and isinstance(value.get("loss"), int | float)
-                ):
-                    losses[name] = float(value["loss"])
+            for channel, value in curves.losses(event).items():
+                name = "overall" if channel == "overall" else _channel_name(channel, level)
+                if name is not None and value is not None:
+                    losses[name] = value
         for name in losses:
             if name != "overall" and name not in columns:
                 columns.append(name)
