@@ -3,7 +3,7 @@
     .venv/bin/python bench/runs.py                 # about a minute
     .venv/bin/python bench/runs.py --points 20000 --stress 5000  # a quick run
 
-On a fresh SQLite data dir in a temp dir, with a real uvicorn server (C's routes) in a subprocess:
+On a fresh SQLite data dir in a temp dir, with a real uvicorn server (the app's routes) in a subprocess:
 (a) delay: a writer process appends train events to metrics.jsonl at a steady rate through the trainer's
     own MetricsWriter (flush + fsync per event); the worker's real executor loop (Execution.watch: tail
     every tail_interval, heartbeat, cancel check) runs in another process and stores them; pollers GET

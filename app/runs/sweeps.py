@@ -5,8 +5,9 @@ is enough, and for how long, at which rate), so the axis besides the usual two i
 task_type's mix weight multiplied by a share (1, 0.5, 0.25). Comparing needs validation losses, so a
 sweep without validation data is refused before anything is created.
 
-Creation is all or nothing: every grid point goes through A's create_run in one transaction and only
-then are the runs enqueued, so a point the trainer config refuses leaves no half sweep behind.
+Creation is all or nothing: every grid point goes through app.runs.launch.create_run in one
+transaction and only then are the runs enqueued, so a point the trainer config refuses leaves no half
+sweep behind.
 The sweep page reads each run's last eval event (per-task_type channels) into one table; it re-polls
 every few seconds while runs train, so it reads every run's last eval in one query, not one per run.
 """

@@ -1,8 +1,8 @@
 """Training runs: the list, the run page and its live data, overlay, config diff, sample viewer; JSON twins.
 
 Routes stay thin: page data comes from app.runs.views/listing/compare/samples, curves from
-app.runs.series, cancel and resume from app.runs.lifecycle (helper A). Everyone with the researcher
-role sees every run; only the owner (or an admin) may cancel or resume one.
+app.runs.series, cancel and resume from app.runs.lifecycle. Everyone with the researcher role sees
+every run; only the owner (or an admin) may cancel or resume one.
 """
 
 from __future__ import annotations
