@@ -35,8 +35,9 @@ _KNOWN_DETAILS = {
 
 _NEEDS_ROLE = re.compile(r"This needs the (\w+) role\.")  # raised by deps.require
 
-# Scripts stay unrestricted because pages of other helpers carry inline scripts; what is
-# set still stops framing (clickjacking), plugin content and forms posting elsewhere.
+# Scripts stay unrestricted because some pages carry inline scripts (the sample browser, the run
+# diff, a run's sample); what is set still stops framing (clickjacking), plugin content and forms
+# posting elsewhere.
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",

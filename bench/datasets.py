@@ -8,7 +8,7 @@ real pCLUE + BELLE records (joint pairs) and whose text is cut from the real
 files' text (so 1-2 and 3+ character Chinese queries hit realistically), with
 their task_types, ~10% system prompts and ~2% `robustness` tags. Then, on a fresh
 SQLite database in a temp dir:
-- import through B's app.datasets.importer.import_file in a child process
+- import through app.datasets.importer.import_file in a child process
   (samples/s, the child's peak RSS),
 - index_version in a child process (search indexes + statistics + near dups),
 - near-duplicate detection alone in a child process (time, peak RSS),

@@ -3,11 +3,12 @@
     .venv/bin/python bench/runs.py                 # about a minute
     .venv/bin/python bench/runs.py --points 20000 --stress 5000  # a quick run
 
-On a fresh SQLite data dir in a temp dir, with a real uvicorn server (C's routes) in a subprocess:
+On a fresh SQLite data dir in a temp dir, with a real uvicorn server (the app's routes) in a subprocess:
 (a) delay: a writer process appends train events to metrics.jsonl at a steady rate through the trainer's
     own MetricsWriter (flush + fsync per event); the worker's real executor loop (Execution.watch: tail
     every tail_interval, heartbeat, cancel check) runs in another process and stores them; pollers GET
-    /api/runs/{id}/events?after=<seq> as the run page does (every 1 s) and as fast as useful (every 50 ms),
+    /api/runs/{id}/events?after=<seq> at the run page's cadence (every 1 s; the page polls /series?after=<seq>,
+    which reads the same stored rows) and as fast as useful (every 50 ms),
     and take delay = first seen - the event's own `time`. Target: p95 < 2 s at the page's cadence.
 (b) render: train events of 11 channel losses each, 100,000 channel-loss points in all (9,091 events), are
     written to a second run's metrics.jsonl and stored through the tailer; then GET /runs/{id} (the page),

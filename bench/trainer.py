@@ -1,4 +1,4 @@
-"""sftlab's trainer against TRL's SFTTrainer, side by side in one run on CPU (issue 4).
+"""sftlab's trainer against TRL's SFTTrainer, side by side in one run on CPU.
 
     python bench/trainer.py                       # defaults: --steps 5 --batch 8 --repeats 2, ~10 min on 2 cores
     python bench/trainer.py --steps 4 --repeats 1 # quicker

@@ -1,17 +1,18 @@
 // Runs pages: the list's run picker, the run page's live charts (uPlot), and the overlay chart.
 //
 // Run page: loads /api/runs/<id>/series once (downsampled curves, epoch boundaries, markers), then
-// polls /api/runs/<id>/events?after=<last seq> every second until the run is finished, appending the
-// new events to the curves (a resume marker cuts what the crashed attempt logged past its step), and
-// every 5 s /api/runs/<id>/log for the log tail. Channel loss: train solid, validation dashed in the
-// same colour; keys 0/1/2 switch between overall, level-1 and level-2 channels; the legend toggles
-// single channels.
+// polls /api/runs/<id>/series?after=<last seq> every second until the run is finished: the server
+// answers the points changed since (from_step on; a resume removes what the crashed attempt logged
+// past its step) and the page swaps its points from that step for them, so which event makes which
+// point is decided only by the server (app/runs/curves.py). Every 5 s /api/runs/<id>/log gives the
+// log tail. Channel loss: train solid, validation dashed in the same colour; keys 0/1/2 switch
+// between overall, level-1 and level-2 channels; the legend toggles single channels.
 // #chart-channels gets data-points="<points drawn>" once uPlot drew data (tests wait for it).
 (() => {
   "use strict";
   const COLORS = ["#2356c7", "#c0392b", "#1e7a3c", "#b35900", "#7a3fb8", "#0f7c8c", "#a61e6b", "#5b6b00",
     "#3f51b5", "#795548", "#e67e22", "#009688", "#8e44ad", "#2c3e50", "#d81b60", "#558b2f"];
-  const REFETCH_AFTER = 6000; // appended raw points before asking the server to downsample again
+  const REFETCH_AFTER = 6000; // points appended by polls before asking the server to downsample again
 
   // ---- runs list: pick runs for overlay / diff ----
   const pick = document.getElementById("pick");
@@ -99,72 +100,19 @@
     train: { x: [], series: {} }, scalars: { x: [], series: {} }, eval: { x: [], series: {} },
     epochs: [], checkpoints: [], warnings: [], plots: {}, status: "", ticks: 0, log: false };
 
-  function cutAfter(curves, step) {
-    let keep = curves.x.findIndex((s) => s > step);
-    if (keep < 0) return;
+  // The server's answer to a poll: its points from `from` on replace this page's (see app.runs.series.series_since).
+  function splice(curves, from, part) {
+    let keep = curves.x.findIndex((s) => s >= from);
+    if (keep < 0) keep = curves.x.length;
     curves.x.length = keep;
     for (const k in curves.series) curves.series[k].length = keep;
-  }
-
-  // A resumed run logs again from its checkpoint's step: forget the crashed attempt's curves and
-  // markers past it (as app.runs.series.RunSeries.rewind does), so nothing is drawn twice.
-  function rewind(step) {
-    for (const c of [st.train, st.scalars, st.eval]) cutAfter(c, step);
-    st.epochs = st.epochs.filter((e) => e.step <= step);
-    st.checkpoints = st.checkpoints.filter((c) => c.step <= step);
-    st.warnings = st.warnings.filter((w) => w.step <= step);
-    // floor(epoch) at the last point kept: its latest boundary, else where the run began.
-    if (!st.train.x.length) { lastEpoch = null; firstEpoch = null; }
-    else lastEpoch = st.epochs.length ? st.epochs[st.epochs.length - 1].epoch : firstEpoch;
-    stepTimes.length = 0; // the ETA must not span the downtime
-  }
-
-  function pushPoint(curves, step, values) {
-    const n = curves.x.length;
-    if (n && step <= curves.x[n - 1]) cutAfter(curves, step - 1);
-    const len = curves.x.length;
-    curves.x.push(step);
-    for (const [k, v] of Object.entries(values)) {
-      if (!curves.series[k]) curves.series[k] = new Array(len).fill(null);
-      curves.series[k].push(typeof v === "number" && isFinite(v) ? v : null);
+    curves.x = curves.x.concat(part.x);
+    for (const [k, ys] of Object.entries(part.series)) {
+      curves.series[k] = (curves.series[k] || new Array(keep).fill(null)).concat(ys);
     }
-    for (const k in curves.series) if (curves.series[k].length === len) curves.series[k].push(null);
-  }
-
-  function channelLosses(ev) {
-    const out = {};
-    for (const [k, v] of Object.entries(ev.channels || {})) out[k] = v && typeof v === "object" ? v.loss : null;
-    if (!("overall" in out) && "loss" in ev) out.overall = ev.loss;
-    return out;
-  }
-
-  let lastEpoch = null;
-  let firstEpoch = null;
-  const stepTimes = [];
-  function feed(ev) {
-    const step = ev.step || 0;
-    if (ev.type === "train") {
-      const n = st.train.x.length;
-      if (n && step <= st.train.x[n - 1]) rewind(step - 1); // steps went back without a resume marker
-      pushPoint(st.train, step, channelLosses(ev));
-      const sc = {};
-      for (const k of ["loss", "lr", "grad_norm", "tokens_per_s", "supervised_tokens_per_s", "mfu", "step_time"]) sc[k] = ev[k];
-      pushPoint(st.scalars, step, sc);
-      if (typeof ev.epoch === "number") {
-        if (firstEpoch === null) firstEpoch = ev.epoch;
-        if (lastEpoch !== null && Math.floor(ev.epoch) > Math.floor(lastEpoch)) st.epochs.push({ step, epoch: Math.floor(ev.epoch) });
-        lastEpoch = ev.epoch;
-      }
-      st.appended++;
-    } else if (ev.type === "eval") {
-      const v = channelLosses(ev);
-      if (!("overall" in v)) v.overall = ev.loss;
-      pushPoint(st.eval, step, v);
-    } else if (ev.type === "checkpoint") {
-      if (ev.resumed === true) rewind(step);
-      st.checkpoints.push({ step, name: String(ev.path || "").replace(/\/+$/, "").split("/").pop(), resumed: !!ev.resumed });
-    } else if (ev.type === "warning") {
-      st.warnings.push({ step, kind: ev.kind || "", message: ev.message || "" });
+    for (const k in curves.series) {
+      const ys = curves.series[k];
+      while (ys.length < curves.x.length) ys.push(null);
     }
   }
 
@@ -279,11 +227,7 @@
     bar.style.width = (frac * 100).toFixed(2) + "%";
     document.getElementById("run-step").textContent =
       `${labels.step} ${r.step}` + (r.total_steps ? ` / ${r.total_steps} (${Math.round(frac * 100)}%)` : "");
-    const eta = document.getElementById("run-eta");
-    if (stepTimes.length >= 2 && r.total_steps && !st.finished) {
-      const [a, b] = [stepTimes[0], stepTimes[stepTimes.length - 1]];
-      if (b[0] > a[0]) eta.textContent = `${labels.eta} ${fmtTime((r.total_steps - r.step) * (b[1] - a[1]) / (b[0] - a[0]))}`;
-    } else if (st.finished) eta.textContent = "";
+    document.getElementById("run-eta").textContent = r.eta_s != null && !r.finished ? `${labels.eta} ${fmtTime(r.eta_s)}` : "";
     const badge = document.getElementById("run-status");
     badge.textContent = labels.statuses[r.status] || r.status;
     badge.className = "run-status st-" + r.status;
@@ -298,7 +242,6 @@
     st.eval = { x: d.eval.x, series: d.eval.series };
     st.epochs = d.epochs; st.checkpoints = d.checkpoints; st.warnings = d.warnings;
     st.lastSeq = d.last_seq; st.appended = 0; st.finished = d.finished; st.status = d.status;
-    lastEpoch = d.last_epoch; firstEpoch = d.first_epoch;
     drawAll();
     return true;
   }
@@ -321,25 +264,25 @@
   async function poll() {
     if (st.finished) return;
     try {
-      const res = await fetch(`/api/runs/${runId}/events?after=${st.lastSeq}`, { headers: { accept: "application/json" } });
+      const res = await fetch(`/api/runs/${runId}/series?after=${st.lastSeq}`, { headers: { accept: "application/json" } });
       if (res.ok) {
         const d = await res.json();
         // The start event carries the data counts the page was rendered without: render it again.
-        if (d.events.some((ev) => ev.type === "start") && document.getElementById("counts-none")) { location.reload(); return; }
-        for (const ev of d.events) {
-          feed(ev);
-          if (ev.type === "train" && typeof ev.time === "number") {
-            stepTimes.push([ev.step, ev.time]);
-            if (stepTimes.length > 20) stepTimes.shift();
-          }
+        if (d.started && document.getElementById("counts-none")) { location.reload(); return; }
+        const changed = d.last_seq !== st.lastSeq;
+        if (d.from_step != null) {
+          splice(st.train, d.from_step, d.train);
+          splice(st.scalars, d.from_step, d.scalars);
+          splice(st.eval, d.from_step, d.eval);
+          st.appended += d.train.x.length;
         }
+        st.epochs = d.epochs; st.checkpoints = d.checkpoints; st.warnings = d.warnings;
         st.lastSeq = d.last_seq;
         const wasFinished = st.finished;
-        st.finished = ["succeeded", "failed", "cancelled", "lost"].includes(d.status);
+        st.finished = d.finished;
         if (++st.ticks % 5 === 0) refreshLog();
-        if (st.appended > REFETCH_AFTER) await loadSeries(); else if (d.events.length) drawAll();
+        if (st.appended > REFETCH_AFTER) await loadSeries(); else if (changed) drawAll();
         progress(d);
-        if (d.events.length >= 5000) { setTimeout(poll, 0); return; }
         // Finished: reload once for the final checkpoints, log and buttons.
         if (st.finished && !wasFinished) { setTimeout(() => location.reload(), 500); return; }
       }

@@ -7,11 +7,11 @@ from app.api.routes import auth, datasets, launch, me, pages, runs, samples, sta
 router = APIRouter()
 router.include_router(auth.router)
 router.include_router(pages.router)
-for _shell in (users.router, tokens.router, me.router):  # helper D's routers
-    router.include_router(_shell)
-router.include_router(uploads.router)  # helper B: before datasets, so /datasets/upload wins
-router.include_router(datasets.router)  # helper B
-for _c in (samples.router, stats.router):  # helper C's routers
-    router.include_router(_c)
+for _accounts in (users.router, tokens.router, me.router):
+    router.include_router(_accounts)
+router.include_router(uploads.router)  # before datasets, so /datasets/upload is not read as a dataset id
+router.include_router(datasets.router)
+for _samples in (samples.router, stats.router):
+    router.include_router(_samples)
 router.include_router(launch.router)  # before runs, so /runs/new is not read as a run id
 router.include_router(runs.router)

@@ -13,7 +13,8 @@ import orjson
 from sqlmodel import Session
 
 from app.models import Run
-from app.runs.series import RunSeries, downsample
+from app.runs.curves import RunSeries
+from app.runs.series import downsample
 from app.runs.views import run_config, run_datasets
 
 # Paths inside the run's own directory: different for every run by construction, so never a difference.

@@ -1,5 +1,10 @@
 """A run's stored events turned into chart series: x = optimizer step, one y array per channel.
 
+Which points an event makes is app.runs.curves' business; this module reads the stored events,
+keeps their parsed curves per run, and answers the run page's JSON: every curve downsampled for the
+first load (`series_payload`), then only the points changed since the seq the page holds
+(`series_since`), so the page applies points and never reads an event itself.
+
 Why a cache: a long run holds ~10,000 train events of ~10 channels each, and parsing them all on
 every page poll would cost more than the 200 ms a run page may take. Parsed arrays are kept per run
 and extended with only the events stored since (seq > the last one parsed), and the downsampled
@@ -13,194 +18,22 @@ and last step, so spikes survive and all series still share one x array, as uPlo
 from __future__ import annotations
 
 import gc
-import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
 from sqlmodel import Session, col, select
 
 from app.models import Run, RunEvent
+from app.runs.curves import CHART_TYPES, RunSeries
 
 MAX_POINTS = 2000  # per series, after downsampling
-SCALARS = ("loss", "lr", "grad_norm", "tokens_per_s", "supervised_tokens_per_s", "mfu", "step_time")
-CHART_TYPES = ("train", "eval", "checkpoint", "warning")
 _CACHED_RUNS = 16
-
-
-def number(value: Any) -> float | None:
-    """A JSON value as a finite float, else None (the trainer writes NaN/inf as strings)."""
-    kind = type(value)  # exact types first: this runs for every number of every event
-    if kind is float:
-        return value if value - value == 0.0 else None  # NaN and ±inf give NaN
-    if kind is int:
-        return float(value)
-    return None
-
-
-@dataclass
-class Curves:
-    """Points sharing one x array; a channel absent at a step holds None there.
-
-    While events are fed, a channel's list may lag behind x (it is padded when the channel next
-    appears, or by `copy`): padding every channel on every event cost more than parsing them.
-    """
-
-    x: list[int] = field(default_factory=list)
-    series: dict[str, list[float | None]] = field(default_factory=dict)
-
-    def add(self, step: int, values: dict[str, float | None]) -> None:
-        n = self.start(step)
-        for name, v in values.items():
-            self.put(n, name, v)
-
-    def start(self, step: int) -> int:
-        """Open the point at `step`; returns its index for `put`."""
-        if self.x and step <= self.x[-1]:
-            self._cut(step)
-        self.x.append(step)
-        return len(self.x) - 1
-
-    def put(self, n: int, name: str, v: float | None) -> None:
-        ys = self.series.get(name)
-        if ys is None:
-            ys = self.series[name] = [None] * n
-        elif len(ys) < n:
-            ys.extend([None] * (n - len(ys)))
-        ys.append(v)
-
-    def copy(self) -> Curves:
-        """A copy with every channel padded to the length of x."""
-        n = len(self.x)
-        return Curves(list(self.x), {k: v + [None] * (n - len(v)) for k, v in self.series.items()})
-
-    def _cut(self, step: int) -> None:
-        # A resumed run logs again from its checkpoint's step: the newer points replace the older tail.
-        keep = next((i for i, s in enumerate(self.x) if s >= step), len(self.x))
-        del self.x[keep:]
-        for ys in self.series.values():
-            del ys[keep:]
-
-    def cut_after(self, step: int) -> None:
-        """Drop the points past `step`."""
-        if self.x and self.x[-1] > step:
-            self._cut(step + 1)
-
-
-@dataclass
-class RunSeries:
-    """Everything the charts draw, parsed from events with seq <= last_seq."""
-
-    last_seq: int = -1
-    train: Curves = field(default_factory=Curves)  # channel losses ("overall", "l1/..", "l2/..", "special")
-    scalars: Curves = field(default_factory=Curves)  # lr, grad_norm, tokens/s, ... on the train steps
-    eval: Curves = field(default_factory=Curves)
-    epochs: list[dict] = field(default_factory=list)  # {"step", "epoch"}: where floor(epoch) changed
-    checkpoints: list[dict] = field(default_factory=list)
-    warnings: list[dict] = field(default_factory=list)
-    _last_epoch: float | None = None
-    _first_epoch: float | None = None  # what floor(epoch) was before the first boundary
-
-    def snapshot(self) -> RunSeries:
-        return RunSeries(
-            last_seq=self.last_seq,
-            train=self.train.copy(),
-            scalars=self.scalars.copy(),
-            eval=self.eval.copy(),
-            epochs=list(self.epochs),
-            checkpoints=list(self.checkpoints),
-            warnings=list(self.warnings),
-            _last_epoch=self._last_epoch,
-            _first_epoch=self._first_epoch,
-        )
-
-    def rewind(self, step: int) -> None:
-        """Forget everything past `step`: a resumed attempt logs those steps again.
-
-        Curves, epoch boundaries, checkpoint and warning markers of the attempt that crashed would
-        otherwise be drawn beside (or twice with) the new attempt's.
-        """
-        for curves in (self.train, self.scalars, self.eval):
-            curves.cut_after(step)
-        self.epochs = [e for e in self.epochs if e["step"] <= step]
-        self.checkpoints = [c for c in self.checkpoints if c["step"] <= step]
-        self.warnings = [w for w in self.warnings if w["step"] <= step]
-        # floor(epoch) at the last point kept: its latest boundary, else where the run began.
-        if not self.train.x:
-            self._last_epoch = self._first_epoch = None
-        elif self.epochs:
-            self._last_epoch = float(self.epochs[-1]["epoch"])
-        else:
-            self._last_epoch = self._first_epoch
-
-    def feed(self, seq: int, event: dict) -> None:
-        kind = event.get("type")
-        step = event.get("step")
-        step = step if type(step) is int else int(number(step) or 0)
-        if kind == "train":
-            if self.train.x and step <= self.train.x[-1]:
-                self.rewind(step - 1)  # steps went back without a resume marker (older trainers)
-            # The hot path of a cold load (every train event): values go straight into the lists.
-            n = self.train.start(step)
-            put = self.train.put
-            raw = event.get("channels")
-            if type(raw) is dict:
-                for name, v in raw.items():
-                    put(n, name, number(v.get("loss")) if type(v) is dict else None)
-            if type(raw) is not dict or "overall" not in raw:
-                put(n, "overall", number(event.get("loss")))
-            n = self.scalars.start(step)
-            put = self.scalars.put
-            for k in SCALARS:
-                put(n, k, number(event.get(k)))
-            epoch = number(event.get("epoch"))
-            if epoch is not None:
-                if self._first_epoch is None:
-                    self._first_epoch = epoch
-                last = self._last_epoch
-                if last is not None and math.floor(epoch) > math.floor(last):
-                    self.epochs.append({"step": step, "epoch": math.floor(epoch)})
-                self._last_epoch = epoch
-        elif kind == "eval":
-            values = _channels(event)
-            values.setdefault("overall", number(event.get("loss")))
-            self.eval.add(step, values)
-        elif kind == "checkpoint":
-            if event.get("resumed") is True:
-                self.rewind(step)
-            path = str(event.get("path") or "")
-            self.checkpoints.append(
-                {
-                    "step": step,
-                    "name": path.rstrip("/").rsplit("/", 1)[-1],
-                    "resumed": bool(event.get("resumed")),
-                }
-            )
-        elif kind == "warning":
-            self.warnings.append(
-                {
-                    "step": step,
-                    "kind": str(event.get("kind") or ""),
-                    "message": str(event.get("message") or ""),
-                }
-            )
-        self.last_seq = max(self.last_seq, seq)
-
-
-def _channels(event: dict) -> dict[str, float | None]:
-    raw = event.get("channels")
-    out: dict[str, float | None] = {}
-    if isinstance(raw, dict):
-        for name, v in raw.items():
-            out[name] = number(v.get("loss")) if type(v) is dict else None
-    if "overall" not in out and "loss" in event:
-        out["overall"] = number(event.get("loss"))
-    return out
+T = TypeVar("T")
 
 
 def downsample(
@@ -332,12 +165,9 @@ def _key(run: Run) -> tuple:
     return (run.id, str(run.created_at))
 
 
-def run_series(session: Session, run: Run) -> RunSeries:
-    """The run's parsed series, reading only events newer than what this process already parsed.
-
-    Returns a snapshot (copied under the lock), so a caller can read it while another request
-    extends the cached one.
-    """
+def _read(session: Session, run: Run, read: Callable[[RunSeries], T]) -> T:
+    """`read` of the run's parsed series, after feeding it only the events newer than what this
+    process already parsed. `read` runs under the lock, so it must copy what it returns."""
     assert run.id is not None
     key = _key(run)
     with CACHE.lock:
@@ -359,7 +189,30 @@ def run_series(session: Session, run: Run) -> RunSeries:
         while len(CACHE.runs) > _CACHED_RUNS:
             old, _ = CACHE.runs.popitem(last=False)
             CACHE.payloads.pop(old, None)
-        return current.snapshot()
+        return read(current)
+
+
+def run_series(session: Session, run: Run) -> RunSeries:
+    """The run's parsed series, reading only events newer than what this process already parsed.
+
+    Returns a snapshot (copied under the lock), so a caller can read it while another request
+    extends the cached one.
+    """
+    return _read(session, run, RunSeries.snapshot)
+
+
+def series_since(session: Session, run: Run, *, after: int, max_points: int = MAX_POINTS) -> dict:
+    """What the run page's poll applies to the curves it holds, which it drew from events up to seq `after`.
+
+    `from_step`: the lowest step at which the events stored since changed a point (None: none did).
+    The reader drops its points from that step on and appends the ones here, which are every point
+    from that step on (downsampled like the first load's). Markers come whole: they are few.
+    """
+    step, part = _read(session, run, lambda s: s.since(after))
+    # Every event below the job's events_seq was stored before the series was read, so the next poll may
+    # start past the non-chart ones too (a start event is then reported once).
+    last_seq = max(part.last_seq, run.job.events_seq - 1)
+    return {**payload(part, max_points=max_points), "last_seq": last_seq, "from_step": step}
 
 
 def series_payload(session: Session, run: Run) -> dict:

@@ -1,4 +1,5 @@
-"""Submitting a launch: the page's form or the API's JSON, validated against the data, then A's launch().
+"""Submitting a launch: the page's form or the API's JSON, validated against the data, then launched
+(app.runs.launch.launch).
 
 The JSON API builds the same LaunchForm the page posts (`from_api`), so both paths refuse the same
 inputs with the same field -> message errors, and an API-launched run can be cloned on the page too.

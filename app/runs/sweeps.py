@@ -5,8 +5,9 @@ is enough, and for how long, at which rate), so the axis besides the usual two i
 task_type's mix weight multiplied by a share (1, 0.5, 0.25). Comparing needs validation losses, so a
 sweep without validation data is refused before anything is created.
 
-Creation is all or nothing: every grid point goes through A's create_run in one transaction and only
-then are the runs enqueued, so a point the trainer config refuses leaves no half sweep behind.
+Creation is all or nothing: every grid point goes through app.runs.launch.create_run in one
+transaction and only then are the runs enqueued, so a point the trainer config refuses leaves no half
+sweep behind.
 The sweep page reads each run's last eval event (per-task_type channels) into one table; it re-polls
 every few seconds while runs train, so it reads every run's last eval in one query, not one per run.
 """
@@ -27,6 +28,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.models import Job, Run, RunEvent, RunStatus, Sweep, User
+from app.runs import curves
 from app.runs import launch as launching
 from app.runs.form import FormError, text_of
 from app.runs.launch import LaunchError, LaunchRequest
@@ -217,16 +219,10 @@ def sweep_table(session: Session, sweep: Sweep, *, level: int = 1) -> dict:
         event = events.get(run.id) if run.id is not None else None
         losses: dict[str, float] = {}
         if event is not None:
-            if isinstance(event.get("loss"), int | float):
-                losses["overall"] = float(event["loss"])
-            for channel, value in (event.get("channels") or {}).items():
-                name = _channel_name(channel, level)
-                if (
-                    name is not None
-                    and isinstance(value, dict)
-                    and isinstance(value.get("loss"), int | float)
-                ):
-                    losses[name] = float(value["loss"])
+            for channel, value in curves.losses(event).items():
+                name = "overall" if channel == "overall" else _channel_name(channel, level)
+                if name is not None and value is not None:
+                    losses[name] = value
         for name in losses:
             if name != "overall" and name not in columns:
                 columns.append(name)

@@ -160,6 +160,16 @@ def first_event(session: Session, run_id: int, kind: str, *, last: bool = False)
     return event if isinstance(event, dict) else None
 
 
+def stored_after(session: Session, run_id: int, kind: str, *, after: int) -> bool:
+    """Whether an event of type `kind` was stored after seq `after` (the (run_id, type) index finds it)."""
+    found = session.exec(
+        select(RunEvent.seq)
+        .where(RunEvent.run_id == run_id, RunEvent.type == kind, col(RunEvent.seq) > after)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def section(obj: Any, key: str) -> dict:
     """obj[key] when it is a dict, else {}: stored JSON is read defensively, a page never fails on it."""
     value = obj.get(key) if isinstance(obj, dict) else None

@@ -117,6 +117,24 @@ def test_series_json_follows_new_events(engine, researcher):
     assert later["warnings"][0]["message"] == "drop <b>here</b>"
 
 
+def test_series_poll_answers_the_changed_points_progress_and_a_new_start(engine, researcher):
+    events = synthetic_events(20, done=False)
+    run = _run(engine, researcher.user.id, status=RunStatus.running, events=events[:1])  # the start only
+    assert researcher.get(f"/api/runs/{run.id}/series").json()["last_seq"] == -1
+    poll = researcher.get(f"/api/runs/{run.id}/series?after=-1").json()
+    assert poll["started"] is True and poll["from_step"] is None and poll["last_seq"] == 0
+    with Session(engine) as session:
+        add_events(session, session.get(Run, run.id), events[1:12])
+    poll = researcher.get(f"/api/runs/{run.id}/series?after=0").json()
+    trains = [e for e in events[1:12] if e["type"] == "train"]
+    assert poll["started"] is False and poll["from_step"] == 1 and poll["last_seq"] == 11
+    assert poll["train"]["x"] == [e["step"] for e in trains]
+    assert poll["scalars"]["series"]["lr"] == [e["lr"] for e in trains]
+    assert poll["step"] == trains[-1]["step"] and poll["eta_s"] is not None and poll["finished"] is False
+    quiet = researcher.get(f"/api/runs/{run.id}/series?after=11").json()
+    assert quiet["from_step"] is None and quiet["train"]["x"] == [] and quiet["last_seq"] == 11
+
+
 def test_cancel_and_resume_permissions(engine, client_as, researcher, tmp_path):
     other = client_as(Role.researcher, "other")
     admin = client_as(Role.admin, "boss")

@@ -141,7 +141,7 @@ def test_page_anchors_exist_for_unfiltered_task_and_tag(engine, make_user, tmp_p
 
 
 def test_dropped_rows_leave_the_next_version(engine, make_user, tmp_path):
-    """After B's edit drops rows, the new version's pages, anchors and counts skip them; the old one keeps them."""
+    """After an edit drops rows, the new version's pages, anchors and counts skip them; the old one keeps them."""
     from app.datasets.versions import edit_version
 
     ds, version, vid = make(engine, make_user, tmp_path)

@@ -19,7 +19,7 @@ BELLE = Mapping(prompt=["question"], answer="std_answer", task_l1="class")
 
 
 def load(engine, owner_id: int, path: Path, mapping: Mapping, *, name: str, kind: str = "train", target=None):
-    """Imports a file with B's importer and indexes the new version; returns (dataset_id, version, version_id)."""
+    """Imports a file with the importer and indexes the new version; returns (dataset_id, version, version_id)."""
     opts = ImportOptions(mapping=mapping, name=name, kind=kind, target_dataset_id=target)
     result = import_file(path=path, options=opts, owner_id=owner_id, engine=engine, enqueue_index=False)
     assert result.status == "succeeded", result.report

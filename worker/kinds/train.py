@@ -11,7 +11,6 @@ Success is exit code 0 *and* a `done` event: a trainer that exits 0 without fini
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from app.core.config import Settings
 from app.models import Job, JobStatus, Run, RunDataset, RunEvent
+from app.runs import curves
 from app.runs.rundir import EVAL_FILE, LOG_FILE, METRICS_FILE, RUN_JSON, TRAIN_FILE, export_versions
 from worker.kinds import register
 from worker.processes import free_port
@@ -60,36 +60,20 @@ class RunSink:
                 rows.append(_row(self.run_id, ln.seq, "invalid", 0, 0.0, ln.text))
                 continue
             kind = ln.type
-            ev_step = int(as_float(event.get("step")))
-            rows.append(_row(self.run_id, ln.seq, kind, ev_step, as_float(event.get("time")), ln.text))
+            rows.append(
+                _row(self.run_id, ln.seq, kind, curves.step_of(event), as_float(event.get("time")), ln.text)
+            )
             if kind == "start":
                 total = int(as_float(event.get("total_steps"))) or total
-            if kind == "train" or (kind == "checkpoint" and event.get("resumed")):
-                # Not max(): a run resumed from an earlier checkpoint goes back to that step, below
-                # where the crashed attempt had got to.
-                step = ev_step
-            elif kind in ("eval", "done", "checkpoint"):
-                step = max(step, ev_step)
-            if kind == "train":
-                loss = _train_loss(event)
-                if math.isfinite(loss):
-                    final = loss
+            step = curves.next_step(step, event)
+            if (loss := curves.final_loss(event)) is not None:
+                final = loss
         conn.execute(insert(RunEvent), rows)
         conn.execute(
             update(Job).where(col(Job.id) == self.job_id).values(progress_done=step, progress_total=total)
         )
         conn.execute(update(Run).where(col(Run.id) == self.run_id).values(final_loss=final))
         self.step, self.total_steps, self.final_loss = step, total, final
-
-
-def _train_loss(event: dict[str, Any]) -> float:
-    """The token-weighted overall loss that the charts draw (channels.overall.loss); `loss`, the plain mean
-    of the logging window's per-step losses, only when an event has no channels."""
-    channels = event.get("channels")
-    overall = channels.get("overall") if isinstance(channels, dict) else None
-    if isinstance(overall, dict) and "loss" in overall:
-        return as_float(overall["loss"], default=math.nan)
-    return as_float(event.get("loss"), default=math.nan)
 
 
 def _row(run_id: int, seq: int, kind: str, step: int, time: float, data: str) -> dict[str, Any]:

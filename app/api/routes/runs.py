@@ -1,8 +1,8 @@
 """Training runs: the list, the run page and its live data, overlay, config diff, sample viewer; JSON twins.
 
 Routes stay thin: page data comes from app.runs.views/listing/compare/samples, curves from
-app.runs.series, cancel and resume from app.runs.lifecycle (helper A). Everyone with the researcher
-role sees every run; only the owner (or an admin) may cancel or resume one.
+app.runs.series, cancel and resume from app.runs.lifecycle. Everyone with the researcher role sees
+every run; only the owner (or an admin) may cancel or resume one.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from app.api.deps import Researcher, SessionDep, SettingsDep
 from app.core.config import Settings
-from app.models import FINISHED, Role, Run, User
+from app.models import Role, Run, User
 from app.runs import compare, listing, samples, series, views
 from app.runs.lifecycle import LifecycleError, can_resume, request_cancel, resume
 from app.web import flash_key, render
@@ -263,7 +263,10 @@ def log_api(run_id: int, user: Researcher, session: SessionDep) -> dict:
 
 @router.get("/api/runs/{run_id}/events")
 def events_api(run_id: int, user: Researcher, session: SessionDep, after: int = -1) -> Response:
-    """Events stored after seq `after`, in seq order, at most 5000: what the run page polls."""
+    """Events stored after seq `after`, in seq order, at most 5000, as the trainer wrote them.
+
+    The raw events for scripts and tools; the run page polls /series?after= for points instead.
+    """
     run = _run(session, run_id)
     return Response(
         views.events_json(session, run, after=after, limit=EVENTS_LIMIT), media_type="application/json"
@@ -271,17 +274,21 @@ def events_api(run_id: int, user: Researcher, session: SessionDep, after: int = 
 
 
 @router.get("/api/runs/{run_id}/series")
-def series_api(run_id: int, user: Researcher, session: SessionDep) -> Response:
-    """The charts' first load: every curve downsampled, plus epoch boundaries and markers."""
+def series_api(run_id: int, user: Researcher, session: SessionDep, after: int | None = None) -> Response:
+    """The charts' first load: every curve downsampled, plus epoch boundaries and markers.
+
+    With `after` (the last_seq of the page's previous answer), what the run page polls each second:
+    the points changed since (see series.series_since), progress with its ETA, and whether a start
+    event arrived (it carries the data counts, which the page then renders again).
+    """
     run = _run(session, run_id)
-    data = series.series_payload(session, run)
-    head = {
-        "run_id": run.id,
-        "status": str(run.status),
-        "finished": run.status in FINISHED,
-        "step": run.step,
-        "total_steps": run.total_steps,
-    }
+    assert run.id is not None
+    head = {"run_id": run.id, **views.progress(session, run)}
+    if after is None:
+        data = series.series_payload(session, run)
+    else:
+        data = series.series_since(session, run, after=after)
+        data["started"] = views.stored_after(session, run.id, "start", after=after)
     return Response(orjson.dumps({**head, **data}), media_type="application/json")
 
 

@@ -1,6 +1,6 @@
 """Sample browser, full-text search and one sample's page; JSON twins under /api.
 
-The pages post bulk and per-sample edits to B's POST /datasets/{id}/v/{n}/edit;
+The pages post bulk and per-sample edits to POST /datasets/{id}/v/{n}/edit (routes/datasets.py);
 nothing here writes. Logic lives in app.datasets.browse / search / highlight.
 """
 
