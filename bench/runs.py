@@ -101,26 +101,31 @@ BENCH_TASK = "bench"
 
 def child_execute(run_id: int, run_dir: str, n: int, rate: float) -> None:
     """The worker's real watch loop around the writer process."""
-    from app.runs.executor import Execution
+    from sqlmodel import Session
 
     from app.core.config import get_settings
     from app.core.db import get_engine
+    from app.models import Run
+    from worker.kinds.train import Train
+    from worker.runner import Execution
 
-    ex = Execution(run_id, get_settings(), get_engine(), task_id=BENCH_TASK)
+    with Session(get_engine(), expire_on_commit=False) as s:
+        job = s.get_one(Run, run_id).job
+    ex = Execution(job, Train(), get_settings(), get_engine(), task_id=BENCH_TASK)
     ex.proc = subprocess.Popen(
         [sys.executable, __file__, "child-write", run_dir, str(n), str(rate)], start_new_session=True
     )
-    rc = ex.watch(Path(run_dir))
-    ex.finish(Path(run_dir), rc)
+    rc = ex.watch()
+    out, tail = ex.decide(rc)
+    ex.store(out, rc, tail)
 
 
 def child_tail(run_id: int, path: str) -> None:
     """A tailer that stores a file's backlog until it has caught up."""
-    from app.runs.tailer import Tailer
-
     from app.core.db import get_engine
+    from worker.kinds.train import run_tailer
 
-    t = Tailer(get_engine(), run_id, path)
+    t = run_tailer(get_engine(), run_id, path)
     while t.poll():
         pass
 
@@ -153,22 +158,31 @@ def setup(tmp: Path) -> dict[str, str]:
 
 def make_run(name: str, status: str) -> tuple[int, Path]:
     from app.core.db import session_scope
-    from app.models import Run, User, utcnow
+    from app.models import Job, JobKind, Run, User, utcnow
     from app.runs.rundir import run_dir_for
     from trainer.config import tiny_debug
 
     with session_scope() as s:
         owner = s.exec(__import__("sqlmodel").select(User)).first()
-        run = Run(
-            name=name,
+        job = Job(
+            kind=JobKind.train,
             owner_id=owner.id,
-            form_json="{}",
-            config_json=json.dumps(tiny_debug().to_dict()),
+            title=name,
+            queue="cpu",
             status=status,
             started_at=utcnow(),
             heartbeat_at=utcnow(),
             worker=socket.gethostname(),
-            task_id=BENCH_TASK,  # the executor's writes are fenced on the task holding the run
+            task_id=BENCH_TASK,  # the executor's writes are fenced on the task holding the job
+        )
+        s.add(job)
+        s.flush()
+        run = Run(
+            name=name,
+            owner_id=owner.id,
+            job_id=job.id,
+            form_json="{}",
+            config_json=json.dumps(tiny_debug().to_dict()),
         )
         s.add(run)
         s.flush()
@@ -319,7 +333,10 @@ def bench_render(
     killed_at = 0
     while child.poll() is None:
         with engine.connect() as conn:
-            killed_at = conn.execute(text("SELECT events_seq FROM run WHERE id = :r"), {"r": run_id}).scalar()
+            killed_at = conn.execute(
+                text("SELECT job.events_seq FROM run JOIN job ON job.id = run.job_id WHERE run.id = :r"),
+                {"r": run_id},
+            ).scalar()
         if killed_at >= n // 3:
             child.send_signal(signal.SIGKILL)
             break

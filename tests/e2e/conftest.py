@@ -44,7 +44,9 @@ class LiveServer:
         return (
             f"--- server log ---\n{self.server_log.read_text()[-3000:]}\n"
             f"--- worker log ---\n{self.worker_log.read_text()[-3000:]}\n"
-            f"--- run worker log ---\n{(self.worker_log.parent / 'run_worker.log').read_text()[-3000:]}"
+            f"--- run worker log ---\n{(self.worker_log.parent / 'run_worker.log').read_text()[-3000:]}\n"
+            f"--- interactive worker log ---\n"
+            f"{(self.worker_log.parent / 'interactive_worker.log').read_text()[-3000:]}"
         )
 
     def create_user(self, username: str, role: str, password: str = PASSWORD) -> None:
@@ -90,6 +92,13 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
          "-Q", "cpu", "-n", "runs@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
         cwd=REPO, env=env, stdout=(root / "run_worker.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
+    # Short jobs a page waits for (estimates, sample renderings) have a worker of their own, as in `make run`.
+    interactive_worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "2",
+         "-Q", "interactive", "-n", "interactive@%h", "--loglevel", "INFO", "--without-gossip",
+         "--without-mingle"],
+        cwd=REPO, env=env, stdout=(root / "interactive_worker.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
     live = LiveServer(f"http://127.0.0.1:{port}", data_dir, env, server_log, worker_log)
     try:
         deadline = time.monotonic() + 30
@@ -105,6 +114,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
             time.sleep(0.1)
         yield live
     finally:
+        stop(interactive_worker)
         stop(run_worker)
         stop(worker)
         stop(server)
