@@ -267,23 +267,6 @@ def finish_sqlite(conn: Connection) -> None:
     conn.commit()
 
 
-def import_records(
-    conn: Connection, *, dataset_id: int, version: int, records: Iterable[Built], batch_size: int = BATCH
-) -> int:
-    """The bulk path alone: insert already-built records as rows added in `version`; returns the count.
-
-    The caller owns the transaction (and commits)."""
-    writer = SampleWriter(conn, dataset_id=dataset_id, version=version)
-    batch: list[Built] = []
-    for rec in records:
-        batch.append(rec)
-        if len(batch) >= batch_size:
-            writer.write(batch)
-            batch = []
-    writer.write(batch)
-    return writer.n
-
-
 def _create_version(
     session: Session, opts: ImportOptions, owner_id: int
 ) -> tuple[Dataset, DatasetVersion, int]:
