@@ -38,6 +38,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import get_engine
 from app.datasets.formats import Issue, open_reader, sniff_container, unit_of
 from app.datasets.mapping import Mapping
+from app.datasets.tasks import task_key, version_task_counts
 from app.datasets.validate import Built, TaskNormaliser, make_builder
 from app.models import Dataset, DatasetKind, DatasetVersion, ImportJob, Upload, UploadStatus, utcnow
 
@@ -168,10 +169,6 @@ class ImportResult:
     n_ok: int = 0
     n_bad: int = 0
     report: dict[str, Any] = field(default_factory=dict)
-
-
-def task_key(l1: str, l2: str) -> str:
-    return f"{l1}/{l2}" if l2 else l1
 
 
 def _insert_sql(conn: Connection, table: str, columns: tuple[str, ...]) -> str:
@@ -465,7 +462,7 @@ class _Parser:
                 built = build(obj, line_no)
                 if type(built) is Built:
                     self.n_ok += 1
-                    key = f"{built.task_l1}/{built.task_l2}" if built.task_l2 else built.task_l1
+                    key = task_key(built.task_l1, built.task_l2)
                     counts[key] = counts.get(key, 0) + 1
                     if self.clean:
                         batch.append(built)
@@ -573,19 +570,6 @@ def _merged_counts(
     for k, v in added.items():
         prev[k] = prev.get(k, 0) + v
     return prev
-
-
-def version_task_counts(session: Session, *, dataset_id: int, version: int) -> dict[str, int]:
-    """Samples per task_type ("l1/l2", or "l1" when level 2 is empty) visible in a version, by a GROUP BY."""
-    from app.datasets.visibility import VISIBLE_SQL
-
-    rows = session.connection().execute(
-        text(
-            f"SELECT s.task_l1, s.task_l2, COUNT(*) FROM sample s WHERE {VISIBLE_SQL} GROUP BY s.task_l1, s.task_l2"
-        ),
-        {"dataset_id": dataset_id, "version": version},
-    )
-    return {task_key(l1, l2): n for l1, l2, n in rows}
 
 
 def _fill_report(

@@ -17,13 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from app.datasets.importer import (
-    SAMPLE_COLUMNS,
-    _insert_sql,
-    enqueue_index_safely,
-    task_key,
-    version_task_counts,
-)
+from app.datasets.importer import SAMPLE_COLUMNS, _insert_sql, enqueue_index_safely
+from app.datasets.tasks import task_key, version_task_counts
 from app.datasets.validate import MAX_TAG, TaskNormaliser, normalise_ws
 from app.datasets.visibility import VISIBLE_SQL
 from app.models import Dataset, DatasetVersion

@@ -15,6 +15,7 @@ from app.api.deps import Researcher, SessionDep
 from app.datasets import browse
 from app.datasets.highlight import mark_all, snippet
 from app.datasets.stats import load_stats
+from app.datasets.tasks import task_key
 from app.models import Sample
 from app.web import render
 
@@ -210,7 +211,7 @@ def _sample_json(row: dict) -> dict:
         k: row[k]
         for k in ("id", "task_l1", "task_l2", "prompt_chars", "answer_chars", "n_turns", "has_system")
     } | {
-        "task_type": f"{row['task_l1']}/{row['task_l2']}" if row["task_l2"] else row["task_l1"],
+        "task_type": task_key(row["task_l1"], row["task_l2"]),
         "tags": [t for t in row["tags"].split(",") if t],
         "prompt": row["prompt"],
         "answer": row["answer"],

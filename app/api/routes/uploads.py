@@ -17,6 +17,7 @@ from app.datasets import jobs
 from app.datasets.formats import REASONS, preview, sniff_container
 from app.datasets.importer import ImportOptions, create_job, job_progress
 from app.datasets.mapping import Mapping, guess_kind, guess_mapping, list_paths
+from app.datasets.tasks import task_key
 from app.datasets.uploads import UploadTooLarge, human_bytes, register_upload, save_file, save_stream
 from app.datasets.validate import Built, TaskNormaliser, make_builder
 from app.models import Dataset, ImportJob, Role, Upload, User
@@ -218,7 +219,7 @@ def _mapped_preview(rows: list[tuple[int, Any]], mapping: Mapping, kind: str) ->
                     "prompt": b.prompt,
                     "answer": b.answer,
                     "reference": b.reference,
-                    "task": f"{b.task_l1}/{b.task_l2}" if b.task_l2 else b.task_l1,
+                    "task": task_key(b.task_l1, b.task_l2),
                     "tags": b.tags,
                 }
             )
