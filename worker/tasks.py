@@ -9,7 +9,7 @@ from worker.celery_app import celery_app
 
 @celery_app.task(name="datasets.import_upload")
 def import_upload(job_id: int) -> None:
-    from app.datasets.importer import run_import
+    from app.datasets.import_job import run_import
 
     run_import(job_id=job_id)
 

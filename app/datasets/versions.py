@@ -17,7 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from app.datasets.importer import SAMPLE_COLUMNS, _insert_sql, enqueue_index_safely
+from app.datasets.import_job import enqueue_index_safely
+from app.datasets.sample_writer import SAMPLE_COLUMNS, insert_sql
 from app.datasets.tasks import task_key, version_task_counts
 from app.datasets.validate import MAX_TAG, TaskNormaliser, normalise_ws
 from app.datasets.visibility import VISIBLE_SQL
@@ -170,8 +171,8 @@ def _apply(conn: Connection, action: str, ids: list[int], new: int, value: str, 
                 f"UPDATE sample SET removed_in = {new} WHERE id IN ({','.join(map(str, chunk))})"
             )
         return len(ids)
-    insert_sample = _insert_sql(conn, "sample", SAMPLE_COLUMNS)
-    insert_tag = _insert_sql(conn, "sampletag", ("sample_id", "tag"))
+    insert_sample = insert_sql(conn, "sample", SAMPLE_COLUMNS)
+    insert_tag = insert_sql(conn, "sampletag", ("sample_id", "tag"))
     changed = 0
     cols = ", ".join(SAMPLE_COLUMNS)
     for chunk in _chunks(ids):

@@ -15,7 +15,8 @@ from starlette.datastructures import UploadFile
 from app.api.deps import Researcher, SessionDep, SettingsDep
 from app.datasets import jobs
 from app.datasets.formats import REASONS, preview, sniff_container
-from app.datasets.importer import ImportOptions, create_job, job_progress
+from app.datasets.import_job import create_job, job_progress
+from app.datasets.import_options import ImportOptions
 from app.datasets.mapping import Mapping, guess_kind, guess_mapping, list_paths
 from app.datasets.tasks import task_key
 from app.datasets.uploads import UploadTooLarge, human_bytes, register_upload, save_file, save_stream
