@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from app.api.deps import Researcher, SessionDep
 from app.datasets import browse
 from app.datasets.highlight import mark_all, snippet
-from app.datasets.stats import load_stats
+from app.datasets.stats_cache import load_stats
 from app.datasets.tasks import task_key
 from app.models import Sample
 from app.web import render

@@ -2,7 +2,7 @@
 
 The numbers are computed once by app.datasets.indexing in the background; these
 routes only read DatasetVersion.stats_json (parsed once per process, see
-app.datasets.stats.load_stats), so a page view costs one small query.
+app.datasets.stats_cache.load_stats), so a page view costs one small query.
 """
 
 from fastapi import APIRouter, HTTPException, Request
@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from app.api.deps import Researcher, SessionDep
 from app.datasets.browse import get_version
-from app.datasets.stats import load_stats
+from app.datasets.stats_cache import load_stats
 from app.web import render
 
 router = APIRouter()
