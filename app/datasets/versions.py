@@ -28,6 +28,7 @@ log = logging.getLogger("sftlab.versions")
 
 ACTIONS = ("drop", "add_tag", "remove_tag", "set_task_type")
 CHUNK = 500
+DIFF_PAGE = 100  # samples of each kind (added, removed, modified) per page of a diff
 
 
 class EditError(ValueError):
@@ -299,6 +300,12 @@ def diff_versions(
         "offset": offset,
         "limit": limit,
     }
+
+
+def diff_versions_page(session: Session, *, dataset_id: int, a: int, b: int, page: int) -> dict[str, Any]:
+    """Page `page` of the diff (counted from 1; lower means 1): DIFF_PAGE samples of each kind."""
+    offset = (max(page, 1) - 1) * DIFF_PAGE
+    return diff_versions(session, dataset_id=dataset_id, a=a, b=b, limit=DIFF_PAGE, offset=offset)
 
 
 def _rows(conn: Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
