@@ -17,6 +17,7 @@ from app.datasets.edit_requests import apply_edit_request
 from app.datasets.export import export_filename, iter_export
 from app.datasets.versions import EditError, EditResult, diff_versions_page
 from app.models import Dataset, User
+from app.schemas.datasets import DatasetDetail, DatasetList, EditDone, VersionDetail, VersionDiff
 from app.web import render
 
 router = APIRouter()
@@ -34,7 +35,7 @@ def datasets_page(
     )
 
 
-@router.get("/api/datasets")
+@router.get("/api/datasets", response_model=DatasetList)
 def api_datasets(user: Researcher, session: SessionDep, sort: str = "created", dir: str = "desc"):
     return {"datasets": list_datasets(session, sort=sort, desc=dir != "asc")}
 
@@ -59,12 +60,12 @@ def dataset_page(request: Request, user: Researcher, session: SessionDep, datase
     )
 
 
-@router.get("/api/datasets/{dataset_id}")
+@router.get("/api/datasets/{dataset_id}", response_model=DatasetDetail)
 def api_dataset(user: Researcher, session: SessionDep, dataset_id: int):
     return dataset_json(session, _dataset(session, dataset_id))
 
 
-@router.get("/api/datasets/{dataset_id}/versions/{number}")
+@router.get("/api/datasets/{dataset_id}/versions/{number}", response_model=VersionDetail)
 def api_version(user: Researcher, session: SessionDep, dataset_id: int, number: int):
     row = version_row(session, _dataset(session, dataset_id), number)
     if row is None:
@@ -101,7 +102,7 @@ def diff_page(
     )
 
 
-@router.get("/api/datasets/{dataset_id}/diff")
+@router.get("/api/datasets/{dataset_id}/diff", response_model=VersionDiff)
 def api_diff(user: Researcher, session: SessionDep, dataset_id: int, a: int, b: int, page: int = 1):
     return _diff(session, dataset_id, a, b, page)
 
@@ -140,7 +141,7 @@ async def edit_form(request: Request, user: Researcher, session: SessionDep, dat
     return RedirectResponse(target, status_code=303)
 
 
-@router.post("/api/datasets/{dataset_id}/versions/{number}/edit", status_code=201)
+@router.post("/api/datasets/{dataset_id}/versions/{number}/edit", status_code=201, response_model=EditDone)
 def api_edit(
     user: Researcher, session: SessionDep, dataset_id: int, number: int, body: dict[str, Any] = Body(...)
 ):  # noqa: B008

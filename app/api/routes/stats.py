@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from app.api.deps import Researcher, SessionDep
 from app.datasets.browse import get_version
 from app.datasets.stats_cache import load_stats
+from app.schemas.stats import VersionStats
 from app.web import render
 
 router = APIRouter()
@@ -61,7 +62,7 @@ def stats_progress(request: Request, dataset_id: int, n: int, session: SessionDe
     return response
 
 
-@router.get("/api/datasets/{dataset_id}/versions/{n}/stats")
+@router.get("/api/datasets/{dataset_id}/versions/{n}/stats", response_model=VersionStats)
 def stats_api(dataset_id: int, n: int, session: SessionDep, _: Researcher):
     """The version's statistics (null until indexing has finished), with its status and progress."""
     ds, version = _version(session, dataset_id, n)

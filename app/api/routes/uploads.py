@@ -40,6 +40,7 @@ from app.datasets.uploads import (
     save_stream,
 )
 from app.models import Dataset, ImportJob, Role, Upload, User
+from app.schemas.uploads import UploadCreated, UploadInfo, UploadList
 from app.web import render
 
 router = APIRouter()
@@ -80,12 +81,12 @@ def upload_page(
     )
 
 
-@router.get("/api/uploads")
+@router.get("/api/uploads", response_model=UploadList)
 def api_uploads(user: Researcher, session: SessionDep):
     return {"uploads": recent_uploads(session, user=user, limit=100)}
 
 
-@router.post("/api/uploads", status_code=201)
+@router.post("/api/uploads", status_code=201, response_model=UploadCreated)
 async def api_upload(
     request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, filename: str = ""
 ):
@@ -127,7 +128,7 @@ async def api_upload(
     }
 
 
-@router.get("/api/uploads/{upload_id}")
+@router.get("/api/uploads/{upload_id}", response_model=UploadInfo)
 def api_upload_info(user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int):
     upload = _own(session, Upload, upload_id, user)
     with _upload_errors():
