@@ -100,7 +100,8 @@ from app.cli import migrate, create_user
 from app.models import Role
 migrate()
 u = create_user(username="bench", password="bench-password-1", role=Role.researcher)
-from app.datasets.importer import ImportOptions, import_file
+from app.datasets.import_options import ImportOptions
+from app.datasets.importer import import_file
 from app.datasets.mapping import Mapping
 t = time.perf_counter()
 r = import_file(path=Path({path!r}), options=ImportOptions(

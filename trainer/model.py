@@ -136,8 +136,3 @@ def count_params(model: Any) -> dict[str, int]:
         emb |= {id(p) for p in head.parameters()}
     non_embedding = sum(p.numel() for p in params if id(p) not in emb)
     return {"total": total, "trainable": trainable, "non_embedding": non_embedding}
-
-
-def unwrap(model: Any) -> Any:
-    """The HF model under a DeepSpeed engine (.module); peft models are kept (they save adapters)."""
-    return getattr(model, "module", model)

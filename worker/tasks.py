@@ -20,7 +20,7 @@ def run_job(self: Any, job_id: int) -> None:
 
 @celery_app.task(name="datasets.import_upload")
 def import_upload(job_id: int) -> None:
-    from app.datasets.importer import run_import
+    from app.datasets.import_job import run_import
 
     run_import(job_id=job_id)
 

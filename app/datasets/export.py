@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from app.datasets.importer import task_key
+from app.datasets.tasks import task_key
 from app.datasets.visibility import VISIBLE_SQL
 
 BATCH = 2000

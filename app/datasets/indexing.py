@@ -34,8 +34,10 @@ from sqlalchemy.engine import Engine
 
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine, make_engine
+from app.datasets.browse_aids import BrowseAids, write_browse_aids
 from app.datasets.search import IndexBatch, configure_index, prepare_rows, write_index
-from app.datasets.stats import BrowseAids, compute_stats, forget, write_browse_aids
+from app.datasets.stats import compute_stats
+from app.datasets.stats_cache import forget
 
 log = logging.getLogger("sftlab.indexing")
 

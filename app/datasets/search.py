@@ -7,7 +7,7 @@ the prompt, the answer, or either (field "all"; a match never spans the two).
 below), so a match found in folded text is at the same offsets in the original,
 which is what the highlighter relies on.
 
-The indexes hold folded text written by `index_rows` (not the database's own case
+The indexes hold folded text written by `write_index` (not the database's own case
 folding, which differs from Python's outside ASCII):
 - SQLite, 3+ characters: contentless FTS5 `trigram case_sensitive 1` table
   `sample_fts(prompt, answer)`, queried as a phrase, which for trigrams is exactly
@@ -178,11 +178,6 @@ def write_index(conn: Connection, batch: IndexBatch) -> None:
         conn.execute(
             text("INSERT INTO sample_fts (id, prompt_f, answer_f, grams) VALUES (:id, :p, :a, :g)"), params
         )
-
-
-def index_rows(conn: Connection, rows: list[tuple[int, str, str]]) -> None:
-    """Adds (id, prompt, answer) rows to the search indexes of conn's database."""
-    write_index(conn, prepare_rows(rows, conn.dialect.name))
 
 
 @dataclass

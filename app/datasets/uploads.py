@@ -3,7 +3,7 @@
 The user's file name is kept for display only (reduced to its last path component);
 the file on disk is `<uuid>.upload` under settings.uploads_dir, so no name can reach
 outside it. A body past the limit is cut off with UploadTooLarge and its partial
-file deleted.
+file deleted. `recent_uploads` lists a user's uploads for the upload page.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.core.config import Settings
 from app.datasets.formats import describe
-from app.models import Upload, utcnow
+from app.models import ImportJob, Upload, User, utcnow
 
 
 class UploadTooLarge(Exception):
@@ -109,3 +109,29 @@ def register_upload(
     session.commit()
     session.refresh(upload)
     return upload
+
+
+def recent_uploads(session: Session, *, user: User, limit: int = 20) -> list[dict[str, Any]]:
+    """The user's latest uploads with their latest import job, to resume a mapping or reopen a report."""
+    uploads = session.exec(
+        select(Upload).where(Upload.owner_id == user.id).order_by(Upload.id.desc()).limit(limit)  # type: ignore[union-attr]
+    ).all()
+    out = []
+    for up in uploads:
+        job = session.exec(
+            select(ImportJob).where(ImportJob.upload_id == up.id).order_by(ImportJob.id.desc())  # type: ignore[union-attr]
+        ).first()
+        out.append(
+            {
+                "upload_id": up.id,
+                "filename": up.filename,
+                "size": up.size,
+                "detected_format": up.detected_format,
+                "status": str(up.status.value if hasattr(up.status, "value") else up.status),
+                "created": up.created_at.isoformat(timespec="seconds") if up.created_at else "",
+                "mapping_url": f"/uploads/{up.id}/mapping",
+                "job_id": job.id if job else None,
+                "job_status": job.status if job else None,
+            }
+        )
+    return out

@@ -17,13 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from app.datasets.importer import (
-    SAMPLE_COLUMNS,
-    _insert_sql,
-    enqueue_index_safely,
-    task_key,
-    version_task_counts,
-)
+from app.datasets.import_job import enqueue_index_safely
+from app.datasets.sample_writer import SAMPLE_COLUMNS, insert_sql
+from app.datasets.tasks import task_key, version_task_counts
 from app.datasets.validate import MAX_TAG, TaskNormaliser, normalise_ws
 from app.datasets.visibility import VISIBLE_SQL
 from app.models import Dataset, DatasetVersion
@@ -32,6 +28,7 @@ log = logging.getLogger("sftlab.versions")
 
 ACTIONS = ("drop", "add_tag", "remove_tag", "set_task_type")
 CHUNK = 500
+DIFF_PAGE = 100  # samples of each kind (added, removed, modified) per page of a diff
 
 
 class EditError(ValueError):
@@ -175,8 +172,8 @@ def _apply(conn: Connection, action: str, ids: list[int], new: int, value: str, 
                 f"UPDATE sample SET removed_in = {new} WHERE id IN ({','.join(map(str, chunk))})"
             )
         return len(ids)
-    insert_sample = _insert_sql(conn, "sample", SAMPLE_COLUMNS)
-    insert_tag = _insert_sql(conn, "sampletag", ("sample_id", "tag"))
+    insert_sample = insert_sql(conn, "sample", SAMPLE_COLUMNS)
+    insert_tag = insert_sql(conn, "sampletag", ("sample_id", "tag"))
     changed = 0
     cols = ", ".join(SAMPLE_COLUMNS)
     for chunk in _chunks(ids):
@@ -303,6 +300,12 @@ def diff_versions(
         "offset": offset,
         "limit": limit,
     }
+
+
+def diff_versions_page(session: Session, *, dataset_id: int, a: int, b: int, page: int) -> dict[str, Any]:
+    """Page `page` of the diff (counted from 1; lower means 1): DIFF_PAGE samples of each kind."""
+    offset = (max(page, 1) - 1) * DIFF_PAGE
+    return diff_versions(session, dataset_id=dataset_id, a=a, b=b, limit=DIFF_PAGE, offset=offset)
 
 
 def _rows(conn: Connection, ids: list[int]) -> dict[int, dict[str, Any]]:

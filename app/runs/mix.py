@@ -2,7 +2,7 @@
 
 Why it mirrors the trainer rather than approximating it: the point of the table is to see the effect of
 "×2" before launch, so "after" must be exactly what trainer.data.prepare_data will produce. The counts
-come from the database (visible samples of each chosen version, GROUP BY task_l1, task_l2), the group
+come from the database (app.datasets.tasks.version_task_counts of each chosen version), the group
 keys go through the trainer's own parse_task_type (as the exported task_type string would), weights
 through its own resolve_mix, and a group of n samples becomes round(w * (n - held_out)) samples, which
 is what mix_samples keeps after split_heldout took round(eval_fraction * n) of each group.
@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlmodel import Session
 
-from app.datasets.importer import task_key
-from app.datasets.visibility import VISIBLE_SQL
+from app.datasets.tasks import task_key, version_task_counts
 from trainer.data import Sample, parse_task_type, resolve_mix
 
 Group = tuple[str, str]
@@ -26,12 +24,9 @@ Group = tuple[str, str]
 def group_counts(session: Session, datasets: list[tuple[int, int]] | list[list[int]]) -> dict[Group, int]:
     """Samples per (level 1, level 2) in the concatenation of the chosen versions, keyed as the trainer reads them."""
     counts: dict[Group, int] = {}
-    sql = text(
-        f"SELECT s.task_l1, s.task_l2, COUNT(*) FROM sample s WHERE {VISIBLE_SQL} GROUP BY s.task_l1, s.task_l2"
-    )
     for dataset_id, version in datasets:
-        for l1, l2, n in session.connection().execute(sql, {"dataset_id": dataset_id, "version": version}):
-            key = parse_task_type(task_key(l1, l2))
+        for task, n in version_task_counts(session, dataset_id=dataset_id, version=version).items():
+            key = parse_task_type(task)
             counts[key] = counts.get(key, 0) + int(n)
     return dict(sorted(counts.items()))
 
@@ -57,7 +52,7 @@ def mixed_counts(
 def level_key(group: Group, level: int) -> str:
     """The task_type name a table row shows, and the mix key its weight input sets."""
     l1, l2 = group
-    return l1 if level == 1 else (f"{l1}/{l2}" if l2 else l1)
+    return l1 if level == 1 else task_key(l1, l2)
 
 
 @dataclass
@@ -95,7 +90,7 @@ def mix_table(
     for g, n in counts.items():
         key = level_key(g, level)
         row = rows.setdefault(key, {"count": 0, "held": 0, "after": 0, "weights": set(), "groups": {}})
-        row["groups"][f"{g[0]}/{g[1]}" if g[1] else g[0]] = w[g]
+        row["groups"][task_key(*g)] = w[g]
         row["count"] += n
         row["held"] += held_out(n, eval_fraction)
         row["after"] += after[g]
@@ -136,7 +131,7 @@ def scale_task(counts: dict[Group, int], mix: dict[str, float], task: str, share
     if "/" not in task:
         out[l1] = mix.get(l1, 1.0) * share
         for g in hit:
-            key = f"{g[0]}/{g[1]}"
+            key = task_key(*g)
             if g[1] and key in mix:
                 out[key] = mix[key] * share
     else:

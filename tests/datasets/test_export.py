@@ -5,7 +5,8 @@ import json
 from sqlmodel import Session, select
 
 from app.datasets.export import export_filename, iter_export
-from app.datasets.importer import ImportOptions, import_file
+from app.datasets.import_options import ImportOptions
+from app.datasets.importer import import_file
 from app.datasets.mapping import Mapping
 from app.datasets.versions import edit_version
 from app.datasets.visibility import visible_in

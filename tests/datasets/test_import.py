@@ -5,9 +5,12 @@ import json
 import pytest
 from sqlmodel import Session, func, select
 
-from app.datasets import importer
-from app.datasets.importer import ImportOptions, create_job, import_file, run_import
+from app.datasets import importer, parsing
+from app.datasets.import_job import create_job, run_import
+from app.datasets.import_options import ImportOptions
+from app.datasets.importer import import_file
 from app.datasets.mapping import Mapping
+from app.datasets.sample_writer import SampleWriter
 from app.models import Dataset, DatasetVersion, ImportJob, Sample, SampleTag, Upload
 from tests.conftest import SHARED_DATA
 
@@ -141,8 +144,8 @@ def test_all_or_nothing_policy_imports_nothing(settings, engine, make_user, inde
 
 
 def test_failure_mid_import_leaves_nothing(settings, engine, make_user, monkeypatch, indexed):
-    monkeypatch.setattr(importer, "BATCH", 100)
-    real_write = importer.SampleWriter.write
+    monkeypatch.setattr(parsing, "BATCH", 100)
+    real_write = SampleWriter.write
     calls = {"n": 0}
 
     def flaky(self, batch):
@@ -151,7 +154,7 @@ def test_failure_mid_import_leaves_nothing(settings, engine, make_user, monkeypa
             raise OSError("disk on fire")
         real_write(self, batch)
 
-    monkeypatch.setattr(importer.SampleWriter, "write", flaky)
+    monkeypatch.setattr(SampleWriter, "write", flaky)
     m = Mapping(prompt=["input"], answer="target", task_l1="type", extra_tags=["pclue"])
     with pytest.raises(OSError):
         import_file(path=PCLUE, options=ImportOptions(mapping=m, name="boom"), owner_id=make_user().id)
@@ -174,7 +177,7 @@ def test_job_runs_to_success_and_failure(settings, engine, make_user, monkeypatc
         bad = create_job(s, upload=up, options=ImportOptions(mapping=m, name="q"), owner_id=owner.id)
         ok_id, bad_id = ok.id, bad.id
     run_import(job_id=ok_id)
-    monkeypatch.setattr(importer, "make_builder", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
+    monkeypatch.setattr(parsing, "make_builder", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
     run_import(job_id=bad_id)
     with Session(engine) as s:
         ok, bad = s.get(ImportJob, ok_id), s.get(ImportJob, bad_id)
@@ -265,7 +268,7 @@ def test_formats_in(settings, engine, make_user, indexed, tmp_path):
 
 
 def test_job_progress_comes_from_the_side_file_while_running(settings):
-    from app.datasets.importer import job_progress, progress_path
+    from app.datasets.import_job import job_progress, progress_path
 
     job = ImportJob(id=41, upload_id=1, owner_id=1, options_json="{}", status="running", progress=0.0)
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
@@ -303,18 +306,20 @@ def test_killed_import_process_leaves_nothing(settings, engine, make_user, tmp_p
     script = f"""
 import time
 from pathlib import Path
-from app.datasets import importer
-from app.datasets.importer import ImportOptions, import_file
+from app.datasets import parsing
+from app.datasets.import_options import ImportOptions
+from app.datasets.importer import import_file
 from app.datasets.mapping import Mapping
-importer.BATCH = 100
-real, n = importer.SampleWriter.write, [0]
+from app.datasets.sample_writer import SampleWriter
+parsing.BATCH = 100
+real, n = SampleWriter.write, [0]
 def slow(self, batch):
     real(self, batch)
     n[0] += 1
     if n[0] == 3:
         Path({str(marker)!r}).touch()
         time.sleep(60)
-importer.SampleWriter.write = slow
+SampleWriter.write = slow
 import_file(path=Path({str(PCLUE)!r}), options=ImportOptions(mapping=Mapping(prompt=["input"], answer="target",
             task_l1="type"), name="killed"), owner_id={owner.id}, enqueue_index=False)
 """

@@ -8,7 +8,8 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from app.datasets.browse import BrowseFilters, all_matching_ids, browse_page, count_matching
-from app.datasets.importer import ImportOptions, import_file
+from app.datasets.import_options import ImportOptions
+from app.datasets.importer import import_file
 from app.datasets.indexing import index_version
 from app.datasets.search import brute_force_ids
 from app.models import DatasetVersion, Role, User

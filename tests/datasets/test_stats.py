@@ -6,7 +6,8 @@ from collections import Counter
 import numpy as np
 from sqlmodel import Session
 
-from app.datasets.stats import edges_for, histogram, load_stats
+from app.datasets.stats import edges_for, histogram
+from app.datasets.stats_cache import load_stats
 from app.models import DatasetVersion, Role
 from tests.conftest import SHARED_DATA
 from tests.datasets.test_search import BELLE, PCLUE, load

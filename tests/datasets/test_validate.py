@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from app.datasets.formats import preview, sniff_container
-from app.datasets.importer import ImportOptions, import_file
+from app.datasets.import_options import ImportOptions
+from app.datasets.importer import import_file
 from app.datasets.mapping import Mapping, guess_mapping
 from app.datasets.validate import TaskNormaliser, make_builder
 

@@ -3,7 +3,8 @@
 import pytest
 from sqlmodel import Session, select
 
-from app.datasets.importer import ImportOptions, import_file
+from app.datasets.import_options import ImportOptions
+from app.datasets.importer import import_file
 from app.datasets.mapping import Mapping
 from app.datasets.versions import EditError, diff_versions, edit_version
 from app.datasets.visibility import visible_in

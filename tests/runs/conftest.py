@@ -28,7 +28,8 @@ class ImportedDataset:
 
 def import_pclue(owner_id: int, *, name: str = "pclue", path: Path = PCLUE) -> ImportedDataset:
     """pCLUE through the real importer (task_type = its `type`), version 1."""
-    from app.datasets.importer import ImportOptions, import_file
+    from app.datasets.import_options import ImportOptions
+    from app.datasets.importer import import_file
     from app.datasets.mapping import Mapping
 
     m = Mapping(prompt=["input"], answer="target", task_l1="type")

@@ -14,7 +14,8 @@ from trainer.data import DataError, mix_samples, read_samples, split_heldout
 
 def import_prefixed(owner_id: int) -> ImportedDataset:
     """pCLUE with level 1 "pclue" and its type as level 2, so the table has both levels."""
-    from app.datasets.importer import ImportOptions, import_file
+    from app.datasets.import_options import ImportOptions
+    from app.datasets.importer import import_file
     from app.datasets.mapping import Mapping
 
     m = Mapping(prompt=["input"], answer="target", task_l1="type", task_prefix="pclue")

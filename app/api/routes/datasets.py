@@ -6,63 +6,21 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-import orjson
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from app.api.deps import Researcher, SessionDep, SettingsDep
 from app.core.db import get_engine
+from app.datasets.catalog import dataset_json, list_datasets, version_row
+from app.datasets.edit_requests import apply_edit_request
 from app.datasets.export import export_filename, iter_export
-from app.datasets.versions import EditError, diff_versions, edit_version
-from app.models import Dataset, DatasetVersion, ImportJob, User
+from app.datasets.versions import EditError, EditResult, diff_versions_page
+from app.models import Dataset, User
+from app.schemas.datasets import DatasetDetail, DatasetList, EditDone, VersionDetail, VersionDiff
 from app.web import render
 
 router = APIRouter()
-SORTS = {"name", "kind", "versions", "samples", "tasks", "owner", "created"}
-
-
-def _summary(v: DatasetVersion | None) -> dict[str, Any]:
-    if v is None or not v.import_report_json:
-        return {}
-    try:
-        return orjson.loads(v.import_report_json)
-    except orjson.JSONDecodeError:
-        return {}
-
-
-def list_datasets(session: Session, *, sort: str = "created", desc: bool = True) -> list[dict[str, Any]]:
-    """One row per dataset with its latest version's figures (stored at version creation, so no scan)."""
-    rows = session.exec(
-        select(Dataset, DatasetVersion, User.username)  # type: ignore[call-overload]
-        .join(
-            DatasetVersion,
-            (DatasetVersion.dataset_id == Dataset.id) & (DatasetVersion.number == Dataset.latest_version),  # type: ignore[arg-type,union-attr,attr-defined]
-            isouter=True,
-        )
-        .join(User, User.id == Dataset.owner_id, isouter=True)  # type: ignore[arg-type,union-attr,attr-defined]
-    ).all()
-    out = []
-    for ds, v, owner in rows:
-        summary = _summary(v)
-        out.append(
-            {
-                "id": ds.id,
-                "name": ds.name,
-                "kind": str(ds.kind.value if hasattr(ds.kind, "value") else ds.kind),
-                "versions": ds.latest_version,
-                "samples": v.n_samples if v else 0,
-                "tasks": len(summary.get("task_counts", {})),
-                "owner": owner or "",
-                "created": ds.created_at.isoformat(timespec="seconds") if ds.created_at else "",
-                "status": str(
-                    v.status.value if v and hasattr(v.status, "value") else (v.status if v else "")
-                ),
-            }
-        )
-    key = sort if sort in SORTS else "created"
-    out.sort(key=lambda r: (r[key].lower() if isinstance(r[key], str) else r[key], r["id"]), reverse=desc)  # type: ignore[arg-type,union-attr,attr-defined]
-    return out
 
 
 @router.get("/datasets")
@@ -77,7 +35,7 @@ def datasets_page(
     )
 
 
-@router.get("/api/datasets")
+@router.get("/api/datasets", response_model=DatasetList)
 def api_datasets(user: Researcher, session: SessionDep, sort: str = "created", dir: str = "desc"):
     return {"datasets": list_datasets(session, sort=sort, desc=dir != "asc")}
 
@@ -87,61 +45,6 @@ def _dataset(session: Session, dataset_id: int) -> Dataset:
     if ds is None:
         raise HTTPException(status_code=404, detail=f"Dataset {dataset_id} not found.")
     return ds
-
-
-def _versions(session: Session, ds: Dataset) -> list[dict[str, Any]]:
-    rows = session.exec(
-        select(DatasetVersion, User.username)  # type: ignore[call-overload]
-        .join(User, User.id == DatasetVersion.created_by, isouter=True)  # type: ignore[arg-type,union-attr,attr-defined]
-        .where(DatasetVersion.dataset_id == ds.id)
-        .order_by(DatasetVersion.number.desc())  # type: ignore[arg-type,union-attr,attr-defined]
-    ).all()  # type: ignore[attr-defined]
-    out = []
-    for v, by in rows:
-        summary = _summary(v)
-        status = v.status.value if hasattr(v.status, "value") else str(v.status)
-        out.append(
-            {
-                "number": v.number,
-                "id": v.id,
-                "message": v.message,
-                "by": by or "",
-                "n_samples": v.n_samples,
-                "created": v.created_at.isoformat(timespec="seconds") if v.created_at else "",
-                "status": status,
-                "progress": v.progress,
-                "stage": v.stage,
-                "error": v.error,
-                "tasks": len(summary.get("task_counts", {})),
-                "normalised": (summary.get("task_normalised") or {}).get("count", 0),
-                "n_bad": summary.get("n_bad", 0),
-                "task_counts": summary.get("task_counts", {}),
-            }
-        )
-    return out
-
-
-def dataset_json(session: Session, ds: Dataset) -> dict[str, Any]:
-    versions = _versions(session, ds)
-    return {
-        "id": ds.id,
-        "name": ds.name,
-        "kind": str(ds.kind.value if hasattr(ds.kind, "value") else ds.kind),
-        "description": ds.description,
-        "owner_id": ds.owner_id,
-        "latest_version": ds.latest_version,
-        "created": ds.created_at.isoformat(timespec="seconds") if ds.created_at else "",
-        "versions": [{k: v for k, v in r.items() if k != "task_counts"} for r in versions],
-        "task_counts": versions[0]["task_counts"] if versions else {},
-        "imports": list(
-            session.exec(
-                select(ImportJob.id).where(
-                    ImportJob.dataset_id == ds.id,  # type: ignore[call-overload]
-                    ImportJob.status == "succeeded",
-                )
-            ).all()
-        ),
-    }
 
 
 @router.get("/datasets/{dataset_id}")
@@ -157,26 +60,23 @@ def dataset_page(request: Request, user: Researcher, session: SessionDep, datase
     )
 
 
-@router.get("/api/datasets/{dataset_id}")
+@router.get("/api/datasets/{dataset_id}", response_model=DatasetDetail)
 def api_dataset(user: Researcher, session: SessionDep, dataset_id: int):
     return dataset_json(session, _dataset(session, dataset_id))
 
 
-@router.get("/api/datasets/{dataset_id}/versions/{number}")
+@router.get("/api/datasets/{dataset_id}/versions/{number}", response_model=VersionDetail)
 def api_version(user: Researcher, session: SessionDep, dataset_id: int, number: int):
-    ds = _dataset(session, dataset_id)
-    for v in _versions(session, ds):
-        if v["number"] == number:
-            return v
-    raise HTTPException(status_code=404, detail=f"Version {number} of dataset {dataset_id} not found.")
+    row = version_row(session, _dataset(session, dataset_id), number)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"Version {number} of dataset {dataset_id} not found.")
+    return row
 
 
 def _diff(session: Session, dataset_id: int, a: int, b: int, page: int) -> dict[str, Any]:
     _dataset(session, dataset_id)
     try:
-        return diff_versions(
-            session, dataset_id=dataset_id, a=a, b=b, limit=100, offset=(max(page, 1) - 1) * 100
-        )
+        return diff_versions_page(session, dataset_id=dataset_id, a=a, b=b, page=page)
     except EditError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
 
@@ -202,67 +102,29 @@ def diff_page(
     )
 
 
-@router.get("/api/datasets/{dataset_id}/diff")
+@router.get("/api/datasets/{dataset_id}/diff", response_model=VersionDiff)
 def api_diff(user: Researcher, session: SessionDep, dataset_id: int, a: int, b: int, page: int = 1):
     return _diff(session, dataset_id, a, b, page)
 
 
-def _filters(data: Any) -> Any:
-    from app.datasets.browse import BrowseFilters
-
-    def get(key: str) -> str:
-        v = data.get(key)
-        return v.strip() if isinstance(v, str) else ("" if v is None else str(v))
-
-    def num(key: str) -> int | None:
-        # A bad bound must refuse the edit: ignoring it would widen a bulk drop to more samples.
-        v = get(key)
-        if not v:
-            return None
-        if not v.isdigit() or len(v) > 12:
-            raise ValueError(f"{key} must be a whole number of characters, not {v[:40]!r}")
-        return int(v)
-
-    f = BrowseFilters(
-        q=get("q"),
-        field=get("field") or "all",
-        task=get("task"),
-        tag=get("tag"),
-        min_chars=num("min_chars"),
-        max_chars=num("max_chars"),
-        length_of=get("length_of") or "answer",
-    )
-    if hasattr(f, "validate"):
-        f.validate()
-    return f
-
-
-def _edit(session: Session, user: User, dataset_id: int, number: int, data: Any, ids: list[Any]):  # noqa: ANN202
+def _edit(
+    session: Session, user: User, dataset_id: int, number: int, data: Any, ids: list[Any]
+) -> EditResult:
     _dataset(session, dataset_id)
-    scope = data.get("scope") or "ids"  # a whole-version edit must be asked for explicitly (scope=query)
-    # Its own session: a failed edit rolls back without expiring the request's objects (the current user).
-    with Session(session.get_bind()) as edit_session:
-        try:
-            filters = _filters(data) if scope == "query" else None
-            sample_ids = [int(i) for i in ids if str(i).strip().isdigit()]
-            result = edit_version(
-                edit_session,
-                dataset_id=dataset_id,
-                base_version=number,
-                user_id=user.id,  # type: ignore[arg-type]
-                action=str(data.get("action") or ""),
-                sample_ids=sample_ids,
-                filters=filters,
-                value=str(data.get("value") or ""),
-                message=str(data.get("message") or ""),
-            )
-        except EditError as exc:
-            code = 409 if "latest version" in str(exc) else 400
-            raise HTTPException(status_code=code, detail=str(exc)) from None
-        except ValueError as exc:
-            raise HTTPException(status_code=400, detail=str(exc)) from None
-        edit_session.expunge(result.version)
-        return result
+    try:
+        return apply_edit_request(
+            session,
+            user_id=user.id,  # type: ignore[arg-type]
+            dataset_id=dataset_id,
+            number=number,
+            data=data,
+            ids=ids,
+        )
+    except EditError as exc:
+        code = 409 if "latest version" in str(exc) else 400
+        raise HTTPException(status_code=code, detail=str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
 
 
 @router.post("/datasets/{dataset_id}/v/{number}/edit")
@@ -279,7 +141,7 @@ async def edit_form(request: Request, user: Researcher, session: SessionDep, dat
     return RedirectResponse(target, status_code=303)
 
 
-@router.post("/api/datasets/{dataset_id}/versions/{number}/edit", status_code=201)
+@router.post("/api/datasets/{dataset_id}/versions/{number}/edit", status_code=201, response_model=EditDone)
 def api_edit(
     user: Researcher, session: SessionDep, dataset_id: int, number: int, body: dict[str, Any] = Body(...)
 ):  # noqa: B008

@@ -4,21 +4,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, Field
 
 from app import accounts
 from app.api.deps import Rater, SessionDep, SettingsDep
 from app.core.i18n import translate
 from app.core.security import SESSION_COOKIE, make_session
 from app.models import UserPublic
+from app.schemas.accounts import PasswordChange
 from app.web import flash_key, lang_of, render
 
 router = APIRouter()
-
-
-class PasswordChange(BaseModel):
-    current_password: str = Field(max_length=256)
-    new_password: str = Field(min_length=8, max_length=256)
 
 
 def _keep_logged_in(response, settings, user) -> None:  # noqa: ANN001

@@ -14,8 +14,10 @@ from fastapi.responses import HTMLResponse
 from app.api.deps import Researcher, SessionDep
 from app.datasets import browse
 from app.datasets.highlight import mark_all, snippet
-from app.datasets.stats import load_stats
+from app.datasets.stats_cache import load_stats
+from app.datasets.tasks import task_key
 from app.models import Sample
+from app.schemas.samples import SampleCount, SampleDetail, SamplePage
 from app.web import render
 
 router = APIRouter()
@@ -210,14 +212,14 @@ def _sample_json(row: dict) -> dict:
         k: row[k]
         for k in ("id", "task_l1", "task_l2", "prompt_chars", "answer_chars", "n_turns", "has_system")
     } | {
-        "task_type": f"{row['task_l1']}/{row['task_l2']}" if row["task_l2"] else row["task_l1"],
+        "task_type": task_key(row["task_l1"], row["task_l2"]),
         "tags": [t for t in row["tags"].split(",") if t],
         "prompt": row["prompt"],
         "answer": row["answer"],
     }
 
 
-@router.get("/api/datasets/{dataset_id}/versions/{n}/samples")
+@router.get("/api/datasets/{dataset_id}/versions/{n}/samples", response_model=SamplePage)
 def samples_api(dataset_id: int, n: int, session: SessionDep, _: Researcher, filters: Filters, nav: Nav):
     """One page of 50 samples; follow `next_after` (or `prev_before`) for the next page. Filters as the browser's."""
     ds, version = _version(session, dataset_id, n)
@@ -232,14 +234,14 @@ def samples_api(dataset_id: int, n: int, session: SessionDep, _: Researcher, fil
     }
 
 
-@router.get("/api/datasets/{dataset_id}/versions/{n}/samples/count")
+@router.get("/api/datasets/{dataset_id}/versions/{n}/samples/count", response_model=SampleCount)
 def samples_count_api(dataset_id: int, n: int, session: SessionDep, _: Researcher, filters: Filters):
     ds, version = _version(session, dataset_id, n)
     loaded = load_stats(session, version_id=version.id)
     return {"count": _count(session, ds, version, filters, loaded[0] if loaded else None)}
 
 
-@router.get("/api/samples/{sample_id}")
+@router.get("/api/samples/{sample_id}", response_model=SampleDetail)
 def sample_api(sample_id: int, session: SessionDep, _: Researcher):
     sample = session.get(Sample, sample_id)
     if sample is None:

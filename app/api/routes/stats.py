@@ -2,7 +2,7 @@
 
 The numbers are computed once by app.datasets.indexing in the background; these
 routes only read DatasetVersion.stats_json (parsed once per process, see
-app.datasets.stats.load_stats), so a page view costs one small query.
+app.datasets.stats_cache.load_stats), so a page view costs one small query.
 """
 
 from fastapi import APIRouter, HTTPException, Request
@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse
 
 from app.api.deps import Researcher, SessionDep
 from app.datasets.browse import get_version
-from app.datasets.stats import load_stats
+from app.datasets.stats_cache import load_stats
+from app.schemas.stats import VersionStats
 from app.web import render
 
 router = APIRouter()
@@ -61,7 +62,7 @@ def stats_progress(request: Request, dataset_id: int, n: int, session: SessionDe
     return response
 
 
-@router.get("/api/datasets/{dataset_id}/versions/{n}/stats")
+@router.get("/api/datasets/{dataset_id}/versions/{n}/stats", response_model=VersionStats)
 def stats_api(dataset_id: int, n: int, session: SessionDep, _: Researcher):
     """The version's statistics (null until indexing has finished), with its status and progress."""
     ds, version = _version(session, dataset_id, n)

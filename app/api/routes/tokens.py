@@ -5,39 +5,20 @@ rather than redirecting, so it never lands in a URL or the history); afterwards
 only its prefix and last use are listed.
 """
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from app import accounts
 from app.api.deps import Rater, SessionDep, route_access_levels
 from app.core.i18n import translate
 from app.models import User
+from app.schemas.accounts import TokenCreate, TokenCreated, TokenPublic
 from app.web import flash_key, lang_of, render
 
 router = APIRouter()
-
-
-class TokenCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-
-
-# A token as listed: never the secret.
-class TokenPublic(BaseModel):
-    id: int
-    name: str
-    prefix: str
-    created_at: datetime
-    last_used_at: datetime | None
-
-
-# The answer to a create: the one time the secret is returned.
-class TokenCreated(TokenPublic):
-    token: str
 
 
 def api_endpoints(app) -> list[dict]:  # noqa: ANN001

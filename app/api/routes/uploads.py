@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -14,12 +16,31 @@ from starlette.datastructures import UploadFile
 
 from app.api.deps import Researcher, SessionDep, SettingsDep
 from app.datasets import jobs
-from app.datasets.formats import REASONS, preview, sniff_container
-from app.datasets.importer import ImportOptions, create_job, job_progress
-from app.datasets.mapping import Mapping, guess_kind, guess_mapping, list_paths
-from app.datasets.uploads import UploadTooLarge, human_bytes, register_upload, save_file, save_stream
-from app.datasets.validate import Built, TaskNormaliser, make_builder
+from app.datasets.formats import REASONS
+from app.datasets.import_job import create_job, job_progress
+from app.datasets.import_options import ImportOptions
+from app.datasets.mapping import list_paths
+from app.datasets.upload_preview import (
+    UploadError,
+    check_importable,
+    guess,
+    mapped_preview,
+    options_from_body,
+    options_from_form,
+    preview_table,
+    preview_upload,
+    upload_info,
+)
+from app.datasets.uploads import (
+    UploadTooLarge,
+    human_bytes,
+    recent_uploads,
+    register_upload,
+    save_file,
+    save_stream,
+)
 from app.models import Dataset, ImportJob, Role, Upload, User
+from app.schemas.uploads import UploadCreated, UploadInfo, UploadList
 from app.web import render
 
 router = APIRouter()
@@ -33,30 +54,12 @@ def _own(session: Session, model: type, obj_id: int, user: User) -> Any:
     return obj
 
 
-def recent_uploads(session: Session, user: User, limit: int = 20) -> list[dict[str, Any]]:
-    """The user's latest uploads with their latest import job, to resume a mapping or reopen a report."""
-    uploads = session.exec(
-        select(Upload).where(Upload.owner_id == user.id).order_by(Upload.id.desc()).limit(limit)  # type: ignore[union-attr]
-    ).all()
-    out = []
-    for up in uploads:
-        job = session.exec(
-            select(ImportJob).where(ImportJob.upload_id == up.id).order_by(ImportJob.id.desc())  # type: ignore[union-attr]
-        ).first()
-        out.append(
-            {
-                "upload_id": up.id,
-                "filename": up.filename,
-                "size": up.size,
-                "detected_format": up.detected_format,
-                "status": str(up.status.value if hasattr(up.status, "value") else up.status),
-                "created": up.created_at.isoformat(timespec="seconds") if up.created_at else "",
-                "mapping_url": f"/uploads/{up.id}/mapping",
-                "job_id": job.id if job else None,
-                "job_status": job.status if job else None,
-            }
-        )
-    return out
+@contextmanager
+def _upload_errors() -> Iterator[None]:
+    try:
+        yield
+    except UploadError as exc:
+        raise HTTPException(status_code=exc.status_code, detail=exc.detail) from None
 
 
 @router.get("/datasets/upload")
@@ -73,17 +76,17 @@ def upload_page(
             "target": ds,
             "limit": human_bytes(settings.upload_max_bytes),
             "limit_bytes": settings.upload_max_bytes,
-            "recent": recent_uploads(session, user),
+            "recent": recent_uploads(session, user=user),
         },
     )
 
 
-@router.get("/api/uploads")
+@router.get("/api/uploads", response_model=UploadList)
 def api_uploads(user: Researcher, session: SessionDep):
-    return {"uploads": recent_uploads(session, user, limit=100)}
+    return {"uploads": recent_uploads(session, user=user, limit=100)}
 
 
-@router.post("/api/uploads", status_code=201)
+@router.post("/api/uploads", status_code=201, response_model=UploadCreated)
 async def api_upload(
     request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, filename: str = ""
 ):
@@ -125,39 +128,11 @@ async def api_upload(
     }
 
 
-def _preview(upload: Upload, settings) -> tuple[str, list[tuple[int, Any]], list]:  # noqa: ANN001
-    path = settings.uploads_dir / upload.stored_name
-    if not path.exists():
-        raise HTTPException(status_code=410, detail="The uploaded file is gone; upload it again.")
-    container = sniff_container(path, upload.filename)
-    rows, issues = preview(path, container, max_line_bytes=settings.max_line_bytes)
-    return container, rows, issues
-
-
-def _guess(upload: Upload, rows: list[tuple[int, Any]]) -> tuple[Mapping, str, str]:
-    objs = [o for _, o in rows]
-    kind = guess_kind(objs, guess_mapping(objs), upload.filename)
-    mapping = guess_mapping(objs, kind=kind)
-    name = upload.filename.rsplit(".", 1)[0][:200]
-    return mapping, kind, name
-
-
-@router.get("/api/uploads/{upload_id}")
+@router.get("/api/uploads/{upload_id}", response_model=UploadInfo)
 def api_upload_info(user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int):
     upload = _own(session, Upload, upload_id, user)
-    container, rows, issues = _preview(upload, settings)
-    mapping, kind, name = _guess(upload, rows)
-    return {
-        "upload_id": upload.id,
-        "filename": upload.filename,
-        "size": upload.size,
-        "status": upload.status,
-        "detected_format": upload.detected_format,
-        "container": container,
-        "preview": [{"line": n, "record": o} for n, o in rows],
-        "paths": list_paths([o for _, o in rows]),
-        "guess": {"mapping": mapping.to_dict(), "kind": kind, "name": name, "policy": "valid"},
-    }
+    with _upload_errors():
+        return upload_info(upload, settings=settings)
 
 
 @router.get("/uploads/{upload_id}/mapping")
@@ -170,13 +145,12 @@ def mapping_page(
     target: int = 0,
 ):
     upload = _own(session, Upload, upload_id, user)
-    container, rows, issues = _preview(upload, settings)
-    mapping, kind, name = _guess(upload, rows)
-    objs = [o for _, o in rows]
-    columns = list(dict.fromkeys(k for o in objs if isinstance(o, dict) for k in o))[:30]
-    table = [(n, [_cell(o.get(c)) if isinstance(o, dict) else "" for c in columns]) for n, o in rows]
+    with _upload_errors():
+        container, rows, issues = preview_upload(upload, settings=settings)
+    mapping, kind, name = guess(upload, rows)
+    columns, table = preview_table(rows)
     datasets = session.exec(select(Dataset).order_by(Dataset.name)).all()  # type: ignore[arg-type]
-    mapped = _mapped_preview(rows, mapping, kind)
+    mapped = mapped_preview(rows, mapping=mapping, kind=kind)
     return render(
         request,
         "pages/mapping.html",
@@ -188,7 +162,7 @@ def mapping_page(
             "columns": columns,
             "table": table,
             "issues": issues,
-            "paths": list_paths(objs),
+            "paths": list_paths([o for _, o in rows]),
             "m": mapping,
             "kind": kind,
             "name": name,
@@ -200,74 +174,18 @@ def mapping_page(
     )
 
 
-def _cell(value: Any) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
-    return text if len(text) <= 300 else text[:300] + "…"
-
-
-def _mapped_preview(rows: list[tuple[int, Any]], mapping: Mapping, kind: str) -> list[dict[str, Any]]:
-    build = make_builder(mapping, kind=kind, normaliser=TaskNormaliser())
-    out = []
-    for n, obj in rows:
-        b = build(obj, n)
-        if type(b) is Built:
-            out.append(
-                {
-                    "line": n,
-                    "ok": True,
-                    "prompt": b.prompt,
-                    "answer": b.answer,
-                    "reference": b.reference,
-                    "task": f"{b.task_l1}/{b.task_l2}" if b.task_l2 else b.task_l1,
-                    "tags": b.tags,
-                }
-            )
-        else:
-            out.append({"line": n, "ok": False, "reason": b.reason, "detail": b.detail})  # type: ignore[union-attr]
-    return out
-
-
-def _options_from_form(form: Any) -> ImportOptions:
-    def s(key: str) -> str:
-        v = form.get(key)
-        return v.strip() if isinstance(v, str) else ""
-
-    prompt = [p for p in (s("prompt"), s("prompt2")) if p]
-    target = s("target_dataset_id")
-    data = {
-        "mapping": {
-            "shape": s("shape") or "fields",
-            "system": s("system"),
-            "prompt": prompt,
-            "answer": s("answer"),
-            "reference": s("reference"),
-            "task_l1": s("task_l1"),
-            "task_l2": s("task_l2"),
-            "task_prefix": s("task_prefix"),
-            "default_task": s("default_task"),
-            "tags": s("tags"),
-            "extra_tags": s("extra_tags"),
-        },
-        "name": s("name"),
-        "kind": s("kind") or "train",
-        "policy": s("policy") or "valid",
-        "target_dataset_id": int(target) if target.isdigit() and int(target) > 0 else None,
-        "description": s("description"),
-    }
-    return ImportOptions.from_dict(data)
-
-
 @router.post("/uploads/{upload_id}/preview")
 async def mapping_preview(
     request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int
 ):
     """The first rows as the current form would import them (HTMX, on every change of the form)."""
     upload = _own(session, Upload, upload_id, user)
-    _, rows, _ = _preview(upload, settings)
+    with _upload_errors():
+        _, rows, _ = preview_upload(upload, settings=settings)
     form = await request.form()
     try:
-        opts = _options_from_form(form)
-        mapped, error = _mapped_preview(rows, opts.mapping, opts.kind), ""
+        opts = options_from_form(form)
+        mapped, error = mapped_preview(rows, mapping=opts.mapping, kind=opts.kind), ""
     except ValueError as exc:
         mapped, error = [], str(exc)
     return render(
@@ -275,17 +193,6 @@ async def mapping_preview(
         "partials/import_mapped.html",
         {"user": user, "mapped": mapped, "error": error, "reasons": REASONS},
     )
-
-
-def _check_importable(upload: Upload, settings) -> None:  # noqa: ANN001
-    """An empty or unrecognised file gets its own reason, not a mapping error about a missing prompt."""
-    path = settings.uploads_dir / upload.stored_name
-    if not path.exists():
-        raise HTTPException(status_code=410, detail="The uploaded file is gone; upload it again.")
-    container = sniff_container(path, upload.filename)
-    if container in ("empty", "unsupported"):
-        reason = REASONS["empty_file" if container == "empty" else "unsupported_format"]
-        raise HTTPException(status_code=422, detail=f"{upload.filename}: {reason}; nothing to import.")
 
 
 def _start(session: Session, upload: Upload, opts: ImportOptions, user: User) -> ImportJob:
@@ -302,9 +209,10 @@ async def start_import(
     request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int
 ):
     upload = _own(session, Upload, upload_id, user)
-    _check_importable(upload, settings)
+    with _upload_errors():
+        check_importable(upload, settings=settings)
     try:
-        opts = _options_from_form(await request.form())
+        opts = options_from_form(await request.form())
         opts.check()
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
@@ -322,17 +230,11 @@ def api_start_import(
 ):  # noqa: B008
     """Body: {"mapping": {...}, "name", "kind", "policy", "target_dataset_id"}; what is left out is guessed."""
     upload = _own(session, Upload, upload_id, user)
-    _check_importable(upload, settings)
-    _, rows, _ = _preview(upload, settings)
-    mapping, kind, name = _guess(upload, rows)
-    kind = body.get("kind") or kind
-    guessed = guess_mapping([o for _, o in rows], kind=kind).to_dict()
-    given = body.get("mapping") or {}
-    if not isinstance(given, dict):
-        raise HTTPException(status_code=422, detail="mapping must be an object")
-    merged = {"name": name} | body | {"kind": kind, "mapping": guessed | given}
+    with _upload_errors():
+        check_importable(upload, settings=settings)
+        _, rows, _ = preview_upload(upload, settings=settings)
     try:
-        opts = ImportOptions.from_dict(merged)
+        opts = options_from_body(upload, rows, body)
     except (ValueError, TypeError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     job = _start(session, upload, opts, user)

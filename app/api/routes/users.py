@@ -4,23 +4,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, Field
 
 from app import accounts
 from app.api.deps import Admin, SessionDep
 from app.core.i18n import translate
 from app.models import Role, UserCreate, UserPublic
+from app.schemas.accounts import UserUpdate
 from app.web import flash_key, lang_of, render
 
 router = APIRouter()
-
-
-class UserUpdate(BaseModel):
-    """Fields an admin may change; any left out stay as they are."""
-
-    role: Role | None = None
-    is_active: bool | None = None
-    password: str | None = Field(default=None, min_length=8, max_length=256)
 
 
 def _back(ok: str | None = None, err: str | None = None) -> RedirectResponse:
