@@ -118,7 +118,7 @@ print(json.dumps({{"rss_mb": me.ru_maxrss / 1024, "helper_rss_mb": kids.ru_maxrs
 CHILD_INDEX = r"""
 import sys, time, json
 sys.path.insert(0, {root!r})
-from app.datasets.indexing import index_version
+from worker.kinds.index import index_version
 t = time.perf_counter()
 index_version(version_id={vid})
 import resource
@@ -185,15 +185,9 @@ def main() -> int:
         os.environ,
         SFTLAB_DATA_DIR=str(tmp),
         SFTLAB_DATABASE_URL=f"sqlite:///{tmp}/sftlab.db",
-        SFTLAB_TASK_EAGER="1",
         SFTLAB_SECRET_KEY="bench",
     )
-    os.environ.update(
-        {
-            k: env[k]
-            for k in ("SFTLAB_DATA_DIR", "SFTLAB_DATABASE_URL", "SFTLAB_TASK_EAGER", "SFTLAB_SECRET_KEY")
-        }
-    )
+    os.environ.update({k: env[k] for k in ("SFTLAB_DATA_DIR", "SFTLAB_DATABASE_URL", "SFTLAB_SECRET_KEY")})
     path = tmp / "bench.jsonl"
     t = time.perf_counter()
     generate(path, args.n)

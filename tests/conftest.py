@@ -26,10 +26,28 @@ def _env(data_dir: Path, url: str) -> dict[str, str]:
     return {
         "SFTLAB_DATA_DIR": str(data_dir),
         "SFTLAB_DATABASE_URL": url,
-        "SFTLAB_TASK_EAGER": "1",
         "SFTLAB_SECRET_KEY": "test-secret",
         "SFTLAB_REAPER_INTERVAL": "0",  # test_reaper.py turns it on where it is the subject
     }
+
+
+def eager_dataset_jobs(monkeypatch) -> None:  # noqa: ANN001
+    """Imports and index builds run at once, inside the send, as a worker would run them; other jobs go to
+    the test's own broker file (a test runs them itself, or checks the message)."""
+    from app.jobs import queue
+    from app.models import JobKind
+
+    real = queue.send
+
+    def send(job, **kw):  # noqa: ANN001, ANN003
+        if job.kind in (JobKind.import_, JobKind.indexing):
+            from worker.runner import execute
+
+            execute(job.id)
+            return f"eager-{job.id}"
+        return real(job, **kw)
+
+    monkeypatch.setattr(queue, "send", send)
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +68,7 @@ def settings(tmp_path, template_db, monkeypatch) -> Iterator[Settings]:
     for key, value in _env(data_dir, f"sqlite:///{data_dir / 'sftlab.db'}").items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
-    from worker.celery_app import celery_app
-
-    celery_app.conf.task_always_eager = True
+    eager_dataset_jobs(monkeypatch)
     yield get_settings()
     get_settings.cache_clear()
 

@@ -88,7 +88,11 @@ def test_the_web_process_serves_every_page_without_torch(settings, make_user, tm
 
     with Session(get_engine(settings)) as session:
         run = make_run(session, admin.id, run_dir=run_dir, events=synthetic_events(6))
-    env = {**os.environ, "SFTLAB_DATA_DIR": str(settings.data_dir), "SFTLAB_DATABASE_URL": settings.sqlalchemy_url}
+    env = {
+        **os.environ,
+        "SFTLAB_DATA_DIR": str(settings.data_dir),
+        "SFTLAB_DATABASE_URL": settings.sqlalchemy_url,
+    }
     env["SFTLAB_REAPER_INTERVAL"] = "0"
     ids = {"run_id": run.id, "index": 0, "job_id": run.job_id}
     proc = subprocess.run(

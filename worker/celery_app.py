@@ -21,8 +21,6 @@ def make_celery() -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_track_started=True,
-        task_always_eager=settings.task_eager,
-        task_eager_propagates=True,
         broker_connection_retry_on_startup=True,
         task_default_queue="default",
     )

@@ -78,6 +78,10 @@ class Cancelled(Exception):
     """Raised inside an in-process job when its cancel flag is seen."""
 
 
+class JobFailed(Exception):
+    """Raised by an in-process job that ended without doing its work; the message is the job's error."""
+
+
 @dataclass
 class Context:
     """What a kind's spec gets: the job as claimed, and ways to report progress and see cancel."""
@@ -105,9 +109,14 @@ class Context:
             conn.execute(update(Job).where(*self.execution.mine()).values(**values))
         self.check()
 
-    def check(self) -> None:
-        """Heartbeat when due; raise Cancelled when a cancel (or the worker's shutdown) was asked for."""
-        self.execution.beat()
+    def check(self, *, beat: bool = True) -> None:
+        """Heartbeat when due; raise Cancelled when a cancel (or the worker's shutdown) was asked for.
+
+        `beat=False` inside a long write transaction: on SQLite a heartbeat from another connection would
+        wait for that transaction's lock. The in-process runner's heartbeat thread keeps the flags fresh.
+        """
+        if beat:
+            self.execution.beat()
         if self.execution.cancel or self.execution.superseded or SHUTDOWN.is_set():
             raise Cancelled
 
@@ -363,6 +372,8 @@ class Execution:
             if self.cancel:
                 return Outcome(JobStatus.cancelled, "cancelled on request")
             return Outcome(JobStatus.failed, self.spec.shutdown_error)
+        except JobFailed as exc:
+            return Outcome(JobStatus.failed, str(exc)[:4000])
         except Exception as exc:  # noqa: BLE001 - the job's own failure, recorded as its error
             log.exception("job %s failed", self.job_id)
             return Outcome(JobStatus.failed, f"{type(exc).__name__}: {exc}"[:4000])

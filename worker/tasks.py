@@ -1,4 +1,4 @@
-"""Celery tasks: `jobs.run`, the one task every job kind is sent as, plus the datasets' tasks.
+"""Celery tasks: `jobs.run`, the one task every job kind is sent as, and the worker's start and stop.
 
 The web server sends tasks by name (app.jobs.queue); the body is worker.runner.execute, which tests call
 directly.
@@ -16,20 +16,6 @@ def run_job(self: Any, job_id: int) -> None:
     from worker.runner import execute
 
     execute(job_id, task_id=self.request.id or "")
-
-
-@celery_app.task(name="datasets.import_upload")
-def import_upload(job_id: int) -> None:
-    from app.datasets.import_job import run_import
-
-    run_import(job_id=job_id)
-
-
-@celery_app.task(name="datasets.index_version")
-def index_version(version_id: int) -> None:
-    from app.datasets.indexing import index_version as build
-
-    build(version_id=version_id)
 
 
 @worker_ready.connect

@@ -37,7 +37,6 @@ class Settings(BaseSettings):
     )
     cookie_secure: bool = Field(False, description="Set the Secure flag on cookies (behind HTTPS).")
     session_max_age: int = Field(14 * 24 * 3600, description="Seconds a login lasts.")
-    task_eager: bool = Field(False, description="Run Celery tasks in-process (unit tests only).")
     run_queues: list[str] = Field(
         ["cpu"], description="Queues offered on the run form; a worker serves some with `-Q`."
     )

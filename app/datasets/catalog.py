@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from sqlmodel import Session, select
 
-from app.models import Dataset, DatasetVersion, ImportJob, User
+from app.models import Dataset, DatasetVersion, ImportJob, Job, JobStatus, User
 
 SORTS = {"name", "kind", "versions", "samples", "tasks", "owner", "created"}
 
@@ -111,10 +111,9 @@ def dataset_json(session: Session, ds: Dataset) -> dict[str, Any]:
         "task_counts": versions[0]["task_counts"] if versions else {},
         "imports": list(
             session.exec(
-                select(ImportJob.id).where(
-                    ImportJob.dataset_id == ds.id,  # type: ignore[call-overload]
-                    ImportJob.status == "succeeded",
-                )
+                select(ImportJob.id)  # type: ignore[call-overload]
+                .join(Job, Job.id == ImportJob.job_id)  # type: ignore[arg-type]
+                .where(ImportJob.dataset_id == ds.id, Job.status == JobStatus.succeeded)
             ).all()
         ),
     }

@@ -1,25 +1,26 @@
-"""The ImportJob around an import: what the Celery task runs, its progress, and its end state.
+"""An upload's import as a job (kind `import`): created here, run by the worker (worker.kinds.imports).
 
-`run_import` runs a job through `import_file` and records how it ended. Progress
-cannot be committed to the database while the import transaction holds SQLite's
-write lock, so it goes to a small side file that the job page reads
+`run_import` imports the file with the job's options and records the outcome on the ImportJob (imported,
+rejected or validated, with the report). Progress cannot be committed to the database while the import
+transaction holds SQLite's write lock, so it goes to a small side file that the job page reads
 (`job_progress`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
 from app.datasets.import_options import ImportOptions, ImportResult
 from app.datasets.importer import import_file
-from app.models import ImportJob, Upload, UploadStatus, utcnow
+from app.jobs.lifecycle import new_job
+from app.models import ImportJob, ImportOutcome, JobKind, JobStatus, Upload, UploadStatus
 
 log = logging.getLogger("sftlab.import")
 
@@ -29,29 +30,29 @@ def progress_path(settings: Settings, job_id: int) -> Path:
 
 
 def job_progress(settings: Settings, job: ImportJob) -> float:
-    """The job's progress: the side file while it runs, the database otherwise."""
-    if job.status == "running":
+    """The import's progress: the side file while it runs, the job otherwise."""
+    if job.job.status == JobStatus.running:
         try:
-            return max(job.progress, float(progress_path(settings, job.id).read_text() or 0))  # type: ignore[arg-type]
+            return max(job.job.fraction, float(progress_path(settings, job.id).read_text() or 0))  # type: ignore[arg-type]
         except (OSError, ValueError):
-            return job.progress
-    return job.progress
+            return job.job.fraction
+    return 1.0 if job.job.finished else 0.0
 
 
-def run_import(*, job_id: int, settings: Settings | None = None) -> None:
-    """Runs an ImportJob to its end state (succeeded, rejected, validated or failed). Safe to re-run."""
+def run_import(
+    *, job_id: int, settings: Settings | None = None, check: Callable[[], None] = lambda: None
+) -> ImportResult:
+    """Import an ImportJob's upload and record the outcome on it; raises when the import itself broke.
+
+    `check` is called between batches; it may raise to stop the import (a cancel), which rolls it back.
+    """
     settings = settings or get_settings()
     engine = get_engine(settings)
     with Session(engine) as session:
-        job = session.get(ImportJob, job_id)
-        if job is None or job.status in ("succeeded", "rejected", "validated"):
-            return
-        upload = session.get(Upload, job.upload_id)
-        if upload is None:
-            return
-        job.status, job.progress, job.error = "running", 0.0, ""
+        job = session.get_one(ImportJob, job_id)
+        upload = session.get_one(Upload, job.upload_id)
         upload.status = UploadStatus.importing
-        session.add_all([job, upload])
+        session.add(upload)
         session.commit()
         options_data = orjson.loads(job.options_json)
         owner_id, path, filename = job.owner_id, settings.uploads_dir / upload.stored_name, upload.filename
@@ -59,15 +60,15 @@ def run_import(*, job_id: int, settings: Settings | None = None) -> None:
     side = progress_path(settings, job_id)
 
     def on_progress(fraction: float) -> None:
+        check()
         try:
             side.write_text(f"{min(fraction, 0.99):.3f}")
         except OSError:
             pass
 
     def finish(session: Session, result: ImportResult) -> None:
-        job = session.get(ImportJob, job_id)
-        assert job is not None
-        job.status, job.progress, job.dataset_id = "succeeded", 1.0, result.dataset_id
+        job = session.get_one(ImportJob, job_id)
+        job.outcome, job.dataset_id = ImportOutcome.imported, result.dataset_id
         job.n_ok, job.n_bad = result.n_ok, result.n_bad
         job.report_json = orjson.dumps(result.report).decode()
         up = session.get(Upload, upload_id)
@@ -77,10 +78,9 @@ def run_import(*, job_id: int, settings: Settings | None = None) -> None:
         session.add(job)
 
     try:
-        options = ImportOptions.from_dict(options_data)
         result = import_file(
             path=path,
-            options=options,
+            options=ImportOptions.from_dict(options_data),
             owner_id=owner_id,
             engine=engine,
             settings=settings,
@@ -88,71 +88,55 @@ def run_import(*, job_id: int, settings: Settings | None = None) -> None:
             on_progress=on_progress,
             finish=finish,
         )
-    except Exception as exc:  # noqa: BLE001 - the job page must say what happened, whatever it was
-        log.exception("import job %s failed", job_id)
-        _end_job(engine, job_id, upload_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+    except BaseException:
+        _record(engine, job_id, upload_id, failed=True)
+        raise
+    finally:
         side.unlink(missing_ok=True)
-        return
-    side.unlink(missing_ok=True)
     if result.status != "succeeded":
-        _end_job(
-            engine,
-            job_id,
-            upload_id,
-            status=result.status,
-            error=result.report.get("rejected", ""),
-            result=result,
-        )
+        _record(engine, job_id, upload_id, failed=False, result=result)
+    return result
 
 
-def enqueue_index_safely(version_id: int) -> None:
-    """Hands a committed version to the indexer; a broker failure must not undo (or fail) the import."""
-    from app.datasets import jobs
-
-    try:
-        jobs.enqueue_index(version_id)
-    except Exception:  # noqa: BLE001 - the data is committed; the version page shows it still indexing
-        log.exception("could not enqueue indexing of version %s", version_id)
-
-
-def _end_job(
-    engine: Engine,
+def _record(
+    engine,
     job_id: int,
     upload_id: int | None,
     *,
-    status: str,
-    error: str,
-    result: ImportResult | None = None,
+    failed: bool,
+    result: ImportResult | None = None,  # noqa: ANN001
 ) -> None:
+    """An import that did not import: its outcome and report (rejected, validated), and the upload back to
+    importable, or failed when the import itself broke."""
     with Session(engine) as session:
-        job = session.get(ImportJob, job_id)
-        if job is None:
-            return
-        job.status, job.error, job.progress = status, error, 1.0
+        job = session.get_one(ImportJob, job_id)
         if result is not None:
+            job.outcome = ImportOutcome(result.status)
             job.n_ok, job.n_bad = result.n_ok, result.n_bad
             job.report_json = orjson.dumps(result.report).decode()
+            session.add(job)
         up = session.get(Upload, upload_id) if upload_id else None
         if up is not None:
-            up.status = UploadStatus.failed if status == "failed" else UploadStatus.uploaded
+            up.status = UploadStatus.failed if failed else UploadStatus.uploaded
             session.add(up)
-        session.add(job)
         session.commit()
 
 
 def create_job(session: Session, *, upload: Upload, options: ImportOptions, owner_id: int) -> ImportJob:
-    """Stores a queued job (committed) for the worker; the caller enqueues it."""
+    """Store a queued import job (committed) for the worker; the caller sends it (app.datasets.jobs)."""
     options.check()
     if not options.container:
         options.container = ""
-    job = ImportJob(
-        upload_id=upload.id,  # type: ignore[arg-type,union-attr,attr-defined]
+    job = new_job(session, kind=JobKind.import_, owner_id=owner_id, title=f"import {upload.filename}"[:300])
+    assert job.id is not None
+    imp = ImportJob(
+        job_id=job.id,
+        upload_id=upload.id,  # type: ignore[arg-type]
         owner_id=owner_id,
-        target_dataset_id=options.target_dataset_id,  # type: ignore[arg-type]
+        target_dataset_id=options.target_dataset_id,
         options_json=orjson.dumps(options.to_dict()).decode(),
-        created_at=utcnow(),
     )
-    session.add(job)
+    session.add(imp)
     session.commit()
-    session.refresh(job)
-    return job
+    session.refresh(imp)
+    return imp

@@ -27,6 +27,7 @@ from sqlmodel import Session
 
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
+from app.datasets import jobs
 from app.datasets.formats import Issue, sniff_container, unit_of
 from app.datasets.import_options import ImportOptions, ImportResult
 from app.datasets.parsing import IssueLog, ParseProcess, Parser
@@ -188,10 +189,7 @@ def import_file(
                 session.rollback()
             finish_sqlite(conn)
     if result.status == "succeeded" and enqueue_index:
-        # Imported here, not at the top: import_job imports this module (run_import calls import_file).
-        from app.datasets.import_job import enqueue_index_safely
-
-        enqueue_index_safely(result.version_id)  # type: ignore[arg-type]
+        jobs.enqueue_index(result.version_id)  # type: ignore[arg-type]
     if result.status != "succeeded":
         result.n_ok, result.n_bad = n_ok, log.n_bad
         _fill_report(report, n_records, n_ok, log, task_normalised, task_counts, started)

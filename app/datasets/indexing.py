@@ -1,12 +1,12 @@
 """Background indexing of a new dataset version: search indexes, statistics, near duplicates.
 
-`index_version` is what the Celery task runs after an import or an edit commits a
-version. Only the rows added in that version enter the search indexes (earlier
+`build_index` is what a version's index job runs (worker.kinds.index) after an import
+or an edit commits the version. Only the rows added in that version enter the search indexes (earlier
 versions' rows are indexed already and rows never change); the statistics cover
 the whole version. It is idempotent and resumable: `sample_fts_state.last_id`
 is committed in the same transaction as each batch of index rows, so a re-run (or
 a retry after a crash) continues after the last committed batch instead of
-indexing a row twice. Progress and stage go to DatasetVersion for the pages to poll.
+indexing a row twice. Progress and stage go to the version's job for the pages to poll.
 
 Time at 1M samples goes mostly to SQLite building the FTS5 indexes, which is one
 core's work that nothing can split. Everything else runs beside it on the second
@@ -48,12 +48,6 @@ INDEX_SHARE = 0.6  # of the progress bar: search index, then statistics
 PARALLEL_STATS_MIN = 50_000
 
 T = TypeVar("T")
-
-
-def _set_state(engine: Engine, version_id: int, **values) -> None:  # noqa: ANN003
-    sets = ", ".join(f"{k} = :{k}" for k in values)
-    with engine.begin() as conn:
-        conn.execute(text(f"UPDATE datasetversion SET {sets} WHERE id = :id"), {**values, "id": version_id})
 
 
 def _last_indexed(conn, version_id: int) -> int:  # noqa: ANN001
@@ -208,8 +202,11 @@ def _visible_count(engine: Engine, dataset_id: int, number: int) -> int:
         )
 
 
-def index_version(*, version_id: int, settings: Settings | None = None) -> None:
-    """Builds everything a version needs to be searchable and shown; never raises for a bad version."""
+def build_index(
+    *, version_id: int, progress: Callable[[float, str], None], settings: Settings | None = None
+) -> dict[str, Any]:
+    """Build everything a version needs to be searchable and shown; returns the timings. Raises on failure
+    (the job records it) and LookupError when the version does not exist."""
     settings = settings or get_settings()
     engine = get_engine(settings)
     with engine.connect() as conn:
@@ -217,19 +214,9 @@ def index_version(*, version_id: int, settings: Settings | None = None) -> None:
             text("SELECT dataset_id, number FROM datasetversion WHERE id = :id"), {"id": version_id}
         ).first()
     if row is None:
-        log.warning("index_version: version %s does not exist", version_id)
-        return
+        raise LookupError(f"version {version_id} does not exist")
     dataset_id, number = row
     started = time.perf_counter()
-    last_write = [0.0]
-
-    def progress(fraction: float, stage: str) -> None:
-        now = time.perf_counter()
-        if now - last_write[0] < 0.5 and fraction < 1:
-            return
-        last_write[0] = now
-        _set_state(engine, version_id, progress=round(min(fraction, 0.999), 4), stage=stage)
-
     stats_args: dict[str, Any] = {
         "dataset_id": dataset_id,
         "version": number,
@@ -238,7 +225,7 @@ def index_version(*, version_id: int, settings: Settings | None = None) -> None:
     }
     stats_proc: StatsProcess | None = None
     try:
-        _set_state(engine, version_id, status="indexing", stage="search index", progress=0.0, error="")
+        progress(0.0, "search index")
         if _visible_count(engine, dataset_id, number) >= PARALLEL_STATS_MIN:
             stats_proc = StatsProcess(engine.url.render_as_string(hide_password=False), stats_args)
         added = index_added_rows(
@@ -265,21 +252,16 @@ def index_version(*, version_id: int, settings: Settings | None = None) -> None:
             "rows_indexed": added,
             "stats_in_parallel": stats_proc is not None,
         }
-        _set_state(
-            engine,
-            version_id,
-            stats_json=json.dumps(stats, ensure_ascii=False),
-            status="ready",
-            progress=1.0,
-            stage="",
-        )
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE datasetversion SET stats_json = :s WHERE id = :id"),
+                {"s": json.dumps(stats, ensure_ascii=False), "id": version_id},
+            )
         forget(version_id)
         log.info(
             "indexed version %s (%s new rows) in %.1f s", version_id, added, time.perf_counter() - started
         )
-    except Exception as exc:  # noqa: BLE001 - the version page must say what happened, whatever it was
-        log.exception("indexing version %s failed", version_id)
-        _set_state(engine, version_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000], stage="")
+        return stats["timings"]
     finally:
         if stats_proc is not None:
             stats_proc.close()  # after a failure: stop the statistics process too

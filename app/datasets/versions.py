@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from app.datasets.import_job import enqueue_index_safely
+from app.datasets import jobs
 from app.datasets.sample_writer import SAMPLE_COLUMNS, insert_sql
 from app.datasets.tasks import task_key, version_task_counts
 from app.datasets.validate import MAX_TAG, TaskNormaliser, normalise_ws
@@ -153,7 +153,7 @@ def edit_version(
     session.add(version)
     session.commit()
     session.refresh(version)
-    enqueue_index_safely(version.id)  # type: ignore[arg-type]
+    jobs.enqueue_index(version.id)  # type: ignore[arg-type]
     return EditResult(version=version, n_changed=changed, n_requested=len(requested))
 
 

@@ -83,6 +83,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "import.status.rejected": {"en": "Nothing imported", "zh": "未导入"},
     "import.status.validated": {"en": "Validated (nothing imported)", "zh": "校验完成（未导入）"},
     "import.status.failed": {"en": "Failed", "zh": "失败"},
+    "import.status.cancelled": {"en": "Cancelled", "zh": "已取消"},
+    "import.status.lost": {"en": "Lost (the worker stopped)", "zh": "丢失（工作进程已停止）"},
     "import.open_dataset": {"en": "Open the dataset", "zh": "打开数据集"},
     "import.records": {"en": "Records read", "zh": "读取记录"},
     "import.ok": {"en": "Valid", "zh": "有效"},

@@ -47,8 +47,8 @@ def _producer(broker: str) -> Celery:
 def send(job: Job, *, settings: Settings | None = None) -> str:
     """Send `jobs.run(job.id)` to the job's queue; returns the message's task id. Raises if the broker is down.
 
-    Never executed in-process, even with task_eager: a trainer inside a web request would hold it for
-    minutes. In unit tests the message waits in the test's own broker file; the test runs the job directly.
+    Never executed in-process: a trainer inside a web request would hold it for minutes. In unit tests the
+    message waits in the test's own broker file, or the test replaces this function to run the job itself.
     """
     assert job.id is not None
     task_id = uuid.uuid4().hex

@@ -5,11 +5,13 @@ from app.models.datasets import (
     DatasetKind,
     DatasetVersion,
     ImportJob,
+    ImportOutcome,
     Sample,
     SampleTag,
     Upload,
     UploadStatus,
     VersionStatus,
+    version_status,
 )
 from app.models.jobs import FINISHED, Job, JobEvent, JobKind, JobStatus
 from app.models.runs import Run, RunDataset, RunEvent, RunStatus, Sweep
@@ -31,6 +33,7 @@ __all__ = [
     "DatasetKind",
     "DatasetVersion",
     "ImportJob",
+    "ImportOutcome",
     "Role",
     "Sample",
     "SampleTag",
@@ -40,5 +43,6 @@ __all__ = [
     "UserCreate",
     "UserPublic",
     "VersionStatus",
+    "version_status",
     "utcnow",
 ]

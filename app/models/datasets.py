@@ -12,8 +12,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Column, Index, Text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Relationship, SQLModel
 
+from app.models.jobs import Job, JobStatus
 from app.models.users import utcnow
 
 
@@ -26,6 +27,15 @@ class VersionStatus(StrEnum):
     indexing = "indexing"  # rows committed; search indexes and statistics being built
     ready = "ready"
     failed = "failed"
+
+
+def version_status(job_status: JobStatus | None) -> VersionStatus:
+    """A version is ready once its index job succeeded, failed once it ended otherwise, else indexing."""
+    if job_status == JobStatus.succeeded:
+        return VersionStatus.ready
+    if job_status in (JobStatus.failed, JobStatus.cancelled, JobStatus.lost):
+        return VersionStatus.failed
+    return VersionStatus.indexing
 
 
 class Dataset(SQLModel, table=True):
@@ -48,12 +58,28 @@ class DatasetVersion(SQLModel, table=True):
     created_by: int = Field(foreign_key="user.id")
     created_at: datetime = Field(default_factory=utcnow)
     n_samples: int = 0
-    status: VersionStatus = Field(default=VersionStatus.indexing)
-    progress: float = 0.0  # 0..1 while indexing
-    stage: str = Field(default="", max_length=100)  # which background step is running
-    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    index_job_id: int | None = Field(default=None, foreign_key="job.id")  # search indexes + statistics
     stats_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     import_report_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+    index_job: Job | None = Relationship(sa_relationship_kwargs={"lazy": "joined"})
+
+    # Where the version stands is its index job's; these read through for the pages and the API.
+    @property
+    def status(self) -> VersionStatus:
+        return version_status(self.index_job.status if self.index_job else None)
+
+    @property
+    def progress(self) -> float:
+        return self.index_job.fraction if self.index_job else 0.0
+
+    @property
+    def stage(self) -> str:
+        return self.index_job.stage if self.index_job else ""
+
+    @property
+    def error(self) -> str:
+        return self.index_job.error if self.index_job else ""
 
 
 class Sample(SQLModel, table=True):
@@ -107,17 +133,46 @@ class Upload(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class ImportOutcome(StrEnum):
+    imported = "imported"
+    rejected = "rejected"  # bad lines, and the policy imports nothing then
+    validated = "validated"  # validation only, by request
+
+
+# An upload imported with options; a job of kind `import` runs it, and its outcome and report land here.
 class ImportJob(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", unique=True)
     upload_id: int = Field(foreign_key="upload.id", index=True)
     owner_id: int = Field(foreign_key="user.id")
     dataset_id: int | None = Field(default=None, foreign_key="dataset.id")  # set once committed
     target_dataset_id: int | None = None  # merge into this dataset (new version) instead of creating one
     options_json: str = Field(sa_column=Column(Text, nullable=False))  # format, mapping, defaults, policy
-    status: str = Field(default="queued", max_length=20)  # queued, running, succeeded, failed, rejected
-    progress: float = 0.0
+    outcome: str = Field(default="", max_length=20)  # an ImportOutcome once the job succeeded
     n_ok: int = 0
     n_bad: int = 0
-    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     report_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    created_at: datetime = Field(default_factory=utcnow)
+
+    job: Job = Relationship(sa_relationship_kwargs={"lazy": "joined", "innerjoin": True})
+
+    @property
+    def status(self) -> str:
+        """queued, running, succeeded (imported), rejected, validated, failed, cancelled or lost.
+
+        A rejected import's job failed (with the reason as its error); a validation-only one succeeded.
+        """
+        if self.outcome in (ImportOutcome.rejected, ImportOutcome.validated):
+            return self.outcome
+        return self.job.status.value
+
+    @property
+    def error(self) -> str:
+        return self.job.error
+
+    @property
+    def progress(self) -> float:
+        return self.job.fraction
+
+    @property
+    def created_at(self) -> datetime:
+        return self.job.created_at

@@ -16,12 +16,8 @@ def dataset_choices(session: Session) -> list[dict]:
         select(Dataset).where(Dataset.kind == DatasetKind.train).order_by(col(Dataset.name), col(Dataset.id))
     ).all()
     versions: dict[int, list[dict]] = {}
-    rows = session.exec(
-        select(DatasetVersion)
-        .where(DatasetVersion.status != VersionStatus.failed)
-        .order_by(col(DatasetVersion.number).desc())
-    ).all()
-    for v in rows:
+    rows = session.exec(select(DatasetVersion).order_by(col(DatasetVersion.number).desc())).all()
+    for v in (v for v in rows if v.status != VersionStatus.failed):
         versions.setdefault(v.dataset_id, []).append({"number": v.number, "n_samples": v.n_samples})
     return [{"id": d.id, "name": d.name, "versions": versions[d.id]} for d in datasets if d.id in versions]
 

@@ -6,7 +6,7 @@ import pytest
 
 from app.core.config import get_settings
 from app.models import Role
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, eager_dataset_jobs
 
 HUGE = "9" * 25
 
@@ -18,15 +18,12 @@ def settings(pg, monkeypatch, tmp_path):
     env = {
         "SFTLAB_DATA_DIR": str(tmp_path),
         "SFTLAB_DATABASE_URL": pg_settings.database_url,
-        "SFTLAB_TASK_EAGER": "1",
         "SFTLAB_SECRET_KEY": "test-secret",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
-    from worker.celery_app import celery_app
-
-    celery_app.conf.task_always_eager = True
+    eager_dataset_jobs(monkeypatch)
     yield get_settings()
     get_settings.cache_clear()
 

@@ -34,8 +34,8 @@ def test_progress_while_indexing_then_refresh(engine, researcher):
     with engine.begin() as c:
         c.execute(
             text(
-                "UPDATE datasetversion SET status = 'indexing', progress = 0.42, stage = 'search index'"
-                " WHERE id = :v"
+                "UPDATE job SET status = 'running', progress_done = 0.42, progress_total = 1, stage = 'search index'"
+                " WHERE id = (SELECT index_job_id FROM datasetversion WHERE id = :v)"
             ),
             {"v": vid},
         )
@@ -46,10 +46,19 @@ def test_progress_while_indexing_then_refresh(engine, researcher):
     assert p.status_code == 200 and "HX-Refresh" not in p.headers
     with engine.begin() as c:
         c.execute(
-            text("UPDATE datasetversion SET status = 'failed', error = 'boom' WHERE id = :v"), {"v": vid}
+            text(
+                "UPDATE job SET status = 'failed', error = 'boom'"
+                " WHERE id = (SELECT index_job_id FROM datasetversion WHERE id = :v)"
+            ),
+            {"v": vid},
         )
     assert "boom" in researcher.get(f"/datasets/{ds}/v/{v}/stats").text
     with engine.begin() as c:
-        c.execute(text("UPDATE datasetversion SET status = 'ready' WHERE id = :v"), {"v": vid})
+        c.execute(
+            text(
+                "UPDATE job SET status = 'succeeded' WHERE id = (SELECT index_job_id FROM datasetversion WHERE id = :v)"
+            ),
+            {"v": vid},
+        )
     p = researcher.get(f"/datasets/{ds}/v/{v}/stats/progress", headers={"HX-Request": "true"})
     assert p.headers.get("HX-Refresh") == "true"

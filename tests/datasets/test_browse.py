@@ -161,7 +161,7 @@ def test_dropped_rows_leave_the_next_version(engine, make_user, tmp_path):
         )
         s.commit()
         v2, v2id = res.version.number, res.version.id
-    from app.datasets.indexing import index_version
+    from worker.kinds.index import index_version
 
     index_version(version_id=v2id)
     with Session(engine) as s:

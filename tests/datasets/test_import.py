@@ -6,13 +6,14 @@ import pytest
 from sqlmodel import Session, func, select
 
 from app.datasets import importer, parsing
-from app.datasets.import_job import create_job, run_import
+from app.datasets.import_job import create_job
 from app.datasets.import_options import ImportOptions
 from app.datasets.importer import import_file
 from app.datasets.mapping import Mapping
 from app.datasets.sample_writer import SampleWriter
-from app.models import Dataset, DatasetVersion, ImportJob, Sample, SampleTag, Upload
+from app.models import Dataset, DatasetVersion, ImportJob, Job, JobKind, JobStatus, Sample, SampleTag, Upload
 from tests.conftest import SHARED_DATA
+from worker.kinds.imports import run_import_job
 
 PCLUE = SHARED_DATA / "pclue_train_9.jsonl"
 BELLE_EVAL = SHARED_DATA / "belle_eval_set.json"
@@ -176,9 +177,9 @@ def test_job_runs_to_success_and_failure(settings, engine, make_user, monkeypatc
         ok = create_job(s, upload=up, options=ImportOptions(mapping=m, name="p"), owner_id=owner.id)
         bad = create_job(s, upload=up, options=ImportOptions(mapping=m, name="q"), owner_id=owner.id)
         ok_id, bad_id = ok.id, bad.id
-    run_import(job_id=ok_id)
+    run_import_job(ok_id)
     monkeypatch.setattr(parsing, "make_builder", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
-    run_import(job_id=bad_id)
+    run_import_job(bad_id)
     with Session(engine) as s:
         ok, bad = s.get(ImportJob, ok_id), s.get(ImportJob, bad_id)
         assert (ok.status, ok.n_ok, ok.progress) == ("succeeded", 705, 1.0)
@@ -186,7 +187,7 @@ def test_job_runs_to_success_and_failure(settings, engine, make_user, monkeypatc
         assert s.exec(select(func.count()).select_from(Dataset)).one() == 1
         tasks = set(s.exec(select(Sample.task_l1, Sample.task_l2)).all())
         assert tasks == {("pclue", t) for t in ("classify", "nli", "mrc", "generate", "anaphora_resolution")}
-    run_import(job_id=ok_id)  # a re-delivered task does not import twice
+    run_import_job(ok_id)  # a re-delivered task does not import twice
     assert _count(engine, Sample) == 705
 
 
@@ -270,12 +271,18 @@ def test_formats_in(settings, engine, make_user, indexed, tmp_path):
 def test_job_progress_comes_from_the_side_file_while_running(settings):
     from app.datasets.import_job import job_progress, progress_path
 
-    job = ImportJob(id=41, upload_id=1, owner_id=1, options_json="{}", status="running", progress=0.0)
+    job = ImportJob(
+        id=41,
+        upload_id=1,
+        owner_id=1,
+        options_json="{}",
+        job=Job(kind=JobKind.import_, status=JobStatus.running),
+    )
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
     assert job_progress(settings, job) == 0.0
     progress_path(settings, 41).write_text("0.420")
     assert job_progress(settings, job) == 0.42
-    job.status, job.progress = "succeeded", 1.0
+    job.job.status = JobStatus.succeeded
     assert job_progress(settings, job) == 1.0
 
 

@@ -6,10 +6,10 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from app.datasets import indexing
-from app.datasets.indexing import index_version
 from app.models import DatasetVersion, Role
 from tests.conftest import SHARED_DATA
 from tests.datasets.test_search import PCLUE, load
+from worker.kinds.index import index_version
 
 
 def fts_rows(engine) -> int:

@@ -10,12 +10,12 @@ from sqlmodel import Session
 from app.datasets.browse import BrowseFilters, all_matching_ids, browse_page, count_matching
 from app.datasets.import_options import ImportOptions
 from app.datasets.importer import import_file
-from app.datasets.indexing import index_version
 from app.datasets.search import brute_force_ids
 from app.models import DatasetVersion, Role, User
 from tests.conftest import SHARED_DATA
 from tests.datasets.test_browse import BROWSE_MAPPING, FILTERS, expected, write_random_samples
 from tests.datasets.test_search import BELLE, PCLUE, load, queries_from
+from worker.kinds.index import index_version
 
 pytestmark = pytest.mark.postgres
 

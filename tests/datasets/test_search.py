@@ -9,11 +9,11 @@ from sqlmodel import Session
 from app.datasets.browse import BrowseFilters, all_matching_ids, browse_page, count_matching
 from app.datasets.import_options import ImportOptions
 from app.datasets.importer import import_file
-from app.datasets.indexing import index_version
 from app.datasets.mapping import Mapping
 from app.datasets.search import brute_force_ids, fold, gram_docs, gram_token
 from app.models import Role
 from tests.conftest import SHARED_DATA
+from worker.kinds.index import index_version
 
 PCLUE = Mapping(prompt=["input"], answer="target", task_l1="type")
 BELLE = Mapping(prompt=["question"], answer="std_answer", task_l1="class")

@@ -24,7 +24,13 @@ import threading
 from app.core.config import get_settings
 from worker.runner import JobKindSpec
 
-BUILT_IN = ("worker.kinds.train", "worker.kinds.estimate", "worker.kinds.render")
+BUILT_IN = (
+    "worker.kinds.train",
+    "worker.kinds.estimate",
+    "worker.kinds.render",
+    "worker.kinds.imports",
+    "worker.kinds.index",
+)
 
 _KINDS: dict[str, JobKindSpec] = {}
 _LOADED: set[str] = set()
