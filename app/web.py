@@ -22,6 +22,7 @@ templates = Jinja2Templates(directory=str(ROOT / "templates"))
 NAV = [
     ("datasets", "/datasets", "d", "researcher"),
     ("runs", "/runs", "r", "researcher"),
+    ("jobs", "/jobs", "j", "researcher"),
     ("evaluations", "/evaluations", "e", "researcher"),
     ("rating", "/rating", "a", "rater"),
     ("compare", "/compare", "c", "researcher"),

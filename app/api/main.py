@@ -2,7 +2,20 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import auth, datasets, launch, me, pages, runs, samples, stats, tokens, uploads, users
+from app.api.routes import (
+    auth,
+    datasets,
+    jobs,
+    launch,
+    me,
+    pages,
+    runs,
+    samples,
+    stats,
+    tokens,
+    uploads,
+    users,
+)
 
 router = APIRouter()
 router.include_router(auth.router)
@@ -15,3 +28,4 @@ for _samples in (samples.router, stats.router):
     router.include_router(_samples)
 router.include_router(launch.router)  # before runs, so /runs/new is not read as a run id
 router.include_router(runs.router)
+router.include_router(jobs.router)

@@ -5,6 +5,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "app.tagline": {"en": "Data, runs and case analysis for SFT", "zh": "SFT 数据、训练与案例分析"},
     "nav.datasets": {"en": "Datasets", "zh": "数据集"},
     "nav.runs": {"en": "Runs", "zh": "训练"},
+    "nav.jobs": {"en": "Jobs", "zh": "任务"},
     "nav.evaluations": {"en": "Evaluations", "zh": "评测"},
     "nav.rating": {"en": "Rating", "zh": "标注"},
     "nav.compare": {"en": "Compare", "zh": "对比"},

@@ -8,15 +8,15 @@ read (a run's log tail, form and error can be long).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, case, cast, func, literal
+from sqlalchemy import String, case, cast, func
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from app.models import FINISHED, Dataset, Job, Run, RunDataset, RunStatus, User, utcnow
-from app.runs.views import as_utc, loads
+from app.jobs.listing import duration_s, duration_sql
+from app.models import Dataset, Job, Run, RunDataset, RunStatus, User, utcnow
+from app.runs.views import loads
 
 # What a row shows: not the run's log tail, form or error, which can be long.
 COLUMNS: tuple[Any, ...] = (
@@ -64,24 +64,6 @@ def key_params(config: dict) -> dict[str, Any]:
         part = config.get(section)
         out[label] = part.get(name) if isinstance(part, dict) else None
     return out
-
-
-def duration_sql(dialect: str, now: datetime) -> ColumnElement:
-    """Seconds from start to finish (to `now` while not finished) as SQL; NULL where views.duration_s is None.
-
-    Date arithmetic differs: SQLite subtracts julian days, PostgreSQL extracts the interval's seconds.
-    """
-    end = func.coalesce(col(Job.finished_at), literal(now, type_=Job.__table__.c.finished_at.type))  # type: ignore[attr-defined]
-    if dialect == "sqlite":
-        seconds = (func.julianday(end) - func.julianday(col(Job.started_at))) * 86400.0
-    else:
-        seconds = func.extract("epoch", end - col(Job.started_at))
-    # A finished run without finished_at has no duration (as in views.duration_s), not one up to now.
-    return case(
-        (col(Job.started_at).is_(None), None),
-        (col(Job.finished_at).is_(None) & col(Job.status).in_(list(FINISHED)), None),
-        else_=seconds,
-    )
 
 
 def _order(sort: str, *, desc: bool, duration: ColumnElement) -> list:
@@ -147,7 +129,7 @@ def list_runs(session: Session, *, flt: RunFilter | None = None, limit: int = LI
                 "datasets": datasets.get(r.id, []),
                 "params": key_params(config if isinstance(config, dict) else {}),
                 "final_loss": r.final_loss,
-                "duration_s": _duration_s(r.status, r.started_at, r.finished_at, now),
+                "duration_s": duration_s(r.status, r.started_at, r.finished_at, now),
                 "step": int(r.step),
                 "total_steps": int(r.total_steps),
                 "base_model": r.base_model,
@@ -155,17 +137,6 @@ def list_runs(session: Session, *, flt: RunFilter | None = None, limit: int = LI
             }
         )
     return out
-
-
-def _duration_s(
-    status: Any, started: datetime | None, finished: datetime | None, now: datetime
-) -> float | None:
-    # views.duration_s on the loaded columns, with the `now` the SQL sort used.
-    start, end = as_utc(started), as_utc(finished)
-    if start is None:
-        return None
-    end = end or (None if status in FINISHED else now)
-    return max(0.0, (end - start).total_seconds()) if end else None
 
 
 def filter_options(session: Session) -> dict:

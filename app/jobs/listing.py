@@ -1,0 +1,329 @@
+"""The jobs list and one job's view: every kind of background work, where it stands and what it produced.
+
+As for runs (app.runs.listing), filters and the sort run in SQL before the LIMIT, and a row reads only
+the columns it shows: a job's log tail, params and result can be long, and estimates and sample
+renderings add a job per click.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from sqlalchemy import String, case, cast, func, literal
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from app.jobs.logs import read_tail
+from app.models import FINISHED, Job, JobKind, JobStatus, Run, User, utcnow
+
+SORTS = ("created", "age", "status", "kind", "duration")
+LIMIT = 500
+LOG_LINES = 200
+
+# What a row shows: not the job's log tail, params, result or error.
+COLUMNS: tuple[Any, ...] = (
+    Job.id,
+    Job.kind,
+    Job.title,
+    Job.status,
+    Job.queue,
+    Job.owner_id,
+    User.username,
+    Job.progress_done,
+    Job.progress_total,
+    Job.progress_unit,
+    Job.stage,
+    Job.cancel_requested,
+    Job.created_at,
+    Job.started_at,
+    Job.finished_at,
+    col(Run.id).label("run_id"),
+)
+
+
+@dataclass
+class JobFilter:
+    kind: str = ""
+    status: str = ""
+    queue: str = ""
+    owner: str = ""  # username
+    sort: str = "created"
+    desc: bool = True
+
+
+# One row of the jobs list, as the page and GET /api/jobs show it.
+class JobRow(BaseModel):
+    id: int
+    kind: str
+    title: str
+    status: str
+    queue: str
+    owner: str
+    owner_id: int | None
+    stage: str
+    progress_done: float
+    progress_total: float  # 0: unknown
+    progress_unit: str
+    progress_text: str  # "37 / 200 steps"
+    fraction: float  # 0..1
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    age_s: float  # since it was created
+    duration_s: float | None  # start to finish, to now while running
+    link: str | None  # what it produced: /runs/<id> for a train job
+
+
+# One job with its outcome and log, as GET /api/jobs/{id} shows it.
+class JobDetail(JobRow):
+    worker: str
+    heartbeat_at: datetime | None
+    exit_code: int | None
+    error: str
+    log_tail: str
+    result: Any  # result_json parsed; None when empty or unreadable
+
+
+# What a cancel request left behind.
+class JobCancelled(BaseModel):
+    id: int
+    status: str
+    cancel_requested: bool
+
+
+def as_utc(t: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back naive; they were stored in UTC.
+    if t is None:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def duration_sql(dialect: str, now: datetime) -> ColumnElement:
+    """Seconds from start to finish (to `now` while not finished) as SQL; NULL where duration_s is None.
+
+    Date arithmetic differs: SQLite subtracts julian days, PostgreSQL extracts the interval's seconds.
+    """
+    end = func.coalesce(col(Job.finished_at), literal(now, type_=Job.__table__.c.finished_at.type))  # type: ignore[attr-defined]
+    if dialect == "sqlite":
+        seconds = (func.julianday(end) - func.julianday(col(Job.started_at))) * 86400.0
+    else:
+        seconds = func.extract("epoch", end - col(Job.started_at))
+    # A finished job without finished_at has no duration (as in duration_s), not one up to now.
+    return case(
+        (col(Job.started_at).is_(None), None),
+        (col(Job.finished_at).is_(None) & col(Job.status).in_(list(FINISHED)), None),
+        else_=seconds,
+    )
+
+
+def duration_s(
+    status: Any, started: datetime | None, finished: datetime | None, now: datetime
+) -> float | None:
+    """duration_sql on loaded columns, with the same `now`."""
+    start, end = as_utc(started), as_utc(finished)
+    if start is None:
+        return None
+    end = end or (None if status in FINISHED else now)
+    return max(0.0, (end - start).total_seconds()) if end else None
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def progress_text(done: float, total: float, unit: str) -> str:
+    """ "37 / 200 steps", "37 steps" while the total is unknown, "" before anything was counted."""
+    if total > 0:
+        text = f"{_num(done)} / {_num(total)}"
+    elif done > 0:
+        text = _num(done)
+    else:
+        return ""
+    return f"{text} {unit}".rstrip()
+
+
+def fraction(status: Any, done: float, total: float) -> float:
+    """Job.fraction on loaded columns: 0..1, 0 while the total is unknown (1 once succeeded)."""
+    if total <= 0:
+        return 1.0 if status == JobStatus.succeeded else 0.0
+    return max(0.0, min(1.0, done / total))
+
+
+def link_of(kind: str, run_id: int | None) -> str | None:
+    """Where what the job produced is shown; only train jobs point somewhere so far."""
+    if kind == JobKind.train and run_id is not None:
+        return f"/runs/{run_id}"
+    return None
+
+
+def _order(sort: str, *, desc: bool, duration: ColumnElement) -> list:
+    """ORDER BY for a sort key: jobs without a value (not started) go last either way."""
+    if sort == "age":  # the oldest first when descending
+        sort, desc = "created", not desc
+    value = {
+        "status": cast(col(Job.status), String),  # by name: PostgreSQL orders its enum by declaration
+        "kind": col(Job.kind),
+        "duration": duration,
+    }.get(sort, col(Job.created_at))
+    missing = case((value.is_(None), 1), else_=0)
+    if desc:
+        return [missing, value.desc(), col(Job.id).desc()]
+    return [missing, value.asc(), col(Job.id).asc()]
+
+
+def list_jobs(session: Session, *, flt: JobFilter | None = None, limit: int = LIMIT) -> list[JobRow]:
+    """Jobs matching the filter, sorted; at most `limit` (the first ones in the chosen order)."""
+    flt = flt or JobFilter()
+    now = utcnow()
+    duration = duration_sql(session.get_bind().dialect.name, now)
+    query = (
+        select(*COLUMNS)  # type: ignore[call-overload]
+        .join(User, User.id == Job.owner_id, isouter=True)  # type: ignore[arg-type]
+        .join(Run, Run.job_id == Job.id, isouter=True)  # type: ignore[arg-type]
+    )
+    if flt.kind:
+        query = query.where(Job.kind == flt.kind)
+    if flt.status in JobStatus.__members__:
+        query = query.where(Job.status == JobStatus(flt.status))
+    if flt.queue:
+        query = query.where(Job.queue == flt.queue)
+    if flt.owner:
+        query = query.where(User.username == flt.owner)
+    rows = session.exec(
+        query.order_by(*_order(flt.sort, desc=flt.desc, duration=duration)).limit(limit)
+    ).all()
+    out = []
+    for r in rows:
+        created = as_utc(r.created_at) or now
+        out.append(
+            JobRow(
+                id=r.id,
+                kind=r.kind,
+                title=r.title,
+                status=str(r.status),
+                queue=r.queue,
+                owner=r.username or "",
+                owner_id=r.owner_id,
+                stage=r.stage,
+                progress_done=r.progress_done,
+                progress_total=r.progress_total,
+                progress_unit=r.progress_unit,
+                progress_text=progress_text(r.progress_done, r.progress_total, r.progress_unit),
+                fraction=fraction(r.status, r.progress_done, r.progress_total),
+                cancel_requested=r.cancel_requested,
+                created_at=created,
+                started_at=as_utc(r.started_at),
+                finished_at=as_utc(r.finished_at),
+                age_s=max(0.0, (now - created).total_seconds()),
+                duration_s=duration_s(r.status, r.started_at, r.finished_at, now),
+                link=link_of(r.kind, r.run_id),
+            )
+        )
+    return out
+
+
+def filter_options(session: Session) -> dict:
+    """Kinds, statuses, queues and owners for the filter selects."""
+    queues = session.exec(select(Job.queue).distinct().order_by(Job.queue)).all()
+    owners = session.exec(
+        select(User.username).where(col(User.id).in_(select(Job.owner_id))).order_by(User.username)
+    ).all()
+    return {
+        "kinds": [k.value for k in JobKind],
+        "statuses": [s.value for s in JobStatus],
+        "queues": list(queues),
+        "owners": list(owners),
+    }
+
+
+@dataclass
+class JobView:
+    """One job as its page shows it."""
+
+    job: Job
+    owner: str
+    log: str  # the last LOG_LINES lines of its log
+    link: str | None
+    run_id: int | None
+    fraction: float
+    progress_text: str
+    duration_s: float | None
+
+    @property
+    def finished(self) -> bool:
+        return self.job.finished
+
+
+def log_tail(job: Job, n: int = LOG_LINES) -> str:
+    """The end of the job's log file, or the tail the worker saved when the file is gone."""
+    try:
+        text = read_tail(job.log_file, n) if job.log_file else ""
+    except OSError:
+        text = ""
+    return text or job.log_tail
+
+
+def job_view(session: Session, job: Job) -> JobView:
+    owner = session.get(User, job.owner_id) if job.owner_id is not None else None
+    run_id = None
+    if job.kind == JobKind.train:
+        run_id = session.exec(select(Run.id).where(Run.job_id == job.id)).first()
+    return JobView(
+        job=job,
+        owner=owner.username if owner else "",
+        log=log_tail(job),
+        link=link_of(job.kind, run_id),
+        run_id=run_id,
+        fraction=job.fraction,
+        progress_text=progress_text(job.progress_done, job.progress_total, job.progress_unit),
+        duration_s=duration_s(job.status, job.started_at, job.finished_at, utcnow()),
+    )
+
+
+def _loads(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def job_detail(view: JobView) -> JobDetail:
+    """The JSON twin of the job page."""
+    job = view.job
+    assert job.id is not None
+    created = as_utc(job.created_at) or utcnow()
+    return JobDetail(
+        id=job.id,
+        kind=job.kind,
+        title=job.title,
+        status=str(job.status),
+        queue=job.queue,
+        owner=view.owner,
+        owner_id=job.owner_id,
+        stage=job.stage,
+        progress_done=job.progress_done,
+        progress_total=job.progress_total,
+        progress_unit=job.progress_unit,
+        progress_text=view.progress_text,
+        fraction=view.fraction,
+        cancel_requested=job.cancel_requested,
+        created_at=created,
+        started_at=as_utc(job.started_at),
+        finished_at=as_utc(job.finished_at),
+        age_s=max(0.0, (utcnow() - created).total_seconds()),
+        duration_s=view.duration_s,
+        link=view.link,
+        worker=job.worker,
+        heartbeat_at=as_utc(job.heartbeat_at),
+        exit_code=job.exit_code,
+        error=job.error,
+        log_tail=view.log,
+        result=_loads(job.result_json),
+    )
