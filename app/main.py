@@ -60,12 +60,14 @@ def _error_page(request: Request, status_code: int, message: str, headers: dict 
                 user = user_from_cookie(request)
             except Exception:  # noqa: BLE001  (an error page must render even if the database is down)
                 user = None
-        return render(
+        page = render(
             request,
             "pages/error.html",
             {"status_code": status_code, "message": shown, "user": user},
             status_code=status_code,
         )
+        page.headers.update(headers or {})
+        return page
     return JSONResponse({"detail": message}, status_code=status_code, headers=headers)
 
 

@@ -70,7 +70,7 @@ def _alloc_ids(conn: Connection, n: int) -> list[int]:
 
 
 def matching_ids(session: Session, *, dataset_id: int, version: int, filters: Any) -> list[int]:
-    """The ids the sample browser's filters select (helper C's browse module does the matching)."""
+    """The ids the sample browser's filters select (app.datasets.browse does the matching)."""
     from app.datasets.browse import all_matching_ids
 
     return list(all_matching_ids(session, dataset_id=dataset_id, version=version, filters=filters))

@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from app.jobs.logs import read_tail
-from app.models import FINISHED, Job, JobKind, JobStatus, Run, User, utcnow
+from app.models import FINISHED, DatasetVersion, ImportJob, Job, JobKind, JobStatus, Run, User, utcnow
 
 SORTS = ("created", "age", "status", "kind", "duration")
 LIMIT = 500
@@ -42,6 +42,9 @@ COLUMNS: tuple[Any, ...] = (
     Job.started_at,
     Job.finished_at,
     col(Run.id).label("run_id"),
+    col(ImportJob.id).label("import_id"),
+    col(DatasetVersion.dataset_id).label("dataset_id"),
+    col(DatasetVersion.number).label("version"),
 )
 
 
@@ -154,11 +157,24 @@ def fraction(status: Any, done: float, total: float) -> float:
     return max(0.0, min(1.0, done / total))
 
 
-def link_of(kind: str, run_id: int | None) -> str | None:
-    """Where what the job produced is shown; only train jobs point somewhere so far."""
-    if kind == JobKind.train and run_id is not None:
-        return f"/runs/{run_id}"
-    return None
+@dataclass
+class Produced:
+    """What a job works on, by kind: a run, an import, a dataset version."""
+
+    run_id: int | None = None
+    import_id: int | None = None
+    dataset_id: int | None = None
+    version: int | None = None
+
+    def link(self, kind: str) -> str | None:
+        """Where it is shown."""
+        if kind == JobKind.train and self.run_id is not None:
+            return f"/runs/{self.run_id}"
+        if kind == JobKind.import_ and self.import_id is not None:
+            return f"/imports/{self.import_id}"
+        if kind == JobKind.indexing and self.dataset_id is not None:
+            return f"/datasets/{self.dataset_id}/v/{self.version}/stats"
+        return None
 
 
 def _order(sort: str, *, desc: bool, duration: ColumnElement) -> list:
@@ -185,6 +201,8 @@ def list_jobs(session: Session, *, flt: JobFilter | None = None, limit: int = LI
         select(*COLUMNS)  # type: ignore[call-overload]
         .join(User, User.id == Job.owner_id, isouter=True)  # type: ignore[arg-type]
         .join(Run, Run.job_id == Job.id, isouter=True)  # type: ignore[arg-type]
+        .join(ImportJob, ImportJob.job_id == Job.id, isouter=True)  # type: ignore[arg-type]
+        .join(DatasetVersion, DatasetVersion.index_job_id == Job.id, isouter=True)  # type: ignore[arg-type]
     )
     if flt.kind:
         query = query.where(Job.kind == flt.kind)
@@ -221,7 +239,7 @@ def list_jobs(session: Session, *, flt: JobFilter | None = None, limit: int = LI
                 finished_at=as_utc(r.finished_at),
                 age_s=max(0.0, (now - created).total_seconds()),
                 duration_s=duration_s(r.status, r.started_at, r.finished_at, now),
-                link=link_of(r.kind, r.run_id),
+                link=Produced(r.run_id, r.import_id, r.dataset_id, r.version).link(r.kind),
             )
         )
     return out
@@ -270,14 +288,17 @@ def log_tail(job: Job, n: int = LOG_LINES) -> str:
 
 def job_view(session: Session, job: Job) -> JobView:
     owner = session.get(User, job.owner_id) if job.owner_id is not None else None
-    run_id = None
-    if job.kind == JobKind.train:
-        run_id = session.exec(select(Run.id).where(Run.job_id == job.id)).first()
+    produced = Produced(run_id=session.exec(select(Run.id).where(Run.job_id == job.id)).first())
+    produced.import_id = session.exec(select(ImportJob.id).where(ImportJob.job_id == job.id)).first()
+    version = session.exec(select(DatasetVersion).where(DatasetVersion.index_job_id == job.id)).first()
+    if version is not None:
+        produced.dataset_id, produced.version = version.dataset_id, version.number
+    run_id = produced.run_id
     return JobView(
         job=job,
         owner=owner.username if owner else "",
         log=log_tail(job),
-        link=link_of(job.kind, run_id),
+        link=produced.link(job.kind),
         run_id=run_id,
         fraction=job.fraction,
         progress_text=progress_text(job.progress_done, job.progress_total, job.progress_unit),

@@ -174,6 +174,26 @@ def test_train_job_links_to_its_run(engine, researcher):
     assert researcher.get(f"/api/jobs/{other}").json()["link"] is None
 
 
+def test_import_and_index_jobs_link_to_the_import_and_the_version(engine, researcher):
+    """An upload imported through the API (its import and index jobs run at once here) leaves two jobs,
+    each pointing at what it made."""
+    from tests.conftest import SHARED_DATA
+
+    with open(SHARED_DATA / "pclue_train_9.jsonl", "rb") as fh:
+        upload = researcher.post("/api/uploads", files={"file": ("p.jsonl", fh)}).json()
+    started = researcher.post(
+        f"/api/uploads/{upload['upload_id']}/import",
+        json={"name": "pclue", "mapping": {"prompt": ["input"], "answer": "target", "task_l1": "type"}},
+    ).json()
+    rows = {r["kind"]: r for r in researcher.get("/api/jobs").json()}
+    assert rows["import"]["status"] == "succeeded" and rows["import"]["link"] == f"/imports/{started['job_id']}"
+    dataset_id = researcher.get(f"/api/imports/{started['job_id']}").json()["dataset_id"]
+    assert rows["index"]["status"] == "succeeded"
+    assert rows["index"]["link"] == f"/datasets/{dataset_id}/v/1/stats"
+    page = researcher.get(f"/jobs/{rows['index']['id']}")
+    assert f'href="/datasets/{dataset_id}/v/1/stats"' in page.text
+
+
 def test_cancel_queued_running_and_finished(engine, researcher, client_as):
     admin = client_as(Role.admin, "boss")
     queued = _job(engine, researcher.user.id, status=JobStatus.queued)

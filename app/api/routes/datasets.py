@@ -129,7 +129,7 @@ def _edit(
 
 @router.post("/datasets/{dataset_id}/v/{number}/edit")
 async def edit_form(request: Request, user: Researcher, session: SessionDep, dataset_id: int, number: int):
-    """The form C's sample browser and sample page post (action, value, scope, sample_ids, filters, next)."""
+    """The form the sample browser and a sample's page post (action, value, scope, sample_ids, filters, next)."""
     form = await request.form()
     result = _edit(session, user, dataset_id, number, form, form.getlist("sample_ids"))
     new = result.version.number
