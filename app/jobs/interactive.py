@@ -91,5 +91,14 @@ def wait(engine: Engine, job_id: int, *, timeout: float, interval: float = 0.05)
         pause = min(pause * 1.5, 0.5)
 
 
+def run(
+    engine: Engine, *, kind: str, owner_id: int | None, params: dict[str, Any], title: str, timeout: float
+) -> Job:
+    """submit() then wait(): the finished job. Busy, or Unavailable when it could not be sent or finish."""
+    return wait(
+        engine, submit(engine, kind=kind, owner_id=owner_id, params=params, title=title), timeout=timeout
+    )
+
+
 def result_of(job: Job) -> dict[str, Any]:
     return json.loads(job.result_json) if job.result_json else {}

@@ -306,15 +306,6 @@ def job_view(session: Session, job: Job) -> JobView:
     )
 
 
-def _loads(text: str | None) -> Any:
-    if not text:
-        return None
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-
-
 def job_detail(view: JobView) -> JobDetail:
     """The JSON twin of the job page."""
     job = view.job
@@ -346,5 +337,5 @@ def job_detail(view: JobView) -> JobDetail:
         exit_code=job.exit_code,
         error=job.error,
         log_tail=view.log,
-        result=_loads(job.result_json),
+        result=orjson.loads(job.result_json) if job.result_json else None,
     )

@@ -134,15 +134,11 @@ def estimate(
 
 def _plan(engine: Engine, params: dict[str, Any], owner_id: int | None, timeout: float) -> dict[str, Any]:
     """The estimate job's result (Estimate's fields but `seconds`); EstimateError when it failed."""
+    title = f"estimate of {params['total']:,} samples"
     try:
-        job_id = interactive.submit(
-            engine,
-            kind=JobKind.estimate,
-            owner_id=owner_id,
-            params=params,
-            title=f"estimate of {params['total']:,} samples",
+        job = interactive.run(
+            engine, kind=JobKind.estimate, owner_id=owner_id, params=params, title=title, timeout=timeout
         )
-        job = interactive.wait(engine, job_id, timeout=timeout)
     except interactive.Unavailable as exc:
         raise EstimateError("estimate", str(exc)) from None
     out = interactive.result_of(job)

@@ -148,15 +148,12 @@ def show_sample(
     shown.task_type = shown.task_type or str(record.get("task_type", ""))
     params = {"record": record, "tokenizer": tokenizer, "options": render_options(config)}
     engine = get_engine()
+    title = f"run {run.id} sample {index}"
     try:
-        job_id = interactive.submit(
-            engine,
-            kind=JobKind.render,
-            owner_id=owner_id,
-            params=params,
-            title=f"run {run.id} sample {index}",
+        job = interactive.run(
+            engine, kind=JobKind.render, owner_id=owner_id, params=params, title=title, timeout=RENDER_TIMEOUT
         )
-        out = interactive.result_of(interactive.wait(engine, job_id, timeout=RENDER_TIMEOUT))
+        out = interactive.result_of(job)
     except interactive.Unavailable as exc:
         out = {"error": f"the sample could not be rendered: {exc}"}
     shown.tokens = out.get("tokens", [])

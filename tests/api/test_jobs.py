@@ -186,7 +186,9 @@ def test_import_and_index_jobs_link_to_the_import_and_the_version(engine, resear
         json={"name": "pclue", "mapping": {"prompt": ["input"], "answer": "target", "task_l1": "type"}},
     ).json()
     rows = {r["kind"]: r for r in researcher.get("/api/jobs").json()}
-    assert rows["import"]["status"] == "succeeded" and rows["import"]["link"] == f"/imports/{started['job_id']}"
+    assert (
+        rows["import"]["status"] == "succeeded" and rows["import"]["link"] == f"/imports/{started['job_id']}"
+    )
     dataset_id = researcher.get(f"/api/imports/{started['job_id']}").json()["dataset_id"]
     assert rows["index"]["status"] == "succeeded"
     assert rows["index"]["link"] == f"/datasets/{dataset_id}/v/1/stats"
