@@ -1,6 +1,7 @@
 """worker.runner.execute runs a subprocess job kind to its end: success, exit code, time limit, cancel, interpreter."""
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -105,3 +106,15 @@ def test_a_job_runs_on_the_interpreter_its_command_names(toy, engine, tmp_path):
     start = json.loads(file_events(job)[0])
     assert start["python"] == str(python) != sys.executable
     assert f"$ {python} " in Path(job.log_file).read_text()
+
+
+@pytest.mark.parametrize(
+    "sig, reason",
+    [
+        (signal.SIGTERM, "killed by SIGTERM (signal 15)"),
+        (signal.SIGRTMIN + 6, f"killed by SIGRTMIN+6 (signal {signal.SIGRTMIN + 6})"),  # no name of its own
+    ],
+)
+def test_a_job_killed_by_a_signal_fails_naming_it(toy, engine, sig, reason):
+    job = run_toy(engine, n=1, kill_self=int(sig))
+    assert (job.status, job.exit_code, job.error) == (JobStatus.failed, -int(sig), reason)

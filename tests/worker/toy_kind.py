@@ -29,7 +29,8 @@ KINDS_ENV = json.dumps(["tests.worker.toy_kind"])
 
 # argv: params.json events.jsonl. Lines are written in two halves with a pause between (`split`), as a
 # program killed mid-write leaves them; `grandchild` starts a sleeper in the same process group that names
-# the marker; `ignore_term` makes the script sit out SIGTERM, so only the runner's SIGKILL stops it.
+# the marker; `ignore_term` makes the script sit out SIGTERM, so only the runner's SIGKILL stops it;
+# `kill_self` ends it by that signal instead of an exit code.
 SCRIPT = r"""
 import json, os, signal, subprocess, sys, time
 
@@ -55,6 +56,9 @@ with open(sys.argv[2], "ab", buffering=0) as events:
         time.sleep(delay)
         emit(type="progress", done=i + 1, total=n)
         print(f"toy: step {i + 1} of {n}", flush=True)
+if params.get("kill_self"):
+    print(f"toy: finished {n} steps, killing itself with signal {params['kill_self']}", flush=True)
+    os.kill(os.getpid(), params["kill_self"])
 code = params.get("exit_code", 0)
 print(f"toy: finished {n} steps, exiting with code {code}", flush=True)
 sys.exit(code)
@@ -70,6 +74,7 @@ def params(
     split: bool = False,
     grandchild: bool = False,
     ignore_term: bool = False,
+    kill_self: int = 0,
 ) -> dict[str, Any]:
     """A toy job's parameters; `python`: the interpreter to run the script with (default: this one)."""
     return dict(
@@ -80,6 +85,7 @@ def params(
         split=split,
         grandchild=grandchild,
         ignore_term=ignore_term,
+        kill_self=kill_self,
     )
 
 
