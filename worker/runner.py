@@ -496,9 +496,13 @@ def execute(job_id: int, *, task_id: str = "", settings: Settings | None = None)
     log.info("job %s (%s): starting", job_id, job.kind)
     try:
         spec = spec_for(job.kind)
-    except KeyError as exc:
+    except Exception as exc:  # noqa: BLE001 - no such kind, or a module of SFTLAB_JOB_KINDS that fails to import
+        # Claimed already: recorded here, or the job would sit running until the reaper calls it lost.
+        unknown = isinstance(exc, KeyError)
+        reason = str(exc.args[0]) if unknown else f"{type(exc).__name__}: {exc}"
+        log.error("job %s: %s", job_id, reason, exc_info=not unknown)
         ex = Execution(job, JobKindSpec(), settings, engine, task_id=task_id)
-        ex.store(Outcome(JobStatus.failed, str(exc.args[0])), None, "")
+        ex.store(Outcome(JobStatus.failed, reason[:4000]), None, "")
         return True
     ex = Execution(job, spec, settings, engine, task_id=task_id)
     try:

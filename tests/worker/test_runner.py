@@ -12,6 +12,7 @@ import psutil
 import pytest
 from sqlmodel import Session
 
+from app.core.config import get_settings
 from app.jobs.lifecycle import request_cancel
 from app.models import Job, JobStatus
 from tests.worker.toy_kind import LIMITED, file_events, get_job, new_toy, stored_events, wait_job
@@ -118,3 +119,26 @@ def test_a_job_runs_on_the_interpreter_its_command_names(toy, engine, tmp_path):
 def test_a_job_killed_by_a_signal_fails_naming_it(toy, engine, sig, reason):
     job = run_toy(engine, n=1, kill_self=int(sig))
     assert (job.status, job.exit_code, job.error) == (JobStatus.failed, -int(sig), reason)
+
+
+def test_a_kinds_module_that_fails_to_import_fails_the_job_with_the_reason(toy, engine, monkeypatch):
+    monkeypatch.setenv(
+        "SFTLAB_JOB_KINDS", json.dumps(["tests.worker.toy_kind", "tests.worker.no_such_kinds"])
+    )
+    get_settings.cache_clear()
+    with Session(engine) as s:
+        job_id = new_toy(s)
+    assert execute(job_id) is True
+    job = get_job(engine, job_id)
+    # Not left running until the reaper calls it lost ("stopped heartbeating"): the worker says why.
+    assert job.status == JobStatus.failed
+    assert job.error == "ModuleNotFoundError: No module named 'tests.worker.no_such_kinds'"
+
+
+def test_a_kind_no_module_registers_fails_the_job_naming_the_known_kinds(toy, engine):
+    with Session(engine) as s:
+        job_id = new_toy(s, kind="nope")
+    assert execute(job_id) is True
+    job = get_job(engine, job_id)
+    assert job.status == JobStatus.failed
+    assert job.error.startswith("no job kind 'nope' on this worker (kinds: ") and "toy-limited" in job.error
