@@ -9,6 +9,7 @@ import redis
 from sqlmodel import Session
 
 from app.core.config import get_settings
+from app.jobs.lifecycle import requeue
 from app.jobs.queue import MAX_RESEND_BACKOFF, enqueue_or_fail, resend_due, resend_queued
 from app.models import Job, JobStatus, utcnow
 from tests.worker.toy_kind import file_events, get_job, new_toy, stored_events, wait_job
@@ -156,3 +157,19 @@ def test_a_job_whose_message_a_restarted_redis_lost_runs_once_when_a_worker_star
     log = open(job.log_file).read()
     assert log.count("$ ") == 1 and log.count("toy: finished") == 1  # one subprocess, once
     assert workers.log(1).count(f"jobs.run[{job.task_id}] received") == 1
+
+
+def test_a_requeued_job_is_rung_again_as_soon_as_a_new_one(settings, engine, sent):
+    # A run that waited an hour in the queue was rung several times, then ran and failed.
+    job_id = queued(engine, sent_ago=7200, sends=7)
+    with Session(engine) as s:
+        job = s.get_one(Job, job_id)
+        job.status = JobStatus.failed
+        s.add(job)
+        s.commit()
+        # Resumed: queued and sent again; if that message is lost, it is rung after the first wait.
+        assert requeue(s, job)
+        s.commit()
+        assert enqueue_or_fail(s, s.get_one(Job, job_id)) == ""
+    assert get_job(engine, job_id).sends == 1
+    assert resend_queued(engine, now=utcnow() + timedelta(seconds=61)) == [job_id]
