@@ -21,7 +21,7 @@ from tests.worker.toy_kind import file_events, get_job, new_toy, stored_events, 
 from worker.processes import job_processes
 from worker.reaper import reap
 from worker.runner import drain
-from worker.tailer import JobEventSink, Tailer
+from worker.tailer import READ_LIMIT, JobEventSink, Tailer
 
 N_EVENTS = 400
 
@@ -132,3 +132,14 @@ def test_an_executor_sigkilled_mid_job_leaves_lines_a_second_tailer_stores_once(
     assert reap(utcnow() + timedelta(seconds=toy.heartbeat_timeout + 1)) == [job_id]
     job = get_job(engine, job_id)
     assert job.status == JobStatus.lost and "toy: step" in job.log_tail
+
+
+def test_a_line_longer_than_one_read_is_stored_and_so_are_those_after_it(toy, engine, tmp_path):
+    with Session(engine) as s:
+        job_id = new_toy(s)
+    path = tmp_path / "events.jsonl"
+    big = json.dumps({"type": "report", "text": "x" * (READ_LIMIT + 10)})
+    lines = [json.dumps({"type": "start"}), big, json.dumps({"type": "progress", "done": 1, "total": 1})]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    drain(tailer(engine, job_id, path), timeout=5, interval=0.01)
+    check_exactly_once(engine, job_id, lines)
