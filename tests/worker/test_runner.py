@@ -61,12 +61,14 @@ def test_a_nonzero_exit_fails_naming_the_code_and_the_logs_last_line(toy, engine
     assert (job.progress_done, job.progress_total) == (2, 2)  # as far as it got, not forced to the total
 
 
-def test_a_job_over_its_time_limit_is_stopped_and_fails(toy, engine):
+@pytest.mark.parametrize("stubborn", [False, True], ids=["polite", "ignores-sigterm"])
+def test_a_job_over_its_time_limit_is_stopped_and_fails(toy, engine, stubborn):
     t0 = time.monotonic()
-    job = run_toy(engine, kind=LIMITED, n=1000, delay=0.05, grandchild=True)
+    job = run_toy(engine, kind=LIMITED, n=1000, delay=0.05, grandchild=True, ignore_term=stubborn)
     took = time.monotonic() - t0
     assert job.status == JobStatus.failed and job.error == "stopped after its time limit of 1 s"
-    assert 1 <= took < 1 + toy.cancel_grace + 3, took
+    assert job.exit_code == (-9 if stubborn else -15)
+    assert 1 + (toy.cancel_grace if stubborn else 0) <= took < 1 + toy.cancel_grace + 3, took
     assert 0 < job.progress_done < 1000
     assert job_processes(job.pid, job.marker) == []
 
@@ -89,7 +91,7 @@ def test_cancel_stops_every_process_of_the_group(toy, engine, stubborn):
     assert not thread.is_alive()
     job = get_job(engine, job_id)
     assert (job.status, job.error) == (JobStatus.cancelled, "cancelled on request")
-    assert job.exit_code == -9 if stubborn else -15
+    assert job.exit_code == (-9 if stubborn else -15)
     # SIGTERM at the next heartbeat; only a process that ignores it waits out cancel_grace for SIGKILL.
     assert (toy.cancel_grace <= took < toy.cancel_grace + 3) if stubborn else took < toy.cancel_grace, took
     assert job_processes(job.pid, job.marker) == []
