@@ -39,8 +39,8 @@ def test_a_job_whose_worker_is_sigkilled_is_lost_and_leaves_no_process(toy, engi
     job = wait_job(
         engine,
         job_id,
-        "the grandchild started",
-        lambda j: j.events_seq >= 2,
+        "the grandchild started and two steps done",
+        lambda j: j.events_seq >= 4,
         timeout=30,
         context=workers.logs,
     )
