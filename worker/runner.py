@@ -452,6 +452,16 @@ def drain(tailer: Tailer, *, timeout: float, interval: float) -> None:
             time.sleep(interval)
 
 
+def signal_name(number: int) -> str:
+    """SIGKILL for 9; a real-time signal, which has no name of its own, as SIGRTMIN+n."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        if signal.SIGRTMIN < number < signal.SIGRTMAX:
+            return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+        return "an unknown signal"
+
+
 # torchrun's report when one of its ranks died of a signal, e.g. "exitcode  : -9 (pid: 4242)".
 _RANK_SIGNAL = re.compile(r"exitcode\s*:\s*-(\d+)\b")
 
@@ -459,12 +469,13 @@ _RANK_SIGNAL = re.compile(r"exitcode\s*:\s*-(\d+)\b")
 def failure_reason(rc: int, error_event: str, tail: str, *, program: str = "trainer") -> str:
     """Why a job failed, from the exit code, its last error event and its log's last lines."""
     if rc < 0:
-        sig = signal.Signals(-rc)
-        return f"killed by {sig.name} (signal {-rc})" + (": out of memory?" if sig == signal.SIGKILL else "")
+        oom = ": out of memory?" if -rc == signal.SIGKILL else ""
+        return f"killed by {signal_name(-rc)} (signal {-rc}){oom}"
     if rc > 0 and (m := _RANK_SIGNAL.search(tail)):
-        sig = signal.Signals(int(m.group(1)))
-        oom = ": out of memory?" if sig == signal.SIGKILL else ""
-        return f"a rank was killed by {sig.name} (signal {sig.value}){oom}; {program} exited with code {rc}"
+        number = int(m.group(1))
+        oom = ": out of memory?" if number == signal.SIGKILL else ""
+        rank = f"a rank was killed by {signal_name(number)} (signal {number}){oom}"
+        return f"{rank}; {program} exited with code {rc}"
     reason = (
         f"{program} exited with code {rc}" if rc else f"{program} exited without finishing (no done event)"
     )
@@ -496,9 +507,13 @@ def execute(job_id: int, *, task_id: str = "", settings: Settings | None = None)
     log.info("job %s (%s): starting", job_id, job.kind)
     try:
         spec = spec_for(job.kind)
-    except KeyError as exc:
+    except Exception as exc:  # noqa: BLE001 - no such kind, or a module of SFTLAB_JOB_KINDS that fails to import
+        # Claimed already: recorded here, or the job would sit running until the reaper calls it lost.
+        unknown = isinstance(exc, KeyError)
+        reason = str(exc.args[0]) if unknown else f"{type(exc).__name__}: {exc}"
+        log.error("job %s: %s", job_id, reason, exc_info=not unknown)
         ex = Execution(job, JobKindSpec(), settings, engine, task_id=task_id)
-        ex.store(Outcome(JobStatus.failed, str(exc.args[0])), None, "")
+        ex.store(Outcome(JobStatus.failed, reason[:4000]), None, "")
         return True
     ex = Execution(job, spec, settings, engine, task_id=task_id)
     try:

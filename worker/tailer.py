@@ -28,7 +28,7 @@ from app.models import Job, JobEvent
 
 log = logging.getLogger("sftlab.jobs")
 
-READ_LIMIT = 8 * 1024 * 1024  # bytes per poll: a huge backlog is stored in several transactions
+READ_LIMIT = 8 * 1024 * 1024  # bytes per poll, unless one line is longer: a backlog takes several polls
 
 
 class Line:
@@ -107,14 +107,26 @@ class Tailer:
         self.seq = seq
         self.offset = offset_after_lines(self.path, self.seq)
 
+    def _read(self) -> bytes:
+        """From the offset: READ_LIMIT bytes, or up to the end of a first line longer than that."""
+        assert self.offset is not None
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read(READ_LIMIT)
+            if b"\n" not in chunk:
+                # Stopping here would leave this line, and every line after it, unstored for good.
+                while more := fh.read(READ_LIMIT):
+                    chunk += more
+                    if b"\n" in more:
+                        break
+            return chunk
+
     def pending(self) -> bool:
         """Whether complete lines wait to be stored (always True before a resync has placed the tailer)."""
         if self.offset is None:
             return True
         try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                return b"\n" in fh.read(READ_LIMIT)
+            return b"\n" in self._read()
         except FileNotFoundError:
             return False
 
@@ -124,9 +136,7 @@ class Tailer:
             self._sync()
         assert self.offset is not None
         try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                chunk = fh.read(READ_LIMIT)
+            chunk = self._read()
         except FileNotFoundError:
             return 0
         end = chunk.rfind(b"\n")

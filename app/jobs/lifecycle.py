@@ -100,4 +100,7 @@ def requeue(session: Session, job: Job) -> bool:
         error="",
         heartbeat_at=None,
         pid=None,
+        # A new wait in the queue: its doorbell backs off from the first interval again.
+        sent_at=None,
+        sends=0,
     )

@@ -105,6 +105,12 @@ def in_thread(run_id: int) -> threading.Thread:
             "a rank was killed by SIGKILL (signal 9): out of memory?; trainer exited with code 1",
         ),
         (
+            1,
+            "",
+            "exitcode  : -40 (pid: 7)",
+            "a rank was killed by SIGRTMIN+6 (signal 40); trainer exited with code 1",
+        ),
+        (
             2,
             "DataError: sample 3 is longer than max_seq_len",
             "x",

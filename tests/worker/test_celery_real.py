@@ -1,8 +1,6 @@
 """A real `celery worker` process runs tasks on the embedded SQLite broker and on a real Redis."""
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +9,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from tests.processes import free_port, stop
+from tests.processes import stop
 from worker.celery_app import celery_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,43 +74,6 @@ def test_worker_process_runs_a_task_on_the_embedded_sqlite_broker(tmp_path):
     assert answer["pong"] == "你好"
     assert answer["pid"] != os.getpid()  # ran in the worker, not eagerly here
     assert "tests.ping" in log.read_text()
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(binary).exists():
-        pytest.fail("redis-server is missing: .ci/run installs it (apt-get install -y redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not start")
-    yield f"redis://127.0.0.1:{port}/0"
-    stop(proc)
 
 
 @pytest.mark.slow

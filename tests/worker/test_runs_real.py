@@ -26,7 +26,7 @@ from app.runs.lifecycle import request_cancel
 from tests.processes import stop
 from tests.runs.conftest import no_indexing, pclue_dataset, tiny_model_dir  # noqa: F401 - fixtures
 from tests.runs.test_launch import request
-from tests.worker.test_celery_real import REPO, redis_url, worker_env  # noqa: F401 - fixture
+from tests.worker.test_celery_real import REPO, worker_env
 from trainer.config import tiny_debug
 from worker.processes import job_processes as run_processes
 
@@ -201,7 +201,7 @@ def test_runs_on_a_real_worker_with_redis(
     engine,
     pclue_dataset,  # noqa: F811 - the fixture imported above
     tiny_model_dir,  # noqa: F811
-    redis_url,  # noqa: F811
+    redis_url,
     monkeypatch,
 ):
     scenario(tmp_path, engine, pclue_dataset, tiny_model_dir, redis_url, monkeypatch, shutdown=False)
