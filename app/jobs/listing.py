@@ -271,6 +271,7 @@ class JobView:
     fraction: float
     progress_text: str
     duration_s: float | None
+    result: str = ""  # the job's result, pretty-printed JSON (a large one cut)
 
     @property
     def finished(self) -> bool:
@@ -303,7 +304,16 @@ def job_view(session: Session, job: Job) -> JobView:
         fraction=job.fraction,
         progress_text=progress_text(job.progress_done, job.progress_total, job.progress_unit),
         duration_s=duration_s(job.status, job.started_at, job.finished_at, utcnow()),
+        result=pretty_result(job.result_json),
     )
+
+
+def pretty_result(text: str | None, limit: int = 20_000) -> str:
+    """A job's result as indented JSON for its page, cut at `limit` characters (a rendered sample is long)."""
+    if not text:
+        return ""
+    shown = orjson.dumps(orjson.loads(text), option=orjson.OPT_INDENT_2).decode()
+    return shown if len(shown) <= limit else shown[:limit] + "\n…"
 
 
 def job_detail(view: JobView) -> JobDetail:

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from transformers import AutoTokenizer
 
+from app.core.config import get_settings
 from app.datasets.export import iter_export
 from app.runs import estimate as estimating
 from app.runs.estimate import EstimateError, estimate
@@ -68,6 +69,9 @@ def test_estimate_equals_the_trainers_plan(engine, pclue_dataset, tiny_model_dir
     assert est.packing_efficiency == pytest.approx(plan.packing_efficiency)
     assert (est.train_samples, est.eval_samples) == (len(data.train), len(data.eval))
     assert 0.3 < est.packing_efficiency <= 1.0
+    # The job keeps its spec, result and log, not its copy of the data.
+    (job_dir,) = list((get_settings().data_dir / "jobs").iterdir())
+    assert (job_dir / "result.json").is_file() and not (job_dir / "train.jsonl").exists()
 
 
 def test_above_the_cap_a_uniform_sample_is_scaled(engine, pclue_dataset, tiny_model_dir, tmp_path):

@@ -87,6 +87,8 @@ class Estimate(JobKindSpec):
         return Command(argv, env, cwd=str(REPO), marker=str(root / SPEC))
 
     def outcome(self, ctx: Context, rc: int, tail: str) -> Outcome:
+        for name in ("train.jsonl", "eval.jsonl"):  # a copy of the data per click would fill the disk
+            (ctx.root / name).unlink(missing_ok=True)
         try:
             raw = json.loads((ctx.root / RESULT).read_text(encoding="utf-8"))
             export = json.loads((ctx.root / EXPORT).read_text(encoding="utf-8"))
