@@ -86,6 +86,9 @@ class PackingConfig:
 @dataclass
 class TrainConfig:
     epochs: float = _f(1.0, help="Passes over the data; fractional allowed (1.1 repeats the first 10%).")
+    max_steps: int = _f(
+        0, help="Stop after this many optimizer steps (0: all epochs); 2 makes a quick smoke test of a setup."
+    )
     lr: float = _f(2e-5, help="Peak learning rate.")
     scheduler: str = _f(
         "cosine", help="Learning-rate schedule after warmup.", choices=("cosine", "linear", "constant")
@@ -314,6 +317,7 @@ def validate(cfg: RunConfig, *, check_files: bool = True) -> None:
             raise ConfigError(f"{path} must be > 0, got {value!r}")
     nonneg = {
         "train.warmup_steps": t.warmup_steps,
+        "train.max_steps": t.max_steps,
         "train.weight_decay": t.weight_decay,
         "train.grad_clip": t.grad_clip,
         "checkpoint.every_n_steps": cfg.checkpoint.every_n_steps,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,19 @@ def build_plan(cfg: RunConfig, data: Any, *, world: int) -> BinPlan:
         bins.extend(seg_bins)
         epoch_ends.append(len(bins))
         sizes.append(len(seg_bins))
+    t = cfg.train
+    G = world * t.per_device_batch * t.grad_accum
+    if t.max_steps:
+        # A run cut at max_steps: the bins after its last step are never reached, and the schedule,
+        # progress and epoch count follow the shorter run.
+        bins = bins[: t.max_steps * G]
+        kept = [min(end, len(bins)) for end in epoch_ends]
+        epoch_ends = sorted({e for e in kept if e > 0})
+        sizes = [b - a for a, b in zip([0, *epoch_ends[:-1]], epoch_ends, strict=True)]
+        seen = Counter(data.train[i].task_type for b in bins for i in b)
+        for name, numbers in data.counts.get("per_task", {}).items():
+            numbers["train_seen"] = seen.get(name, 0)
+        data.counts["train_seen"] = sum(seen.values())
     samples_cum, acc = [], 0
     for b in bins:
         acc += len(b)
@@ -151,9 +165,7 @@ def build_plan(cfg: RunConfig, data: Any, *, world: int) -> BinPlan:
         eval_bins = pack_stream(list(range(len(data.eval))), [len(t) for t in data.eval], L)
     else:
         eval_bins = [[i] for i in range(len(data.eval))]
-    t = cfg.train
-    G = world * t.per_device_batch * t.grad_accum
-    real = sum(lengths[i] for i in data.order)
+    real = sum(lengths[i] for b in bins for i in b)
     slots = 0
     for s in range(0, len(bins), t.per_device_batch):  # a micro-batch pads its bins to the longest one
         group = bins[s : s + t.per_device_batch]

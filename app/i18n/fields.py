@@ -20,6 +20,7 @@ ZH: dict[str, str] = {
     "packing.enabled": "按最佳适应递减（BFD）把样本打包进长度为 max_seq_len 的 bin。",
     "packing.chunk_size": "输出层 + 交叉熵每个分块处理的监督位置数。",
     "train.epochs": "遍历数据的轮数；可为小数（1.1 会重复前 10%）。",
+    "train.max_steps": "训练这么多个优化器步后停止（0：跑完全部轮数）；设为 2 可快速冒烟测试一套配置。",
     "train.lr": "峰值学习率。",
     "train.scheduler": "warmup 之后的学习率调度。",
     "train.warmup_steps": "以优化器步数计的线性 warmup（优先于 warmup_ratio）。",

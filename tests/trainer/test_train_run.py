@@ -199,3 +199,35 @@ def test_warnings_reach_metrics_jsonl(tmp_path, setup, monkeypatch):
     assert len(drops) == 1
     first_of_epoch2 = next(e["step"] for e in events if e["type"] == "train" and e["epoch"] > 1)
     assert f"step {first_of_epoch2})" in drops[0]["message"]
+
+
+def test_max_steps_cuts_the_run_to_the_first_steps_of_the_full_plan(tmp_path, setup):
+    """A smoke test is one field: the run takes exactly the first max_steps steps of the full plan's bins, and
+    its schedule, progress, epoch and per-task counts follow the shorter run."""
+    model, data = setup
+    full = tiny_config(tmp_path / "full", model, data, per_device_batch=2, epochs=2.0)
+    from trainer.model import load_tokenizer
+    from trainer.plan import build_plan, load_data
+
+    uncut = build_plan(full, load_data(full, load_tokenizer(full, str(model))), world=1)
+    assert uncut.total_steps > 3
+    cut_cfg = tiny_config(tmp_path, model, data, per_device_batch=2, epochs=2.0)
+    cut_cfg.train.max_steps = 3
+    out = run(cut_cfg)
+    assert out["step"] == out["total_steps"] == 3
+    events = read_events(tmp_path / "run" / "metrics.jsonl")
+    start = next(e for e in events if e["type"] == "start")
+    assert start["total_steps"] == 3
+    assert [e["step"] for e in events if e["type"] == "train"] == [1, 2, 3]
+    order = [json.loads(x)["bins"] for x in open(tmp_path / "run" / "data_order.jsonl")]
+    assert order == [uncut.bins[s * uncut.G : (s + 1) * uncut.G] for s in range(3)]
+    seen = sum(c["train_seen"] for c in start["counts"]["per_task"].values())
+    assert seen == sum(len(b) for step in order for b in step) < len(uncut.bins)
+
+
+def test_max_steps_must_not_be_negative(tmp_path, setup):
+    model, data = setup
+    cfg = tiny_config(tmp_path, model, data)
+    cfg.train.max_steps = -1
+    with pytest.raises(ConfigError, match="train.max_steps must be >= 0"):
+        cfg.validate(check_files=False)
