@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     interactive_limit: int = Field(
         8, description="Short jobs queued or running at once before a request is answered 429."
     )
+    hub_downloads: bool = Field(
+        False, description="Accept base models by hub id that are not in the local Hugging Face cache."
+    )
     job_kinds: list[str] = Field(
         [],
         description="Extra modules the worker imports to register job kinds (each calls worker.kinds.register).",

@@ -96,7 +96,7 @@ def resolve_base_model(session: Session, base_model: str) -> str:
     # The trainer's rule: "org/name" is a hub id unless such a directory exists here.
     looks_local = value.startswith((".", "/", "~")) or path.exists() or value.count("/") != 1
     if not looks_local:
-        return value
+        return _hub_model(value)
     if not path.is_dir():
         raise LaunchError(
             "base_model", f"{value!r} is neither a local model directory nor an org/name hub id"
@@ -104,6 +104,23 @@ def resolve_base_model(session: Session, base_model: str) -> str:
     if not (path / "config.json").is_file():
         raise LaunchError("base_model", f"{value!r} has no config.json: not a Hugging Face model directory")
     return str(path.resolve())
+
+
+def _hub_model(repo_id: str) -> str:
+    """A hub id the workers can load: in the local Hugging Face cache, or downloads allowed by settings.
+
+    Without this a typo (or a relative path like "models/llama" read as a hub id) was accepted and the run
+    failed minutes later in the worker with a download traceback.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    if get_settings().hub_downloads or isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return repo_id
+    raise LaunchError(
+        "base_model",
+        f"{repo_id!r} is not a local model directory and not in the Hugging Face cache; give a local path, "
+        f"or download it first (huggingface-cli download {repo_id})",
+    )
 
 
 def _check_version(session: Session, fld: str, pair: Any) -> tuple[int, int]:

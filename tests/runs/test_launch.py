@@ -133,13 +133,33 @@ def test_create_run_names_the_wrong_field(engine, pclue_dataset, change, field, 
         assert s.exec(select(Run)).first() is None
 
 
-def test_base_model_forms(engine, pclue_dataset, tiny_model_dir):
+def cache_hub_model(hf_home: Path, repo_id: str) -> None:
+    """A model as the Hugging Face cache holds it after a download (refs/main -> a snapshot with config.json)."""
+    repo = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").write_text("{}")
+
+
+def test_base_model_forms(engine, pclue_dataset, tiny_model_dir, tmp_path, monkeypatch):
+    cache_hub_model(tmp_path / "hf", "HuggingFaceTB/SmolLM2-135M-Instruct")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     with Session(engine) as s:
         assert resolve_base_model(s, "") == ""
         assert (
             resolve_base_model(s, "HuggingFaceTB/SmolLM2-135M-Instruct")
             == "HuggingFaceTB/SmolLM2-135M-Instruct"
         )
+        for missing in (
+            "HuggingFaceTB/SmolLM2-999M",
+            "models/llama",
+        ):  # a typo; a relative path that is not there
+            with pytest.raises(LaunchError, match="not in the Hugging Face cache; give a local path") as err:
+                resolve_base_model(s, missing)
+            assert err.value.field == "base_model" and "\n" not in err.value.message
         assert resolve_base_model(s, str(tiny_model_dir)) == str(tiny_model_dir.resolve())
         parent = create_run(s, request(pclue_dataset))
         ckpt = fake_checkpoint(Path(parent.run_dir))
