@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from datetime import datetime
+
+from sqlalchemy.engine import Engine
 
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
 from app.jobs.queue import resend_queued
 from app.jobs.reap import mark_lost, start_reaper
+from app.jobs.workers import forget, record
 from worker.processes import kill_leftovers
 
 log = logging.getLogger("sftlab.jobs")
@@ -29,12 +33,42 @@ def reap(now: datetime | None = None, *, settings: Settings | None = None) -> li
     return [job.id for job in lost if job.id is not None]
 
 
-def worker_pass(settings: Settings) -> None:
+class Presence:
+    """This worker's row in WorkerPresence: written at start and on every pass, removed at shutdown (under a
+    lock, so a pass running during the shutdown cannot write it back)."""
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.queues: list[str] = []
+        self._lock = threading.Lock()
+
+    def announce(self, engine: Engine, *, name: str, queues: list[str]) -> None:
+        with self._lock:
+            self.name, self.queues = name, queues
+            record(engine, name=name, hostname=socket.gethostname(), queues=queues)
+
+    def beat(self, engine: Engine) -> None:
+        with self._lock:
+            if self.name:
+                record(engine, name=self.name, hostname=socket.gethostname(), queues=self.queues)
+
+    def leave(self, engine: Engine) -> None:
+        with self._lock:
+            name, self.name = self.name, ""
+            if name:
+                forget(engine, name=name)
+
+
+def worker_pass(settings: Settings, presence: Presence | None = None) -> None:
+    """Record this worker as alive (with its queues), reap, and ring for forgotten queued jobs."""
+    engine = get_engine(settings)
+    if presence is not None:
+        presence.beat(engine)
     reap(settings=settings)
-    resend_queued(get_engine(settings), settings=settings)
+    resend_queued(engine, settings=settings)
 
 
-def start(settings: Settings) -> Callable[[], None] | None:
+def start(settings: Settings, *, presence: Presence | None = None) -> Callable[[], None] | None:
     """The worker's reaper thread, with a first pass at once: a worker started after a crash finds the
-    crashed worker's jobs without waiting."""
-    return start_reaper(settings, worker_pass, immediate=True)
+    crashed worker's jobs without waiting, and the pages know at once which queues it serves."""
+    return start_reaper(settings, lambda s: worker_pass(s, presence), immediate=True)

@@ -4,11 +4,17 @@ The web server sends tasks by name (app.jobs.queue); the body is worker.runner.e
 directly.
 """
 
+import logging
+import socket
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutting_down
 
 from worker.celery_app import celery_app
+from worker.reaper import Presence
+
+# This worker's node name and queues in WorkerPresence, refreshed by its reaper thread.
+PRESENCE = Presence()
 
 
 @celery_app.task(name="jobs.run", bind=True)
@@ -28,15 +34,23 @@ def on_start(sender: Any = None, **_: Any) -> None:
     from worker.reaper import start
 
     settings = get_settings()
-    start(settings)
     task_consumer = getattr(sender, "task_consumer", None)  # the sender is the worker's consumer
     queues = [q.name for q in task_consumer.queues] if task_consumer is not None else None
+    name = str(getattr(sender, "hostname", "") or socket.gethostname())
+    PRESENCE.announce(get_engine(settings), name=name, queues=queues or [])
+    start(settings, presence=PRESENCE)
     resend_queued(get_engine(settings), settings=settings, queues=queues, force=True)
 
 
 @worker_shutting_down.connect
 def stop_jobs(**_: Any) -> None:
     """Stop running subprocesses (runs end failed, resumable) rather than wait hours for a warm shutdown."""
+    from app.core.config import get_settings
+    from app.core.db import get_engine
     from worker.runner import SHUTDOWN
 
     SHUTDOWN.set()
+    try:
+        PRESENCE.leave(get_engine(get_settings()))
+    except Exception:  # noqa: BLE001 - the row then ages out
+        logging.getLogger("sftlab.jobs").warning("could not remove this worker's presence")

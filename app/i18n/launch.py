@@ -32,6 +32,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Processes when training on CPU (with GPUs: one per GPU).",
         "zh": "CPU 训练时的进程数（使用 GPU 时每卡一个）。",
     },
+    "launch.queue.unserved": {"en": "no live worker", "zh": "无存活工作进程"},
     "launch.queue": {"en": "Queue", "zh": "队列"},
     "launch.data": {"en": "Data", "zh": "数据"},
     "launch.train_versions": {"en": "Train on (dataset versions)", "zh": "训练数据（数据集版本）"},

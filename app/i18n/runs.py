@@ -43,6 +43,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "训练已重新排队，将从最新检查点继续。",
     },
     "runs.eta": {"en": "ETA", "zh": "预计剩余"},
+    "runs.unserved": {
+        "en": "No live worker serves queue {queue}: the run waits until one starts "
+        "(celery -A worker.celery_app worker -P threads -c 1 -Q {queue})",
+        "zh": "没有存活的工作进程服务队列 {queue}：训练会一直等到有一个启动"
+        "（celery -A worker.celery_app worker -P threads -c 1 -Q {queue}）",
+    },
     "runs.ahead": {"en": "{n} run(s) ahead on queue {queue}", "zh": "队列 {queue} 中前面还有 {n} 个训练"},
     "runs.owner": {"en": "Owner", "zh": "所有者"},
     "runs.base_model": {"en": "Base model", "zh": "基座模型"},

@@ -13,7 +13,7 @@ from app.models.datasets import (
     VersionStatus,
     version_status,
 )
-from app.models.jobs import FINISHED, Job, JobEvent, JobKind, JobStatus
+from app.models.jobs import FINISHED, Job, JobEvent, JobKind, JobStatus, WorkerPresence
 from app.models.runs import Run, RunDataset, RunEvent, RunStatus, Sweep
 from app.models.users import ApiToken, Role, User, UserCreate, UserPublic, utcnow
 
@@ -23,6 +23,7 @@ __all__ = [
     "JobEvent",
     "JobKind",
     "JobStatus",
+    "WorkerPresence",
     "Run",
     "RunDataset",
     "RunEvent",

@@ -92,3 +92,13 @@ class JobEvent(SQLModel, table=True):
     seq: int  # 0-based line index in the events file
     type: str = Field(max_length=20)
     data: str = Field(sa_column=Column(Text, nullable=False))
+
+
+# A live Celery worker and the queues it serves, refreshed by its reaper thread; a queue no live worker
+# serves is said so on the launch form and on its queued runs' pages.
+class WorkerPresence(SQLModel, table=True):
+    name: str = Field(primary_key=True, max_length=200)  # the Celery node name, e.g. runs@host
+    hostname: str = Field(default="", max_length=200)
+    queues: str = Field(default="", max_length=2000)  # comma-separated
+    started_at: datetime = Field(default_factory=utcnow)
+    seen_at: datetime = Field(default_factory=utcnow, index=True)

@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from app.jobs.logs import read_tail
+from app.jobs.workers import served_queues
 from app.models import FINISHED, Dataset, Job, JobStatus, Run, RunDataset, RunEvent, RunStatus, User
 from app.runs import rundir
 from trainer.layout import STEP_RE, list_checkpoints
@@ -287,6 +288,7 @@ def page_data(session: Session, run: Run) -> dict:
         "owner": owner.username if owner else "",
         "progress": progress(session, run),
         "ahead": runs_ahead(session, run),
+        "unserved": run.status == RunStatus.queued and run.queue not in served_queues(session),
         "counts": data_counts(first_event(session, run.id, "start")),
         "datasets": run_datasets(session, run.id),
         "config": config,

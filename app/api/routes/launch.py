@@ -14,6 +14,7 @@ from app.core.config import Settings
 from app.core.db import get_engine
 from app.models import Run, Sweep
 from app.runs import launch as launching
+from app.jobs.workers import served_queues
 from app.runs.estimate import EstimateError, estimate
 from app.runs.form import (
     FIELDS,
@@ -80,6 +81,7 @@ def _context(
         "sections": sections(),
         "near_datasets": [FIELDS[name] for name in NEAR_DATASETS],
         "queues": settings.run_queues,
+        "served": served_queues(session, settings),
         "mix": table,
         "estimate": None,
         **extra,
