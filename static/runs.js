@@ -231,6 +231,9 @@
     const badge = document.getElementById("run-status");
     badge.textContent = labels.statuses[r.status] || r.status;
     badge.className = "run-status st-" + r.status;
+    if (r.status !== "queued") {  // the queue's line says nothing once the run has left the queue
+      for (const id of ["run-ahead", "run-unserved"]) document.getElementById(id)?.remove();
+    }
   }
 
   async function loadSeries() {

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import psutil
-from sqlalchemy import select, update
+from sqlalchemy import func, literal, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
@@ -153,6 +153,9 @@ class JobKindSpec:
         return Outcome(JobStatus.failed, failure_reason(rc, "", tail, program="the job"))
 
 
+_TIME = Job.__table__.c.started_at.type  # type: ignore[attr-defined]  # the column's UTC datetime type
+
+
 def _claim(engine: Engine, job_id: int, task_id: str) -> bool:
     now = utcnow()
     with engine.begin() as conn:
@@ -161,7 +164,8 @@ def _claim(engine: Engine, job_id: int, task_id: str) -> bool:
             .where(col(Job.id) == job_id, col(Job.status) == JobStatus.queued)
             .values(
                 status=JobStatus.running,
-                started_at=now,
+                # A resumed run keeps its first start: its duration is the whole run's, not the last attempt's.
+                started_at=func.coalesce(col(Job.started_at), literal(now, type_=_TIME)),
                 heartbeat_at=now,
                 worker=socket.gethostname(),
                 task_id=task_id,

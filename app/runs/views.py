@@ -289,6 +289,8 @@ def page_data(session: Session, run: Run) -> dict:
         "progress": progress(session, run),
         "ahead": runs_ahead(session, run),
         "unserved": run.status == RunStatus.queued and run.queue not in served_queues(session),
+        # A run cancelled while queued never got its data: no sample to show.
+        "samples_ready": bool(run.run_dir) and (Path(run.run_dir) / rundir.TRAIN_FILE).is_file(),
         "counts": data_counts(first_event(session, run.id, "start")),
         "datasets": run_datasets(session, run.id),
         "config": config,

@@ -268,3 +268,17 @@ def test_compare_parses_each_runs_events_once(engine, researcher, monkeypatch):
     )
     assert researcher.get(f"/runs/compare?ids={a.id},{b.id}").status_code == 200
     assert sorted(loads) == sorted([a.id, b.id])
+
+
+def test_the_page_shows_a_cancel_request_and_no_samples_link_without_data(engine, researcher):
+    """A running run asked to stop says so; a run cancelled while queued (no data exported) offers no
+    training-sample link that would answer 404."""
+    from tests.runs.fake_runs import insert_run
+
+    with Session(engine) as s:
+        stopping = insert_run(
+            s, owner_id=researcher.user.id, name="stopping", status=RunStatus.running, cancel_requested=True
+        ).id
+        never = insert_run(s, owner_id=researcher.user.id, name="never", status=RunStatus.cancelled).id
+    assert "cancel requested" in researcher.get(f"/runs/{stopping}").text
+    assert f"/runs/{never}/samples/0" not in researcher.get(f"/runs/{never}").text

@@ -4,11 +4,12 @@ succeeded."""
 import inspect
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import Session, select
 
-from app.models import Job, JobEvent, JobStatus
+from app.models import Job, JobEvent, JobStatus, utcnow
 from worker.kinds import register
 from worker.runner import Command, JobKindSpec, execute
 
@@ -41,3 +42,17 @@ def test_the_readme_kind_runs(engine):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     for line in inspect.getsource(Echo).splitlines():  # the README shows this very class
         assert line in readme, line
+
+
+def test_a_requeued_job_keeps_its_first_start(engine):
+    """A resumed run's duration counts from its first start, not from the resume."""
+    first = utcnow() - timedelta(hours=3)
+    with Session(engine) as s:
+        job = Job(kind="echo", started_at=first)
+        s.add(job)
+        s.commit()
+        job_id = job.id
+    assert execute(job_id) is True
+    with Session(engine) as s:
+        started = s.get(Job, job_id).started_at
+    assert started.replace(tzinfo=first.tzinfo) == first
