@@ -106,7 +106,7 @@ def bench_sftlab(data_file: Path, model_dir: Path, args) -> dict:
 
         shutil.rmtree(out)
     cfg = RunConfig(
-        data=DataConfig(train_file=str(data_file), max_seq_len=args.max_seq_len, truncation=True),
+        data=DataConfig(train_file=str(data_file), max_seq_len=args.max_seq_len, over_length="truncate"),
         output_dir=str(out),
         model=ModelConfig(path=str(model_dir)),
         train=TrainConfig(
@@ -372,7 +372,7 @@ def main() -> int:
     model_dir = build_model_dir(tok_dir, args.layers, args.hidden)
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     tokenized, dropped = tokenize_samples(
-        read_samples(data_file), tok, max_seq_len=args.max_seq_len, truncation=True
+        read_samples(data_file), tok, max_seq_len=args.max_seq_len, over_length="truncate"
     )
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     print(f"device: cpu, {torch.get_num_threads()} threads; torch {torch.__version__}")

@@ -15,6 +15,27 @@
     const est = document.getElementById("estimate");
     if (est && est.querySelector("table")) est.classList.add("stale");
   });
+  // A problem the estimate found blocks Launch until the form changes; a fix button sets the field it names
+  // and estimates again.
+  const blockLaunch = () => {
+    const button = document.getElementById("launch-button");
+    if (button) button.disabled = !!document.getElementById("estimate-problem");
+  };
+  document.body.addEventListener("htmx:afterSwap", blockLaunch);
+  form.addEventListener("change", () => {
+    const button = document.getElementById("launch-button");
+    if (button) button.disabled = false;
+  });
+  form.addEventListener("click", (ev) => {
+    const fix = ev.target.closest("button.fix");
+    if (!fix) return;
+    const input = form.querySelector(`[name="${fix.dataset.fixField}"]`);
+    if (!input) return;
+    input.value = fix.dataset.fixValue;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    document.getElementById("estimate-button")?.click();
+  });
+  blockLaunch();
   // A double click on Launch must not create two runs.
   form.addEventListener("submit", () => {
     const button = document.getElementById("launch-button");

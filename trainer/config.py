@@ -53,8 +53,10 @@ class DataConfig:
         factory=dict,
     )
     max_seq_len: int = _f(1024, help="Longest packed sequence (bin) in tokens.")
-    truncation: bool = _f(
-        False, help="Cut samples longer than max_seq_len instead of failing before training."
+    over_length: str = _f(
+        "error",
+        help="A sample longer than max_seq_len: error (refuse before training), truncate (cut its end), or drop it.",
+        choices=("error", "truncate", "drop"),
     )
 
 
@@ -199,7 +201,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict) -> RunConfig:
-        return _build(cls, raw, "")
+        return _build(cls, _upgrade(raw), "")
 
     @classmethod
     def from_json(cls, path_or_text: str | Path) -> RunConfig:
@@ -217,6 +219,17 @@ class RunConfig:
         """Raise ConfigError naming the field when the config cannot run; cheap checks only."""
         validate(self, check_files=check_files)
         return self
+
+
+def _upgrade(raw: Any) -> Any:
+    """A config written before data.over_length (runs stored then are resumed with it): its boolean
+    data.truncation becomes the policy it meant."""
+    data = raw.get("data") if isinstance(raw, dict) else None
+    if isinstance(data, dict) and "truncation" in data and "over_length" not in data:
+        data = {k: v for k, v in data.items() if k != "truncation"}
+        data["over_length"] = "truncate" if raw["data"]["truncation"] is True else "error"
+        return {**raw, "data": data}
+    return raw
 
 
 class ConfigError(ValueError):

@@ -30,7 +30,14 @@ _WS = re.compile(r"\s+")
 
 
 class DataError(ValueError):
-    """Bad data or a bad data option; the message lists every problem as ``file:line: reason``."""
+    """Bad data or a bad data option; the message lists the problems, each sample named where it comes from.
+
+    `longest`: with samples over max_seq_len, the longest one's tokens (what max_seq_len would need).
+    """
+
+    def __init__(self, message: str, *, longest: int | None = None):
+        super().__init__(message)
+        self.longest = longest
 
 
 @dataclass
@@ -44,6 +51,7 @@ class Sample:
     tools: list | None = None
     source: str = ""
     line: int = 0
+    ref: str = ""  # the line's "id": where the sample comes from, as its owner knows it ("pclue v2 #1234")
 
     @property
     def task_type(self) -> str:
@@ -51,7 +59,7 @@ class Sample:
 
     @property
     def where(self) -> str:
-        return f"{self.source}:{self.line}"
+        return self.ref or f"{self.source}:{self.line}"
 
 
 @dataclass
@@ -64,7 +72,8 @@ class TokenizedSample:
     task_l1: str
     task_l2: str
     index: int  # position of the sample in the (mixed) dataset
-    where: str = ""
+    where: str = ""  # how messages name it: its "id" when the line has one, else file:line
+    location: str = ""  # file:line, always (the run's sample viewer reads the line back)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -162,9 +171,17 @@ def read_samples(path, *, max_errors: int = 50) -> list[Sample]:
             if reason is not None:
                 errors.append(f"{path}:{lineno}: {reason}")
                 continue
+            ref = obj.get("id") if isinstance(obj.get("id"), str) else ""
             samples.append(
                 Sample(
-                    obj["messages"], l1, l2, list(obj.get("tags", [])), obj.get("tools"), str(path), lineno
+                    obj["messages"],
+                    l1,
+                    l2,
+                    list(obj.get("tags", [])),
+                    obj.get("tools"),
+                    str(path),
+                    lineno,
+                    ref,
                 )
             )
     if errors:
@@ -305,44 +322,110 @@ def epoch_order(n: int, epochs: float, seed: int) -> list[int]:
     return order
 
 
+@dataclass
+class Dropped:
+    """A sample left out of the run, and why (``too_long`` under over_length=drop, or ``no_supervised``: its
+    answer was cut away by truncation, or the template gave it no trained token)."""
+
+    where: str
+    task_type: str
+    reason: str
+    tokens: int
+
+    def to_dict(self) -> dict:
+        return {
+            "where": self.where,
+            "task_type": self.task_type,
+            "reason": self.reason,
+            "tokens": self.tokens,
+        }
+
+
+SHOWN = 20  # problems listed in a message; the rest are counted
+
+
+def too_long_message(long: list[tuple[str, str, int]], n_samples: int, max_seq_len: int) -> str:
+    """One summary of the samples over max_seq_len with the ways out, then the first few of them."""
+    longest = max(n for _, _, n in long)
+    lines = [
+        f"{len(long):,} of {n_samples:,} samples are longer than data.max_seq_len {max_seq_len:,} tokens "
+        f"(longest {longest:,}): raise data.max_seq_len, or set data.over_length to truncate or drop"
+    ]
+    lines += [f"  {where} ({task}): {n:,} tokens" for where, task, n in long[:SHOWN]]
+    if len(long) > SHOWN:
+        lines.append(f"  ... and {len(long) - SHOWN:,} more")
+    return "\n".join(lines)
+
+
 def tokenize_samples(
     samples: list[Sample],
     tokenizer,
     options: RenderOptions | None = None,
     *,
     max_seq_len: int,
-    truncation: bool = False,
-) -> tuple[list[TokenizedSample], list[str]]:
-    """Render every sample; returns (tokenized, dropped) where dropped lists ``file:line: reason``.
+    over_length: str = "error",
+) -> tuple[list[TokenizedSample], list[Dropped]]:
+    """Render every sample; returns (tokenized, dropped).
 
-    Raises ``DataError`` (all problems at once) for templates that cannot render a sample and for
-    samples longer than ``max_seq_len`` when truncation is off. With truncation the tail is cut; a
-    sample left without any supervised token is dropped and reported rather than trained on.
+    Raises ``DataError`` for templates that cannot render a sample and, with over_length "error", for
+    samples longer than ``max_seq_len`` (one summary, the longest named). "truncate" cuts the tail; a
+    sample left without any supervised token is then dropped and reported rather than trained on. "drop"
+    leaves long samples out.
     """
     out, errors, dropped = [], [], []
+    long: list[tuple[str, str, int]] = []
     for i, s in enumerate(samples):
         try:
             r = render_sample(tokenizer, s.messages, options, tools=s.tools)
         except RenderError as exc:
-            errors.append(f"{s.where}: {exc}")
+            errors.append(f"{s.where} ({s.task_type}): {exc}")
             continue
         ids, sup, spec = r.input_ids, r.supervised, r.special
         if len(ids) > max_seq_len:
-            if not truncation:
-                errors.append(
-                    f"{s.where}: sample has {len(ids)} tokens > max_seq_len {max_seq_len} (truncation is off)"
-                )
+            if over_length == "error":
+                long.append((s.where, s.task_type, len(ids)))
+                continue
+            if over_length == "drop":
+                dropped.append(Dropped(s.where, s.task_type, "too_long", len(ids)))
                 continue
             ids, sup, spec = ids[:max_seq_len], sup[:max_seq_len], spec[:max_seq_len]
-        t = TokenizedSample(ids, sup, spec, s.task_l1, s.task_l2, i, s.where)
+        t = TokenizedSample(ids, sup, spec, s.task_l1, s.task_l2, i, s.where, f"{s.source}:{s.line}")
         if t.n_supervised == 0:
-            dropped.append(f"{s.where}: no supervised token")
+            dropped.append(Dropped(s.where, s.task_type, "no_supervised", len(r.input_ids)))
             continue
         out.append(t)
+    problems = []
+    if long:
+        problems.append(too_long_message(long, len(samples), max_seq_len))
     if errors:
-        more = f"\n... and {len(errors) - 50} more" if len(errors) > 50 else ""
-        raise DataError(f"{len(errors)} bad sample(s):\n" + "\n".join(errors[:50]) + more)
+        more = f"\n  ... and {len(errors) - SHOWN:,} more" if len(errors) > SHOWN else ""
+        problems.append(
+            f"{len(errors):,} sample(s) the chat template cannot render:\n  "
+            + "\n  ".join(errors[:SHOWN])
+            + more
+        )
+    if problems:
+        raise DataError("\n".join(problems), longest=max((n for _, _, n in long), default=None))
     return out, dropped
+
+
+def no_supervised_message(dropped: list[Dropped], n_samples: int, max_seq_len: int) -> str:
+    """Why no training sample is left to train on, and which samples."""
+    cut = [d for d in dropped if d.reason == "no_supervised" and d.tokens > max_seq_len]
+    if len(cut) == len(dropped) and cut:
+        why = (
+            f"truncation at data.max_seq_len {max_seq_len:,} cut away every answer "
+            "(the prompts alone fill the sequence): raise data.max_seq_len"
+        )
+    elif all(d.reason == "too_long" for d in dropped):
+        why = f"every sample is longer than data.max_seq_len {max_seq_len:,} and over_length drops them"
+    else:
+        why = "the chat template gives none of them a trained token (check loss.scope and the template)"
+    shown = "\n".join(
+        f"  {d.where} ({d.task_type}): {d.tokens:,} tokens, {d.reason}" for d in dropped[:SHOWN]
+    )
+    more = f"\n  ... and {len(dropped) - SHOWN:,} more" if len(dropped) > SHOWN else ""
+    return f"no training sample has a supervised token ({n_samples:,} read): {why}\n{shown}{more}"
 
 
 def count_by_task(samples) -> dict[str, int]:
@@ -367,7 +450,7 @@ def prepare_data(
     *,
     options: RenderOptions | None = None,
     max_seq_len: int,
-    truncation: bool = False,
+    over_length: str = "error",
     mix: dict | None = None,
     epochs: float = 1.0,
     seed: int = 0,
@@ -384,17 +467,19 @@ def prepare_data(
     if not mixed:
         raise DataError("the mix leaves no training sample")
     train_tok, dropped = tokenize_samples(
-        mixed, tokenizer, options, max_seq_len=max_seq_len, truncation=truncation
+        mixed, tokenizer, options, max_seq_len=max_seq_len, over_length=over_length
     )
     eval_tok, eval_dropped = tokenize_samples(
-        held, tokenizer, options, max_seq_len=max_seq_len, truncation=truncation
+        held, tokenizer, options, max_seq_len=max_seq_len, over_length=over_length
     )
     if not train_tok:
-        raise DataError("no training sample has a supervised token")
+        raise DataError(no_supervised_message(dropped, len(mixed), max_seq_len))
     for i, t in enumerate(train_tok):
         t.index = i
     order = epoch_order(len(train_tok), epochs, seed)
     in_order = Counter(train_tok[i].task_type for i in order)
+    dropped_n = Counter(d.task_type for d in dropped)
+    eval_dropped_n = Counter(d.task_type for d in eval_dropped)
     read, held_n, mixed_n = (
         count_by_task(train + held if eval_path is None else train),
         count_by_task(held),
@@ -406,6 +491,8 @@ def prepare_data(
             "eval": held_n.get(name, 0),
             "train_after_mix": mixed_n.get(name, 0),
             "train_seen": in_order.get(name, 0),  # occurrences in the run's order, all epochs
+            "dropped": dropped_n.get(name, 0),  # left out of training (too long, or nothing to train)
+            "eval_dropped": eval_dropped_n.get(name, 0),
         }
         for name in sorted(set(read) | set(held_n))
     }
@@ -416,6 +503,7 @@ def prepare_data(
         "train_seen": len(order),
         "epochs": epochs,
         "seed": seed,
-        "dropped": dropped + eval_dropped,
+        "dropped": [d.to_dict() for d in dropped],
+        "eval_dropped": [d.to_dict() for d in eval_dropped],
     }
     return DataPlan(train_tok, eval_tok, order, counts, seed)

@@ -4,7 +4,8 @@ data pipeline and bin plan, on data files and a config exactly as a run gets the
     python -m trainer.estimate spec.json result.json
 
 spec.json: {"config": <RunConfig dict>, "world": <ranks>, "tokenizer_dir": <the embedded model's dir,
-used when model.path is empty>}. result.json gets the numbers, or {"error": message, "field": form field}
+used when model.path is empty>}. result.json gets the numbers, or {"error": message, "field": form field,
+"longest": tokens of the longest sample when samples are over max_seq_len}
 when the trainer refuses the data or config (a sample longer than max_seq_len, an unknown mix key): the
 same refusals a run would meet at start, caught before it is launched.
 """
@@ -56,7 +57,11 @@ def main(argv: list[str]) -> int:
         out = plan_numbers(spec)
     except (ValueError, OSError) as exc:  # DataError, ConfigError, RenderError are ValueErrors
         message = str(exc)
-        out = {"error": message[:4000], "field": error_field(message)}
+        out = {
+            "error": message[:4000],
+            "field": error_field(message),
+            "longest": getattr(exc, "longest", None),
+        }
     tmp = Path(argv[1]).with_suffix(".tmp")
     tmp.write_text(json.dumps(out), encoding="utf-8")
     tmp.replace(argv[1])

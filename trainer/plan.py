@@ -41,7 +41,7 @@ def load_data(cfg: RunConfig, tokenizer: Any):
         tokenizer,
         options=options,
         max_seq_len=d.max_seq_len,
-        truncation=d.truncation,
+        over_length=d.over_length,
         mix=d.mix or None,
         epochs=cfg.train.epochs,
         seed=cfg.train.seed,
@@ -189,7 +189,7 @@ def build_plan(cfg: RunConfig, data: Any, *, world: int) -> BinPlan:
         packing_efficiency=real / slots if slots else 0.0,
         digest=digest[:16],
         counts_per_task={k: v.get("train_seen", 0) for k, v in per_task.items()},
-        sources=[(getattr(t, "where", ""), getattr(t, "task_type", "")) for t in data.train],
+        sources=[(getattr(t, "location", ""), getattr(t, "task_type", "")) for t in data.train],
     )
 
 

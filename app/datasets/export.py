@@ -20,8 +20,14 @@ from app.datasets.visibility import VISIBLE_SQL
 BATCH = 2000
 
 
-def iter_export(engine: Engine, *, dataset_id: int, version: int, eval_set: bool = False) -> Iterator[bytes]:
-    """JSONL lines (with their newline) of every sample visible in the version, in id order."""
+def iter_export(
+    engine: Engine, *, dataset_id: int, version: int, eval_set: bool = False, source: str = ""
+) -> Iterator[bytes]:
+    """JSONL lines (with their newline) of every sample visible in the version, in id order.
+
+    With `source` ("pclue v2"), each line gets an "id" ("pclue v2 #1234") by which the trainer names the
+    sample in its messages instead of a line of a file the user never saw.
+    """
     last = 0
     sql = text(
         f"SELECT s.id, s.messages, s.task_l1, s.task_l2, s.tags, s.reference FROM sample s "
@@ -39,6 +45,8 @@ def iter_export(engine: Engine, *, dataset_id: int, version: int, eval_set: bool
                 "task_type": task_key(l1, l2),
                 "tags": [t for t in tags.split(",") if t],
             }
+            if source:
+                rec["id"] = f"{source} #{sid}"
             if eval_set:
                 rec["reference"] = reference
             out.append(orjson.dumps(rec) + b"\n")

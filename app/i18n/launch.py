@@ -32,6 +32,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Processes when training on CPU (with GPUs: one per GPU).",
         "zh": "CPU 训练时的进程数（使用 GPU 时每卡一个）。",
     },
+    "launch.est.fix": {"en": "Fix in one click:", "zh": "一键修复："},
+    "launch.est.blocked": {
+        "en": "Launch is blocked until this is fixed: the run would fail seconds after it starts.",
+        "zh": "修复之前无法启动：否则训练会在开始几秒后失败。",
+    },
     "launch.queue.unserved": {"en": "no live worker", "zh": "无存活工作进程"},
     "launch.queue": {"en": "Queue", "zh": "队列"},
     "launch.data": {"en": "Data", "zh": "数据"},

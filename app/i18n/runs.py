@@ -85,6 +85,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "runs.counts.read": {"en": "read", "zh": "读取"},
     "runs.counts.eval": {"en": "held out (eval)", "zh": "留作验证"},
     "runs.counts.mixed": {"en": "after mix", "zh": "混合后"},
+    "runs.counts.dropped": {"en": "dropped", "zh": "丢弃"},
+    "runs.counts.eval_dropped": {"en": "eval dropped", "zh": "验证丢弃"},
+    "runs.counts.dropped.help": {
+        "en": "Left out: longer than max_seq_len (over_length drop), or no trained token left after truncation",
+        "zh": "被排除：超过 max_seq_len（over_length 为 drop），或截断后没有可训练的 token",
+    },
     "runs.counts.seen": {"en": "seen (all epochs)", "zh": "训练见过（所有轮）"},
     "runs.counts.none": {"en": "Counts appear once the trainer has started.", "zh": "训练器启动后显示。"},
     "runs.checkpoints": {"en": "Checkpoints", "zh": "检查点"},

@@ -40,13 +40,39 @@ _CACHE: OrderedDict[str, Estimate] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
-class EstimateError(ValueError):
-    """The trainer refused the data or config; `field` says where the form shows it."""
+@dataclass(frozen=True)
+class Fix:
+    """One click that sets a form field to a value that removes the problem."""
 
-    def __init__(self, field: str, message: str):
+    name: str  # the form field, e.g. "data.over_length"
+    value: str
+    label: str
+
+
+class EstimateError(ValueError):
+    """The trainer refused the data or config; `field` says where the form shows it, `fixes` the ways out."""
+
+    def __init__(self, field: str, message: str, fixes: tuple[Fix, ...] = ()):
         super().__init__(message)
         self.field = field
         self.message = message
+        self.fixes = fixes
+
+
+def fixes_for(field: str, longest: int | None) -> tuple[Fix, ...]:
+    """Samples over max_seq_len: raise it to fit the longest (rounded up to 256), truncate, or drop them."""
+    if field != "data.max_seq_len" or not longest:
+        return ()
+    fit = -(-longest // 256) * 256
+    return (
+        Fix("data.max_seq_len", str(fit), f"max_seq_len = {fit:,}"),
+        Fix("data.over_length", "truncate", "over_length = truncate"),
+        Fix("data.over_length", "drop", "over_length = drop"),
+    )
+
+
+# The refusals seen, by the same key as results: launching that very config is refused at once.
+_PROBLEMS: OrderedDict[str, EstimateError] = OrderedDict()
 
 
 @dataclass
@@ -68,6 +94,41 @@ class Estimate:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def known_problem(
+    engine: Engine,
+    *,
+    config: dict,
+    datasets: list[tuple[int, int]],
+    eval_dataset: tuple[int, int] | None,
+    model_path: str,
+    tokenizer_dir: Path,
+    world: int,
+    cap: int = CAP,
+) -> EstimateError | None:
+    """The refusal an estimate of exactly this launch already met (the form blocks launching it), or None."""
+    key, _ = _cache_key(engine, config, datasets, eval_dataset, model_path, tokenizer_dir, world, cap)
+    with _CACHE_LOCK:
+        return _PROBLEMS.get(key)
+
+
+def _cache_key(
+    engine: Engine,
+    config: dict,
+    datasets: list[tuple[int, int]],
+    eval_dataset: tuple[int, int] | None,
+    model_path: str,
+    tokenizer_dir: Path,
+    world: int,
+    cap: int,
+) -> tuple[str, list[tuple[int, int]]]:
+    """Everything an estimate depends on, hashed; and the versions' sizes."""
+    sizes = fingerprint(engine, datasets + ([eval_dataset] if eval_dataset else []))
+    key = _key(
+        str(engine.url), config, datasets, eval_dataset, sizes, model_path, str(tokenizer_dir), world, cap
+    )
+    return key, sizes
 
 
 def fingerprint(engine: Engine, datasets: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -102,14 +163,13 @@ def estimate(
     interactive.Busy when too many short jobs wait already.
     """
     started = time.perf_counter()
-    sizes = fingerprint(engine, datasets + ([eval_dataset] if eval_dataset else []))
-    key = _key(
-        str(engine.url), config, datasets, eval_dataset, sizes, model_path, str(tokenizer_dir), world, cap
-    )
+    key, sizes = _cache_key(engine, config, datasets, eval_dataset, model_path, tokenizer_dir, world, cap)
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
+        if key in _PROBLEMS:
+            raise _PROBLEMS[key]
     total = sum(n for n, _ in sizes[: len(datasets)])
     if total == 0:
         raise EstimateError("datasets", "the chosen versions hold no sample")
@@ -124,7 +184,15 @@ def estimate(
         "tokenizer_dir": str(tokenizer_dir),
         "world": world,
     }
-    result = Estimate(**_plan(engine, params, owner_id, timeout), seconds=time.perf_counter() - started)
+    try:
+        result = Estimate(**_plan(engine, params, owner_id, timeout), seconds=time.perf_counter() - started)
+    except EstimateError as exc:
+        if exc.field != "estimate":  # the data or config refused, not a worker that was busy or gone
+            with _CACHE_LOCK:
+                _PROBLEMS[key] = exc
+                while len(_PROBLEMS) > 64:
+                    _PROBLEMS.popitem(last=False)
+        raise
     with _CACHE_LOCK:
         _CACHE[key] = result
         while len(_CACHE) > 64:
@@ -144,6 +212,7 @@ def _plan(engine: Engine, params: dict[str, Any], owner_id: int | None, timeout:
     out = interactive.result_of(job)
     if job.status != JobStatus.succeeded:
         if "error" in out:
-            raise EstimateError(out.get("field", "estimate"), out["error"])
+            field = out.get("field", "estimate")
+            raise EstimateError(field, out["error"], fixes_for(field, out.get("longest")))
         raise EstimateError("estimate", f"the estimate {job.status.value}: {job.error}")
     return out

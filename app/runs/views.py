@@ -178,7 +178,8 @@ def section(obj: Any, key: str) -> dict:
 
 
 def data_counts(start: dict | None) -> list[dict]:
-    """Per task_type: samples read, held out for eval, after the mix, and seen in training (all epochs)."""
+    """Per task_type: samples read, held out for eval, after the mix, seen in training (all epochs), and
+    left out of training and of eval (too long for max_seq_len, or no trained token left)."""
     if not start:
         return []
     per_task = section(section(start, "counts"), "per_task")
@@ -186,15 +187,17 @@ def data_counts(start: dict | None) -> list[dict]:
     rows = []
     for name in sorted(set(per_task) | set(seen)):
         c = section(per_task, name)
-        rows.append(
-            {
-                "task_type": name,
-                "read": c.get("read"),
-                "eval": c.get("eval"),
-                "train_after_mix": c.get("train_after_mix"),
-                "train_seen": c.get("train_seen", seen.get(name)),
-            }
-        )
+        row = {
+            "task_type": name,
+            "read": c.get("read"),
+            "eval": c.get("eval"),
+            "train_after_mix": c.get("train_after_mix"),
+            "train_seen": c.get("train_seen", seen.get(name)),
+        }
+        for key in ("dropped", "eval_dropped"):  # left out: too long, or nothing left to train on
+            if key in c:
+                row[key] = c[key]
+        rows.append(row)
     return rows
 
 

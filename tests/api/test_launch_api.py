@@ -24,7 +24,10 @@ def body(dataset_id: int, **kw) -> dict:
     out = {
         "name": "api run",
         "datasets": [{"dataset_id": dataset_id, "version": 1}],
-        "config": {"train": {"lr": 1e-4, "epochs": 1}, "data": {"max_seq_len": 256, "truncation": True}},
+        "config": {
+            "train": {"lr": 1e-4, "epochs": 1},
+            "data": {"max_seq_len": 256, "over_length": "truncate"},
+        },
         "mix": {"nli": 2},
     }
     out.update(kw)

@@ -49,7 +49,7 @@ def test_launch_a_run_from_the_form_and_see_the_channel_chart(page, live_server,
     form.locator('input[name="base_path"]').fill(str(model))
     form.locator('input[name="f.data.max_seq_len"]').fill("256")
     page.locator("#section-data > summary").click()  # the collapsed groups open on a click
-    form.locator('input[type="checkbox"][name="f.data.truncation"]').check()
+    form.locator('select[name="f.data.over_length"]').select_option("truncate")
     form.locator('input[name="f.train.epochs"]').fill("0.1")
     form.locator('input[name="f.train.lr"]').fill("1e-3")
     form.locator('input[name="f.train.grad_accum"]').fill("1")

@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("inline_worker")]
 
 def small_config() -> dict:
     cfg = embedded_default().to_dict()
-    cfg["data"].update(max_seq_len=256, truncation=True, eval_fraction=0.1, mix={"nli": 2.0, "classify": 0.5})
+    cfg["data"].update(
+        max_seq_len=256, over_length="truncate", eval_fraction=0.1, mix={"nli": 2.0, "classify": 0.5}
+    )
     cfg["train"].update(epochs=1.5, per_device_batch=2, grad_accum=2)
     return cfg
 
@@ -87,10 +89,52 @@ def test_above_the_cap_a_uniform_sample_is_scaled(engine, pclue_dataset, tiny_mo
 
 def test_the_trainers_data_errors_come_back_named(engine, pclue_dataset, tiny_model_dir):
     config = small_config()
-    config["data"].update(max_seq_len=24, truncation=False)
+    config["data"].update(max_seq_len=24, over_length="error")
     with pytest.raises(EstimateError) as err:
         run_estimate(engine, pclue_dataset, tiny_model_dir, config)
-    assert err.value.field == "data.max_seq_len" and "> max_seq_len 24" in err.value.message
+    head = err.value.message.splitlines()[0]
+    assert (
+        err.value.field == "data.max_seq_len" and "samples are longer than data.max_seq_len 24 tokens" in head
+    )
+    assert "pclue v1 #" in err.value.message  # samples named by dataset, version and id, not temp-file lines
+    longest = int(head.split("(longest ")[1].split(")")[0].replace(",", ""))
+    fit = -(-longest // 256) * 256
+    assert [(f.name, f.value) for f in err.value.fixes] == [
+        ("data.max_seq_len", str(fit)),
+        ("data.over_length", "truncate"),
+        ("data.over_length", "drop"),
+    ]
+
+
+def test_a_problem_the_estimate_found_blocks_the_launch_and_a_fix_clears_it(
+    researcher, pclue_dataset, tiny_model_dir, engine, sent_runs
+):
+    estimating._CACHE.clear()
+    estimating._PROBLEMS.clear()
+    d = pclue_dataset.dataset_id
+    form = {
+        "name": "too long",
+        "train_ds": str(d),
+        f"v.{d}": "1",
+        "queue": "cpu",
+        "n_procs": "1",
+        "base_kind": "path",
+        "base_path": str(tiny_model_dir),
+        "f.data.max_seq_len": "200",
+        "f.data.over_length": "error",
+    }
+    est = researcher.post("/runs/new/estimate", data=form, headers={"HX-Request": "true"}).text
+    assert 'id="estimate-problem"' in est and "samples are longer than data.max_seq_len 200 tokens" in est
+    assert 'data-fix-field="f.data.over_length" data-fix-value="drop"' in est
+    refused = researcher.post("/runs/new", data=form, follow_redirects=False)
+    assert refused.status_code == 422 and "samples are longer than data.max_seq_len 200" in refused.text
+    assert sent_runs == []
+    fixed = {**form, "f.data.over_length": "drop"}
+    assert (
+        "est-steps" in researcher.post("/runs/new/estimate", data=fixed, headers={"HX-Request": "true"}).text
+    )
+    launched = researcher.post("/runs/new", data=fixed, follow_redirects=False)
+    assert launched.status_code == 303 and len(sent_runs) == 1
 
 
 def test_estimate_partial_from_the_form(researcher, pclue_dataset, tiny_model_dir, engine):
@@ -105,7 +149,7 @@ def test_estimate_partial_from_the_form(researcher, pclue_dataset, tiny_model_di
         "base_kind": "path",
         "base_path": str(tiny_model_dir),
         "f.data.max_seq_len": "256",
-        "f.data.truncation": "true",
+        "f.data.over_length": "truncate",
         "f.data.eval_fraction": "0.1",
         "mix.nli": "2",
         "mix.classify": "0.5",

@@ -52,7 +52,7 @@ def tiny_config(*, epochs: float = 0.05, max_seq_len: int = 256, **data) -> dict
     cfg = tiny_debug()
     cfg.train.epochs = epochs
     cfg.data.max_seq_len = max_seq_len
-    cfg.data.truncation = True
+    cfg.data.over_length = "truncate"
     for key, value in data.items():
         setattr(cfg.data, key, value)
     return cfg.to_dict()
@@ -157,8 +157,8 @@ def test_a_tiny_run_succeeds_with_every_event_stored(fast, engine, pclue_dataset
 
 
 def test_a_trainer_that_rejects_its_data_fails_with_the_reason(fast, engine, pclue_dataset, tiny_model_dir):
-    # Passes the form's checks, but every sample is longer than 8 tokens and truncation is off.
-    cfg = tiny_config(max_seq_len=8, truncation=False)
+    # Passes the form's checks, but every sample is longer than 8 tokens and over_length is "error".
+    cfg = tiny_config(max_seq_len=8, over_length="error")
     run_id = new_run(engine, pclue_dataset, tiny_model_dir, config=cfg)
     execute(run_id)
     run = get(engine, run_id)

@@ -78,8 +78,7 @@ def test_posted_text_becomes_the_trainer_config():
             ("f.train.epochs", "1.5"),
             ("f.train.grad_accum", "8"),
             ("f.train.scheduler", "linear"),
-            ("f.data.truncation", "false"),
-            ("f.data.truncation", "true"),  # hidden "false" then the checked box
+            ("f.data.over_length", "truncate"),
             ("f.packing.enabled", "false"),  # unchecked: only the hidden input
             ("f.finetune.lora_target_modules", "q_proj, v_proj"),
             ("mix.nli", "×2"),
@@ -94,7 +93,7 @@ def test_posted_text_becomes_the_trainer_config():
     req = to_request(form, owner_id=7, queues=["cpu"])
     expected = embedded_default().to_dict()
     expected["train"].update(lr=3e-4, epochs=1.5, grad_accum=8, scheduler="linear")
-    expected["data"].update(truncation=True, mix={"nli": 2.0, "classify": 0.5})
+    expected["data"].update(over_length="truncate", mix={"nli": 2.0, "classify": 0.5})
     expected["packing"]["enabled"] = False
     expected["finetune"]["lora_target_modules"] = ["q_proj", "v_proj"]
     expected["checkpoint"]["resume"] = False
@@ -109,7 +108,7 @@ def test_each_error_is_named_by_its_field():
         ("f.train.lr", "fast"),
         ("f.train.grad_accum", "2.5"),
         ("f.train.scheduler", "exponential"),
-        ("f.data.truncation", "maybe"),
+        ("f.data.over_length", "maybe"),
         ("queue", "gpu-99"),
         ("n_gpus", "-1"),
         ("base_kind", "checkpoint"),
@@ -121,7 +120,7 @@ def test_each_error_is_named_by_its_field():
         "train.lr",
         "train.grad_accum",
         "train.scheduler",
-        "data.truncation",
+        "data.over_length",
         "queue",
         "n_gpus",
         "datasets",
@@ -184,7 +183,7 @@ def page_post(ds, **fields) -> dict:
         "f.train.lr": "1e-4",
         "f.train.epochs": "1",
         "f.data.max_seq_len": "256",
-        "f.data.truncation": "true",
+        "f.data.over_length": "truncate",
     }
     data.update(fields)
     return data
@@ -217,7 +216,7 @@ def test_page_shows_the_form_and_launches(researcher, pclue_dataset, no_enqueue,
         config = json.loads(run.config_json)
         assert run.owner_id == researcher.user.id and run.queue == "cpu"
         assert config["train"]["lr"] == 1e-4 and config["data"]["max_seq_len"] == 256
-        assert config["data"]["truncation"] is True and config["checkpoint"]["resume"] is False
+        assert config["data"]["over_length"] == "truncate" and config["checkpoint"]["resume"] is False
         assert json.loads(run.form_json)["values"]["train.lr"] == "1e-4"
 
     clone = researcher.get(f"/runs/new?clone={run_id}").text

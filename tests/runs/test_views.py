@@ -125,7 +125,10 @@ def test_a_real_tiny_run_shows_its_curves_counts_checkpoints_and_samples(
     assert any(name.startswith("l1/") for name in data["train"]["series"])
     assert data["checkpoints"]
     sample = researcher.get(f"/api/runs/{run_id}/samples/0").json()
-    assert sample["error"] == "" and sample["n_supervised"] > 0 and sample["where"].startswith("train.jsonl:")
+    assert sample.get("error") == "", sample
+    print("SAMPLE", {k: v for k, v in sample.items() if k != "tokens"}) and sample[
+        "n_supervised"
+    ] > 0 and sample["where"].startswith("train.jsonl:")
 
 
 def test_eta_after_a_resume_uses_only_the_new_attempts_events(engine, make_user):

@@ -1,6 +1,7 @@
 """The data pipeline fails early with file:line reasons, and mixes, splits and orders deterministically."""
 
 import doctest
+import re
 from collections import Counter
 
 import pytest
@@ -153,14 +154,45 @@ def test_prepare_data_counts_and_length_errors(tokenizer, tmp_path, write_jsonl,
     assert all(t.n_supervised > 0 for t in plan.train + plan.eval)
 
     median = sorted(len(t) for t in plan.train)[len(plan.train) // 2]
-    with pytest.raises(
-        DataError, match=rf"p\.jsonl:\d+: sample has \d+ tokens > max_seq_len {median} \(truncation is off\)"
-    ):
+    with pytest.raises(DataError) as err:
         prepare_data(path, tokenizer, max_seq_len=median)
+    every = prepare_data(path, tokenizer, max_seq_len=4096).train  # the same samples (no mix, no eval)
+    longer = sum(len(t) > median for t in every)
+    head, *listed = str(err.value).splitlines()
+    assert head.startswith(
+        f"{longer:,} of {len(rows):,} samples are longer than data.max_seq_len {median:,} tokens"
+    )
+    assert "raise data.max_seq_len, or set data.over_length to truncate or drop" in head
+    assert len(listed) == 20 + 1 and listed[-1] == f"  ... and {longer - 20:,} more"
+    assert re.fullmatch(r"  .*p\.jsonl:\d+ \(pclue/\w+\): [\d,]+ tokens", listed[0])
+    # drop leaves exactly those samples out, train and eval alike, counted per task_type
+    kept = prepare_data(path, tokenizer, max_seq_len=median, over_length="drop", eval_fraction=0.1)
+    dropped, eval_dropped = kept.counts["dropped"], kept.counts["eval_dropped"]
+    assert len(dropped) + len(eval_dropped) == longer and eval_dropped
+    assert {d["reason"] for d in dropped + eval_dropped} == {"too_long"}
+    assert all(d["tokens"] > median for d in dropped + eval_dropped)
+    per = kept.counts["per_task"]
+    assert sum(c["dropped"] + c["eval_dropped"] for c in per.values()) == longer
     # truncation cuts the tail; pCLUE answers are at the end, so cut samples lose their targets and are
     # reported as dropped rather than trained on without a target
-    cut = prepare_data(path, tokenizer, max_seq_len=median, truncation=True)
+    cut = prepare_data(path, tokenizer, max_seq_len=median, over_length="truncate")
     assert all(len(t) <= median for t in cut.train) and cut.counts["dropped"]
     assert len(cut.train) + len(cut.counts["dropped"]) == len(rows)
     with pytest.raises(DataError, match="unknown task_type 'nope'"):
         prepare_data(path, tokenizer, max_seq_len=4096, mix={"nope": 1})
+
+
+def test_no_supervised_token_left_says_why_and_which(tokenizer, tmp_path, write_jsonl, pclue_messages):
+    rows = [dict(r, id=f"pclue v1 #{i}") for i, r in enumerate(pclue_messages[:30])]
+    path = write_jsonl(tmp_path / "p.jsonl", rows)
+    shortest = min(len(t) for t in prepare_data(path, tokenizer, max_seq_len=4096).train)
+    with pytest.raises(DataError) as err:
+        prepare_data(path, tokenizer, max_seq_len=shortest // 2, over_length="truncate")
+    head, *listed = str(err.value).splitlines()
+    assert head.startswith(
+        "no training sample has a supervised token (30 read): truncation at data.max_seq_len"
+    )
+    assert "cut away every answer" in head and "raise data.max_seq_len" in head
+    # samples are named as their owner knows them (the export's "id"), with their task_type
+    assert re.fullmatch(r"  pclue v1 #\d+ \(pclue/\w+\): [\d,]+ tokens, no_supervised", listed[0])
+    assert listed[-1] == "  ... and 10 more"

@@ -127,7 +127,10 @@ def test_bad_inputs_fail_before_training(tmp_path, setup, capsys):
     model, data = setup
     cfg = tiny_config(tmp_path, model, data)
     cfg.data.max_seq_len = 40
-    with pytest.raises(DataError, match=r"data\.jsonl:\d+: sample has \d+ tokens > max_seq_len 40"):
+    with pytest.raises(
+        DataError,
+        match=r"of \d+ samples are longer than data\.max_seq_len 40 tokens(.|\n)*data\.jsonl:\d+ \(",
+    ):
         run(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()
     cfg.data.max_seq_len = 256

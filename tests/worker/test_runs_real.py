@@ -44,7 +44,7 @@ def config(epochs: float) -> dict:
     cfg = tiny_debug()
     cfg.train.epochs = epochs
     cfg.data.max_seq_len = 256
-    cfg.data.truncation = True
+    cfg.data.over_length = "truncate"
     return cfg.to_dict()
 
 

@@ -12,10 +12,10 @@ from starlette.datastructures import FormData
 from app.api.deps import Researcher, SessionDep, SettingsDep
 from app.core.config import Settings
 from app.core.db import get_engine
+from app.jobs.workers import served_queues
 from app.models import Run, Sweep
 from app.runs import launch as launching
-from app.jobs.workers import served_queues
-from app.runs.estimate import EstimateError, estimate
+from app.runs.estimate import EstimateError, estimate, known_problem
 from app.runs.form import (
     FIELDS,
     NEAR_DATASETS,
@@ -125,6 +125,7 @@ def new_run_submit(
 ):
     form, _ = posted
     try:
+        _refuse_known_problem(session, settings, form, user.id)  # type: ignore[arg-type]
         run_id = submit(session, form, owner_id=user.id, queues=settings.run_queues)  # type: ignore[arg-type]
     except FormError as exc:
         ctx = _context(session, settings, form, exc.errors)
@@ -141,26 +142,43 @@ def new_run_mix(
     return render(request, "pages/run_new.html", {"user": user, **ctx}, partial="partials/run_form_mix.html")
 
 
+def _estimate_args(session: Session, settings: Settings, form: LaunchForm, owner_id: int) -> dict:
+    """What an estimate of this form depends on; FormError or LaunchError when the form is wrong."""
+    req = to_request(form, owner_id=owner_id, queues=settings.run_queues)
+    return {
+        "config": req.config,
+        "datasets": req.datasets,
+        "eval_dataset": req.eval_dataset,
+        "model_path": launching.resolve_base_model(session, req.base_model),
+        "tokenizer_dir": settings.model_dir,
+        "world": max(req.n_gpus, req.n_procs, 1),
+    }
+
+
 def _estimate(session: Session, settings: Settings, form: LaunchForm, owner_id: int) -> dict:
-    """{"estimate": Estimate} or {"errors": {field: message}}."""
+    """{"estimate": Estimate} or {"errors": {field: message}, "fixes": [Fix]}."""
     try:
-        req = to_request(form, owner_id=owner_id, queues=settings.run_queues)
-        model_path = launching.resolve_base_model(session, req.base_model)
         result = estimate(
-            get_engine(settings),
-            config=req.config,
-            datasets=req.datasets,
-            eval_dataset=req.eval_dataset,
-            model_path=model_path,
-            tokenizer_dir=settings.model_dir,
-            world=max(req.n_gpus, req.n_procs, 1),
-            owner_id=owner_id,
+            get_engine(settings), **_estimate_args(session, settings, form, owner_id), owner_id=owner_id
         )
     except FormError as exc:
         return {"errors": exc.errors}
-    except (launching.LaunchError, EstimateError) as exc:
+    except launching.LaunchError as exc:
         return {"errors": {exc.field: exc.message}}
+    except EstimateError as exc:
+        return {"errors": {exc.field: exc.message}, "fixes": list(exc.fixes)}
     return {"estimate": result}
+
+
+def _refuse_known_problem(session: Session, settings: Settings, form: LaunchForm, owner_id: int) -> None:
+    """A launch the estimate already refused (samples over max_seq_len, say) is refused at the field, before a
+    run is created that would fail seconds after it starts."""
+    try:
+        problem = known_problem(get_engine(settings), **_estimate_args(session, settings, form, owner_id))
+    except (FormError, launching.LaunchError):
+        return  # submit() reports those with their fields
+    if problem is not None:
+        raise FormError({problem.field: problem.message})
 
 
 @router.post("/runs/new/estimate")
@@ -172,13 +190,17 @@ def new_run_estimate(
     errors = out.get("errors", {})
     ctx = _context(session, settings, form, errors, choices=_full_page(request), estimate=out.get("estimate"))
     ctx["estimate_errors"] = errors
+    ctx["estimate_fixes"] = out.get("fixes", [])
     return render(
         request, "pages/run_new.html", {"user": user, **ctx}, partial="partials/run_form_estimate.html"
     )
 
 
-def _unprocessable(errors: dict[str, str]) -> JSONResponse:
-    return JSONResponse({"detail": "invalid launch request", "errors": errors}, status_code=422)
+def _unprocessable(errors: dict[str, str], fixes: list | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"detail": "invalid launch request", "errors": errors}
+    if fixes:
+        body["fixes"] = [{"field": f.name, "value": f.value, "label": f.label} for f in fixes]
+    return JSONResponse(body, status_code=422)
 
 
 @router.post("/api/runs", status_code=201)
@@ -187,6 +209,7 @@ def api_launch(user: Researcher, session: SessionDep, settings: SettingsDep, bod
     "config"?: partial trainer config over the embedded_default preset, "mix"?, "queue"?, "n_gpus"?, "n_procs"?}."""
     try:
         form = from_api(body, queue=settings.run_queues[0])
+        _refuse_known_problem(session, settings, form, user.id)  # type: ignore[arg-type]
         run_id = submit(session, form, owner_id=user.id, queues=settings.run_queues)  # type: ignore[arg-type]
     except FormError as exc:
         return _unprocessable(exc.errors)
@@ -202,7 +225,7 @@ def api_estimate(user: Researcher, session: SessionDep, settings: SettingsDep, b
         return _unprocessable(exc.errors)
     out = _estimate(session, settings, form, user.id)  # type: ignore[arg-type]
     if "errors" in out:
-        return _unprocessable(out["errors"])
+        return _unprocessable(out["errors"], out.get("fixes"))
     return out["estimate"].to_json()
 
 
