@@ -128,4 +128,5 @@ MESSAGES: dict[str, dict[str, str]] = {
     "reason.missing_task_type": {"en": "missing task_type", "zh": "缺少任务类型"},
     "reason.task_type_too_long": {"en": "task_type too long", "zh": "任务类型过长"},
     "reason.tag_too_long": {"en": "tag too long", "zh": "标签过长"},
+    "reason.too_deep": {"en": "nested too deeply", "zh": "嵌套层级过深"},
 }
