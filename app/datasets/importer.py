@@ -151,6 +151,8 @@ def import_file(
                             on_progress(parser.progress())
             n_records, n_ok, task_counts = parser.n_records, parser.n_ok, parser.task_counts
             task_normalised = parser.task_normalised
+            if kind == "eval":  # fine as prompts to sample and rate, but nothing to validate a run on
+                report["no_reference"] = parser.n_no_reference
             if n_records == 0 and not log.by_reason:
                 bad(Issue(0, "empty_file", "the file holds no records"))
             n_bad = log.n_bad

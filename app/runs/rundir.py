@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from app.core.config import Settings, get_settings
 from app.datasets.export import iter_export
-from app.models import Run
+from app.models import Dataset, DatasetKind, Run
 from trainer.layout import list_checkpoints
 
 RUN_JSON = "run.json"
@@ -51,6 +51,12 @@ def resolve_checkpoint(session: Session, ref: str) -> Path:
 
 
 def export_versions(engine: Engine, versions: list[tuple[int, int]]) -> Iterator[bytes]:
-    """The versions as one messages JSONL, in the order chosen: a run's train.jsonl (and the estimate's)."""
+    """The versions as one messages JSONL, in the order chosen: a run's train.jsonl and eval.jsonl (and the
+    estimate's). An eval set's samples end with their reference as the assistant turn; those without a
+    reference are left out (the launch form and the dataset page count them)."""
+    with Session(engine) as session:
+        kinds = {d: session.get(Dataset, d) for d, _ in versions}
     for dataset_id, version in versions:
-        yield from iter_export(engine, dataset_id=dataset_id, version=version)
+        ds = kinds[dataset_id]
+        is_eval = ds is not None and ds.kind == DatasetKind.eval
+        yield from iter_export(engine, dataset_id=dataset_id, version=version, reference_turn=is_eval)

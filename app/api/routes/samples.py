@@ -107,6 +107,10 @@ def _row_view(row: dict, q: str, field: str) -> dict:
     return row | {
         "prompt_html": snippet(row["prompt"], q if field in ("all", "prompt") else ""),
         "answer_html": snippet(row["answer"], q if field in ("all", "answer") else ""),
+        # an eval sample's expected answer, searched with the answer field
+        "reference_html": snippet(row["reference"], q if field in ("all", "answer") else "")
+        if row.get("reference")
+        else "",
         "tag_list": [t for t in row["tags"].split(",") if t],
     }
 
@@ -216,6 +220,7 @@ def _sample_json(row: dict) -> dict:
         "tags": [t for t in row["tags"].split(",") if t],
         "prompt": row["prompt"],
         "answer": row["answer"],
+        "reference": row["reference"],
     }
 
 
