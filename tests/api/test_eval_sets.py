@@ -92,3 +92,11 @@ def test_an_eval_set_without_any_reference_is_refused_as_validation(researcher, 
     }
     r = researcher.post("/api/runs", json=body)
     assert r.status_code == 422 and "reference" in r.json()["errors"]["eval_dataset"], r.text
+
+
+def test_the_parsing_process_counts_missing_references_too(researcher, monkeypatch):
+    monkeypatch.setattr("app.datasets.importer.PARSE_PROCESS_MIN_BYTES", 0)  # the large-file path
+    m = Mapping(prompt=["question"], reference="std_answer", task_l1="class")
+    opts = ImportOptions(mapping=m, name="b", kind="eval")
+    res = import_file(path=BELLE, options=opts, owner_id=researcher.user.id, filename=BELLE.name)
+    assert res.status == "succeeded" and res.report["no_reference"] == 369, res.report
