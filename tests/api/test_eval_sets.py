@@ -51,6 +51,9 @@ def test_sample_list_shows_references(researcher, belle):
     first = next(i for i in items if i["reference"])
     page = researcher.get(f"/datasets/{ds}/v/1/samples").text
     assert 'class="muted ref"' in page and first["reference"][:20] in page
+    word = first["reference"][:2]
+    detail = researcher.get(f"/samples/{first['id']}", params={"q": word}).text
+    assert f"<mark>{word}</mark>" in detail.split("role-reference", 1)[1]
 
 
 def test_launch_form_offers_eval_sets_for_validation_only(researcher, belle, engine):

@@ -202,6 +202,7 @@ def sample_page(request: Request, sample_id: int, session: SessionDep, user: Res
         "sample": sample,
         "dataset": ds,
         "turns": view,
+        "reference_html": mark_all(sample.reference or "", q),
         "q": q,
         "tag_list": [t for t in sample.tags.split(",") if t],
         "current": sample.removed_in is None,
