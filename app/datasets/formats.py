@@ -36,6 +36,7 @@ SNIFF_BYTES = 64 * 1024
 # Deeper records are refused: orjson writes at most 255 levels and pydantic fewer, so a record that the
 # reader accepted could otherwise fail later, on the mapping page, in the API or in the import.
 MAX_DEPTH = 100
+PREVIEW_ISSUES = 50  # the preview stops after this many bad records
 
 
 @dataclass(frozen=True)
@@ -576,7 +577,7 @@ def preview(
     for line_no, obj, issue in open_reader(path, container, max_line_bytes=max_line_bytes):
         if issue is not None:
             issues.append(issue)
-            if len(issues) > 50:
+            if len(issues) > PREVIEW_ISSUES:
                 break
         else:
             rows.append((line_no, obj))

@@ -13,7 +13,15 @@ from typing import Any
 import orjson
 
 from app.core.config import Settings
-from app.datasets.formats import REASONS, Issue, diagnose, preview, sniff_container, unit_of
+from app.datasets.formats import (
+    PREVIEW_ISSUES,
+    REASONS,
+    Issue,
+    diagnose,
+    preview,
+    sniff_container,
+    unit_of,
+)
 from app.datasets.import_options import ImportOptions
 from app.datasets.mapping import Mapping, guess_kind, guess_mapping, list_paths
 from app.datasets.tasks import task_key
@@ -168,8 +176,8 @@ def unreadable(
     record is readable. The mapping page shows it instead of an Import button, the import answers it."""
     if container in ("empty", "unsupported"):
         return f"{filename}: {diagnose(path, filename)}"
-    if rows or not issues:
-        return ""
+    if rows or not issues or len(issues) > PREVIEW_ISSUES:
+        return ""  # past that many the preview stopped reading; the import reads the rest
     first = issues[0]
     reason = REASONS.get(first.reason, first.reason)
     detail = first.detail

@@ -152,3 +152,11 @@ def test_open_data_undoes_gzip_and_utf16(tmp_path):
     p.write_bytes(gzip.compress('{"q": "中文"}\n'.encode("utf-16")))
     with open_data(p) as (f, _):
         assert f.read() == '{"q": "中文"}\n'.encode()
+
+
+def test_many_bad_lines_before_good_ones_do_not_block_the_import(researcher):
+    uid = upload(researcher, b"{not json\n" * 60 + GOOD, "late.jsonl")
+    assert 'id="blocked"' not in researcher.get(f"/uploads/{uid}/mapping").text
+    mapping = {"prompt": "prompt", "answer": "answer", "task_l1": "task_type"}  # nothing to guess from
+    job = researcher.post(f"/api/uploads/{uid}/import", json={"mapping": mapping}).json()
+    assert job["n_ok"] == 1 and job["report"]["by_reason"] == {"invalid_json": 60}
