@@ -33,8 +33,10 @@ import orjson
 
 BOM = b"\xef\xbb\xbf"
 SNIFF_BYTES = 64 * 1024
-# Deeper records are refused: orjson writes at most 255 levels and pydantic fewer, so a record that the
-# reader accepted could otherwise fail later, on the mapping page, in the API or in the import.
+# What is kept of a record nested deeper than this is refused (tool calls, app.datasets.validate) and the
+# preview does not show it: orjson writes at most 255 levels and pydantic fewer. Readers refuse only what
+# they cannot parse (orjson stops at 1024 levels, the JSON array decoder at the recursion limit), so
+# reading costs no depth walk per record.
 MAX_DEPTH = 100
 PREVIEW_ISSUES = 50  # the preview stops after this many bad records
 
@@ -317,17 +319,13 @@ def too_deep(obj: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def _deep_issue(line_no: int) -> Issue:
-    return Issue(line_no, "too_deep", f"more than {MAX_DEPTH} levels of nested lists or objects")
+def _deep_issue(line_no: int, levels: int = 1024) -> Issue:
+    return Issue(line_no, "too_deep", f"more than {levels} levels of nested lists or objects")
 
 
 def parse_json_line(line: bytes, line_no: int) -> tuple[Any, Issue | None]:
     try:
-        obj = orjson.loads(line)
-        # counting brackets is cheap and bounds the depth, so only a bracket-rich line is walked
-        if line.count(b"[") + line.count(b"{") > MAX_DEPTH and too_deep(obj):
-            return None, _deep_issue(line_no)
-        return obj, None
+        return orjson.loads(line), None
     except orjson.JSONDecodeError as exc:
         if "depth limit" in str(exc):  # orjson itself stops at 1024 levels
             return None, _deep_issue(line_no)
@@ -447,10 +445,6 @@ class JsonArrayReader(Reader):
                         refill()
                         continue
                     index += 1
-                    if buf.count("[", pos, end) + buf.count("{", pos, end) > MAX_DEPTH and too_deep(obj):
-                        pos = end
-                        yield index, None, _deep_issue(index)
-                        continue
                     pos = end
                     yield index, obj, None
             except UnicodeDecodeError as exc:

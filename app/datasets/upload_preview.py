@@ -14,12 +14,14 @@ import orjson
 
 from app.core.config import Settings
 from app.datasets.formats import (
+    MAX_DEPTH,
     PREVIEW_ISSUES,
     REASONS,
     Issue,
     diagnose,
     preview,
     sniff_container,
+    too_deep,
     unit_of,
 )
 from app.datasets.import_options import ImportOptions
@@ -70,18 +72,20 @@ def upload_info(upload: Upload, *, settings: Settings) -> dict[str, Any]:
         "status": upload.status,
         "detected_format": upload.detected_format,
         "container": container,
-        "preview": [{"line": n, "record": o} for n, o in rows],
+        "preview": [{"line": n, "record": DEEP_RECORD if too_deep(o) else o} for n, o in rows],
         "paths": list_paths([o for _, o in rows]),
         "guess": {"mapping": mapping.to_dict(), "kind": kind, "name": name, "policy": "valid"},
     }
 
 
+DEEP_RECORD = f"(nested more than {MAX_DEPTH} levels: not shown)"
+
+
 def cell(value: Any) -> str:
     """A raw value as the preview table shows it: JSON unless it is text, cut at 300 characters."""
-    try:
-        text = value if isinstance(value, str) else orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:  # orjson writes at most 255 levels; the reader accepts 1024
-        return "(nested too deeply to show)"
+    if isinstance(value, (dict, list)) and too_deep(value):  # orjson writes at most 255 levels
+        return DEEP_RECORD
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
     return text if len(text) <= 300 else text[:300] + "…"
 
 

@@ -103,19 +103,18 @@ def test_one_10mb_line_reports_the_line_limit(researcher):
 
 
 DEEP_ARRAY = b'[{"prompt": "p", "answer": "a", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]"
-DEEP_LINE = b'{"prompt": "p", "answer": "a", "x": ' + b"[" * 600 + b"]" * 600 + b"}\n"
-DEEP_CONTENT = (
-    b'{"messages": [{"role": "user", "content": [{"type": "text", "text": '
-    + b"[" * 300
-    + b"]" * 300
-    + b'}]}, {"role": "assistant", "content": "x"}]}\n'
+DEEP_LINE = b'{"prompt": "p", "answer": "a", "x": ' + b"[" * 2000 + b"]" * 2000 + b"}\n"
+DEEP_UNMAPPED = b'{"prompt": "p", "answer": "a", "task_type": "qa", "x": ' + b"[" * 600 + b"]" * 600 + b"}\n"
+MSGS = (
+    '{"messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "", "tool_calls": %s}, '
 )
+MSGS += '{"role": "tool", "content": "r"}, {"role": "assistant", "content": "ok"}], "task_type": "tools"}\n'
+GOOD_TOOL = (MSGS % '[{"function": {"name": "f", "arguments": "{}"}}]').encode()
+DEEP_TOOL = (MSGS % ("[" * 300 + "]" * 300)).encode()
 
 
-@pytest.mark.parametrize(
-    ("body", "name"), [(DEEP_ARRAY, "a.json"), (DEEP_LINE, "b.jsonl"), (DEEP_CONTENT, "c.jsonl")]
-)
-def test_deeply_nested_json_is_refused_not_a_500(researcher, settings, engine, body, name):
+@pytest.mark.parametrize(("body", "name"), [(DEEP_ARRAY, "a.json"), (DEEP_LINE, "b.jsonl")])
+def test_json_nested_past_the_parsers_is_refused_not_a_500(researcher, settings, engine, body, name):
     uid = upload(researcher, body, name)
     assert researcher.get(f"/api/uploads/{uid}").status_code == 200
     assert researcher.post(f"/uploads/{uid}/preview", data={"prompt": "prompt"}).status_code == 200
@@ -125,12 +124,26 @@ def test_deeply_nested_json_is_refused_not_a_500(researcher, settings, engine, b
     assert {p.name for p in settings.uploads_dir.iterdir()} == stored  # no orphan file
 
 
-def test_deep_record_among_good_ones_is_a_reported_bad_line(researcher):
-    job = imported(researcher, upload(researcher, GOOD + DEEP_LINE + GOOD, "mixed.jsonl"))
-    assert job["n_ok"] == 2 and job["report"]["by_reason"] == {"too_deep": 1}
-    array = b"[" + GOOD + b"," + DEEP_LINE + b"," + GOOD + b"]"
-    job = imported(researcher, upload(researcher, array, "mixed.json"))
-    assert job["n_ok"] == 2 and job["report"]["by_reason"] == {"too_deep": 1}
+def test_a_deep_field_that_is_not_imported_is_harmless(researcher):
+    uid = upload(researcher, DEEP_UNMAPPED + GOOD, "deep.jsonl")
+    info = researcher.get(f"/api/uploads/{uid}")
+    assert info.status_code == 200 and "not shown" in info.json()["preview"][0]["record"]
+    page = researcher.get(f"/uploads/{uid}/mapping")
+    assert page.status_code == 200 and "not shown" in page.text
+    assert imported(researcher, uid)["n_ok"] == 2
+
+
+def test_a_deep_tool_call_is_a_reported_bad_line(researcher):
+    uid = upload(researcher, GOOD_TOOL + DEEP_TOOL + GOOD_TOOL, "tools.jsonl")
+    assert researcher.get(f"/api/uploads/{uid}").status_code == 200
+    assert researcher.get(f"/uploads/{uid}/mapping").status_code == 200
+    job = imported(researcher, uid)
+    assert job["n_ok"] == 2 and job["report"]["by_reason"] == {"too_deep": 1}, job["report"]
+    array = (
+        b"[" + GOOD + b"," + DEEP_LINE + b"," + GOOD + b"]"
+    )  # the array's decoder gives up at the recursion
+    job = imported(researcher, upload(researcher, array, "mixed.json"))  # limit: what follows is lost
+    assert job["n_ok"] == 1 and job["report"]["by_reason"] == {"too_deep": 1}
 
 
 def test_a_failing_registration_leaves_no_file(settings, engine, make_user, monkeypatch):
