@@ -24,6 +24,7 @@ import io
 import json
 import re
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,7 +301,18 @@ class Reader:
         self.total = max(path.stat().st_size, 1)
         self.position = 0
 
-    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:  # pragma: no cover - abstract
+    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+        """The records; a compressed stream that is cut or corrupt ends them with one issue."""
+        last = 0
+        try:
+            for item in self._records():
+                last = item[0]
+                yield item
+        except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            detail = f"the data ends early or is corrupt ({exc}); the rest of the file cannot be read"
+            yield last + 1, None, Issue(last + 1, "unreadable_file", detail[:300])
+
+    def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -339,7 +351,7 @@ def parse_json_line(line: bytes, line_no: int) -> tuple[Any, Issue | None]:
 class JsonlReader(Reader):
     container = "jsonl"
 
-    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+    def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
         limit = self.max_line_bytes
         with open_data(self.path) as (f, raw):
             line_no = 0
@@ -375,7 +387,7 @@ class JsonArrayReader(Reader):
     chunk = 1 << 20
     _ws = re.compile(r"[ \t\n\r]*")
 
-    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+    def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
         decoder = json.JSONDecoder()
         utf8 = codecs.getincrementaldecoder("utf-8-sig")()
         skip = self._ws.match
@@ -465,7 +477,7 @@ class CsvReader(Reader):
 
     container = "csv"
 
-    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+    def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
         csv.field_size_limit(min(self.max_line_bytes, sys.maxsize))
         sample, _ = read_head(self.path)
         with open_data(self.path) as (data, raw):
@@ -531,7 +543,7 @@ def _has_surrogate(value: str) -> bool:
 class ParquetReader(Reader):
     container = "parquet"
 
-    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+    def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
         import pyarrow.parquet as pq
 
         try:

@@ -173,3 +173,14 @@ def test_many_bad_lines_before_good_ones_do_not_block_the_import(researcher):
     mapping = {"prompt": "prompt", "answer": "answer", "task_l1": "task_type"}  # nothing to guess from
     job = researcher.post(f"/api/uploads/{uid}/import", json={"mapping": mapping}).json()
     assert job["n_ok"] == 1 and job["report"]["by_reason"] == {"invalid_json": 60}
+
+
+def test_a_cut_gzip_file_keeps_what_it_could_read(researcher):
+    data = gzip.compress(PCLUE.read_bytes())
+    uid = upload(researcher, data[: len(data) // 2], "cut.jsonl.gz")
+    assert researcher.get(f"/api/uploads/{uid}").status_code == 200
+    job = imported(researcher, uid)
+    assert 0 < job["n_ok"] < 705 and job["report"]["by_reason"] == {"unreadable_file": 1}, job["report"]
+    array = gzip.compress(json.dumps([{"prompt": "p", "answer": "a", "task_type": "qa"}] * 3000).encode())
+    detail = refused(researcher, upload(researcher, array[: len(array) // 2], "cut.json.gz"))
+    assert "ends early or is corrupt" in detail  # the array's first read already fails
