@@ -184,3 +184,9 @@ def test_a_cut_gzip_file_keeps_what_it_could_read(researcher):
     array = gzip.compress(json.dumps([{"prompt": "p", "answer": "a", "task_type": "qa"}] * 3000).encode())
     detail = refused(researcher, upload(researcher, array[: len(array) // 2], "cut.json.gz"))
     assert "ends early or is corrupt" in detail  # the array's first read already fails
+
+
+def test_excel_unicode_text_utf16_tsv(researcher):
+    tsv = "prompt\tanswer\ttask_type\r\n" + "".join(f"问题{i}\t回答{i}\tqa\r\n" for i in range(10))
+    job = imported(researcher, upload(researcher, tsv.encode("utf-16"), "sheet.txt"))
+    assert job["n_ok"] == 10 and job["n_bad"] == 0 and job["report"]["container"] == "csv"
