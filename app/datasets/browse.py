@@ -223,7 +223,9 @@ class Page:
     last_id: int | None
 
 
-ROW_COLS = "id, prompt, answer, task_l1, task_l2, tags, prompt_chars, answer_chars, n_turns, has_system"
+ROW_COLS = (
+    "id, prompt, answer, reference, task_l1, task_l2, tags, prompt_chars, answer_chars, n_turns, has_system"
+)
 
 
 def fetch_rows(session, ids: list[int]) -> list[dict]:  # noqa: ANN001

@@ -1,7 +1,8 @@
 """The datasets list and one dataset's versions, as the pages and the API show them.
 
 Every figure comes from what a version stored when it was made (n_samples, the
-import or edit report with its task counts), so neither view scans samples.
+import or edit report with its task counts), so neither view scans samples; only an eval
+set counts the samples of its latest version that have no reference.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from sqlalchemy import text
 from sqlmodel import Session, select
 
+from app.datasets.visibility import VISIBLE_SQL
 from app.models import Dataset, DatasetVersion, ImportJob, Job, JobStatus, User
 
 SORTS = {"name", "kind", "versions", "samples", "tasks", "owner", "created"}
@@ -96,13 +99,28 @@ def version_row(session: Session, ds: Dataset, number: int) -> dict[str, Any] | 
     return next((v for v in version_rows(session, ds) if v["number"] == number), None)
 
 
+def without_reference(session: Session, *, dataset_id: int, version: int) -> int:
+    """Samples of a version that have no reference: an eval set's prompts that a run cannot validate on."""
+    sql = f"SELECT count(*) FROM sample s WHERE {VISIBLE_SQL} AND (s.reference IS NULL OR s.reference = '')"
+    params = {"dataset_id": dataset_id, "version": version}
+    return int(session.connection().execute(text(sql), params).scalar_one())
+
+
 def dataset_json(session: Session, ds: Dataset) -> dict[str, Any]:
-    """The dataset page's data: the dataset, its versions (task counts of the latest only) and imports."""
+    """The dataset page's data: the dataset, its versions (task counts of the latest only) and imports;
+    for an eval set, how many samples of the latest version have no reference."""
     versions = version_rows(session, ds)
+    kind = str(ds.kind.value if hasattr(ds.kind, "value") else ds.kind)
+    no_reference = (
+        without_reference(session, dataset_id=ds.id, version=ds.latest_version)  # type: ignore[arg-type]
+        if kind == "eval" and ds.latest_version
+        else None
+    )
     return {
         "id": ds.id,
         "name": ds.name,
-        "kind": str(ds.kind.value if hasattr(ds.kind, "value") else ds.kind),
+        "kind": kind,
+        "no_reference": no_reference,
         "description": ds.description,
         "owner_id": ds.owner_id,
         "latest_version": ds.latest_version,

@@ -1,7 +1,9 @@
 """Exporting a version as messages JSONL: the trainer's input format, and re-importable as it is.
 
 One line per sample: {"messages": [...], "task_type": "l1/l2" (or "l1"), "tags": [...]},
-plus "reference" for eval sets. Rows are read by id ranges (keyset), so the export
+plus "reference" for eval sets. As a run's validation data (`reference_turn`), an eval
+set's reference becomes the final assistant turn, the turn whose loss is measured, and a
+sample without a reference is left out. Rows are read by id ranges (keyset), so the export
 streams in constant memory whatever the version's size.
 """
 
@@ -21,7 +23,13 @@ BATCH = 2000
 
 
 def iter_export(
-    engine: Engine, *, dataset_id: int, version: int, eval_set: bool = False, source: str = ""
+    engine: Engine,
+    *,
+    dataset_id: int,
+    version: int,
+    eval_set: bool = False,
+    reference_turn: bool = False,
+    source: str = "",
 ) -> Iterator[bytes]:
     """JSONL lines (with their newline) of every sample visible in the version, in id order.
 
@@ -40,6 +48,13 @@ def iter_export(
             return
         out = []
         for sid, messages, l1, l2, tags, reference in rows:
+            last = sid
+            if reference_turn:
+                if not reference:
+                    continue
+                messages = orjson.dumps(
+                    [*orjson.loads(messages), {"role": "assistant", "content": reference}]
+                )
             rec = {
                 "messages": orjson.Fragment(messages),
                 "task_type": task_key(l1, l2),
@@ -50,7 +65,6 @@ def iter_export(
             if eval_set:
                 rec["reference"] = reference
             out.append(orjson.dumps(rec) + b"\n")
-            last = sid
         yield b"".join(out)
 
 

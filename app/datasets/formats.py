@@ -7,26 +7,39 @@ line with a length cap (so a 2 GiB line cannot exhaust memory), JSON arrays elem
 by element, CSV row by row, Parquet batch by batch. `position` tells how far the
 reader has got, for progress bars.
 
-Containers: jsonl, json (a top-level array), csv, parquet. Shapes (what a record
+Containers: jsonl, json (a top-level array), csv, parquet. Any of the text ones may come
+gzip-compressed (zstd too where a zstd module is installed) and in UTF-16 (by BOM, or by
+the NUL bytes of ASCII text): `open_data` undoes both as a stream, so readers always see
+UTF-8 bytes. `diagnose` says what an unreadable file is and what to do. Shapes (what a record
 looks like): openai-messages, sharegpt, alpaca, prompt-response, custom.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import gzip
+import io
 import json
 import re
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 BOM = b"\xef\xbb\xbf"
 SNIFF_BYTES = 64 * 1024
+# What is kept of a record nested deeper than this is refused (tool calls, app.datasets.validate) and the
+# preview does not show it: orjson writes at most 255 levels and pydantic fewer. Readers refuse only what
+# they cannot parse (orjson stops at 1024 levels, the JSON array decoder at the recursion limit), so
+# reading costs no depth walk per record.
+MAX_DEPTH = 100
+PREVIEW_ISSUES = 50  # the preview stops after this many bad records
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,7 @@ REASONS = {
     "task_type_too_long": "task_type too long",
     "tag_too_long": "tag too long",
     "nul_character": "NUL character",
+    "too_deep": "nested too deeply",
 }
 
 
@@ -66,20 +80,166 @@ def unit_of(container: str) -> str:
     return {"csv": "row", "parquet": "row", "json": "element"}.get(container, "line")
 
 
+# --- layers: compression and text encoding ----------------------------------------------------
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+OTHER_ARCHIVES = {
+    b"PK\x03\x04": "a ZIP archive",
+    b"BZh": "a bzip2-compressed file",
+    b"\xfd7zXZ": "an xz-compressed file",
+    b"7z\xbc\xaf": "a 7z archive",
+}
+
+
+class UnreadableFile(Exception):
+    """A file whose layers cannot be undone here (zstd without a decoder)."""
+
+
+def _zstd_reader(raw: BinaryIO) -> BinaryIO | None:
+    """A decompressing stream over raw, or None when no zstd module is installed (none is required)."""
+    try:
+        import zstandard  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from compression import zstd  # type: ignore[import-not-found]  # Python 3.14
+        except ImportError:
+            return None
+        return zstd.ZstdFile(raw)  # type: ignore[no-any-return]
+    return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))  # type: ignore[no-any-return]
+
+
+def text_encoding(head: bytes) -> str:
+    """utf-8, or utf-16 / utf-16-le / utf-16-be when the first bytes say so (BOM, or ASCII with NULs)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) and not head.startswith(b"\xff\xfe\x00\x00"):
+        return "utf-16"
+    if len(head) >= 4 and head[0] and not head[1] and head[2] and not head[3]:
+        return "utf-16-le"
+    if len(head) >= 4 and not head[0] and head[1] and not head[2] and head[3]:
+        return "utf-16-be"
+    return "utf-8"
+
+
+class _Utf8Recoder(io.RawIOBase):
+    """A byte stream of another encoding's text, re-encoded as UTF-8 (for readers that parse bytes)."""
+
+    def __init__(self, stream: BinaryIO, encoding: str) -> None:
+        self.text = io.TextIOWrapper(stream, encoding=encoding, errors="surrogateescape", newline="")
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self.pending:
+            chunk = self.text.read(1 << 16)
+            if not chunk:
+                return 0
+            self.pending = chunk.encode("utf-8", "surrogateescape")
+        n = min(len(b), len(self.pending))
+        b[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+
+@contextlib.contextmanager
+def open_data(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+    """(UTF-8 byte stream, the raw file): decompressed and re-encoded as needed; a plain UTF-8 file is
+    the raw file itself, so the common case costs nothing. raw.tell() is the progress in file bytes.
+    Raises UnreadableFile when a layer cannot be undone."""
+    with open(path, "rb") as raw:
+        magic = raw.read(4)
+        raw.seek(0)
+        stream: BinaryIO = raw
+        if magic.startswith(GZIP_MAGIC):
+            stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+        elif magic.startswith(ZSTD_MAGIC):
+            z = _zstd_reader(raw)
+            if z is None:
+                raise UnreadableFile("zstd")
+            stream = z
+        try:
+            head = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
+        except (OSError, EOFError) as exc:
+            raise UnreadableFile(f"broken compressed data: {exc}") from None
+        encoding = text_encoding(head)
+        if encoding != "utf-8":
+            stream = io.BufferedReader(_Utf8Recoder(stream, encoding), 1 << 16)  # type: ignore[assignment]
+        yield stream, raw
+
+
+def read_head(path: Path, n: int = SNIFF_BYTES) -> tuple[bytes, str]:
+    """The first n bytes as the readers see them, and "" or why they cannot be read."""
+    try:
+        with open_data(path) as (f, _):
+            return f.read(n), ""
+    except UnreadableFile as exc:
+        return b"", str(exc)
+    except (OSError, EOFError, UnicodeError) as exc:  # a broken gzip stream, a cut UTF-16 file
+        return b"", f"broken data: {exc}"
+
+
+def diagnose(path: Path, filename: str = "") -> str:
+    """What an empty or unsupported file is, and what to do about it (for the upload and mapping pages)."""
+    with open(path, "rb") as f:
+        raw = f.read(SNIFF_BYTES)
+    head, error = read_head(path)
+    if error == "zstd":
+        return (
+            "unsupported format: a zstd-compressed file, and this server has no zstd decoder;"
+            " decompress it (zstd -d) or compress it with gzip, then upload it again"
+        )
+    if error:
+        return f"unsupported format: {error}; upload the file again, uncompressed if need be"
+    if not raw.strip() or not head.strip(b" \t\r\n\xef\xbb\xbf"):
+        return (
+            f"empty file: it holds no records ({len(raw)} bytes{', after decompression' if raw else ''});"
+            " check that the export wrote any rows"
+        )
+    for magic, what in OTHER_ARCHIVES.items():
+        if raw.startswith(magic):
+            return (
+                f"unsupported format: {what}; unpack it and upload the JSONL, JSON, CSV or Parquet file"
+                " inside (gzip is read directly)"
+            )
+    lower = head.lstrip()[:1024].lower()
+    if lower.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml")) or b"<html" in lower:
+        return (
+            "unsupported format: an HTML page, not data (a link to the page that shows the file was"
+            " saved instead of the file); download the raw file (on Hugging Face the /resolve/ link)"
+        )
+    if b"\x00" in head:
+        return "unsupported format: binary data that is not Parquet, JSONL, JSON or CSV"
+    try:
+        head.split(b"\n", 1)[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return (
+            "unsupported format: text that is neither UTF-8 nor UTF-16 (GBK or Latin-1?);"
+            " save it as UTF-8 and upload it again"
+        )
+    first = head.lstrip()[:40].decode("utf-8", "replace")
+    return (
+        f"unsupported format: not JSONL, a JSON array, CSV or Parquet (it starts with {first!r});"
+        " use one of those, or name a CSV/TSV file .csv or .tsv"
+    )
+
+
 # --- detection -------------------------------------------------------------------------------
 
 
 def sniff_container(path: Path, filename: str = "") -> str:
     """jsonl | json | csv | parquet | empty | unsupported, from the first bytes (and the name as a hint)."""
     with open(path, "rb") as f:
-        head = f.read(SNIFF_BYTES)
-    if head[:4] == b"PAR1":
-        return "parquet"
+        if f.read(4) == b"PAR1":
+            return "parquet"
+    head, error = read_head(path)
+    if error:
+        return "unsupported"
     text = head[3:] if head.startswith(BOM) else head
     stripped = text.lstrip()
     if not stripped:
         return "empty"
-    ext = Path(filename.lower()).suffix
+    ext = Path(filename.lower().removesuffix(".gz").removesuffix(".zst")).suffix
     if ext == ".parquet":
         return "unsupported"  # named parquet but no magic bytes: a broken file
     first = stripped[:1]
@@ -141,14 +301,46 @@ class Reader:
         self.total = max(path.stat().st_size, 1)
         self.position = 0
 
-    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:  # pragma: no cover - abstract
+    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+        """The records; a compressed stream that is cut or corrupt ends them with one issue."""
+        last = 0
+        try:
+            for item in self._records():
+                last = item[0]
+                yield item
+        except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            detail = f"the data ends early or is corrupt ({exc}); the rest of the file cannot be read"
+            yield last + 1, None, Issue(last + 1, "unreadable_file", detail[:300])
+
+    def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def too_deep(obj: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether a parsed value nests lists and objects more than `limit` levels deep (no recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
+    return False
+
+
+def _deep_issue(line_no: int, levels: int = 1024) -> Issue:
+    return Issue(line_no, "too_deep", f"more than {levels} levels of nested lists or objects")
 
 
 def parse_json_line(line: bytes, line_no: int) -> tuple[Any, Issue | None]:
     try:
         return orjson.loads(line), None
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # orjson itself stops at 1024 levels
+            return None, _deep_issue(line_no)
         try:
             line.decode("utf-8")
         except UnicodeDecodeError as uexc:
@@ -159,9 +351,9 @@ def parse_json_line(line: bytes, line_no: int) -> tuple[Any, Issue | None]:
 class JsonlReader(Reader):
     container = "jsonl"
 
-    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+    def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
         limit = self.max_line_bytes
-        with open(self.path, "rb") as f:
+        with open_data(self.path) as (f, raw):
             line_no = 0
             while True:
                 line = f.readline(limit + 1)
@@ -175,10 +367,10 @@ class JsonlReader(Reader):
                     while line and not line.endswith(b"\n"):  # skip the rest without holding it
                         line = f.readline(1 << 20)
                         size += len(line)
-                    self.position = f.tell()
+                    self.position = raw.tell()
                     yield line_no, None, Issue(line_no, "oversized_line", f"{size} bytes > {limit}")
                     continue
-                self.position = f.tell()
+                self.position = raw.tell()
                 line = line.strip()
                 if not line:
                     continue
@@ -195,17 +387,17 @@ class JsonArrayReader(Reader):
     chunk = 1 << 20
     _ws = re.compile(r"[ \t\n\r]*")
 
-    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+    def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
         decoder = json.JSONDecoder()
         utf8 = codecs.getincrementaldecoder("utf-8-sig")()
         skip = self._ws.match
-        with open(self.path, "rb") as f:
+        with open_data(self.path) as (f, raw):
             buf, pos, eof = "", 0, False
 
             def refill() -> None:
                 nonlocal buf, pos, eof
                 data = f.read(self.chunk)
-                self.position = f.tell()
+                self.position = raw.tell()
                 eof = not data
                 buf = buf[pos:] + utf8.decode(data, final=eof)
                 pos = 0
@@ -237,6 +429,15 @@ class JsonArrayReader(Reader):
                         return
                     try:
                         obj, end = decoder.raw_decode(buf, pos)
+                    except RecursionError:  # the C scanner recurses once per level of nesting
+                        index += 1
+                        detail = "an element nests deeper than Python's recursion limit"
+                        yield (
+                            index,
+                            None,
+                            Issue(index, "too_deep", detail + "; the rest of the array cannot be read"),
+                        )
+                        return
                     except json.JSONDecodeError as exc:
                         if not eof and len(buf) - pos <= self.max_line_bytes:
                             refill()
@@ -276,19 +477,16 @@ class CsvReader(Reader):
 
     container = "csv"
 
-    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+    def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
         csv.field_size_limit(min(self.max_line_bytes, sys.maxsize))
-        with open(self.path, "rb") as raw:
-            sample = raw.read(SNIFF_BYTES)
-            raw.seek(0)
+        sample, _ = read_head(self.path)
+        with open_data(self.path) as (data, raw):
             delimiter = (
                 "\t"
                 if sample.split(b"\n", 1)[0].count(b"\t") > sample.split(b"\n", 1)[0].count(b",")
                 else ","
             )
-            text = open(
-                raw.fileno(), encoding="utf-8-sig", errors="surrogateescape", newline="", closefd=False
-            )
+            text = io.TextIOWrapper(data, encoding="utf-8-sig", errors="surrogateescape", newline="")
             reader = csv.reader(text, delimiter=delimiter)
             try:
                 header = next(reader)
@@ -345,7 +543,7 @@ def _has_surrogate(value: str) -> bool:
 class ParquetReader(Reader):
     container = "parquet"
 
-    def __iter__(self) -> Iterator[tuple[int, Any, Issue | None]]:
+    def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
         import pyarrow.parquet as pq
 
         try:
@@ -385,7 +583,7 @@ def preview(
     for line_no, obj, issue in open_reader(path, container, max_line_bytes=max_line_bytes):
         if issue is not None:
             issues.append(issue)
-            if len(issues) > 50:
+            if len(issues) > PREVIEW_ISSUES:
                 break
         else:
             rows.append((line_no, obj))

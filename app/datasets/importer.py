@@ -28,7 +28,7 @@ from sqlmodel import Session
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
 from app.datasets import jobs
-from app.datasets.formats import Issue, sniff_container, unit_of
+from app.datasets.formats import Issue, diagnose, sniff_container, unit_of
 from app.datasets.import_options import ImportOptions, ImportResult
 from app.datasets.parsing import IssueLog, ParseProcess, Parser
 from app.datasets.sample_writer import SampleWriter, finish_sqlite
@@ -119,7 +119,7 @@ def import_file(
                 bad(Issue(0, "empty_file", "the file holds no records"))
                 raise ImportRejected("the file is empty")
             if container not in ("jsonl", "json", "csv", "parquet"):
-                bad(Issue(0, "unsupported_format", "not JSONL, a JSON array, CSV or Parquet"))
+                bad(Issue(0, "unsupported_format", diagnose(path, filename)))
                 raise ImportRejected("unsupported format")
             kind = options.kind
             writer = None
@@ -151,6 +151,8 @@ def import_file(
                             on_progress(parser.progress())
             n_records, n_ok, task_counts = parser.n_records, parser.n_ok, parser.task_counts
             task_normalised = parser.task_normalised
+            if kind == "eval":  # fine as prompts to sample and rate, but nothing to validate a run on
+                report["no_reference"] = parser.n_no_reference
             if n_records == 0 and not log.by_reason:
                 bad(Issue(0, "empty_file", "the file holds no records"))
             n_bad = log.n_bad

@@ -118,7 +118,7 @@ def index_added_rows(
         return 0
     plus = "+" if engine.dialect.name == "sqlite" else ""
     sql = text(
-        f"SELECT s.id, s.prompt, s.answer FROM sample s WHERE s.id > :last AND s.id <= :hi"
+        f"SELECT s.id, s.prompt, s.answer, s.reference FROM sample s WHERE s.id > :last AND s.id <= :hi"
         f" AND {plus}s.dataset_id = :d AND {plus}s.added_in = :n ORDER BY s.id LIMIT :lim"
     )
 

@@ -115,9 +115,11 @@ ANSWER_KEYS = (
     "label",
 )
 SYSTEM_KEYS = ("system", "system_prompt")
-TASK_KEYS = ("task_type", "task", "type", "class", "category", "task_name")
+TASK_KEYS = ("task_type", "task_l1", "task", "type", "class", "category", "task_name")
+TASK_L2_KEYS = ("task_l2", "subcategory", "sub_category", "subtype", "sub_type", "subclass", "subtask")
 TAG_KEYS = ("tags", "tag", "labels")
-REFERENCE_KEYS = ("reference", "ref", "gold", "std_answer", "answer")
+NAMED_REFERENCE_KEYS = ("reference", "references", "ref", "gold", "gold_answer", "std_answer")
+REFERENCE_KEYS = (*NAMED_REFERENCE_KEYS, "answer")
 
 
 def _first(keys: tuple[str, ...], available: dict[str, str], exclude: set[str] = frozenset()) -> str:  # type: ignore[assignment]
@@ -137,9 +139,12 @@ def guess_mapping(rows: list[Any], *, kind: str = "train") -> Mapping:
             available.setdefault(str(k).lower(), str(k))
     m = Mapping(shape=shape)
     m.task_l1 = _first(TASK_KEYS, available)
+    if m.task_l1:  # a second level only under a first: category + subcategory, type + subtype
+        m.task_l2 = _first(TASK_L2_KEYS, available, exclude={m.task_l1})
     m.tags = _first(TAG_KEYS, available)
+    # a field named as a reference is one whatever the kind (a train import ignores it)
+    m.reference = _first(NAMED_REFERENCE_KEYS, available)
     if shape != "fields":
-        m.reference = _first(("reference", "ref", "gold"), available)
         return m
     m.system = _first(SYSTEM_KEYS, available)
     if "instruction" in available:
@@ -157,16 +162,21 @@ def guess_mapping(rows: list[Any], *, kind: str = "train") -> Mapping:
         p = _first(PROMPT_KEYS, available)
         m.prompt = [p] if p else []
     if not m.answer:
-        m.answer = _first(ANSWER_KEYS, available, exclude=set(m.prompt))
+        # std_answer is both: BELLE's eval set imported as training data takes it as the answer
+        ref_only = {m.reference} if m.reference.lower() not in ANSWER_KEYS else set()
+        m.answer = _first(ANSWER_KEYS, available, exclude=set(m.prompt) | ref_only)
     if kind == "eval":
-        m.reference = _first(REFERENCE_KEYS, available, exclude=set(m.prompt)) or m.answer
+        m.reference = m.reference or _first(REFERENCE_KEYS, available, exclude=set(m.prompt)) or m.answer
     return m
 
 
 def guess_kind(rows: list[Any], mapping: Mapping, filename: str) -> str:
-    """eval when the file says so by name, or many preview rows lack an answer."""
+    """eval when the file says so by name, it has a reference but no answer, or many preview rows lack
+    an answer."""
     name = filename.lower()
     if "eval" in name or "test" in name or "bench" in name:
+        return "eval"
+    if mapping.shape == "fields" and mapping.reference and not mapping.answer:
         return "eval"
     if mapping.shape == "fields" and mapping.answer and rows:
         empty = sum(1 for r in rows if not str(get_path(r, mapping.answer) or "").strip())

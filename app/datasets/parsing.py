@@ -66,6 +66,7 @@ class Parser:
         self.normaliser = normaliser
         self.clean = True  # False once a bad record was met under the import-nothing policy
         self.n_records = self.n_ok = 0
+        self.n_no_reference = 0  # valid samples without a reference (what an eval set's report shows)
         self.task_counts: dict[str, int] = {}
 
     @classmethod
@@ -95,6 +96,8 @@ class Parser:
                 built = build(obj, line_no)
                 if type(built) is Built:
                     self.n_ok += 1
+                    if not built.reference:
+                        self.n_no_reference += 1
                     key = task_key(built.task_l1, built.task_l2)
                     counts[key] = counts.get(key, 0) + 1
                     if self.clean:
@@ -125,7 +128,7 @@ class ParseProcess:
     def __init__(self, args: dict[str, Any], log: IssueLog) -> None:
         self.log = log
         self.clean = True
-        self.n_records = self.n_ok = 0
+        self.n_records = self.n_ok = self.n_no_reference = 0
         self.task_counts: dict[str, int] = {}
         self.task_normalised: dict[str, Any] = {}
         self.fraction = 0.0
@@ -156,6 +159,7 @@ class ParseProcess:
             "clean": parser.clean,
             "n_records": parser.n_records,
             "n_ok": parser.n_ok,
+            "n_no_reference": parser.n_no_reference,
             "task_counts": parser.task_counts,
             "task_normalised": parser.task_normalised,
             "issues": log.issues,
@@ -179,6 +183,7 @@ class ParseProcess:
                 continue
             done = msg[1]
             self.clean, self.n_records, self.n_ok = done["clean"], done["n_records"], done["n_ok"]
+            self.n_no_reference = done["n_no_reference"]
             self.task_counts, self.task_normalised = done["task_counts"], done["task_normalised"]
             sent: dict[str, int] = {}
             for line, reason, detail in done["issues"]:

@@ -2,7 +2,9 @@
 
 Semantics, defined once so every backend and the brute force agree: a sample
 matches query q in field F when `fold(q)` is a substring of `fold(F)`, where F is
-the prompt, the answer, or either (field "all"; a match never spans the two).
+the prompt, the answer, or either (field "all"; a match never spans the two). The
+answer field covers the reference too (an eval sample's expected answer): the answer
+and the reference are searched as separate texts, and a match spans neither.
 `fold` is Python's `str.lower()` made context-free and length-preserving (see
 below), so a match found in folded text is at the same offsets in the original,
 which is what the highlighter relies on.
@@ -19,6 +21,11 @@ folding, which differs from Python's outside ASCII):
   CJK characters on SQLite 3.40, silently.)
 - PostgreSQL: `sample_fts(id, prompt_f, answer_f, grams text[])`, LIKE through
   pg_trgm GIN indexes for 3+ characters and `grams &&` through a GIN index for 1-2.
+
+A reference shares the answer's column (no migration needed): the indexed answer text
+is `answer + U+FFFF + reference`, and its grams are the union of both texts' grams, so
+only a query holding U+FFFF (a noncharacter, and already the stand-in for NUL) could
+match across the two.
 """
 
 from dataclasses import dataclass
@@ -29,6 +36,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 FIELDS = ("all", "prompt", "answer")
+SEP = "\uffff"  # between an answer and its reference in the answer column of the indexes
 _PRE = str.maketrans({"\u0130": "i", "\u03a3": "\u03c3"})
 _B36 = np.frombuffer(b"0123456789abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
 
@@ -128,13 +136,21 @@ class IndexBatch:
     grams_json: str | None  # SQLite: [[id, grams], ...]
 
 
-def prepare_rows(rows: list[tuple[int, str, str]], dialect: str) -> IndexBatch:
-    """Folds the texts and builds each row's gram document (the part of indexing that is Python's)."""
+def prepare_rows(rows: list[tuple], dialect: str) -> IndexBatch:
+    """Folds the texts and builds each row's gram document (the part of indexing that is Python's).
+
+    Rows are (id, prompt, answer) or (id, prompt, answer, reference); a reference is searched as part
+    of the answer field (see the module docstring)."""
     ids = [r[0] for r in rows]
     prompts = [_indexable(fold(r[1])) for r in rows]
     answers = [_indexable(fold(r[2])) for r in rows]
+    refs = [_indexable(fold(r[3])) if len(r) > 3 and r[3] else "" for r in rows]
     pg = gram_docs(prompts, "p")
     ag = gram_docs(answers, "a")
+    if any(refs):  # grams per text, so no gram spans answer and reference
+        rg = gram_docs(refs, "a")
+        ag = [a + r if ref else a for a, r, ref in zip(ag, rg, refs, strict=True)]
+        answers = [a + SEP + ref if ref else a for a, ref in zip(answers, refs, strict=True)]
     grams = [b"".join(p + a).decode("ascii") for p, a in zip(pg, ag, strict=True)]
     if dialect != "sqlite":
         return IndexBatch(ids, prompts, answers, grams, None, None)
@@ -240,13 +256,13 @@ def brute_force_ids(
 
     qf = fold(q)
     rows = conn.execute(
-        text(f"SELECT s.id, s.prompt, s.answer FROM sample s WHERE {VISIBLE_SQL} ORDER BY s.id"),
+        text(f"SELECT s.id, s.prompt, s.answer, s.reference FROM sample s WHERE {VISIBLE_SQL} ORDER BY s.id"),
         {"dataset_id": dataset_id, "version": version},
     )
     out = []
-    for sid, prompt, answer in rows:
+    for sid, prompt, answer, reference in rows:
         hit_p = field in ("all", "prompt") and qf in fold(prompt)
-        hit_a = field in ("all", "answer") and qf in fold(answer)
+        hit_a = field in ("all", "answer") and (qf in fold(answer) or qf in fold(reference or ""))
         if hit_p or hit_a:
             out.append(sid)
     return out

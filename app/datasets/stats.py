@@ -47,12 +47,13 @@ def _nice(x: float) -> int:
 
 def edges_for(values: np.ndarray) -> list[int]:
     """Left bin edges: unit bins for small integers, else nice-width bins up to the 99th percentile.
-    The last bin is open-ended (it holds the long tail)."""
+    The last bin is open-ended (it holds the long tail). Unit bins start at the smallest value, not at 0:
+    a dataset where every sample has one user turn gets one bar, not an empty 0 bar beside it."""
     if values.size == 0:
         return [0]
     top = int(values.max())
     if top < MAX_BINS:
-        return list(range(0, top + 1))
+        return list(range(max(int(values.min()), 0), top + 1))
     p99 = float(np.percentile(values, 99))
     width = _nice(max(p99, 1) / (MAX_BINS - 1))
     n = int(np.ceil((p99 + 1) / width))

@@ -13,10 +13,21 @@ from typing import Any
 import orjson
 
 from app.core.config import Settings
-from app.datasets.formats import REASONS, preview, sniff_container
+from app.datasets.formats import (
+    MAX_DEPTH,
+    PREVIEW_ISSUES,
+    REASONS,
+    Issue,
+    diagnose,
+    preview,
+    sniff_container,
+    too_deep,
+    unit_of,
+)
 from app.datasets.import_options import ImportOptions
 from app.datasets.mapping import Mapping, guess_kind, guess_mapping, list_paths
 from app.datasets.tasks import task_key
+from app.datasets.uploads import human_bytes
 from app.datasets.validate import Built, TaskNormaliser, make_builder
 from app.models import Upload
 
@@ -61,14 +72,19 @@ def upload_info(upload: Upload, *, settings: Settings) -> dict[str, Any]:
         "status": upload.status,
         "detected_format": upload.detected_format,
         "container": container,
-        "preview": [{"line": n, "record": o} for n, o in rows],
+        "preview": [{"line": n, "record": DEEP_RECORD if too_deep(o) else o} for n, o in rows],
         "paths": list_paths([o for _, o in rows]),
         "guess": {"mapping": mapping.to_dict(), "kind": kind, "name": name, "policy": "valid"},
     }
 
 
+DEEP_RECORD = f"(nested more than {MAX_DEPTH} levels: not shown)"
+
+
 def cell(value: Any) -> str:
     """A raw value as the preview table shows it: JSON unless it is text, cut at 300 characters."""
+    if isinstance(value, (dict, list)) and too_deep(value):  # orjson writes at most 255 levels
+        return DEEP_RECORD
     text = value if isinstance(value, str) else orjson.dumps(value).decode()
     return text if len(text) <= 300 else text[:300] + "…"
 
@@ -149,12 +165,39 @@ def options_from_body(upload: Upload, rows: Rows, body: dict[str, Any]) -> Impor
     return ImportOptions.from_dict(merged)
 
 
-def check_importable(upload: Upload, *, settings: Settings) -> None:
-    """An empty or unrecognised file gets its own reason, not a mapping error about a missing prompt."""
-    path = settings.uploads_dir / upload.stored_name
-    if not path.exists():
-        raise UploadError("The uploaded file is gone; upload it again.", 410)
-    container = sniff_container(path, upload.filename)
+ADVICE = {
+    "oversized_line": "split the record, or raise SFTLAB_MAX_LINE_BYTES",
+    "too_deep": "flatten the record: SFT fields are text, lists of messages or small objects",
+    "invalid_utf8": "save the file as UTF-8 (or UTF-16 with a BOM)",
+    "invalid_json": "check that the file is JSON Lines (one object per line) or a JSON array",
+}
+
+
+def unreadable(
+    container: str, rows: Rows, issues: list[Issue], *, filename: str, path: Any, settings: Settings
+) -> str:
+    """Why nothing in this file can be imported, with what was found and what to do; "" when some
+    record is readable. The mapping page shows it instead of an Import button, the import answers it."""
     if container in ("empty", "unsupported"):
-        reason = REASONS["empty_file" if container == "empty" else "unsupported_format"]
-        raise UploadError(f"{upload.filename}: {reason}; nothing to import.", 422)
+        return f"{filename}: {diagnose(path, filename)}"
+    if rows or not issues or len(issues) > PREVIEW_ISSUES:
+        return ""  # past that many the preview stopped reading; the import reads the rest
+    first = issues[0]
+    reason = REASONS.get(first.reason, first.reason)
+    detail = first.detail
+    if first.reason == "oversized_line":
+        limit = human_bytes(settings.max_line_bytes)
+        detail = f"{detail}; the limit is {limit} per line or record (SFTLAB_MAX_LINE_BYTES)"
+    what = f"{unit_of(container)} {first.line}: {reason}" + (f" ({detail})" if detail else "")
+    advice = ADVICE.get(first.reason, "")
+    return f"{filename}: no record could be read; {what}" + (f". To import it: {advice}." if advice else ".")
+
+
+def check_importable(upload: Upload, *, settings: Settings) -> None:
+    """An empty, unrecognised or unreadable file gets its own reason, not a mapping error about a missing
+    prompt."""
+    container, rows, issues = preview_upload(upload, settings=settings)
+    path = settings.uploads_dir / upload.stored_name
+    message = unreadable(container, rows, issues, filename=upload.filename, path=path, settings=settings)
+    if message:
+        raise UploadError(message + " Nothing was imported.", 422)

@@ -94,9 +94,15 @@ def save_file(src: BinaryIO, *, settings: Settings) -> tuple[str, int]:
 def register_upload(
     session: Session, *, settings: Settings, owner_id: int, filename: str, stored: str, size: int
 ) -> Upload:
-    """The Upload row for a saved file, with its detected format."""
+    """The Upload row for a saved file, with its detected format. The file is removed when this fails,
+    so an error never leaves a file that no Upload row points to."""
     name = display_name(filename)
-    fmt = describe(settings.uploads_dir / stored, name, max_line_bytes=settings.max_line_bytes)
+    path = settings.uploads_dir / stored
+    try:
+        fmt = describe(path, name, max_line_bytes=settings.max_line_bytes)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     upload = Upload(
         owner_id=owner_id,
         filename=name,

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from app.datasets.formats import Issue
+from app.datasets.formats import MAX_DEPTH, Issue, too_deep
 from app.datasets.mapping import Mapping, get_path, split_path
 
 ROLES = {"system", "user", "assistant", "tool"}
@@ -148,6 +148,8 @@ def _messages_turns(obj: dict, line_no: int) -> list[dict]:
         turn: dict[str, Any] = {"role": role, "content": content}
         for extra in ("name", "tool_calls", "tool_call_id"):
             if m.get(extra) is not None:
+                if too_deep(m[extra]):  # kept as it is, so it must be writable (orjson: 255 levels)
+                    raise Bad("too_deep", f"turn {i} {extra}: more than {MAX_DEPTH} levels of nesting")
                 turn[extra] = m[extra]
         turns.append(turn)
     return turns

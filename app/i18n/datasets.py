@@ -128,4 +128,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "reason.missing_task_type": {"en": "missing task_type", "zh": "缺少任务类型"},
     "reason.task_type_too_long": {"en": "task_type too long", "zh": "任务类型过长"},
     "reason.tag_too_long": {"en": "tag too long", "zh": "标签过长"},
+    "reason.too_deep": {"en": "nested too deeply", "zh": "嵌套层级过深"},
+    "import.no_reference": {
+        "en": "Eval samples without a reference (prompts only; not used for validation)",
+        "zh": "没有参考答案的评测样本（仅作提示，不用于验证）",
+    },
+    "ds.no_reference": {
+        "en": "{n} of {total} samples have no reference answer: fine for sampling and rating,"
+        " left out when a run validates on this set.",
+        "zh": "{total} 条样本中有 {n} 条没有参考答案：可用于采样和评分，训练验证时不参与。",
+    },
 }

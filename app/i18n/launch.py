@@ -44,6 +44,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "launch.version": {"en": "Version", "zh": "版本"},
     "launch.no_datasets": {"en": "No training dataset yet.", "zh": "还没有训练数据集。"},
     "launch.eval_version": {"en": "Validation dataset version", "zh": "验证数据集版本"},
+    "launch.no_reference": {
+        "en": "{n} without a reference, left out",
+        "zh": "{n} 条没有参考答案，不参与验证",
+    },
     "launch.eval_none": {
         "en": "none (or hold out a fraction below)",
         "zh": "无（或在下方按比例留出）",

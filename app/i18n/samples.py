@@ -6,6 +6,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "samples.field.all": {"en": "prompt or answer", "zh": "提示或回答"},
     "samples.field.prompt": {"en": "prompt", "zh": "提示"},
     "samples.field.answer": {"en": "answer", "zh": "回答"},
+    "samples.search.answer": {"en": "answer / reference", "zh": "回答 / 参考答案"},
     "samples.task": {"en": "task_type", "zh": "任务类型"},
     "samples.any_task": {"en": "any task_type", "zh": "全部任务类型"},
     "samples.tag": {"en": "tag", "zh": "标签"},

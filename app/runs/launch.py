@@ -19,10 +19,11 @@ from sqlmodel import Session
 
 from app.core.config import get_settings
 from app.core.db import session_scope
+from app.datasets.catalog import without_reference
 from app.datasets.versions import select_version
 from app.jobs.lifecycle import new_job
 from app.jobs.queue import enqueue_or_fail
-from app.models import Dataset, JobKind, Run, RunDataset, VersionStatus
+from app.models import Dataset, DatasetKind, JobKind, Run, RunDataset, VersionStatus
 from app.runs.rundir import EVAL_FILE, TRAIN_FILE, resolve_checkpoint, run_dir_for
 from trainer.config import ConfigError, RunConfig, describe_fields
 
@@ -140,6 +141,21 @@ def _check_version(session: Session, fld: str, pair: Any) -> tuple[int, int]:
     return dataset_id, version
 
 
+def _check_references(session: Session, pair: tuple[int, int]) -> None:
+    """An eval set validates on its references: one with none would give no validation loss."""
+    dataset = session.get(Dataset, pair[0])
+    if dataset is None or dataset.kind != DatasetKind.eval:
+        return
+    version = session.exec(select_version(pair[0], pair[1])).first()
+    missing = without_reference(session, dataset_id=pair[0], version=pair[1])
+    if version is not None and missing >= version.n_samples:
+        raise LaunchError(
+            "eval_dataset",
+            f"no sample of {dataset.name!r} v{pair[1]} has a reference answer to validate on;"
+            " import it with a reference field, or hold out a fraction of the training data",
+        )
+
+
 def _check_resources(req: LaunchRequest) -> None:
     queues = get_settings().run_queues
     if req.queue not in queues:
@@ -188,6 +204,8 @@ def create_run(session: Session, req: LaunchRequest) -> Run:
     if len(set(train)) != len(train):
         raise LaunchError("datasets", "the same dataset version is chosen twice")
     eval_pair = _check_version(session, "eval_dataset", req.eval_dataset) if req.eval_dataset else None
+    if eval_pair is not None:
+        _check_references(session, eval_pair)
     _check_resources(req)
     parent = req.parent_run_id
     if parent is not None and (not 0 < parent <= MAX_ID or session.get(Run, parent) is None):

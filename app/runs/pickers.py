@@ -4,22 +4,35 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from app.datasets.catalog import without_reference
 from app.models import FINISHED, Dataset, DatasetKind, DatasetVersion, Job, Run, RunStatus, VersionStatus
 from trainer.layout import list_checkpoints
 
 MAX_CHECKPOINT_RUNS = 100
 
 
-def dataset_choices(session: Session) -> list[dict]:
-    """Training datasets with their usable versions, newest first (a failed version cannot be trained on)."""
+def dataset_choices(session: Session, *, validation: bool = False) -> list[dict]:
+    """Datasets with their usable versions, newest first (a failed version cannot be trained on).
+
+    Training takes train datasets; `validation` adds eval sets, whose references become the measured
+    answers (app.runs.rundir.export_versions), with each version's count of samples that have none."""
+    kinds = [DatasetKind.train, DatasetKind.eval] if validation else [DatasetKind.train]
     datasets = session.exec(
-        select(Dataset).where(Dataset.kind == DatasetKind.train).order_by(col(Dataset.name), col(Dataset.id))
+        select(Dataset).where(col(Dataset.kind).in_(kinds)).order_by(col(Dataset.name), col(Dataset.id))
     ).all()
+    evals = {d.id for d in datasets if d.kind == DatasetKind.eval}
     versions: dict[int, list[dict]] = {}
     rows = session.exec(select(DatasetVersion).order_by(col(DatasetVersion.number).desc())).all()
     for v in (v for v in rows if v.status != VersionStatus.failed):
-        versions.setdefault(v.dataset_id, []).append({"number": v.number, "n_samples": v.n_samples})
-    return [{"id": d.id, "name": d.name, "versions": versions[d.id]} for d in datasets if d.id in versions]
+        choice = {"number": v.number, "n_samples": v.n_samples}
+        if v.dataset_id in evals:
+            choice["no_reference"] = without_reference(session, dataset_id=v.dataset_id, version=v.number)
+        versions.setdefault(v.dataset_id, []).append(choice)
+    return [
+        {"id": d.id, "name": d.name, "kind": str(d.kind), "versions": versions[d.id]}
+        for d in datasets
+        if d.id in versions
+    ]
 
 
 def checkpoint_choices(session: Session) -> list[dict]:

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from app.core.config import Settings, get_settings
 from app.datasets.export import iter_export
-from app.models import Dataset, Run
+from app.models import Dataset, DatasetKind, Run
 from trainer.layout import list_checkpoints
 
 RUN_JSON = "run.json"
@@ -51,13 +51,19 @@ def resolve_checkpoint(session: Session, ref: str) -> Path:
 
 
 def export_versions(engine: Engine, versions: list[tuple[int, int]]) -> Iterator[bytes]:
-    """The versions as one messages JSONL, in the order chosen: a run's train.jsonl (and the estimate's).
-
-    Each line carries its dataset, version and sample id, which the trainer's messages name.
-    """
+    """The versions as one messages JSONL, in the order chosen: a run's train.jsonl and eval.jsonl (and the
+    estimate's). Each line carries its dataset, version and sample id, which the trainer's messages name.
+    An eval set's samples end with their reference as the assistant turn; those without a reference are
+    left out (the launch form and the dataset page count them)."""
     with Session(engine) as session:
-        names = {d: (ds.name if (ds := session.get(Dataset, d)) else f"dataset {d}") for d, _ in versions}
+        found = {d: session.get(Dataset, d) for d, _ in versions}
     for dataset_id, version in versions:
+        ds = found[dataset_id]
+        name = ds.name if ds is not None else f"dataset {dataset_id}"
         yield from iter_export(
-            engine, dataset_id=dataset_id, version=version, source=f"{names[dataset_id]} v{version}"
+            engine,
+            dataset_id=dataset_id,
+            version=version,
+            reference_turn=ds is not None and ds.kind == DatasetKind.eval,
+            source=f"{name} v{version}",
         )

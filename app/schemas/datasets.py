@@ -53,6 +53,7 @@ class DatasetDetail(BaseModel):
     versions: list[VersionSummary]
     task_counts: dict[str, int]  # of the latest version
     imports: list[int]  # ids of the import jobs that made versions
+    no_reference: int | None = None  # eval sets: samples of the latest version without a reference
 
 
 # A sample in a diff: the start of its prompt (160 characters) and answer (80).

@@ -21,6 +21,7 @@ class SampleItem(BaseModel):
     tags: list[str]
     prompt: str
     answer: str
+    reference: str | None = None  # eval sets: the expected answer
 
 
 # One page of 50; `next_after` / `prev_before` are the ids to continue from (null at either end).

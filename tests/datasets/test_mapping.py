@@ -59,3 +59,20 @@ def test_mapping_from_dict_accepts_strings_and_rejects_shapes():
         assert "unknown shape" in str(exc)
     else:
         raise AssertionError("accepted an unknown shape")
+
+
+def test_reference_and_second_level_are_guessed():
+    rows = [{"question": "q", "reference": "r", "category": "qa", "subcategory": "open"}]
+    m = guess_mapping(rows)
+    assert (m.prompt, m.answer, m.reference) == (["question"], "", "reference")
+    assert (m.task_l1, m.task_l2) == ("category", "subcategory")
+    assert guess_kind(rows, m, "mine.jsonl") == "eval"  # a reference and no answer: an eval set
+    typed = guess_mapping([{"input": "i", "output": "o", "type": "nli", "subtype": "ocnli"}])
+    assert (typed.answer, typed.task_l1, typed.task_l2) == ("output", "type", "subtype")
+    both = guess_mapping([{"prompt": "p", "answer": "a", "reference": "r"}], kind="eval")
+    assert (both.answer, both.reference) == ("answer", "reference")
+    for name in ("output", "response", "target", "label"):
+        assert guess_mapping([{"text": "t", name: "x"}]).answer == name
+        assert guess_mapping([{"text": "t", name: "x"}], kind="eval").reference == name
+    msgs = guess_mapping([{"messages": [], "type": "chat", "sub_type": "casual", "gold": "g"}])
+    assert (msgs.task_l1, msgs.task_l2, msgs.reference) == ("type", "sub_type", "gold")

@@ -109,6 +109,31 @@ def test_search_on_real_files_equals_brute_force(engine, make_user):
     assert total > 1000  # the queries do hit
 
 
+def test_eval_references_are_searched_as_answers(engine, make_user, tmp_path):
+    user = make_user(Role.researcher)
+    be = load(engine, user.id, SHARED_DATA / "belle_eval_set.json", BELLE, name="belle", kind="eval")
+    import json
+
+    rows = [json.loads(line) for line in open(SHARED_DATA / "belle_eval_set.json", encoding="utf-8")]
+    want = sum(1 for r in rows if "北京" in r["question"] or "北京" in r["std_answer"])
+    assert want == 9 and check(engine, *be, "北京") == want  # 6 (the questions) before references
+    assert check(engine, *be, "北京", "answer") == sum(1 for r in rows if "北京" in r["std_answer"])
+    # an eval conversation: earlier assistant turns are its answer, the last one its reference
+    convo = [
+        {"role": "user", "content": "u1"},
+        {"role": "assistant", "content": "Alpha"},
+        {"role": "user", "content": "u2"},
+        {"role": "assistant", "content": "Omega"},
+    ]
+    path = tmp_path / "eval.jsonl"
+    path.write_text(json.dumps({"messages": convo, "task_type": "chat"}) + "\n", encoding="utf-8")
+    ev = load(engine, user.id, path, Mapping(shape="messages", task_l1="task_type"), name="ev", kind="eval")
+    for q, n in [("alpha", 1), ("OMEGA", 1), ("om", 1), ("lp", 1), ("ao", 0), ("haom", 0)]:
+        for field in ("all", "answer"):
+            assert check(engine, *ev, q, field) == n, (q, field)
+        assert check(engine, *ev, q, "prompt") == 0
+
+
 def test_search_on_generated_data_case_and_punctuation(engine, make_user, tmp_path):
     user = make_user(Role.researcher)
     rng = random.Random(3)

@@ -98,3 +98,10 @@ def test_edges_for_small_integers_and_long_tails():
     e = edges_for(np.arange(10_000))
     assert e[0] == 0 and len(e) <= 42 and e[-1] >= np.percentile(np.arange(10_000), 99)
     assert sum(histogram(np.arange(10_000), e)) == 10_000
+
+
+def test_histogram_of_one_turn_everywhere_has_no_empty_zero_bar():
+    turns = np.ones(50, dtype=np.int64)
+    e = edges_for(turns)
+    assert e == [1] and histogram(turns, e) == [50]
+    assert edges_for(np.array([2, 3, 5])) == [2, 3, 4, 5]

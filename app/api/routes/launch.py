@@ -87,7 +87,11 @@ def _context(
         **extra,
     }
     if choices:
-        ctx.update(datasets=dataset_choices(session), checkpoints=checkpoint_choices(session))
+        ctx.update(
+            datasets=dataset_choices(session),
+            eval_datasets=dataset_choices(session, validation=True),
+            checkpoints=checkpoint_choices(session),
+        )
     return ctx
 
 

@@ -107,6 +107,10 @@ def _row_view(row: dict, q: str, field: str) -> dict:
     return row | {
         "prompt_html": snippet(row["prompt"], q if field in ("all", "prompt") else ""),
         "answer_html": snippet(row["answer"], q if field in ("all", "answer") else ""),
+        # an eval sample's expected answer, searched with the answer field
+        "reference_html": snippet(row["reference"], q if field in ("all", "answer") else "")
+        if row.get("reference")
+        else "",
         "tag_list": [t for t in row["tags"].split(",") if t],
     }
 
@@ -198,6 +202,7 @@ def sample_page(request: Request, sample_id: int, session: SessionDep, user: Res
         "sample": sample,
         "dataset": ds,
         "turns": view,
+        "reference_html": mark_all(sample.reference or "", q),
         "q": q,
         "tag_list": [t for t in sample.tags.split(",") if t],
         "current": sample.removed_in is None,
@@ -216,6 +221,7 @@ def _sample_json(row: dict) -> dict:
         "tags": [t for t in row["tags"].split(",") if t],
         "prompt": row["prompt"],
         "answer": row["answer"],
+        "reference": row["reference"],
     }
 
 

@@ -29,6 +29,7 @@ from app.datasets.upload_preview import (
     options_from_form,
     preview_table,
     preview_upload,
+    unreadable,
     upload_info,
 )
 from app.datasets.uploads import (
@@ -151,6 +152,14 @@ def mapping_page(
     columns, table = preview_table(rows)
     datasets = session.exec(select(Dataset).order_by(Dataset.name)).all()  # type: ignore[arg-type]
     mapped = mapped_preview(rows, mapping=mapping, kind=kind)
+    blocked = unreadable(
+        container,
+        rows,
+        issues,
+        filename=upload.filename,
+        path=settings.uploads_dir / upload.stored_name,
+        settings=settings,
+    )
     return render(
         request,
         "pages/mapping.html",
@@ -159,6 +168,7 @@ def mapping_page(
             "nav": "datasets",
             "upload": upload,
             "container": container,
+            "blocked": blocked,
             "columns": columns,
             "table": table,
             "issues": issues,
