@@ -55,6 +55,8 @@ def all_endpoints() -> tuple[list[Endpoint], list[str]]:
             continue
         for method in sorted(rc.methods or ()):
             endpoints.append(Endpoint(method, _fill(rc.path, dependant), rc.path, route_access_levels(rc)))
+    # Logging out ends the caller's session (on the server, not only in the browser): walk it last.
+    endpoints.sort(key=lambda e: e.template == "/logout")
     return endpoints, unknown
 
 
