@@ -10,8 +10,9 @@ Five wrong passwords are free; then each one doubles the wait: 1 s, 2 s, 4 s, ..
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.models import LoginFailure, utcnow
 
@@ -48,6 +49,8 @@ def refused_for(session: Session, *, client: str, username: str, now: datetime |
 def record_failure(session: Session, *, client: str, username: str, now: datetime | None = None) -> None:
     now = now or utcnow()
     key = _key(client, username)
+    # Forget stale keys here, so guesses spread over many names and addresses cannot grow the table forever.
+    session.execute(delete(LoginFailure).where(col(LoginFailure.last_failure_at) < now - FORGET_AFTER))
     for _ in range(2):  # a concurrent first failure may insert the row between our select and insert
         row = session.exec(select(LoginFailure).where(LoginFailure.key == key)).first()
         if row is None:

@@ -68,7 +68,7 @@ def test_login_backoff_doubles_and_is_capped(settings):
 
     from app import login_throttle
     from app.core.db import get_engine
-    from app.models import utcnow
+    from app.models import LoginFailure, utcnow
 
     assert login_throttle.wait_for(login_throttle.FREE_FAILURES - 1) == timedelta(0)
     waits = [login_throttle.wait_for(login_throttle.FREE_FAILURES + i) for i in range(4)]
@@ -83,6 +83,10 @@ def test_login_backoff_doubles_and_is_capped(settings):
         later = now + login_throttle.MAX_WAIT + timedelta(seconds=1)
         assert login_throttle.refused_for(session, client="c", username="admin", now=later) == 0
         assert login_throttle.refused_for(session, client="other", username="admin", now=now) == 0
+        # A day later the key is forgotten, and removed with the next failure anywhere.
+        much_later = now + login_throttle.FORGET_AFTER + timedelta(minutes=1)
+        login_throttle.record_failure(session, client="d", username="bob", now=much_later)
+        assert [r.key for r in session.exec(select(LoginFailure))] == ["d|bob"]
 
 
 def test_login_sets_httponly_samesite_cookie_and_redirects_to_next(client, make_user):
