@@ -333,6 +333,12 @@ def test_only_the_owner_or_an_admin_changes_a_dataset(researcher, client_as, eng
         f"/datasets/{d}/v/1/export.jsonl",
     ):
         assert other.get(url).status_code == 200, url
+    browse = other.get(f"/datasets/{d}/v/1/samples").text
+    assert 'id="bulk"' not in browse and 'id="read-only"' in browse and "owner or an admin can edit" in browse
+    sample_page = other.get(f"/samples/{ids[0]}")
+    assert sample_page.status_code == 200 and "Set task_type" not in sample_page.text
+    assert "Set task_type" in researcher.get(f"/samples/{ids[0]}").text
+    assert 'id="bulk"' in researcher.get(f"/datasets/{d}/v/1/samples").text
     owner = researcher.user.username
     refused = other.post(f"/api/datasets/{d}/versions/1/edit", json={"action": "drop", "sample_ids": ids[:2]})
     assert refused.status_code == 403
