@@ -350,6 +350,8 @@ def test_only_the_owner_or_an_admin_changes_a_dataset(researcher, client_as, eng
         r = other.post(f"/datasets/{d}/v/1/edit", data=form, follow_redirects=False)
         assert r.status_code == 403 and "owner or an admin" in r.text, action
     up = upload(other, SHARED_DATA / "belle_zh_seed_tasks.jsonl")
+    mapping = other.get(f"/uploads/{up['upload_id']}/mapping?target={d}").text
+    assert f'<option value="{d}"' not in mapping  # not offered as a merge target
     merge = other.post(f"/api/uploads/{up['upload_id']}/import", json={"target_dataset_id": d})
     assert merge.status_code == 403 and f"belongs to {owner}" in merge.json()["detail"]
     page_merge = other.post(

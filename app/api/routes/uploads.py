@@ -20,7 +20,7 @@ from app.datasets.formats import REASONS
 from app.datasets.import_job import create_job, job_progress
 from app.datasets.import_options import ImportOptions
 from app.datasets.mapping import list_paths
-from app.datasets.ownership import NotOwner, check_can_edit
+from app.datasets.ownership import NotOwner, can_edit, check_can_edit
 from app.datasets.upload_preview import (
     UploadError,
     check_importable,
@@ -150,7 +150,12 @@ def mapping_page(
         container, rows, issues = preview_upload(upload, settings=settings)
     mapping, kind, name = guess(upload, rows)
     columns, table = preview_table(rows)
-    datasets = session.exec(select(Dataset).order_by(Dataset.name)).all()  # type: ignore[arg-type]
+    # Merge targets: only datasets this user may add a version to (their own; every one for an admin).
+    datasets = [
+        d
+        for d in session.exec(select(Dataset).order_by(Dataset.name)).all()  # type: ignore[arg-type]
+        if can_edit(user, d)
+    ]
     mapped = mapped_preview(rows, mapping=mapping, kind=kind)
     return render(
         request,
