@@ -8,6 +8,7 @@ ones, and a refusal never lasts longer than MAX_WAIT: there is no permanent lock
 Five wrong passwords are free; then each one doubles the wait: 1 s, 2 s, 4 s, ... capped at 15 min.
 """
 
+import ipaddress
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete
@@ -20,6 +21,22 @@ FREE_FAILURES = 5
 BASE_WAIT = timedelta(seconds=1)
 MAX_WAIT = timedelta(minutes=15)
 FORGET_AFTER = timedelta(days=1)  # a key with no failure for this long starts again from zero
+
+
+def client_of(host: str | None) -> str:
+    """The address a throttle counts by: an IPv6 client's /64, since one host usually holds a whole
+    /64 and could otherwise step to a fresh address per guess."""
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:100]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def _key(client: str, username: str) -> str:

@@ -83,6 +83,11 @@ def test_login_backoff_doubles_and_is_capped(settings):
         later = now + login_throttle.MAX_WAIT + timedelta(seconds=1)
         assert login_throttle.refused_for(session, client="c", username="admin", now=later) == 0
         assert login_throttle.refused_for(session, client="other", username="admin", now=now) == 0
+        # One IPv6 /64 is one client: stepping through its addresses does not reset the count.
+        assert login_throttle.client_of("2001:db8::1") == login_throttle.client_of("2001:db8::ffff:2")
+        assert login_throttle.client_of("2001:db8::1") != login_throttle.client_of("2001:db8:0:1::1")
+        assert login_throttle.client_of("::ffff:203.0.113.9") == "203.0.113.9"
+        assert login_throttle.client_of(None) == "unknown"
         # A day later the key is forgotten, and removed with the next failure anywhere.
         much_later = now + login_throttle.FORGET_AFTER + timedelta(minutes=1)
         login_throttle.record_failure(session, client="d", username="bob", now=much_later)

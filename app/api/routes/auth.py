@@ -59,7 +59,7 @@ def login(
         host=request.headers.get("host"),
     ):
         raise HTTPException(status_code=403, detail="Cross-site login refused.")
-    client = request.client.host if request.client else "unknown"
+    client = login_throttle.client_of(request.client.host if request.client else None)
     # Checked before the password, so a throttled guesser learns nothing; but only this client
     # is refused: the account's owner, elsewhere, still logs in.
     if login_throttle.refused_for(session, client=client, username=username):
