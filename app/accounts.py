@@ -6,14 +6,16 @@ refused. Errors carry a catalogue key so pages can show them in either language.
 """
 
 import re
+from datetime import timedelta
 
 from sqlmodel import Session, func, select
 
 from app.core.security import API_TOKEN_PREFIX, hash_password, new_api_token, verify_password
-from app.models import ApiToken, Role, User
+from app.models import ApiToken, Role, User, utcnow
 
 USERNAME_RE = re.compile(r"^[\w.\-]{2,64}$")  # \w admits Chinese names too
 MIN_PASSWORD = 8
+MAX_TOKEN_DAYS = 3650
 
 
 class AccountError(ValueError):
@@ -84,12 +86,20 @@ def set_active(session: Session, *, user_id: int, active: bool) -> User:
     return user
 
 
+def _revoke_all_tokens(session: Session, *, user: User) -> None:
+    # A new password means the old one may have leaked, and with it whatever tokens were made.
+    for token in session.exec(select(ApiToken).where(ApiToken.user_id == user.id)):
+        session.delete(token)
+
+
 def reset_password(session: Session, *, user_id: int, password: str) -> User:
-    """An admin sets a new password; the user's open sessions end (see security.password_stamp)."""
+    """An admin sets a new password; the user's open sessions end (see security.password_stamp)
+    and the user's API tokens are revoked."""
     _check_password(password)
     user = get_user(session, user_id=user_id)
     user.password_hash = hash_password(password)
     session.add(user)
+    _revoke_all_tokens(session, user=user)
     session.commit()
     session.refresh(user)
     return user
@@ -101,6 +111,7 @@ def change_own_password(session: Session, *, user: User, current: str, new: str)
     _check_password(new)
     user.password_hash = hash_password(new)
     session.add(user)
+    _revoke_all_tokens(session, user=user)
     session.commit()
     session.refresh(user)
     return user
@@ -110,14 +121,28 @@ def list_users(session: Session) -> list[User]:
     return list(session.exec(select(User).order_by(User.username)))
 
 
-def create_token(session: Session, *, user: User, name: str) -> tuple[ApiToken, str]:
-    """Returns the stored row and the token itself, which is never retrievable again."""
+def create_token(
+    session: Session, *, user: User, name: str, expires_in_days: int | None = None
+) -> tuple[ApiToken, str]:
+    """Returns the stored row and the token itself, which is never retrievable again.
+
+    `expires_in_days` None (or 0) makes a token that lasts until revoked or the password changes.
+    """
     name = name.strip()
     if not name or len(name) > 100:
         raise AccountError("tokens.bad_name")
+    if expires_in_days is not None and not 0 <= expires_in_days <= MAX_TOKEN_DAYS:
+        raise AccountError("tokens.bad_expiry")
     assert user.id is not None
     token, digest = new_api_token()
-    row = ApiToken(user_id=user.id, name=name, prefix=token[: len(API_TOKEN_PREFIX) + 6], token_hash=digest)
+    expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    row = ApiToken(
+        user_id=user.id,
+        name=name,
+        prefix=token[: len(API_TOKEN_PREFIX) + 6],
+        token_hash=digest,
+        expires_at=expires,
+    )
     session.add(row)
     session.commit()
     session.refresh(row)

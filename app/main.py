@@ -6,11 +6,13 @@ unexpected exception is logged and shown as a plain 500 page rather than a trace
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -32,6 +34,16 @@ _KNOWN_DETAILS = {
     "Missing or invalid CSRF token.": "error.csrf",
     "Internal error; it has been logged.": "error.internal",
 }
+
+
+def _jsonable_errors(errors: Sequence[Any]) -> Any:
+    """Validation errors as JSON: a body sent as text/plain reaches the model as raw bytes, and an
+    error's context may hold an exception object; either made the stock answer a 500."""
+    return jsonable_encoder(
+        errors,
+        custom_encoder={bytes: lambda raw: raw.decode("utf-8", "replace"), BaseException: str},
+    )
+
 
 _NEEDS_ROLE = re.compile(r"This needs the (\w+) role\.")  # raised by deps.require
 
@@ -140,7 +152,7 @@ def create_app() -> FastAPI:
         if wants_html(request):
             fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
             return _error_page(request, 422, f"{translate('error.invalid', lang_of(request))}: {fields}")
-        return JSONResponse({"detail": exc.errors()}, status_code=422)
+        return JSONResponse({"detail": _jsonable_errors(exc.errors())}, status_code=422)
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(DBAPIError)

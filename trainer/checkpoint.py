@@ -38,6 +38,22 @@ def rng_state() -> dict:
     return state
 
 
+def _numpy_globals() -> list:
+    try:
+        from numpy._core.multiarray import _reconstruct  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def _safe_load(path: Path) -> Any:
+    """torch.load with weights_only=True: a checkpoint directory may come from elsewhere (a copied run,
+    a shared disk), and a full unpickle would run whatever code it names. Only numpy's array
+    reconstruction is allowed beyond tensors and plain containers: numpy's RNG state is an array."""
+    with torch.serialization.safe_globals(_numpy_globals()):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
@@ -172,9 +188,9 @@ def load_training_state(ckpt: Path, *, rank: int, optimizer: Any = None, engine:
             str(ts / "deepspeed"), tag="state", load_module_strict=False, load_lr_scheduler_states=False
         )
     elif optimizer is not None:
-        optimizer.load_state_dict(torch.load(ts / "optimizer.pt", map_location="cpu", weights_only=False))
+        optimizer.load_state_dict(_safe_load(ts / "optimizer.pt"))
     rng_file = ts / f"rng_rank{rank}.pt"
     if not rng_file.is_file():  # resumed with more ranks than saved: fall back to rank 0's generators
         rng_file = ts / "rng_rank0.pt"
-    set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=False))
+    set_rng_state(_safe_load(rng_file))
     return state

@@ -115,6 +115,11 @@ class TrainConfig:
         choices=("bf16", "fp16", "fp32"),
     )
     gradient_checkpointing: bool = _f(False, help="Recompute activations in backward to save memory.")
+    max_hours: float = _f(
+        0.0,
+        help="Stop after this many hours of training (from each start or resume), saving a checkpoint "
+        "to resume from (0 = no limit).",
+    )
 
 
 @dataclass
@@ -310,6 +315,15 @@ def _template_text(model_dir: Path) -> str | None:
     return None
 
 
+UPPER_BOUNDS = {
+    "train.epochs": 100,
+    "train.per_device_batch": 1024,
+    "train.grad_accum": 1024,
+    "data.max_seq_len": 131072,
+    "train.max_hours": 24 * 30,
+}
+
+
 def validate(cfg: RunConfig, *, check_files: bool = True) -> None:
     """Every check that needs no model weights; raises on the first problem with the field path."""
     for path, f, value in _walk(cfg):
@@ -328,11 +342,23 @@ def validate(cfg: RunConfig, *, check_files: bool = True) -> None:
     for path, value in positive.items():
         if not value > 0:
             raise ConfigError(f"{path} must be > 0, got {value!r}")
+    for path, value in {
+        "train.epochs": t.epochs,
+        "train.per_device_batch": t.per_device_batch,
+        "train.grad_accum": t.grad_accum,
+        "data.max_seq_len": d.max_seq_len,
+        "train.max_hours": t.max_hours,
+    }.items():
+        # Beyond these a typo (epochs=1000, max_seq_len=10**9) would hold a machine for days or
+        # allocate until the process dies; nobody fine-tunes anywhere near them.
+        if not value <= UPPER_BOUNDS[path]:  # NaN too
+            raise ConfigError(f"{path} must be <= {UPPER_BOUNDS[path]:g}, got {value!r}")
     nonneg = {
         "train.warmup_steps": t.warmup_steps,
         "train.max_steps": t.max_steps,
         "train.weight_decay": t.weight_decay,
         "train.grad_clip": t.grad_clip,
+        "train.max_hours": t.max_hours,
         "checkpoint.every_n_steps": cfg.checkpoint.every_n_steps,
         "checkpoint.keep_last": cfg.checkpoint.keep_last,
         "eval.every_n_steps": cfg.eval.every_n_steps,

@@ -272,6 +272,8 @@ class Run:
         losses: dict[int, float] = {}
         evals: dict[int, float] = {}
         step = self.start_step
+        hours = cfg.train.max_hours
+        deadline = time.monotonic() + hours * 3600 if hours else None
         while step < total:
             m = self.train_step(step, acc, grad_dump if step == self.start_step else None)
             step += 1
@@ -290,13 +292,33 @@ class Run:
                     if (msg := rising.observe(result["loss"])) is not None:
                         self.log.write("warning", step=step, kind="rising_eval_loss", message=msg)
             every = cfg.checkpoint.every_n_steps
-            if (every and step % every == 0) or (cfg.checkpoint.at_epoch_end and plan.ends_epoch(step)):
+            saved = (every and step % every == 0) or (cfg.checkpoint.at_epoch_end and plan.ends_epoch(step))
+            if saved:
                 self.save(step)
             if stop_after is not None and step >= stop_after:
+                break
+            if deadline is not None and step < total and self._out_of_time(deadline):
+                if not saved:
+                    self.save(step)  # so the run resumes from here, not from the last periodic save
+                self.log.write(
+                    "error",
+                    kind="time_limit",
+                    message=f"stopped by train.max_hours={hours:g} at step {step} of {total}; "
+                    "a checkpoint was saved there: resume the run to continue",
+                )
                 break
         if step == total:
             self.log.write("done", step=step)
         return {"losses": losses, "evals": evals, "step": step, "total_steps": total}
+
+    def _out_of_time(self, deadline: float) -> bool:
+        # Every rank must stop at the same step (save() and the steps are collective): any rank
+        # past the deadline stops them all.
+        over = time.monotonic() >= deadline
+        if not dist_.is_on():
+            return over
+        flag = dist_.all_reduce_sum(torch.tensor([1.0 if over else 0.0]))
+        return bool(flag.item() > 0)
 
     def _log_train(self, step: int, epoch: float, window: list[dict], acc: Any) -> None:
         all_reduce = dist_.all_reduce_sum if dist_.is_on() else None

@@ -45,6 +45,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import get_engine
 from app.jobs.logs import read_tail
 from app.models import Job, JobStatus, utcnow
+from worker.child_env import child_env
 from worker.processes import die_with_parent, kill_job_processes
 from worker.tailer import JobEventSink, Sink, Superseded, Tailer
 
@@ -255,7 +256,7 @@ class Execution:
             self.proc = subprocess.Popen(
                 cmd.argv,
                 cwd=cmd.cwd,
-                env=cmd.env,
+                env=child_env(cmd.env),  # whatever the kind passed, no secrets reach the child
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.child_env import child_env
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -52,7 +54,7 @@ def build_command(
         ]  # fmt: skip
     else:
         argv = [python, "-m", "trainer.train", *tail]
-    env = dict(os.environ if base_env is None else base_env)
+    env = child_env(base_env)  # never the secret key, the database or the broker
     path = env.get("PYTHONPATH", "")
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + path if path else "")
     env["PYTHONUNBUFFERED"] = "1"  # train.log follows the run live

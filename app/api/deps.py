@@ -6,7 +6,7 @@ each role against it, so a route without a declared level fails the suite.
 """
 
 from collections.abc import Iterator
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -40,6 +40,11 @@ class NotAuthenticated(Exception):
     """Raised instead of a 401 so pages can redirect to the login form while the API answers JSON."""
 
 
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands datetimes back naive; they were stored in UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _bearer_user(request: Request, session: Session) -> User | None:
     auth = request.headers.get("authorization", "")
     if not auth.lower().startswith("bearer "):
@@ -50,9 +55,9 @@ def _bearer_user(request: Request, session: Session) -> User | None:
     if token is None:
         raise HTTPException(status_code=401, detail="Invalid API token.")
     now = utcnow()
-    last = token.last_used_at
-    if last is not None and last.tzinfo is None:
-        last = last.replace(tzinfo=UTC)
+    if token.expires_at is not None and _aware(token.expires_at) <= now:
+        raise HTTPException(status_code=401, detail="This API token has expired; create a new one.")
+    last = _aware(token.last_used_at) if token.last_used_at is not None else None
     # "Last used" to the minute is enough; writing on every call would contend with imports on SQLite.
     if last is None or now - last > timedelta(seconds=60):
         token.last_used_at = now
@@ -76,7 +81,9 @@ async def current_user_optional(request: Request, session: SessionDep, settings:
             return None
         user = session.get(User, data["uid"])
         # A password change or reset ends older logins of that account.
-        if user is None or not session_matches(settings.secret_key, data, user.password_hash):
+        if user is None or not session_matches(
+            settings.secret_key, data, user.password_hash, user.session_epoch
+        ):
             return None
         request.state.session = data
     if not user.is_active:
@@ -112,7 +119,7 @@ def user_from_cookie(request: Request) -> User | None:
         if (
             user is None
             or not user.is_active
-            or not session_matches(settings.secret_key, data, user.password_hash)
+            or not session_matches(settings.secret_key, data, user.password_hash, user.session_epoch)
         ):
             return None
         session.expunge(user)

@@ -45,9 +45,14 @@ def password_stamp(secret_key: str, password_hash: str) -> str:
     return hmac.new(secret_key.encode(), password_hash.encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def make_session(secret_key: str, user_id: int, password_hash: str = "") -> str:
+def make_session(secret_key: str, user_id: int, password_hash: str = "", epoch: int = 0) -> str:
     return _serializer(secret_key).dumps(
-        {"uid": user_id, "csrf": secrets.token_urlsafe(16), "pw": password_stamp(secret_key, password_hash)}
+        {
+            "uid": user_id,
+            "csrf": secrets.token_urlsafe(16),
+            "pw": password_stamp(secret_key, password_hash),
+            "ep": epoch,
+        }
     )
 
 
@@ -61,7 +66,11 @@ def read_session(secret_key: str, cookie: str | None, max_age: int) -> dict | No
     return data if isinstance(data, dict) and "uid" in data and "csrf" in data else None
 
 
-def session_matches(secret_key: str, session: dict, password_hash: str) -> bool:
+def session_matches(secret_key: str, session: dict, password_hash: str, epoch: int = 0) -> bool:
+    """Whether a signed session is still valid for the account: same password, and issued since
+    the account's last logout (User.session_epoch), so a copied cookie dies with the logout."""
+    if session.get("ep", 0) != epoch:
+        return False
     return hmac.compare_digest(str(session.get("pw", "")), password_stamp(secret_key, password_hash))
 
 

@@ -26,8 +26,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "login.submit": {"en": "Log in", "zh": "登录"},
     "login.failed": {"en": "Wrong username or password.", "zh": "用户名或密码错误。"},
     "login.throttled": {
-        "en": "Too many wrong passwords for this account; wait ten minutes or ask an admin.",
-        "zh": "该账户密码错误次数过多，请十分钟后再试或联系管理员。",
+        "en": "Too many wrong passwords for this account from here; wait a little (at most 15 minutes) "
+        "and try again.",
+        "zh": "从此处登录该账户的密码错误次数过多，请稍候（最多 15 分钟）再试。",
     },
     "login.hint": {
         "en": "Accounts are created by an admin. The first admin's password was printed by make run.",
@@ -144,6 +145,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "令牌名称需为 1 到 100 个字符。",
     },
     "tokens.not_found": {"en": "No such token.", "zh": "令牌不存在。"},
+    "tokens.expires": {"en": "Expires", "zh": "过期时间"},
+    "tokens.expires_never": {"en": "never", "zh": "永不过期"},
+    "tokens.expires_days": {"en": "in {n} days", "zh": "{n} 天后"},
+    "tokens.bad_expiry": {
+        "en": "A token expires in 0 (never) to 3650 days.",
+        "zh": "令牌有效期需为 0（永不过期）到 3650 天。",
+    },
     "tokens.usage": {"en": "Using a token", "zh": "使用令牌"},
     "tokens.usage_help": {
         "en": "Send it as a Bearer token. The endpoints are listed below; the OpenAPI schema is at",

@@ -37,6 +37,7 @@ ZH: dict[str, str] = {
     "train.seed": "数据顺序、混合子采样和初始化的随机种子。",
     "train.precision": "训练精度（fp16 仅在 DeepSpeed 下可用，它会缩放损失）。",
     "train.gradient_checkpointing": "反向时重算激活以节省显存。",
+    "train.max_hours": "训练超过此小时数即停止，并先保存检查点以便续训（0 表示不限时）。",
     "finetune.method": "全参数、LoRA 适配器（peft），或冻结部分参数。",
     "finetune.lora_rank": "LoRA 秩 r。",
     "finetune.lora_alpha": "LoRA alpha（缩放 = alpha / r）。",

@@ -38,6 +38,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "samples.scope_ids": {"en": "selected rows", "zh": "选中的行"},
     "samples.scope_query": {"en": "all samples matching the filters", "zh": "所有符合筛选条件的样本"},
     "samples.apply_bulk": {"en": "Apply", "zh": "执行"},
+    "samples.read_only": {
+        "en": "Read only: only the dataset's owner or an admin can edit its samples.",
+        "zh": "只读：只有数据集的所有者或管理员可以编辑其样本。",
+    },
     "samples.selected": {"en": "selected", "zh": "已选"},
     "samples.keys": {"en": "j/k move, x select, n/p next/previous page", "zh": "j/k 移动，x 选择，n/p 翻页"},
     "samples.stats_link": {"en": "statistics", "zh": "统计"},

@@ -15,7 +15,7 @@ from app.models.datasets import (
 )
 from app.models.jobs import FINISHED, Job, JobEvent, JobKind, JobStatus, WorkerPresence
 from app.models.runs import Run, RunDataset, RunEvent, RunStatus, Sweep
-from app.models.users import ApiToken, Role, User, UserCreate, UserPublic, utcnow
+from app.models.users import ApiToken, LoginFailure, Role, User, UserCreate, UserPublic, utcnow
 
 __all__ = [
     "FINISHED",
@@ -30,6 +30,7 @@ __all__ = [
     "RunStatus",
     "Sweep",
     "ApiToken",
+    "LoginFailure",
     "Dataset",
     "DatasetKind",
     "DatasetVersion",

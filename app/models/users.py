@@ -39,6 +39,9 @@ class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str
     created_at: datetime = Field(default_factory=utcnow)
+    # Bumped on logout: a session cookie carries the epoch it was issued in, so logging out
+    # ends that cookie (and any copy of it) although cookies are otherwise stateless.
+    session_epoch: int = 0
 
 
 # A personal token for scripts; only its SHA-256 is stored.
@@ -50,3 +53,14 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(index=True, unique=True, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
+    expires_at: datetime | None = None  # None: valid until revoked or the password changes
+
+
+# Wrong passwords per (client address, user name), shared by every web process through the
+# database; a key is refused until `blocked_until`, which doubles with each further failure.
+class LoginFailure(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(index=True, unique=True, max_length=200)
+    failures: int = 0
+    last_failure_at: datetime = Field(default_factory=utcnow)
+    blocked_until: datetime | None = None

@@ -12,6 +12,9 @@ from app.models import Role
 
 class TokenCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
+    expires_in_days: int | None = Field(
+        default=None, ge=0, le=3650, description="Days until the token stops working; none or 0: never."
+    )
 
 
 # A token as listed: never the secret.
@@ -21,6 +24,7 @@ class TokenPublic(BaseModel):
     prefix: str
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None = None
 
 
 # The answer to a create: the one time the secret is returned.

@@ -2,6 +2,8 @@
 
 import re
 
+from sqlmodel import select
+
 from app.core.security import SESSION_COOKIE, make_session, read_session, same_origin
 from app.models import Role
 from tests.conftest import PASSWORD
@@ -21,22 +23,75 @@ def test_login_wrong_password_is_rejected(client, make_user):
     assert SESSION_COOKIE not in response.cookies
 
 
-def test_repeated_wrong_passwords_lock_the_account_for_a_while(client, make_user, monkeypatch):
-    from app.api.routes import auth
+def test_repeated_wrong_passwords_slow_down_that_client_only(client, make_user, settings):
+    """An attacker hammering `alice` is refused, with a growing wait; alice, from another
+    address, still logs in; and the wait ends (no permanent lock)."""
+    from datetime import timedelta
 
-    monkeypatch.setattr(auth, "throttle", auth.LoginThrottle(limit=3, window=600))
+    from fastapi.testclient import TestClient
+    from sqlmodel import Session
+
+    from app import login_throttle
+    from app.core.db import get_engine
+    from app.main import app
+    from app.models import LoginFailure
+
     make_user(Role.researcher, "alice")
-    for _ in range(3):
-        assert client.post("/login", data={"username": "alice", "password": "nope"}).status_code == 401
-    refused = client.post("/login", data={"username": "Alice ", "password": PASSWORD})
-    assert refused.status_code == 429 and "Too many wrong passwords" in refused.text
-    auth.throttle.window = 0  # time passes
-    assert (
-        client.post(
-            "/login", data={"username": "alice", "password": PASSWORD}, follow_redirects=False
-        ).status_code
-        == 303
-    )
+    with TestClient(app, client=("203.0.113.9", 4000)) as attacker:
+        for _ in range(login_throttle.FREE_FAILURES):
+            assert attacker.post("/login", data={"username": "alice", "password": "nope"}).status_code == 401
+        refused = attacker.post("/login", data={"username": "Alice ", "password": PASSWORD})
+        assert refused.status_code == 429 and "Too many wrong passwords" in refused.text
+        # The owner, elsewhere, is not locked out.
+        with TestClient(app, client=("198.51.100.7", 5000)) as owner:
+            ok = owner.post(
+                "/login", data={"username": "alice", "password": PASSWORD}, follow_redirects=False
+            )
+            assert ok.status_code == 303
+        # Time passes (the row is shared through the database, so every process sees it).
+        with Session(get_engine(settings)) as session:
+            row = session.exec(select(LoginFailure)).one()
+            assert row.key == "203.0.113.9|alice" and row.failures == login_throttle.FREE_FAILURES
+            row.blocked_until = row.blocked_until - timedelta(hours=1)
+            session.add(row)
+            session.commit()
+        ok = attacker.post("/login", data={"username": "alice", "password": PASSWORD}, follow_redirects=False)
+        assert ok.status_code == 303
+    with Session(get_engine(settings)) as session:
+        assert session.exec(select(LoginFailure)).all() == []  # a success forgets the failures
+
+
+def test_login_backoff_doubles_and_is_capped(settings):
+    from datetime import timedelta
+
+    from sqlmodel import Session
+
+    from app import login_throttle
+    from app.core.db import get_engine
+    from app.models import LoginFailure, utcnow
+
+    assert login_throttle.wait_for(login_throttle.FREE_FAILURES - 1) == timedelta(0)
+    waits = [login_throttle.wait_for(login_throttle.FREE_FAILURES + i) for i in range(4)]
+    assert waits == [timedelta(seconds=s) for s in (1, 2, 4, 8)]
+    assert login_throttle.wait_for(10_000) == login_throttle.MAX_WAIT
+    now = utcnow()
+    with Session(get_engine(settings)) as session:
+        for _ in range(50):
+            login_throttle.record_failure(session, client="c", username="admin", now=now)
+        wait = login_throttle.refused_for(session, client="c", username="admin", now=now)
+        assert wait == login_throttle.MAX_WAIT.total_seconds()
+        later = now + login_throttle.MAX_WAIT + timedelta(seconds=1)
+        assert login_throttle.refused_for(session, client="c", username="admin", now=later) == 0
+        assert login_throttle.refused_for(session, client="other", username="admin", now=now) == 0
+        # One IPv6 /64 is one client: stepping through its addresses does not reset the count.
+        assert login_throttle.client_of("2001:db8::1") == login_throttle.client_of("2001:db8::ffff:2")
+        assert login_throttle.client_of("2001:db8::1") != login_throttle.client_of("2001:db8:0:1::1")
+        assert login_throttle.client_of("::ffff:203.0.113.9") == "203.0.113.9"
+        assert login_throttle.client_of(None) == "unknown"
+        # A day later the key is forgotten, and removed with the next failure anywhere.
+        much_later = now + login_throttle.FORGET_AFTER + timedelta(minutes=1)
+        login_throttle.record_failure(session, client="d", username="bob", now=much_later)
+        assert [r.key for r in session.exec(select(LoginFailure))] == ["d|bob"]
 
 
 def test_login_sets_httponly_samesite_cookie_and_redirects_to_next(client, make_user):
@@ -226,3 +281,23 @@ def test_each_role_lands_on_and_sees_only_what_it_can_open(client_as, client, ma
     header = admin.get("/rating").text.split("<main>")[0]
     for href in ("/datasets", "/runs", "/evaluations", "/rating", "/compare", "/users", "/tokens"):
         assert f'href="{href}"' in header
+
+
+def test_logout_ends_the_session_even_for_a_copied_cookie(client_as):
+    alice = client_as(Role.researcher, "alice")
+    stolen = alice.cookies.get(SESSION_COOKIE)
+    assert alice.post("/logout", follow_redirects=False).status_code == 303
+    from fastapi.testclient import TestClient
+
+    from app.main import app
+
+    with TestClient(app) as thief:
+        thief.cookies.set(SESSION_COOKIE, stolen)
+        assert thief.get("/runs", follow_redirects=False).status_code == 303  # to the login form
+    # Logging in again works as before.
+    assert (
+        alice.post(
+            "/login", data={"username": "alice", "password": PASSWORD}, follow_redirects=False
+        ).status_code
+        == 303
+    )

@@ -317,3 +317,61 @@ def test_anonymous_is_sent_to_login(client: TestClient):
     r = client.get("/datasets", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
     assert client.post("/api/uploads", content=b"{}").status_code == 401
+
+
+def test_only_the_owner_or_an_admin_changes_a_dataset(researcher, client_as, engine):
+    """Another researcher reads, exports and browses the dataset but cannot drop, retag, retype or
+    merge into it, through the API or the pages; an admin can."""
+    d = _import_pclue(researcher)
+    with Session(engine) as s:
+        ids = s.exec(select(Sample.id).where(Sample.dataset_id == d).order_by(Sample.id)).all()
+    other = client_as(Role.researcher, "mallory")
+    for url in (
+        f"/api/datasets/{d}",
+        f"/datasets/{d}",
+        f"/datasets/{d}/v/1/samples",
+        f"/datasets/{d}/v/1/export.jsonl",
+    ):
+        assert other.get(url).status_code == 200, url
+    browse = other.get(f"/datasets/{d}/v/1/samples").text
+    assert 'id="bulk"' not in browse and 'id="read-only"' in browse and "owner or an admin can edit" in browse
+    sample_page = other.get(f"/samples/{ids[0]}")
+    assert sample_page.status_code == 200 and "Set task_type" not in sample_page.text
+    assert "Set task_type" in researcher.get(f"/samples/{ids[0]}").text
+    assert 'id="bulk"' in researcher.get(f"/datasets/{d}/v/1/samples").text
+    owner = researcher.user.username
+    refused = other.post(f"/api/datasets/{d}/versions/1/edit", json={"action": "drop", "sample_ids": ids[:2]})
+    assert refused.status_code == 403
+    assert (
+        f"belongs to {owner}" in refused.json()["detail"] and "owner or an admin" in refused.json()["detail"]
+    )
+    for action, value in (("add_tag", "x"), ("set_task_type", "nli/x"), ("drop", "")):
+        form = {"action": action, "value": value, "scope": "ids", "sample_ids": [str(ids[0])]}
+        r = other.post(f"/datasets/{d}/v/1/edit", data=form, follow_redirects=False)
+        assert r.status_code == 403 and "owner or an admin" in r.text, action
+    up = upload(other, SHARED_DATA / "belle_zh_seed_tasks.jsonl")
+    mapping = other.get(f"/uploads/{up['upload_id']}/mapping?target={d}").text
+    assert f'<option value="{d}"' not in mapping  # not offered as a merge target
+    merge = other.post(f"/api/uploads/{up['upload_id']}/import", json={"target_dataset_id": d})
+    assert merge.status_code == 403 and f"belongs to {owner}" in merge.json()["detail"]
+    page_merge = other.post(
+        f"/uploads/{up['upload_id']}/import",
+        follow_redirects=False,
+        data={
+            "target_dataset_id": str(d),
+            "name": "",
+            "kind": "train",
+            "policy": "valid",
+            "shape": "fields",
+            "prompt": "instruction",
+            "answer": "instances[0].output",
+        },
+    )
+    assert page_merge.status_code == 403
+    assert other.get(f"/api/datasets/{d}").json()["latest_version"] == 1  # nothing changed
+    # The owner and an admin can.
+    admin = client_as(Role.admin, "boss")
+    r = admin.post(f"/api/datasets/{d}/versions/1/edit", json={"action": "drop", "sample_ids": ids[:1]})
+    assert r.status_code == 201
+    r = researcher.post(f"/api/datasets/{d}/versions/2/edit", json={"action": "drop", "sample_ids": ids[1:2]})
+    assert r.status_code == 201 and r.json()["version"] == 3

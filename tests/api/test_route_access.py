@@ -55,6 +55,8 @@ def all_endpoints() -> tuple[list[Endpoint], list[str]]:
             continue
         for method in sorted(rc.methods or ()):
             endpoints.append(Endpoint(method, _fill(rc.path, dependant), rc.path, route_access_levels(rc)))
+    # Logging out ends the caller's session (on the server, not only in the browser): walk it last.
+    endpoints.sort(key=lambda e: e.template == "/logout")
     return endpoints, unknown
 
 
@@ -149,4 +151,28 @@ def test_unsafe_methods_without_csrf_are_refused(identities, client):
         wrong = call(client, Identity(Role.admin, admin.cookie, "0" * 64), ep).status_code
         if wrong != 403:
             problems.append(f"{ep.method} {ep.path}: {wrong} with a wrong CSRF token")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("role", [Role.rater, Role.admin])
+@pytest.mark.parametrize(
+    "body",
+    ['{"name": "x", "password": "a password 1", "username": "zed"}', b'{"name": "\xff\xfe"}'],
+    ids=["json-as-text", "not-utf8"],
+)
+def test_json_sent_as_text_plain_never_answers_a_server_error(role, body, identities, client):
+    """A JSON body sent as text/plain (or undecodable bytes) to every API route that takes a body
+    must be the caller's error (415 or 422), never a 500."""
+    who = identities[role]
+    endpoints, _ = all_endpoints()
+    problems = []
+    for ep in endpoints:
+        if not ep.is_api or ep.method not in {"POST", "PUT", "PATCH"}:
+            continue
+        client.cookies.clear()
+        client.cookies.set(SESSION_COOKIE, who.cookie)
+        headers = {"content-type": "text/plain", "accept": "application/json", "X-CSRF-Token": who.csrf}
+        response = client.request(ep.method, ep.path, content=body, headers=headers, follow_redirects=False)
+        if response.status_code >= 500:
+            problems.append(f"{ep.method} {ep.path}: {response.status_code} {response.text[:200]}")
     assert not problems, "\n".join(problems)

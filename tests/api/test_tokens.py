@@ -106,3 +106,61 @@ def test_me_and_password_change_over_the_api(client_as):
     assert me["username"] == "rita" and me["role"] == "rater" and "password_hash" not in me
     bad = rater.post("/api/me/password", json={"current_password": "nope", "new_password": "long enough"})
     assert bad.status_code == 400 and bad.json()["detail"] == "The current password is wrong."
+
+
+def test_a_token_can_expire_and_the_page_shows_when(researcher, engine):
+    from datetime import timedelta
+
+    from app.models import utcnow
+
+    created = researcher.post("/api/tokens", json={"name": "week", "expires_in_days": 7}).json()
+    assert created["expires_at"] is not None
+    assert researcher.post("/api/tokens", json={"name": "x", "expires_in_days": -1}).status_code == 422
+    page = researcher.post("/tokens", data={"name": "paged", "expires_in_days": "30"})
+    assert page.status_code == 201 and "Expires" in page.text
+    expiry = (utcnow() + timedelta(days=30)).strftime("%Y-%m-%d")
+    assert expiry in researcher.get("/tokens").text
+    from app.main import app
+
+    with TestClient(app) as script:
+        headers = {"Authorization": f"Bearer {created['token']}"}
+        assert script.get("/api/me", headers=headers).status_code == 200
+        with Session(engine) as session:
+            row = session.get(ApiToken, created["id"])
+            row.expires_at = utcnow() - timedelta(seconds=1)
+            session.add(row)
+            session.commit()
+        refused = script.get("/api/me", headers=headers)
+        assert refused.status_code == 401 and "expired" in refused.json()["detail"]
+
+
+def test_password_reset_and_change_revoke_api_tokens(client_as):
+    from app.main import app
+    from tests.conftest import PASSWORD
+
+    alice = client_as(Role.researcher, "alice")
+    admin = client_as(Role.admin, "boss")
+    first = alice.post("/api/tokens", json={"name": "a"}).json()["token"]
+    with TestClient(app) as script:
+        headers = {"Authorization": f"Bearer {first}"}
+        assert script.get("/api/me", headers=headers).status_code == 200
+        assert (
+            admin.patch(f"/api/users/{alice.user.id}", json={"password": "reset pass 123"}).status_code == 200
+        )
+        assert script.get("/api/me", headers=headers).status_code == 401
+    # The form reset does the same.
+    alice = client_as(Role.researcher, "alice2")
+    second = alice.post("/api/tokens", json={"name": "b"}).json()["token"]
+    assert (
+        admin.post(f"/users/{alice.user.id}/password", data={"password": "reset pass 123"}).status_code == 200
+    )
+    # And so does changing one's own password.
+    carol = client_as(Role.rater, "carol")
+    third = carol.post("/api/tokens", json={"name": "c"}).json()["token"]
+    changed = carol.post(
+        "/api/me/password", json={"current_password": PASSWORD, "new_password": "new password 123"}
+    )
+    assert changed.status_code == 204
+    with TestClient(app) as script:
+        for token in (second, third):
+            assert script.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401

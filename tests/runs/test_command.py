@@ -56,3 +56,29 @@ def test_the_launcher_modules_exist_in_this_interpreter():
         path = Path(spec.submodule_search_locations[0]).joinpath(*rest[:-1], rest[-1] + ".py")
         assert path.is_file(), path
         assert "__main__" in path.read_text(encoding="utf-8"), f"{module} cannot run with python -m"
+
+
+def test_the_trainer_gets_no_secret_key_database_or_broker():
+    base = {
+        "PATH": "/usr/bin",
+        "SFTLAB_SECRET_KEY": "s",
+        "SFTLAB_DATABASE_URL": "postgresql://u:pw@db/x",
+        "SFTLAB_BROKER_URL": "redis://r",
+        "DATABASE_URL": "postgresql://u:pw@db/x",
+        "CELERY_BROKER_URL": "redis://r",
+        "PGPASSWORD": "pw",
+        "POSTGRES_PASSWORD": "pw",
+        "SFTLAB_MODEL_DIR": "/models",
+        "HF_HOME": "/hf",
+    }
+    for gpus, procs in ((0, 1), (0, 2), (2, 1)):
+        env = build_command(
+            config_path="/r/run.json", n_gpus=gpus, n_procs=procs, python="/py", base_env=base
+        ).env
+        assert {k for k in base if k in env} == {"PATH", "SFTLAB_MODEL_DIR", "HF_HOME"}
+
+
+def test_docker_compose_takes_the_database_password_from_the_environment():
+    compose = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
+    assert "POSTGRES_PASSWORD: sftlab" not in compose and ":sftlab@" not in compose
+    assert compose.count("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}") == 2

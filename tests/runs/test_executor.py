@@ -427,3 +427,16 @@ def test_a_superseded_attempt_kills_its_trainer_and_records_nothing(
     run = get(engine, run_id)
     assert (run.status, run.job.task_id, run.error, run.finished_at) == (RunStatus.running, "t-2", "", None)
     assert run.job.events_seq == seq
+
+
+def test_a_run_over_train_max_hours_fails_saying_so_with_a_checkpoint(
+    fast, engine, pclue_dataset, tiny_model_dir
+):
+    cfg = tiny_config(epochs=0.2)
+    cfg["train"]["max_hours"] = 1e-12  # over after the first step
+    run_id = new_run(engine, pclue_dataset, tiny_model_dir, config=cfg)
+    execute(run_id)
+    run = get(engine, run_id)
+    assert run.status == RunStatus.failed
+    assert "stopped by train.max_hours=1e-12 at step 1 of" in run.error and "resume" in run.error
+    assert [p.name for p in Path(run.run_dir).rglob("step-*")] == ["step-00000001"]  # resumable from there

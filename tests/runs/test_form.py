@@ -138,6 +138,10 @@ def test_each_error_is_named_by_its_field():
         ([("f.train.precision", "fp16")], "train.precision", "deepspeed"),
         ([("f.finetune.method", "freeze")], "finetune.method", "nothing is frozen"),
         ([("f.data.eval_fraction", "0.1"), ("eval_ds", "4:1")], "data.eval_fraction", "exclusive"),
+        ([("f.data.max_seq_len", "1000000000")], "data.max_seq_len", "must be <= 131072"),
+        ([("f.train.per_device_batch", "5000")], "train.per_device_batch", "must be <= 1024"),
+        ([("f.train.epochs", "500")], "train.epochs", "must be <= 100"),
+        ([("f.train.max_hours", "-2")], "train.max_hours", "must be >= 0"),
     ],
 )
 def test_trainer_config_errors_land_on_the_field_they_name(pairs, field, words):

@@ -86,6 +86,14 @@ def test_describe_fields_lists_every_leaf_with_help():
         ({"checkpoint.merge_lora": True}, "checkpoint.merge_lora needs finetune.method=lora"),
         ({"data.mix": {"nli": -1}}, "data.mix['nli'] must be >= 0"),
         ({"train.precision": "fp16"}, "train.precision=fp16 needs deepspeed.enabled"),
+        # Upper bounds: a typo must not hold a machine for days or allocate until it dies.
+        ({"data.max_seq_len": 10**9}, "data.max_seq_len must be <= 131072, got 1000000000"),
+        ({"train.per_device_batch": 100000}, "train.per_device_batch must be <= 1024"),
+        ({"train.grad_accum": 5000}, "train.grad_accum must be <= 1024"),
+        ({"train.epochs": 1000.0}, "train.epochs must be <= 100"),
+        ({"train.max_hours": -1.0}, "train.max_hours must be >= 0"),
+        ({"train.max_hours": 1e6}, "train.max_hours must be <= 720"),
+        ({"train.max_hours": float("nan")}, "train.max_hours must be <= 720"),
     ],
 )
 def test_validation_messages(tmp_path, train_file, over, message):

@@ -80,3 +80,17 @@ def test_deepspeed_zero3_two_ranks_checkpoint_and_exact_resume(tmp_path):
     second = torchrun(cfg, tmp_path, nproc=2, timeout=400)
     assert second["losses"]["3"] == pytest.approx(first["losses"]["3"], abs=1e-6)
     assert second["step"] == second["total_steps"] and first["evals"]
+
+
+@pytest.mark.slow
+def test_two_ranks_stop_together_at_train_max_hours(tmp_path):
+    """The time limit is agreed through an all-reduce: both ranks stop at the same step and save once."""
+    model_dir = make_tiny_model_dir(tmp_path / "model")
+    data = pclue_messages(tmp_path / "data.jsonl", 32)
+    cfg = tiny_config(tmp_path, model_dir, data, per_device_batch=1, grad_accum=1)
+    cfg.train.max_hours = 1e-12
+    out = torchrun(cfg, tmp_path, nproc=2, timeout=400)
+    assert out["step"] == 1 < out["total_steps"]
+    assert latest_checkpoint(tmp_path / "run").name == "step-00000001"
+    events = [json.loads(x) for x in open(tmp_path / "run" / "metrics.jsonl")]
+    assert events[-1]["type"] == "error" and events[-1]["kind"] == "time_limit"

@@ -89,3 +89,42 @@ def test_resume_without_state_differs(tmp_path, setup, full):
     finally:
         ck.load_training_state = orig
     assert max(abs(second[s] - full[s]) for s in second) > 1e-4
+
+
+def test_a_run_over_its_time_limit_stops_with_a_checkpoint_and_resumes(tmp_path, setup, full):
+    """train.max_hours: the loop saves where it stops and says so; the resume (whose checkpoint files
+    load with weights_only=True) then matches the uninterrupted run."""
+    model, data = setup
+    cut = _cfg(tmp_path / "cut", model, data)
+    cut.train.max_hours = 1e-12  # over after the first step
+    first = run(cut)
+    assert first["step"] == 1 and first["total_steps"] == len(full)
+    assert latest_checkpoint(cut.output_dir).name == "step-00000001"
+    events = [json.loads(x) for x in open(cut.output_dir + "/metrics.jsonl")]
+    err = events[-1]
+    assert err["type"] == "error" and err["kind"] == "time_limit"
+    assert "train.max_hours=1e-12 at step 1 of" in err["message"] and "resume" in err["message"]
+    cut.train.max_hours = 0.0
+    second = run(cut)["losses"]
+    assert min(second) == 2 and max(second) == len(full)
+    for s in range(2, len(full) + 1):
+        assert second[s] == pytest.approx(full[s], abs=1e-6), s
+
+
+def test_resume_state_loads_without_full_unpickling(tmp_path, setup):
+    """The optimizer and RNG files load with weights_only=True; a file that needs any other global is refused."""
+    import pickle
+
+    import torch
+
+    import trainer.checkpoint as ck
+
+    model, data = setup
+    cut = _cfg(tmp_path / "cut", model, data)
+    run(cut, stop_after=2)
+    ts = latest_checkpoint(cut.output_dir) / "trainer_state"
+    for name in ("optimizer.pt", "rng_rank0.pt"):
+        assert ck._safe_load(ts / name)
+    torch.save({"evil": pickle.loads}, ts / "rng_rank0.pt")  # what a planted checkpoint could carry
+    with pytest.raises(pickle.UnpicklingError):
+        ck._safe_load(ts / "rng_rank0.pt")

@@ -144,3 +144,25 @@ def test_a_kind_no_module_registers_fails_the_job_naming_the_known_kinds(toy, en
     job = get_job(engine, job_id)
     assert job.status == JobStatus.failed
     assert job.error.startswith("no job kind 'nope' on this worker (kinds: ") and "toy-limited" in job.error
+
+
+def test_a_jobs_subprocess_never_sees_the_secret_key_or_the_database(toy, engine, tmp_path, monkeypatch):
+    """The kind passes the worker's whole environment; the runner still keeps secrets from the child."""
+    monkeypatch.setenv("SFTLAB_SECRET_KEY", "do-not-leak")
+    monkeypatch.setenv("SFTLAB_DATABASE_URL", get_settings().sqlalchemy_url)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:pw@db/x")
+    monkeypatch.setenv("PGPASSWORD", "pw")
+    monkeypatch.setenv("SFTLAB_MODEL_DIR", "/models")
+    dump = tmp_path / "child_env.json"
+    python = tmp_path / "python"
+    python.write_text(
+        f"#!/bin/sh\n{sys.executable} -c 'import json, os; print(json.dumps(dict(os.environ)))' > {dump}\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
+    job = run_toy(engine, n=1, python=str(python))
+    assert job.status == JobStatus.succeeded, job.error
+    env = json.loads(dump.read_text())
+    leaked = [k for k in env if k.startswith("SFTLAB_") and k != "SFTLAB_MODEL_DIR"]
+    assert not leaked and "DATABASE_URL" not in env and "PGPASSWORD" not in env
+    assert env["SFTLAB_MODEL_DIR"] == "/models" and env["PATH"]

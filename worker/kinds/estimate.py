@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from app.models import JobStatus
 from app.runs.rundir import export_versions
+from worker.child_env import child_env
 from worker.kinds import register
 from worker.runner import Command, Context, JobKindSpec, Outcome, failure_reason
 from worker.train_command import REPO
@@ -81,7 +82,7 @@ class Estimate(JobKindSpec):
             encoding="utf-8",
         )
         (root / EXPORT).write_text(json.dumps({"used": used, "sampled": keep is not None}), encoding="utf-8")
-        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+        env = {**child_env(), "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
         env["PYTHONPATH"] = os.pathsep.join(x for x in (str(REPO), env.get("PYTHONPATH", "")) if x)
         argv = [sys.executable, "-m", "trainer.estimate", str(root / SPEC), str(root / RESULT)]
         return Command(argv, env, cwd=str(REPO), marker=str(root / SPEC))

@@ -5,15 +5,13 @@ one to); a cross-site post to it is refused by `same_origin` instead, which stop
 login CSRF. Logout and the language switch carry the token like every other form.
 """
 
-import threading
-import time
-from collections import defaultdict, deque
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from sqlmodel import Session, select
 
+from app import login_throttle
 from app.api.deps import Anyone, SessionDep, SettingsDep
 from app.core.i18n import LANGS
 from app.core.security import SESSION_COOKIE, hash_password, make_session, same_origin, verify_password
@@ -22,41 +20,6 @@ from app.web import home_for, render
 
 router = APIRouter()
 _DUMMY_HASH = hash_password("sftlab timing equaliser")
-
-
-class LoginThrottle:
-    """Refuses a username for a while after too many wrong passwords (per process, in memory).
-
-    scrypt already makes each guess cost ~50 ms; this caps an online guesser at
-    `limit` guesses per `window` seconds per account without locking the owner out for long.
-    """
-
-    def __init__(self, limit: int = 10, window: float = 600.0) -> None:
-        self.limit, self.window = limit, window
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures[key]
-        while times and now - times[0] > self.window:
-            times.popleft()
-        return times
-
-    def blocked(self, username: str) -> bool:
-        with self._lock:
-            return len(self._recent(username.strip().lower(), time.monotonic())) >= self.limit
-
-    def failed(self, username: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._recent(username.strip().lower(), now).append(now)
-
-    def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(username.strip().lower(), None)
-
-
-throttle = LoginThrottle()
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
@@ -96,8 +59,10 @@ def login(
         host=request.headers.get("host"),
     ):
         raise HTTPException(status_code=403, detail="Cross-site login refused.")
-    account = f"{settings.sqlalchemy_url}|{username}"  # per database: test databases never share counts
-    if throttle.blocked(account):
+    client = login_throttle.client_of(request.client.host if request.client else None)
+    # Checked before the password, so a throttled guesser learns nothing; but only this client
+    # is refused: the account's owner, elsewhere, still logs in.
+    if login_throttle.refused_for(session, client=client, username=username):
         return render(
             request,
             "pages/login.html",
@@ -106,18 +71,18 @@ def login(
         )
     user = authenticate(session, username=username, password=password)
     if user is None:
-        throttle.failed(account)
+        login_throttle.record_failure(session, client=client, username=username)
         return render(
             request,
             "pages/login.html",
             {"next": safe_next(next, ""), "error": "login.failed", "username": username, "user": None},
             status_code=401,
         )
-    throttle.succeeded(account)
+    login_throttle.record_success(session, client=client, username=username)
     response = RedirectResponse(safe_next(next, home_for(user)), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        make_session(settings.secret_key, user.id, user.password_hash),  # type: ignore[arg-type]
+        make_session(settings.secret_key, user.id, user.password_hash, user.session_epoch),  # type: ignore[arg-type]
         max_age=settings.session_max_age,
         httponly=True,
         samesite="lax",
@@ -127,7 +92,13 @@ def login(
 
 
 @router.post("/logout")
-def logout(_: Anyone):
+def logout(session: SessionDep, user: Anyone):
+    if user is not None:
+        # Ends this cookie everywhere it was copied to (and the account's other logins): the
+        # cookie alone is stateless and would otherwise stay valid until it expires.
+        user.session_epoch += 1
+        session.add(user)
+        session.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response

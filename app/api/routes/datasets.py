@@ -15,6 +15,7 @@ from app.core.db import get_engine
 from app.datasets.catalog import dataset_json, list_datasets, version_row
 from app.datasets.edit_requests import apply_edit_request
 from app.datasets.export import export_filename, iter_export
+from app.datasets.ownership import NotOwner, check_can_edit
 from app.datasets.versions import EditError, EditResult, diff_versions_page
 from app.models import Dataset, User
 from app.schemas.datasets import DatasetDetail, DatasetList, EditDone, VersionDetail, VersionDiff
@@ -110,7 +111,10 @@ def api_diff(user: Researcher, session: SessionDep, dataset_id: int, a: int, b: 
 def _edit(
     session: Session, user: User, dataset_id: int, number: int, data: Any, ids: list[Any]
 ) -> EditResult:
-    _dataset(session, dataset_id)
+    try:
+        check_can_edit(session, user=user, ds=_dataset(session, dataset_id))
+    except NotOwner as exc:
+        raise HTTPException(status_code=403, detail=str(exc)) from None
     try:
         return apply_edit_request(
             session,

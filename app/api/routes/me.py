@@ -21,7 +21,7 @@ def _keep_logged_in(response, settings, user) -> None:  # noqa: ANN001
     # the *other* sessions end.
     response.set_cookie(
         SESSION_COOKIE,
-        make_session(settings.secret_key, user.id, user.password_hash),
+        make_session(settings.secret_key, user.id, user.password_hash, user.session_epoch),
         max_age=settings.session_max_age,
         httponly=True,
         samesite="lax",

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from app.api.deps import Researcher, SessionDep
 from app.datasets import browse
 from app.datasets.highlight import mark_all, snippet
+from app.datasets.ownership import can_edit
 from app.datasets.stats_cache import load_stats
 from app.datasets.tasks import task_key
 from app.models import Sample
@@ -147,6 +148,7 @@ def page_context(session, ds, version, filters: browse.BrowseFilters, nav: dict,
         "known_count": known_count,
         "pages": (known_count + 49) // 50 if known_count else None,
         "stats": stats,
+        "can_edit": can_edit(user, ds),  # others read and use the dataset; the edit form is not shown
     }
 
 
@@ -208,6 +210,7 @@ def sample_page(request: Request, sample_id: int, session: SessionDep, user: Res
         "current": sample.removed_in is None,
         "latest": latest,
         "back": f"/datasets/{sample.dataset_id}/v/{latest}/samples",
+        "can_edit": ds is not None and can_edit(user, ds),
     }
     return render(request, "pages/sample.html", ctx)
 

@@ -72,10 +72,14 @@ def tokens_page(request: Request, session: SessionDep, user: Rater, ok: str = ""
 
 @router.post("/tokens")
 def create_token_form(
-    request: Request, session: SessionDep, user: Rater, name: Annotated[str, Form(max_length=200)]
+    request: Request,
+    session: SessionDep,
+    user: Rater,
+    name: Annotated[str, Form(max_length=200)],
+    expires_in_days: Annotated[int, Form(ge=0, le=accounts.MAX_TOKEN_DAYS)] = 0,
 ):
     try:
-        _, token = accounts.create_token(session, user=user, name=name)
+        _, token = accounts.create_token(session, user=user, name=name, expires_in_days=expires_in_days)
     except accounts.AccountError as exc:
         return RedirectResponse(f"/tokens?err={exc.key}", status_code=303)
     return _page(request, session, user, new_token=token)
@@ -92,15 +96,17 @@ def revoke_token_form(session: SessionDep, user: Rater, token_id: int):
 
 @router.get("/api/tokens", response_model=list[TokenPublic])
 def list_tokens_api(session: SessionDep, user: Rater):
-    """Your tokens: name, prefix, created, last used (never the token)."""
+    """Your tokens: name, prefix, created, last used, expiry (never the token)."""
     return accounts.list_tokens(session, user=user)
 
 
 @router.post("/api/tokens", response_model=TokenCreated, status_code=201)
 def create_token_api(request: Request, session: SessionDep, user: Rater, body: TokenCreate):
-    """Create a token; the answer is the only time it is shown."""
+    """Create a token, optionally expiring in `expires_in_days`; the answer is the only time it is shown."""
     try:
-        row, token = accounts.create_token(session, user=user, name=body.name)
+        row, token = accounts.create_token(
+            session, user=user, name=body.name, expires_in_days=body.expires_in_days
+        )
     except accounts.AccountError as exc:
         raise HTTPException(status_code=exc.status_code, detail=translate(exc.key, lang_of(request))) from exc
     return TokenCreated(**row.model_dump(), token=token)

@@ -20,6 +20,7 @@ from app.datasets.formats import REASONS
 from app.datasets.import_job import create_job, job_progress
 from app.datasets.import_options import ImportOptions
 from app.datasets.mapping import list_paths
+from app.datasets.ownership import NotOwner, can_edit, check_can_edit
 from app.datasets.upload_preview import (
     UploadError,
     check_importable,
@@ -150,7 +151,12 @@ def mapping_page(
         container, rows, issues = preview_upload(upload, settings=settings)
     mapping, kind, name = guess(upload, rows)
     columns, table = preview_table(rows)
-    datasets = session.exec(select(Dataset).order_by(Dataset.name)).all()  # type: ignore[arg-type]
+    # Merge targets: only datasets this user may add a version to (their own; every one for an admin).
+    datasets = [
+        d
+        for d in session.exec(select(Dataset).order_by(Dataset.name)).all()  # type: ignore[arg-type]
+        if can_edit(user, d)
+    ]
     mapped = mapped_preview(rows, mapping=mapping, kind=kind)
     blocked = unreadable(
         container,
@@ -206,8 +212,14 @@ async def mapping_preview(
 
 
 def _start(session: Session, upload: Upload, opts: ImportOptions, user: User) -> ImportJob:
-    if opts.target_dataset_id is not None and session.get(Dataset, opts.target_dataset_id) is None:
-        raise HTTPException(status_code=404, detail=f"Dataset {opts.target_dataset_id} not found.")
+    if opts.target_dataset_id is not None:
+        target = session.get(Dataset, opts.target_dataset_id)
+        if target is None:
+            raise HTTPException(status_code=404, detail=f"Dataset {opts.target_dataset_id} not found.")
+        try:  # merging adds a version to the target: an edit of it
+            check_can_edit(session, user=user, ds=target)
+        except NotOwner as exc:
+            raise HTTPException(status_code=403, detail=str(exc)) from None
     job = create_job(session, upload=upload, options=opts, owner_id=user.id)  # type: ignore[arg-type]
     jobs.enqueue_import(job.id)  # type: ignore[arg-type]
     session.refresh(job)
