@@ -1,7 +1,7 @@
 """worker presence: live workers and the queues they serve
 
 Revision ID: 0041
-Revises: 0031
+Revises: 0040
 Create Date: 2026-11-26 01:43:23.598876
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0041"
-down_revision: str | Sequence[str] | None = "0031"
+down_revision: str | Sequence[str] | None = "0040"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
