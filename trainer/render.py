@@ -231,8 +231,13 @@ def _closing_text(tokenizer) -> str | None:
             end = _first_special(gap, _special_strings(tokenizer))
             tail = last[last.find(a) + len(a) :] if a in last else ""
             if end is None and tail:
-                # What follows the answer whether or not a turn comes next ("\n", "</s>").
+                # What follows the answer whether or not a turn comes next ("\n", "</s>"), but not the
+                # start of the next header the two share ("\n\n### " before "User:" and "Assistant:").
                 end = _common_prefix(gap, tail)
+                if end < min(len(gap), len(tail)):
+                    end = next(
+                        (i for i in range(1, end) if gap[i - 1].isspace() and not gap[i].isspace()), end
+                    )
             elif end is None:
                 # Written only before a next turn: the gap less the header of a user message.
                 opening = one[: one.find(q)] if q in one else ""
@@ -278,7 +283,11 @@ def _locate(tokenizer, msgs: list[dict], full: str, tools) -> list[_Span]:
             span.payload = content
             if m.get("tool_calls"):  # the template writes them itself: they are the payload too
                 bare = [*msgs[:k], {kk: v for kk, v in m.items() if kk != "tool_calls"}, *msgs[k + 1 :]]
-                a, b, _ = _diff(full, _render(tokenizer, bare, tools=tools))
+                a, b, b_bare = _diff(full, _render(tokenizer, bare, tools=tools))
+                while a == b_bare and a > 0 and full[a - 1] == full[b - 1]:
+                    # An insertion's place is ambiguous where it starts like the text after it ("<" of
+                    # "<tool_call>" before "<|im_end|>"): take the leftmost, where the calls begin.
+                    a, b, b_bare = a - 1, b - 1, b_bare - 1
                 if a < b:
                     if content is None or content[0] == content[1]:
                         while a < b and full[a].isspace():  # the separator after the header, not the call
@@ -382,10 +391,16 @@ def render_sample(
     for tok in getattr(tokenizer, "added_tokens_decoder", {}).items():
         if getattr(tok[1], "special", False):
             special_ids.add(tok[0])
+    # A token running from a closing into the next header (" USER" after a plain " " closing) would
+    # train the header: the character after each closing stops supervision of the token covering it.
+    stop = bytearray(n + 1)
+    for sp in spans:
+        if sp.closing and sp.closing[0] < sp.closing[1] < n and not sup[sp.closing[1]]:
+            stop[sp.closing[1]] = 1
     supervised, special = [], []
     for tid, (s, e) in zip(ids, offsets, strict=True):
         e = max(e, s + 1)
-        supervised.append(1 in sup[s:e])
+        supervised.append(1 in sup[s:e] and 1 not in stop[s + 1 : e])
         special.append(tid in special_ids or 1 not in content[s:e])
     return RenderedSample(ids, supervised, special, full, offsets)
 
