@@ -392,10 +392,11 @@ def render_sample(
         if getattr(tok[1], "special", False):
             special_ids.add(tok[0])
     # A token running from a closing into the next header (" USER" after a plain " " closing) would
-    # train the header: the character after each closing stops supervision of the token covering it.
+    # train the header: the header's first character stops supervision of the token covering it.
     stop = bytearray(n + 1)
     for sp in spans:
-        if sp.closing and sp.closing[0] < sp.closing[1] < n and not sup[sp.closing[1]]:
+        c0, c1 = sp.closing or (0, 0)
+        if c0 < c1 < n and not sup[c1] and not full[c1].isspace():
             stop[sp.closing[1]] = 1
     supervised, special = [], []
     for tid, (s, e) in zip(ids, offsets, strict=True):
@@ -403,6 +404,21 @@ def render_sample(
         supervised.append(1 in sup[s:e] and 1 not in stop[s + 1 : e])
         special.append(tid in special_ids or 1 not in content[s:e])
     return RenderedSample(ids, supervised, special, full, offsets)
+
+
+def set_chat_template(tokenizer, text: str, name: str) -> None:
+    """Replace the tokenizer's chat template (``model.chat_template_file``); a syntax error names its line.
+
+    ``name`` (the file) is how later errors and warnings refer to the template.
+    """
+    tokenizer.chat_template = text
+    tokenizer.__dict__["_sftlab_template_name"] = name
+    try:
+        _render(tokenizer, [{"role": "user", "content": "x"}])
+    except RenderError as exc:
+        if "syntax error" in str(exc):
+            raise
+        # other failures (a template that wants a system message first, ...) surface per sample
 
 
 def check_template(tokenizer) -> list[str]:
