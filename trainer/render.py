@@ -1,21 +1,28 @@
 """Render a chat sample with the tokenizer's own template and compute its loss mask, for any template.
 
 Why not ``{% generation %}`` markers: almost no shipped template has them (SmolLM2's ChatML has none,
-which is why TRL's ``assistant_only_loss`` refuses it). Instead each turn is located by rendering
-prefixes of the conversation and diffing the strings:
+which is why TRL's ``assistant_only_loss`` refuses it). Instead each message is located by rendering the
+whole conversation again with that one message changed and diffing the two strings:
 
-- ``render(msgs[:k])`` is the text before turn k, ``render(msgs[:k+1])`` the text through it, and
-  ``render(msgs[:k], add_generation_prompt=True)`` ends where the model starts writing an assistant
-  turn. The assistant *body* (what the model must produce: content, tool calls, end-of-turn token) is
-  what lies between the generation prompt and the end of the turn.
-- The full conversation is tokenised once with character offsets, and each token takes its flags
-  from the characters it covers. Nothing depends on the template's syntax, only on the property that
-  rendering is (mostly) prefix-stable; where a template rewrites earlier text, the turn's text is
-  searched for in the full rendering, and a template that defeats both fails loudly (``RenderError``).
+- content: replaced by a sentinel of private-use characters absent from the rendering, so the edit's
+  ends are exact; what differs is the message's text as the template writes it (after trim, strip, ...);
+- tool calls the template writes itself: removed; what disappears is the calls' text (``<tool_call>``
+  blocks, ``[TOOL_CALLS]``, JSON);
+- the closing of an assistant turn (``<|im_end|>``, ``<|eot_id|>``, `` </s>``, a plain ``"\n"``): learnt
+  once per template from a probe conversation, as the text between an answer and the next user turn.
+  A template that writes it only before a next turn (some Llama-3 variants) gets it appended after the
+  last assistant turn when EOS is in the loss, so the model still learns to stop.
 
+Nothing depends on the generation prompt matching the in-conversation header, on prefix stability, or on
+the template's syntax. The full conversation is tokenised once with character offsets, and each token
+takes its flags from the characters it covers. Where a message cannot be located faithfully (changing it
+changes other text too), ``RenderError`` names the template and the first differing text.
+
+Supervised: each assistant message's content and tool calls, plus its closing when ``eos_in_loss``;
+never headers, system, user or tool-result text (``prompt_loss`` adds everything but tool results).
 Two flags per token: ``supervised`` (the token is a training target) and ``special`` (a special token
 or template text such as role headers, the default system prompt and the end-of-turn marker, i.e.
-anything outside the messages' own content). Special targets get their own loss channel.
+anything outside the messages' own content and tool calls). Special targets get their own loss channel.
 
 CLI, to see a sample as the model sees it::
 

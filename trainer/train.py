@@ -30,6 +30,7 @@ from trainer import checkpoint as ckpt
 from trainer import distributed as dist_
 from trainer.config import ConfigError, RunConfig
 from trainer.evaluate import evaluate
+from trainer.layout import CHAT_TEMPLATE_COPY
 from trainer.metrics import MetricsWriter, NonFiniteLoss, RisingEvalLoss, StepDropDetector, check_finite
 from trainer.model import build_model, count_params, load_tokenizer, resolve_model_dir
 from trainer.optim import LRSchedule, build_optimizer, param_groups
@@ -84,6 +85,9 @@ class Run:
         self.model_dir = resolve_model_dir(cfg)
         self.tok = load_tokenizer(cfg, self.model_dir)
         self.template_warnings = check_template(self.tok)  # what the template leaves out of every sample
+        if cfg.model.chat_template_file and self.rank0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / CHAT_TEMPLATE_COPY).write_text(self.tok.chat_template, encoding="utf-8")
         # data before the weights: bad data fails in seconds, with file:line reasons
         self.data = load_data(cfg, self.tok)
         self.plan: BinPlan = build_plan(cfg, self.data, world=info.world)
