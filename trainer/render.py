@@ -26,7 +26,7 @@ anything outside the messages' own content and tool calls). Special targets get 
 
 CLI, to see a sample as the model sees it::
 
-    python -m trainer.render --model DIR --data file.jsonl --index N [--scope last] [--prompt-loss]
+    python -m trainer.render --model DIR [--chat-template FILE.jinja] --data file.jsonl --index N [--scope last]
 """
 
 from __future__ import annotations
@@ -538,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model", default=None, help="model or tokenizer directory (default: the embedded model)"
     )
+    parser.add_argument(
+        "--chat-template", default=None, help="Jinja chat template file replacing the tokenizer's own"
+    )
     parser.add_argument("--data", required=True, help="messages JSONL")
     parser.add_argument("--index", type=int, default=0, help="0-based sample (line) index")
     parser.add_argument("--scope", choices=["all", "last"], default="all")
@@ -554,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
 
     model = args.model or str(ensure_tokenizer())
     tokenizer = AutoTokenizer.from_pretrained(model)
+    if args.chat_template:
+        with open(args.chat_template, encoding="utf-8") as fh:
+            set_chat_template(tokenizer, fh.read(), args.chat_template)
     samples = read_samples(args.data)
     if not 0 <= args.index < len(samples):
         parser.error(f"--index {args.index} out of range (the file has {len(samples)} samples)")

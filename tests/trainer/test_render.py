@@ -297,3 +297,12 @@ def test_warns_when_a_template_drops_system_or_tool_messages(tokenizer, tokenize
         "cannot render a system message" in w and "System role not supported" in w
         for w in check_template(tok)
     )
+
+
+def test_cli_with_a_chat_template_file(tokenizer_dir, tmp_path, write_jsonl, capsys):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"messages": CHAT, "task_type": "chat/x"}])
+    tpl = str(CORPUS / "orca_hashes.jinja")
+    argv = ["--model", str(tokenizer_dir), "--chat-template", tpl, "--data", str(data), "--color", "never"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "### User:\n你好 world\n\n### Assistant:\n[[不是\n\n]]### User:" in out
