@@ -30,6 +30,16 @@ TEMPLATES = {
         system=True,
         tools=True,
     ),
+    "llama3_2_tools": dict(
+        specials={
+            "bos_token": "<|begin_of_text|>",
+            "extra": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+        },
+        closing="<|eot_id|>",
+        system=True,
+        tools=True,
+        call='{"name": "weather", "parameters": {"city": "Paris"}}',
+    ),
     "llama2": dict(
         specials={"bos_token": "<s>", "eos_token": "</s>"}, closing=" </s>", system=True, tools=False
     ),
@@ -132,14 +142,14 @@ def supervised_runs(tok, r) -> list[str]:
     return [tok.decode(ids, clean_up_tokenization_spaces=False).lstrip(" ") for ids in runs]
 
 
-def expected(messages, closing: str, *, last_only=False) -> list[str]:
+def expected(messages, closing: str, *, last_only=False, call: str = CALL) -> list[str]:
     out = []
     for m in messages:
         if m["role"] != "assistant":
             continue
         text = m["content"] or ""
         if m.get("tool_calls"):
-            text = f"{text}\n{CALL}" if text else CALL
+            text = f"{text}\n{call}" if text else call
         out.append(text + closing)
     return out[-1:] if last_only else out
 
@@ -160,16 +170,21 @@ def test_mask_is_each_answer_and_its_closing(template):
         if msgs is not TOOLS:  # the template's own rendering, a closing appended where it writes none last
             plain = tok.apply_chat_template(msgs, tokenize=False)
             assert r.text in (plain, plain + spec["closing"]), name
-        assert supervised_runs(tok, r) == expected(msgs, spec["closing"]), (name, msgs)
+        assert supervised_runs(tok, r) == expected(msgs, spec["closing"], call=spec.get("call", CALL)), (
+            name,
+            msgs,
+        )
 
 
 def test_without_eos_and_last_only(template):
     name, spec, tok = template
     for msgs in conversations(spec):
         r = render_sample(tok, msgs, RenderOptions(eos_in_loss=False))
-        assert supervised_runs(tok, r) == expected(msgs, ""), (name, msgs)
+        assert supervised_runs(tok, r) == expected(msgs, "", call=spec.get("call", CALL)), (name, msgs)
         r = render_sample(tok, msgs, RenderOptions(scope="last"))
-        assert supervised_runs(tok, r) == expected(msgs, spec["closing"], last_only=True), (name, msgs)
+        assert supervised_runs(tok, r) == expected(
+            msgs, spec["closing"], last_only=True, call=spec.get("call", CALL)
+        ), (name, msgs)
 
 
 def test_system_user_and_tool_text_never_supervised(template):
@@ -184,3 +199,34 @@ def test_system_user_and_tool_text_never_supervised(template):
         if any(m["role"] == "tool" for m in msgs) and "sunny, 21C" in r.text:
             r = render_sample(tok, msgs, RenderOptions(prompt_loss=True))
             assert "sunny, 21C" not in "".join(supervised_runs(tok, r)), name
+
+
+SCHEMA = [
+    {
+        "type": "function",
+        "function": {
+            "name": "weather",
+            "description": "Weather in a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+]
+
+
+@pytest.mark.parametrize("name", ["qwen2_5_tools", "llama3_2_tools"])
+def test_tool_definitions_stay_out_of_the_mask(name, tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    spec = TEMPLATES[name]
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    specials = dict(spec["specials"])
+    extra = specials.pop("extra", [])
+    tok.add_special_tokens({**specials, **({"additional_special_tokens": extra} if extra else {})})
+    tok.chat_template = (CORPUS / f"{name}.jinja").read_text(encoding="utf-8")
+    r = render_sample(tok, TOOLS, tools=SCHEMA)
+    assert "Weather in a city" in r.text  # the template wrote the tool definitions
+    assert supervised_runs(tok, r) == expected(TOOLS, spec["closing"], call=spec.get("call", CALL))
