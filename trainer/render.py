@@ -311,9 +311,10 @@ def _locate(tokenizer, msgs: list[dict], full: str, tools) -> list[_Span]:
     return spans
 
 
-def _close_turns(tokenizer, spans: list[_Span], full: str) -> str:
-    """Set each turn's end and each assistant's closing; returns ``full`` with a closing appended when the
-    template writes it only before a next turn and the conversation ends with an assistant turn."""
+def _close_turns(tokenizer, spans: list[_Span], full: str, *, append: bool) -> str:
+    """Set each turn's end and each assistant's closing; returns ``full``, with (``append``) a closing
+    appended when the template writes it only before a next turn and the conversation ends with an
+    assistant turn."""
     specials = _special_strings(tokenizer)
     closing = _closing_text(tokenizer)
     starts = [s.content[0] if s.content else None for s in spans]
@@ -328,7 +329,7 @@ def _close_turns(tokenizer, spans: list[_Span], full: str) -> str:
         gap = full[at:nxt]
         if s.role == "assistant" and closing is not None and gap.startswith(closing):
             stop = at + len(closing)
-        elif s.role == "assistant" and closing and k == len(spans) - 1 and closing not in gap:
+        elif append and s.role == "assistant" and closing and k == len(spans) - 1 and closing not in gap:
             full = full + closing  # e.g. Llama-3 variants write <|eot_id|> before the next header only
             stop = len(full)
         else:
@@ -363,10 +364,8 @@ def render_sample(
         raise RenderError("no assistant turn")
     full = _render(tokenizer, msgs, tools=tools)
     spans = _locate(tokenizer, msgs, full, tools)
-    if options.eos_in_loss:
-        full = _close_turns(tokenizer, spans, full)
-    else:
-        _close_turns(tokenizer, spans, full)
+    # Appending a closing the rendering lacks only makes sense when it is a target.
+    full = _close_turns(tokenizer, spans, full, append=options.eos_in_loss)
 
     n = len(full)
     sup = bytearray(n)
