@@ -556,15 +556,19 @@ def main(argv: list[str] | None = None) -> int:
 
     model = args.model or str(ensure_tokenizer())
     tokenizer = AutoTokenizer.from_pretrained(model)
-    if args.chat_template:
-        with open(args.chat_template, encoding="utf-8") as fh:
-            set_chat_template(tokenizer, fh.read(), args.chat_template)
     samples = read_samples(args.data)
     if not 0 <= args.index < len(samples):
         parser.error(f"--index {args.index} out of range (the file has {len(samples)} samples)")
     sample = samples[args.index]
     options = RenderOptions(scope=args.scope, prompt_loss=args.prompt_loss, eos_in_loss=not args.no_eos_loss)
-    tokens = render_for_display(tokenizer, {"messages": sample.messages, "tools": sample.tools}, options)
+    try:
+        if args.chat_template:
+            with open(args.chat_template, encoding="utf-8") as fh:
+                set_chat_template(tokenizer, fh.read(), args.chat_template)
+        tokens = render_for_display(tokenizer, {"messages": sample.messages, "tools": sample.tools}, options)
+    except (RenderError, OSError) as exc:  # one line, never a traceback
+        print(f"{args.data}:{sample.line}: {exc}", file=sys.stderr)
+        return 2
     color = args.color == "always" or (
         args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     )

@@ -306,3 +306,12 @@ def test_cli_with_a_chat_template_file(tokenizer_dir, tmp_path, write_jsonl, cap
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "### User:\n你好 world\n\n### Assistant:\n[[不是\n\n]]### User:" in out
+
+
+def test_cli_refusal_is_one_line(tokenizer_dir, tmp_path, write_jsonl, capsys):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"messages": CHAT, "task_type": "chat/x"}])
+    bad = tmp_path / "bad.jinja"
+    bad.write_text("{% for m in messages %}\n{{ m['content'] }\n{% endfor %}")
+    assert main(["--model", str(tokenizer_dir), "--chat-template", str(bad), "--data", str(data)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "d.jsonl:1: chat template" in err and "syntax error at line 2" in err
