@@ -36,6 +36,11 @@ class ModelConfig:
     tokenizer_path: str = _f(
         "", help="Tokenizer directory when it differs from the model's. Empty: same as model."
     )
+    chat_template_file: str = _f(
+        "",
+        help="Jinja chat template file used instead of the tokenizer's own (loss masks and the saved"
+        " checkpoints carry it). Empty: the tokenizer's template.",
+    )
     attn_implementation: str = _f(
         "sdpa",
         help="Attention kernel: sdpa (block-diagonal mask, CPU) or flash_attention_2 (varlen, GPU).",
@@ -416,6 +421,9 @@ def validate(cfg: RunConfig, *, check_files: bool = True) -> None:
         raise ConfigError(f"data.train_file {d.train_file!r} does not exist")
     if d.eval_file and not Path(d.eval_file).is_file():
         raise ConfigError(f"data.eval_file {d.eval_file!r} does not exist")
+    template_file = cfg.model.chat_template_file
+    if template_file:
+        _check_template_file(template_file)
     for key in ("path", "tokenizer_path"):
         value = getattr(cfg.model, key)
         if not value:
@@ -428,12 +436,36 @@ def validate(cfg: RunConfig, *, check_files: bool = True) -> None:
             )
         if p.is_dir():
             tpl = _template_text(p)
+            if template_file:
+                continue  # the file replaces the directory's template
             if key == "path" and tpl is None and not cfg.model.tokenizer_path:
                 raise ConfigError(
                     f"model.path {value!r} has no chat template (chat_template.jinja or tokenizer_config.json)"
                 )
             if tpl is not None and "assistant" not in tpl:  # the full render check runs with the tokenizer
                 raise ConfigError(f"model.{key} {value!r}: its chat template has no assistant role")
+
+
+def _check_template_file(value: str) -> None:
+    """model.chat_template_file: a readable Jinja file with an assistant role; a syntax error names its line."""
+    p = Path(value).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"model.chat_template_file {value!r} does not exist")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"model.chat_template_file {value!r} cannot be read as UTF-8 text: {e}") from e
+    import jinja2  # light, and only when a file is given
+
+    try:
+        jinja2.Environment(extensions=["jinja2.ext.loopcontrols"]).parse(text)
+    except jinja2.TemplateSyntaxError as e:
+        if "generation" not in str(e.message):  # transformers' own {% generation %} tag
+            raise ConfigError(
+                f"model.chat_template_file {value!r}: syntax error at line {e.lineno}: {e.message}"
+            ) from e
+    if "assistant" not in text.lower():  # the full render check runs with the tokenizer
+        raise ConfigError(f"model.chat_template_file {value!r}: the template has no assistant role")
 
 
 def describe_fields(cls: type = RunConfig, prefix: str = "") -> list[dict]:

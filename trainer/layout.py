@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 
 STEP_RE = re.compile(r"^step-(\d+)$")
+# The run's model.chat_template_file, copied at start: the sample viewer renders with exactly this text.
+CHAT_TEMPLATE_COPY = "chat_template.jinja"
 
 
 def checkpoints_dir(run_dir: str | Path) -> Path:

@@ -30,9 +30,12 @@ def resolve_model_dir(cfg: RunConfig) -> str:
 def load_tokenizer(cfg: RunConfig, model_dir: str):
     from transformers import AutoTokenizer
 
-    from trainer.render import check_template
+    from trainer.render import check_template, set_chat_template
 
     tok = AutoTokenizer.from_pretrained(cfg.model.tokenizer_path or model_dir)
+    if cfg.model.chat_template_file:
+        path = Path(cfg.model.chat_template_file).expanduser()
+        set_chat_template(tok, path.read_text(encoding="utf-8"), str(path))
     if not getattr(tok, "chat_template", None):
         raise ValueError(f"tokenizer of {model_dir} has no chat template")
     check_template(tok)  # raises RenderError when no assistant turn can be rendered and supervised

@@ -1,25 +1,32 @@
 """Render a chat sample with the tokenizer's own template and compute its loss mask, for any template.
 
 Why not ``{% generation %}`` markers: almost no shipped template has them (SmolLM2's ChatML has none,
-which is why TRL's ``assistant_only_loss`` refuses it). Instead each turn is located by rendering
-prefixes of the conversation and diffing the strings:
+which is why TRL's ``assistant_only_loss`` refuses it). Instead each message is located by rendering the
+whole conversation again with that one message changed and diffing the two strings:
 
-- ``render(msgs[:k])`` is the text before turn k, ``render(msgs[:k+1])`` the text through it, and
-  ``render(msgs[:k], add_generation_prompt=True)`` ends where the model starts writing an assistant
-  turn. The assistant *body* (what the model must produce: content, tool calls, end-of-turn token) is
-  what lies between the generation prompt and the end of the turn.
-- The full conversation is tokenised once with character offsets, and each token takes its flags
-  from the characters it covers. Nothing depends on the template's syntax, only on the property that
-  rendering is (mostly) prefix-stable; where a template rewrites earlier text, the turn's text is
-  searched for in the full rendering, and a template that defeats both fails loudly (``RenderError``).
+- content: replaced by a sentinel of private-use characters absent from the rendering, so the edit's
+  ends are exact; what differs is the message's text as the template writes it (after trim, strip, ...);
+- tool calls the template writes itself: removed; what disappears is the calls' text (``<tool_call>``
+  blocks, ``[TOOL_CALLS]``, JSON);
+- the closing of an assistant turn (``<|im_end|>``, ``<|eot_id|>``, `` </s>``, a plain ``"\n"``): learnt
+  once per template from a probe conversation, as the text between an answer and the next user turn.
+  A template that writes it only before a next turn (some Llama-3 variants) gets it appended after the
+  last assistant turn when EOS is in the loss, so the model still learns to stop.
 
+Nothing depends on the generation prompt matching the in-conversation header, on prefix stability, or on
+the template's syntax. The full conversation is tokenised once with character offsets, and each token
+takes its flags from the characters it covers. Where a message cannot be located faithfully (changing it
+changes other text too), ``RenderError`` names the template and the first differing text.
+
+Supervised: each assistant message's content and tool calls, plus its closing when ``eos_in_loss``;
+never headers, system, user or tool-result text (``prompt_loss`` adds everything but tool results).
 Two flags per token: ``supervised`` (the token is a training target) and ``special`` (a special token
 or template text such as role headers, the default system prompt and the end-of-turn marker, i.e.
-anything outside the messages' own content). Special targets get their own loss channel.
+anything outside the messages' own content and tool calls). Special targets get their own loss channel.
 
 CLI, to see a sample as the model sees it::
 
-    python -m trainer.render --model DIR --data file.jsonl --index N [--scope last] [--prompt-loss]
+    python -m trainer.render --model DIR [--chat-template FILE.jinja] --data file.jsonl --index N [--scope last]
 """
 
 from __future__ import annotations
@@ -64,22 +71,38 @@ class RenderedSample:
         return sum(self.supervised[1:])
 
 
-def _render(tokenizer, msgs: list[dict], *, gen: bool, tools) -> str:
+def template_name(tokenizer) -> str:
+    """How messages name the template: its file when the run gave one, else the tokenizer's directory."""
+    return tokenizer.__dict__.get("_sftlab_template_name") or getattr(tokenizer, "name_or_path", "") or "?"
+
+
+def _render(tokenizer, msgs: list[dict], *, gen: bool = False, tools=None) -> str:
     if not msgs:
         # Several templates index messages[0]; the empty conversation renders to nothing by definition.
         return ""
     try:
         return tokenizer.apply_chat_template(msgs, tools=tools, tokenize=False, add_generation_prompt=gen)
     except Exception as exc:  # jinja raise_exception(), TypeError on None content, ...
-        raise RenderError(f"chat template failed on {len(msgs)} message(s): {exc}") from exc
+        name = template_name(tokenizer)
+        if type(exc).__name__ == "TemplateSyntaxError":
+            msg = getattr(exc, "message", None) or str(exc)
+            raise RenderError(
+                f"chat template {name}: syntax error at line {getattr(exc, 'lineno', '?')}: {msg}"
+            ) from exc
+        raise RenderError(f"chat template {name} failed on {len(msgs)} message(s): {exc}") from exc
 
 
 _TOOL_PROBE = "__sftlab_probe_tool__"
 
 
+def _cache(tokenizer, what: str) -> dict:
+    # Per tokenizer and per template text: a run may swap the template (model.chat_template_file).
+    return tokenizer.__dict__.setdefault(f"_sftlab_{what}", {})
+
+
 def _template_renders_tool_calls(tokenizer) -> bool:
     """Whether the template writes ``tool_calls`` itself (cached per tokenizer/template)."""
-    cache = tokenizer.__dict__.setdefault("_sftlab_tool_calls", {})
+    cache = _cache(tokenizer, "tool_calls")
     key = tokenizer.chat_template
     if key not in cache:
         probe = [
@@ -91,7 +114,7 @@ def _template_renders_tool_calls(tokenizer) -> bool:
             },
         ]
         try:
-            cache[key] = _TOOL_PROBE in _render(tokenizer, probe, gen=False, tools=None)
+            cache[key] = _TOOL_PROBE in _render(tokenizer, probe)
         except RenderError:
             cache[key] = False
     return cache[key]
@@ -145,6 +168,14 @@ def _common_prefix(a: str, b: str) -> int:
     return lo
 
 
+def _diff(full: str, other: str) -> tuple[int, int, int]:
+    """``(a, b, b_other)``: ``full[a:b]`` is what ``other[a:b_other]`` replaces (one edit, the rest equal)."""
+    a = _common_prefix(full, other)
+    room = min(len(full), len(other)) - a
+    s = min(_common_prefix(full[::-1], other[::-1]), room)
+    return a, len(full) - s, len(other) - s
+
+
 def _special_strings(tokenizer) -> list[str]:
     toks = set(tokenizer.all_special_tokens)
     for tok in getattr(tokenizer, "added_tokens_decoder", {}).values():
@@ -153,72 +184,174 @@ def _special_strings(tokenizer) -> list[str]:
     return sorted((t for t in toks if t), key=len, reverse=True)
 
 
+def _first_special(text: str, specials: list[str]) -> int | None:
+    """End of the first special token in ``text`` (the longest one where several start together)."""
+    hits = [(p, -len(s)) for s in specials if (p := text.find(s)) >= 0]
+    if not hits:
+        return None
+    p, neg = min(hits)
+    return p - neg
+
+
+def _snippet(text: str, at: int, width: int = 40) -> str:
+    return repr(text[max(0, at - width) : at + width])
+
+
+def _sentinel(full: str) -> str:
+    # Private-use characters that occur nowhere in the rendering: the edit's ends are then exact even when
+    # the content is empty or starts/ends like the template text around it.
+    used = set(full)
+    free = (c for c in map(chr, range(0xE000, 0xF900)) if c not in used)
+    return f"{next(free)}sftlab{next(free)}"
+
+
+def _closing_text(tokenizer) -> str | None:
+    """What the template writes to close an assistant turn, learnt once from a probe conversation.
+
+    The text between an answer and the next user turn, cut through its first special token (ChatML
+    ``<|im_end|>``, Llama-3 ``<|eot_id|>``, Llama-2 `` </s>``); without a special token, that text less the
+    header the template writes before a user message (``"\\nUser: "`` -> ``"\\n"``). ``None`` when the
+    probe cannot be rendered. Found this way, the closing is known even for templates that write it only
+    when a next turn follows (and never after the last one).
+    """
+    cache = _cache(tokenizer, "closing")
+    key = tokenizer.chat_template
+    if key not in cache:
+        q, a, q2 = "sftlab probe question", "sftlab probe answer", "sftlab probe next"
+        cache[key] = None
+        try:
+            two = _render(
+                tokenizer,
+                [
+                    {"role": "user", "content": q},
+                    {"role": "assistant", "content": a},
+                    {"role": "user", "content": q2},
+                ],
+            )
+            one = _render(tokenizer, [{"role": "user", "content": q}])
+            last = _render(tokenizer, [{"role": "user", "content": q}, {"role": "assistant", "content": a}])
+        except RenderError:
+            return None
+        i, j = two.find(a), two.find(q2)
+        if 0 <= i < j:
+            gap = two[i + len(a) : j]
+            end = _first_special(gap, _special_strings(tokenizer))
+            tail = last[last.find(a) + len(a) :] if a in last else ""
+            if end is None and tail:
+                # What follows the answer whether or not a turn comes next ("\n", "</s>"), but not the
+                # start of the next header the two share ("\n\n### " before "User:" and "Assistant:").
+                end = _common_prefix(gap, tail)
+                if end < min(len(gap), len(tail)):
+                    end = next(
+                        (i for i in range(1, end) if gap[i - 1].isspace() and not gap[i].isspace()), end
+                    )
+            elif end is None:
+                # Written only before a next turn: the gap less the header of a user message.
+                opening = one[: one.find(q)] if q in one else ""
+                end = len(gap) - min(_common_prefix(gap[::-1], opening[::-1]), len(gap))
+            cache[key] = gap[:end]
+    return cache[key]
+
+
 @dataclass
-class _Turn:
+class _Span:
     role: str
-    start: int  # turn start in the full text (header included)
-    body: int  # where the assistant starts writing (== start for non-assistant turns)
-    end: int  # turn end
-    content: tuple[int, int] | None  # the message's own content inside the turn, if found
+    content: tuple[int, int] | None  # the message's own text (an assistant's payload) in the rendering
+    end: int = -1  # where the message's turn ends (after its closing); -1 until known
+    payload: tuple[int, int] | None = None  # assistant: content and tool calls, what the model writes
+    closing: tuple[int, int] | None = None  # assistant: the end-of-turn text after the payload
 
 
-def _locate_turns(tokenizer, msgs: list[dict], full: str, tools) -> list[_Turn]:
-    turns: list[_Turn] = []
-    cursor = 0
-    before = ""
+def _locate(tokenizer, msgs: list[dict], full: str, tools) -> list[_Span]:
+    """Find each message in ``full`` by rendering the conversation again with that message changed.
+
+    Whatever differs is the message's text as the template writes it (after trim, strip, ...), whatever
+    the template does around it: nothing depends on headers, generation prompts or prefix stability.
+    """
+    sentinel = _sentinel(full)
+    spans = []
     for k, m in enumerate(msgs):
-        after = _render(tokenizer, msgs[: k + 1], gen=False, tools=tools)
-        seg_from = _common_prefix(before, after)  # == len(before) for prefix-stable templates
-        body_from = seg_from
-        if m["role"] == "assistant":
-            head = _render(tokenizer, msgs[:k], gen=True, tools=tools) if k else ""
-            # The generation prompt may differ from the in-context header (e.g. an empty think block),
-            # so the body starts where both renderings stop agreeing, never before the turn itself.
-            body_from = max(seg_from, _common_prefix(head, after))
-        if full.startswith(after):
-            shift = 0
-        else:
-            # The template rewrites earlier text when more turns follow: find this turn's own text.
-            pos = full.find(after[seg_from:], cursor) if after[seg_from:] else -1
-            if pos < 0 and m["role"] in ("system", "user"):
-                # Prompt turns only matter for the special flags (and prompt loss): fall back to their
-                # content alone, without moving the cursor (e.g. Mistral v3 moves the system prompt
-                # into the last user turn, so it is found later in the text).
-                text = m.get("content") or ""
-                pos = full.find(text, cursor) if text else -1
-                span = (pos, pos + len(text)) if pos >= 0 else None
-                a, b = span or (cursor, cursor)
-                turns.append(_Turn(m["role"], a, a, b, span))
-                before = after
-                continue
-            if pos < 0:
-                raise RenderError(
-                    f"message {k} ({m['role']}): the chat template renders this turn differently in the"
-                    " full conversation, so its tokens cannot be located"
-                )
-            shift = pos - seg_from
-        start, body, end = seg_from + shift, body_from + shift, len(after) + shift
+        variant = [*msgs[:k], {**m, "content": sentinel}, *msgs[k + 1 :]]
+        other = _render(tokenizer, variant, tools=tools)
         content = None
-        text = m.get("content") or ""
-        for needle in (text, text.strip()):
-            if needle:
-                pos = full.find(needle, body, end)
-                if pos >= 0:
-                    content = (pos, pos + len(needle))
-                    break
-        if k == 0 and m["role"] == "assistant" and content:
-            # No generation prompt exists before the first message: the body starts at its content.
-            body = content[0]
-        turns.append(_Turn(m["role"], start, body, end, content))
-        cursor = end
-        before = after
-    return turns
+        if other != full:
+            a, b, b_other = _diff(full, other)
+            if other[a:b_other].count(sentinel) != 1 or (m["role"] == "assistant" and sentinel not in other):
+                if m["role"] == "assistant":
+                    raise RenderError(
+                        f"chat template {template_name(tokenizer)}: message {k} (assistant) cannot be located:"
+                        f" changing its content also changes other text, first at char {a}:"
+                        f" {_snippet(full, a)} becomes {_snippet(other, a)}"
+                    )
+            else:
+                content = (a, b)
+        span = _Span(m["role"], content)
+        if m["role"] == "assistant":
+            span.payload = content
+            if m.get("tool_calls"):  # the template writes them itself: they are the payload too
+                bare = [*msgs[:k], {kk: v for kk, v in m.items() if kk != "tool_calls"}, *msgs[k + 1 :]]
+                a, b, b_bare = _diff(full, _render(tokenizer, bare, tools=tools))
+                while a == b_bare and a > 0 and full[a - 1] == full[b - 1]:
+                    # An insertion's place is ambiguous where it starts like the text after it ("<" of
+                    # "<tool_call>" before "<|im_end|>"): take the leftmost, where the calls begin.
+                    a, b, b_bare = a - 1, b - 1, b_bare - 1
+                if a < b:
+                    if content is None or content[0] == content[1]:
+                        while a < b and full[a].isspace():  # the separator after the header, not the call
+                            a += 1
+                        span.payload = (a, b)
+                    else:
+                        span.payload = (min(a, content[0]), max(b, content[1]))
+            if span.payload is None and (m["content"] or m.get("tool_calls")):
+                raise RenderError(
+                    f"chat template {template_name(tokenizer)}: message {k} (assistant) does not appear in"
+                    " the rendering: the template drops it"
+                )
+        spans.append(span)
+    return spans
+
+
+def _close_turns(tokenizer, spans: list[_Span], full: str, *, append: bool) -> str:
+    """Set each turn's end and each assistant's closing; returns ``full``, with (``append``) a closing
+    appended when the template writes it only before a next turn and the conversation ends with an
+    assistant turn."""
+    specials = _special_strings(tokenizer)
+    closing = _closing_text(tokenizer)
+    starts = [s.content[0] if s.content else None for s in spans]
+    prev_end = 0
+    for k, s in enumerate(spans):
+        anchor = s.payload if s.role == "assistant" else s.content
+        if anchor is None:
+            s.end = prev_end
+            continue
+        at = anchor[1]
+        nxt = next((p for p in starts[k + 1 :] if p is not None and p >= at), len(full))
+        gap = full[at:nxt]
+        if s.role == "assistant" and closing is not None and gap.startswith(closing):
+            stop = at + len(closing)
+        elif append and s.role == "assistant" and closing and k == len(spans) - 1 and closing not in gap:
+            full = full + closing  # e.g. Llama-3 variants write <|eot_id|> before the next header only
+            stop = len(full)
+        else:
+            first = _first_special(gap, specials)
+            stop = at + (first if first is not None else 0)
+        if s.role == "assistant":
+            s.closing = (at, stop)
+        while stop < len(full) and stop < nxt and full[stop].isspace():
+            stop += 1  # filler between turns ("\n" after <|im_end|>) belongs to the turn it follows
+        s.end = stop
+        prev_end = stop
+    return full
 
 
 def render_sample(
     tokenizer, messages: list[dict], options: RenderOptions | None = None, *, tools=None
 ) -> RenderedSample:
     """Render ``messages`` with the tokenizer's chat template; flag supervised and special tokens.
+
+    Supervised: each assistant turn's content and tool calls, plus (``eos_in_loss``) the text that closes
+    it as the template writes it; never headers, system, user or tool-result text (``prompt_loss`` adds
+    system, user and headers, never tool results).
 
     >>> r = render_sample(tok, [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}])
     >>> [tok.decode(i) for i, s in zip(r.input_ids, r.supervised) if s]  # doctest: +SKIP
@@ -229,40 +362,33 @@ def render_sample(
     roles = [m.get("role") for m in msgs]
     if "assistant" not in roles:
         raise RenderError("no assistant turn")
-    full = _render(tokenizer, msgs, gen=False, tools=tools)
-    turns = _locate_turns(tokenizer, msgs, full, tools)
-    specials = _special_strings(tokenizer)
+    full = _render(tokenizer, msgs, tools=tools)
+    spans = _locate(tokenizer, msgs, full, tools)
+    # Appending a closing the rendering lacks only makes sense when it is a target.
+    full = _close_turns(tokenizer, spans, full, append=options.eos_in_loss)
 
     n = len(full)
     sup = bytearray(n)
     content = bytearray(n)
-    for t in turns:
-        if t.content:
-            content[t.content[0] : t.content[1]] = b"\x01" * (t.content[1] - t.content[0])
+    for s in spans:
+        for region in (s.content, s.payload):
+            if region:
+                content[region[0] : region[1]] = b"\x01" * (region[1] - region[0])
     if options.prompt_loss:
         sup[:] = b"\x01" * n
     last_asst = max(i for i, r in enumerate(roles) if r == "assistant")
-    for i, t in enumerate(turns):
-        if t.role in TOOL_ROLES:
-            sup[t.start : t.end] = bytes(t.end - t.start)  # tool results never carry loss
+    start = 0
+    for i, s in enumerate(spans):
+        turn_start, start = start, max(start, s.end)
+        if s.role in TOOL_ROLES:
+            sup[turn_start : s.end] = bytes(max(0, s.end - turn_start))  # tool results never carry loss
             continue
-        if t.role != "assistant" or (options.scope == "last" and i != last_asst):
+        if s.role != "assistant" or (options.scope == "last" and i != last_asst) or s.closing is None:
             continue
-        content_end = t.content[1] if t.content else t.body
-        # End of turn: through the first special token after the content (ChatML "<|im_end|>", Llama-3
-        # "<|eot_id|>"), leaving out template filler after it (the "\n" ChatML writes after <|im_end|>
-        # is never generated). Templates with plain-text terminators keep the whole turn.
-        eot = t.end
-        hits = [(full.find(s, content_end, t.end), s) for s in specials]
-        hits = [(p, s) for p, s in hits if p >= 0]
-        if hits:
-            p, s = min(hits)
-            eot = p + len(s)
-        if options.eos_in_loss:
-            sup[t.body : eot] = b"\x01" * (eot - t.body)
-        else:
-            sup[t.body : content_end] = b"\x01" * (content_end - t.body)
-            sup[content_end:eot] = bytes(eot - content_end)
+        a, b = s.payload if s.payload else (s.closing[0], s.closing[0])
+        c0, c1 = s.closing
+        sup[a:b] = b"\x01" * (b - a)
+        sup[c0:c1] = (b"\x01" if options.eos_in_loss else b"\x00") * (c1 - c0)
 
     enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(enc["input_ids"])
@@ -271,31 +397,87 @@ def render_sample(
     for tok in getattr(tokenizer, "added_tokens_decoder", {}).items():
         if getattr(tok[1], "special", False):
             special_ids.add(tok[0])
+    # A token running from a closing into the next header (" USER" after a plain " " closing) would
+    # train the header: the header's first character stops supervision of the token covering it.
+    stop = bytearray(n + 1)
+    for sp in spans:
+        c0, c1 = sp.closing or (0, 0)
+        if c0 < c1 < n and not sup[c1] and not full[c1].isspace():
+            stop[sp.closing[1]] = 1
     supervised, special = [], []
     for tid, (s, e) in zip(ids, offsets, strict=True):
         e = max(e, s + 1)
-        supervised.append(1 in sup[s:e])
+        supervised.append(1 in sup[s:e] and 1 not in stop[s + 1 : e])
         special.append(tid in special_ids or 1 not in content[s:e])
     return RenderedSample(ids, supervised, special, full, offsets)
 
 
-def check_template(tokenizer) -> None:
-    """Fail before training when the chat template cannot carry an assistant turn.
+def set_chat_template(tokenizer, text: str, name: str) -> None:
+    """Replace the tokenizer's chat template (``model.chat_template_file``); a syntax error names its line.
+
+    ``name`` (the file) is how later errors and warnings refer to the template.
+    """
+    tokenizer.chat_template = text
+    tokenizer.__dict__["_sftlab_template_name"] = name
+    try:
+        _render(tokenizer, [{"role": "user", "content": "x"}])
+    except RenderError as exc:
+        if "syntax error" in str(exc):
+            raise
+        # other failures (a template that wants a system message first, ...) surface per sample
+
+
+def check_template(tokenizer) -> list[str]:
+    """Fail before training when the chat template cannot carry an assistant turn; return warnings.
 
     Renders a probe conversation and checks that the assistant's text appears and is supervised;
     a template without an assistant role either raises, drops the turn or hides it in the prompt.
+    The warnings name what the template silently leaves out (system prompts, tool results).
     """
     if not getattr(tokenizer, "chat_template", None):
         raise RenderError("the tokenizer has no chat template")
+    name = template_name(tokenizer)
     probe = "sftlab probe answer 42"
     msgs = [{"role": "user", "content": "sftlab probe question"}, {"role": "assistant", "content": probe}]
-    r = render_sample(tokenizer, msgs)
+    try:
+        r = render_sample(tokenizer, msgs)
+    except RenderError as exc:
+        if "syntax error" in str(exc):
+            raise
+        raise RenderError(
+            f"chat template {name} has no assistant role (or one that cannot be located): {exc}"
+        ) from exc
     if probe not in r.text:
         raise RenderError(
-            "the chat template has no assistant role: an assistant message does not appear in its output"
+            f"chat template {name} has no assistant role: an assistant message does not appear in its output"
         )
     if r.n_supervised == 0:
-        raise RenderError("the chat template has no assistant role: no assistant token could be located")
+        raise RenderError(f"chat template {name} has no assistant role: no assistant token could be located")
+    warnings = []
+    system = "sftlab probe system prompt"
+    try:
+        text = _render(tokenizer, [{"role": "system", "content": system}, *msgs])
+        if system not in text:
+            warnings.append(f"chat template {name} drops system messages: their text is not in the rendering")
+    except RenderError as exc:
+        warnings.append(f"chat template {name} cannot render a system message: {exc}")
+    result = "sftlab probe tool result"
+    call = {"type": "function", "function": {"name": "probe", "arguments": {}}}
+    tool_msgs = [
+        msgs[0],
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "content": result},
+        msgs[1],
+    ]
+    try:
+        text = _render(tokenizer, normalise_messages(tokenizer, tool_msgs))
+        if result not in text:
+            warnings.append(
+                f"chat template {name} drops tool messages: tool results are not in the rendering"
+            )
+    except RenderError as exc:
+        warnings.append(f"chat template {name} cannot render tool messages: {exc}")
+    return warnings
 
 
 def render_for_display(tokenizer, sample: dict, options: RenderOptions | None = None) -> list[dict]:
@@ -355,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model", default=None, help="model or tokenizer directory (default: the embedded model)"
     )
+    parser.add_argument(
+        "--chat-template", default=None, help="Jinja chat template file replacing the tokenizer's own"
+    )
     parser.add_argument("--data", required=True, help="messages JSONL")
     parser.add_argument("--index", type=int, default=0, help="0-based sample (line) index")
     parser.add_argument("--scope", choices=["all", "last"], default="all")
@@ -376,7 +561,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--index {args.index} out of range (the file has {len(samples)} samples)")
     sample = samples[args.index]
     options = RenderOptions(scope=args.scope, prompt_loss=args.prompt_loss, eos_in_loss=not args.no_eos_loss)
-    tokens = render_for_display(tokenizer, {"messages": sample.messages, "tools": sample.tools}, options)
+    try:
+        if args.chat_template:
+            with open(args.chat_template, encoding="utf-8") as fh:
+                set_chat_template(tokenizer, fh.read(), args.chat_template)
+        tokens = render_for_display(tokenizer, {"messages": sample.messages, "tools": sample.tools}, options)
+    except (RenderError, OSError) as exc:  # one line, never a traceback
+        print(f"{args.data}:{sample.line}: {exc}", file=sys.stderr)
+        return 2
     color = args.color == "always" or (
         args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     )

@@ -30,10 +30,12 @@ from trainer import checkpoint as ckpt
 from trainer import distributed as dist_
 from trainer.config import ConfigError, RunConfig
 from trainer.evaluate import evaluate
+from trainer.layout import CHAT_TEMPLATE_COPY
 from trainer.metrics import MetricsWriter, NonFiniteLoss, RisingEvalLoss, StepDropDetector, check_finite
 from trainer.model import build_model, count_params, load_tokenizer, resolve_model_dir
 from trainer.optim import LRSchedule, build_optimizer, param_groups
 from trainer.plan import BinPlan, build_plan, load_data, micro_batches
+from trainer.render import check_template
 
 # Peak dense FLOP/s per device for MFU when metrics.peak_flops is 0 (bf16 tensor cores; fp32 on CPU).
 GPU_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
@@ -82,6 +84,10 @@ class Run:
         torch.manual_seed(cfg.train.seed)
         self.model_dir = resolve_model_dir(cfg)
         self.tok = load_tokenizer(cfg, self.model_dir)
+        self.template_warnings = check_template(self.tok)  # what the template leaves out of every sample
+        if cfg.model.chat_template_file and self.rank0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / CHAT_TEMPLATE_COPY).write_text(self.tok.chat_template, encoding="utf-8")
         # data before the weights: bad data fails in seconds, with file:line reasons
         self.data = load_data(cfg, self.tok)
         self.plan: BinPlan = build_plan(cfg, self.data, world=info.world)
@@ -265,6 +271,8 @@ class Run:
                 model_dir=self.model_dir,
                 counts=plan.counts,
             )
+            for msg in self.template_warnings:
+                self.log.write("warning", step=0, kind="chat_template", message=msg)
         rising = RisingEvalLoss(cfg.eval.rising_k)
         drops = StepDropDetector(cfg.metrics.step_drop_window, cfg.metrics.step_drop_ratio)
         acc = ChannelAccumulator()

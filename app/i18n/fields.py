@@ -10,6 +10,7 @@ ZH: dict[str, str] = {
     "data.eval_fraction": "从训练样本中留出用于验证的比例（0 = 不做验证）。",
     "data.max_seq_len": "打包后最长序列（bin）的 token 数。",
     "data.over_length": "超过 max_seq_len 的样本：error（训练前报错）、truncate（截掉末尾）或 drop（丢弃）。",
+    "model.chat_template_file": "代替分词器自带模板的 Jinja 聊天模板文件（损失掩码和保存的检查点都使用它）。留空：使用分词器的模板。",
     "model.tokenizer_path": "与模型不同的分词器目录。留空：与模型相同。",
     "model.attn_implementation": "注意力实现：sdpa（块对角掩码，CPU）或 flash_attention_2（varlen，GPU）。",
     "loss.scope": "哪些 assistant 轮次计算损失：全部，或仅最后一轮。",

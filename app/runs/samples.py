@@ -25,6 +25,7 @@ from app.core.db import get_engine
 from app.jobs import interactive
 from app.models import JobKind, Run
 from app.runs.views import section
+from trainer.layout import CHAT_TEMPLATE_COPY
 
 RENDER_TIMEOUT = 60.0
 # trainer.render.RenderOptions' defaults, which a test keeps equal to the trainer's.
@@ -119,6 +120,21 @@ def tokenizer_source(run: Run, config: dict, start: dict | None, default_dir: Pa
     return str(default_dir)
 
 
+def chat_template(run: Run, config: dict) -> str:
+    """The run's model.chat_template_file as the trainer copied it into the run directory (before the
+    trainer starts: the file the config names); empty when the run uses the tokenizer's own template."""
+    name = section(config, "model").get("chat_template_file")
+    if not isinstance(name, str) or not name:
+        return ""
+    for path in (Path(run.run_dir) / CHAT_TEMPLATE_COPY if run.run_dir else None, Path(name).expanduser()):
+        if path is not None and path.is_file():
+            try:
+                return path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+    return ""
+
+
 def render_options(config: dict) -> dict[str, Any]:
     """trainer.render.RenderOptions' fields from the run's loss section (the trainer's defaults otherwise)."""
     loss = section(config, "loss")
@@ -147,6 +163,9 @@ def show_sample(
     shown.messages = record["messages"]
     shown.task_type = shown.task_type or str(record.get("task_type", ""))
     params = {"record": record, "tokenizer": tokenizer, "options": render_options(config)}
+    template = chat_template(run, config)
+    if template:
+        params["chat_template"] = template
     engine = get_engine()
     title = f"run {run.id} sample {index}"
     try:

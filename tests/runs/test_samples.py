@@ -128,3 +128,31 @@ def test_sample_page_marks_supervised_and_special_tokens_and_navigates(
     assert researcher.get(f"/runs/{run.id}/samples/3").status_code == 404
     api = researcher.get(f"/api/runs/{run.id}/samples/1").json()
     assert [t["supervised"] for t in api["tokens"]] == expected.supervised
+
+
+def test_a_run_with_its_own_chat_template_file_is_shown_with_it(engine, make_user, tmp_path, tiny_model_dir):
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from trainer.render import set_chat_template
+
+    corpus = Path(__file__).resolve().parents[1] / "assets" / "chat_templates"
+    text = (corpus / "vicuna_llava.jinja").read_text(encoding="utf-8")
+    run_dir = _run_dir(tmp_path)
+    (run_dir / "chat_template.jinja").write_text(text, encoding="utf-8")  # the trainer's copy
+    with Session(engine) as session:
+        run = make_run(
+            session,
+            make_user().id,
+            run_dir=run_dir,
+            model={"chat_template_file": str(tmp_path / "gone.jinja")},
+        )
+        config = json.loads(run.config_json)
+    shown = samples.show_sample(run, 1, config=config, tokenizer=str(tiny_model_dir))
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    set_chat_template(tok, text, "vicuna")
+    expected = render_sample(tok, RECORDS[2]["messages"])
+    assert shown.error == "" and "".join(t["text"] for t in shown.tokens) == expected.text
+    assert expected.text.startswith("A chat between a curious user")
+    assert [t["supervised"] for t in shown.tokens] == expected.supervised

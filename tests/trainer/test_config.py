@@ -130,3 +130,34 @@ def test_template_without_assistant_role(tmp_path, train_file):
         RunConfig.from_dict(_raw(train_file, tmp_path, **{"model.path": str(model)})).validate()
     (model / "chat_template.jinja").write_text("<|im_start|>{{ 'assistant' }}")
     RunConfig.from_dict(_raw(train_file, tmp_path, **{"model.path": str(model)})).validate()
+
+
+def test_chat_template_file(tmp_path, train_file, tokenizer_dir):
+    from trainer.model import load_tokenizer
+
+    tpl = tmp_path / "t.jinja"
+    over = {"model.chat_template_file": str(tpl)}
+    with pytest.raises(ConfigError, match=r"model.chat_template_file '.*t\.jinja' does not exist"):
+        RunConfig.from_dict(_raw(train_file, tmp_path, **over)).validate()
+    tpl.write_text("{% for m in messages %}\n{{ m['role'] }}: {{ m['content'] }\n{% endfor %}")
+    with pytest.raises(ConfigError, match=r"t\.jinja': syntax error at line 2"):
+        RunConfig.from_dict(_raw(train_file, tmp_path, **over)).validate()
+    tpl.write_text("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}{% endfor %}")
+    with pytest.raises(ConfigError, match="t.jinja': the template has no assistant role"):
+        RunConfig.from_dict(_raw(train_file, tmp_path, **over)).validate()
+    # a model directory without a template is fine when the file gives one; the file wins
+    model = tmp_path / "m"
+    model.mkdir()
+    tpl.write_text(
+        "{#- source: test -#}\n{% for m in messages %}{{ m['role'] | upper }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+    )
+    cfg = RunConfig.from_dict(_raw(train_file, tmp_path, **over, **{"model.path": str(model)})).validate()
+    tok = load_tokenizer(cfg, str(tokenizer_dir))
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+    assert text == "USER: hi\n"
+    by_name = {r["name"]: r for r in describe_fields()}
+    assert (
+        by_name["model.chat_template_file"]["default"] == ""
+        and "Jinja" in by_name["model.chat_template_file"]["help"]
+    )

@@ -1,5 +1,7 @@
 """Rendering uses each tokenizer's own template and masks exactly the assistant tokens, for ChatML, Llama-3 and Mistral."""
 
+from pathlib import Path
+
 import pytest
 
 from trainer.render import (
@@ -10,6 +12,7 @@ from trainer.render import (
     main,
     render_for_display,
     render_sample,
+    set_chat_template,
 )
 
 CHAT = [
@@ -170,3 +173,145 @@ def test_cli(tokenizer_dir, tmp_path, write_jsonl, capsys):
         and "[[It is sunny.<|im_end|>]]" in out
         and "<|im_start|>tool\nsunny, 21C<|im_end|>" in out
     )
+
+
+# ---- issue 10: masks that were silently wrong on other families' templates ----
+
+CORPUS = Path(__file__).resolve().parents[1] / "assets" / "chat_templates"
+
+
+def _with_template(tokenizer_dir, text: str, name: str, **specials):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    if specials:
+        tok.add_special_tokens(specials)
+    set_chat_template(tok, text, name)
+    return tok
+
+
+def runs(tok, r) -> list[str]:
+    return [s.lstrip(" ") for s in supervised_text(tok, r)]
+
+
+def test_generation_prompt_unlike_the_conversation_header_is_not_trained(tokenizer_dir):
+    # Vicuna (LLaVA): ' ASSISTANT: ' inside the conversation, 'ASSISTANT:' as generation prompt; the
+    # prefix-diff mask used to train ' ASSISTANT: ' with every answer.
+    tok = _with_template(
+        tokenizer_dir, (CORPUS / "vicuna_llava.jinja").read_text(), "vicuna", eos_token="</s>"
+    )
+    r = render_sample(tok, CHAT)
+    assert runs(tok, r) == ["不是</s>", "Because.</s>"]
+    assert not any("ASSISTANT" in s for s in supervised_text(tok, r))
+
+
+def test_tool_call_only_turn_is_trained_without_eos(tokenizer_dir):
+    # Qwen2.5 writes <tool_call> blocks itself; the call used to get no target once EOS left the loss.
+    tok = _with_template(tokenizer_dir, (CORPUS / "qwen2_5_tools.jinja").read_text(), "qwen2.5")
+    call = '<tool_call>\n{"name": "weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    assert runs(tok, render_sample(tok, TOOLS, RenderOptions(eos_in_loss=False))) == [call, "It is sunny."]
+    assert runs(tok, render_sample(tok, TOOLS)) == [call + "<|im_end|>", "It is sunny.<|im_end|>"]
+
+
+LLAMA3_EOT_BEFORE_HEADER = (
+    "{{ bos_token }}{% for m in messages %}{% if not loop.first %}{{ '<|eot_id|>' }}{% endif %}"
+    "{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + m['content'] | trim }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+
+
+def test_end_of_turn_written_before_the_next_header_is_trained(tokenizer_dir):
+    tok = _with_template(
+        tokenizer_dir,
+        LLAMA3_EOT_BEFORE_HEADER,
+        "llama3-eot-before",
+        bos_token="<|begin_of_text|>",
+        additional_special_tokens=["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+    )
+    r = render_sample(tok, CHAT)
+    # the last turn gets the <|eot_id|> the template would write before a next turn: the model learns to stop
+    assert r.text == tok.apply_chat_template(CHAT, tokenize=False) + "<|eot_id|>"
+    assert supervised_text(tok, r) == ["不是<|eot_id|>", "Because.<|eot_id|>"]
+    r = render_sample(tok, CHAT, RenderOptions(eos_in_loss=False))
+    assert supervised_text(tok, r) == ["不是", "Because."]
+    assert r.text == tok.apply_chat_template(CHAT, tokenize=False)
+
+
+ALWAYS_GENERATION_HEADER = "{% for m in messages %}{{ m['role'].capitalize() + ': ' + m['content'] + '\\n' }}{% endfor %}{{ 'Assistant:' }}"
+
+
+def test_generation_header_appended_to_every_rendering_is_not_trained(tokenizer_dir):
+    tok = _with_template(tokenizer_dir, ALWAYS_GENERATION_HEADER, "always-header")
+    one = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4."}]
+    r = render_sample(tok, one)
+    assert r.text == "User: 2+2?\nAssistant: 4.\nAssistant:"
+    assert runs(tok, r) == ["4.\n"]  # was "4.\nAssistant:"
+    r = render_sample(tok, CHAT)  # was refused: earlier turns do not end with "Assistant:" in the full text
+    assert r.text.endswith("Because.\nAssistant:")
+    assert runs(tok, r) == ["不是\n", "Because.\n"]
+
+
+LAST_TURN_WIDER = (
+    "{% for m in messages %}{{ m['role'] + ': ' + m['content'] }}"
+    "{% if loop.last %}{{ '\\n\\n' }}{% else %}{{ '\\n' }}{% endif %}{% endfor %}"
+)
+
+
+def test_turns_differing_by_trailing_whitespace_are_not_refused(tokenizer_dir):
+    # The last turn ends with "\n\n", earlier ones with "\n": rendering is not prefix-stable, which the
+    # prefix-diff mask refused without naming the template or the difference.
+    tok = _with_template(tokenizer_dir, LAST_TURN_WIDER, "last-wider")
+    r = render_sample(tok, CHAT)
+    assert runs(tok, r) == ["不是\n", "Because.\n\n"]
+
+
+def test_refusal_names_the_template_and_the_first_differing_text(tokenizer_dir):
+    echo = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}{{ 'Summary: ' + messages[-1]['content'] }}"
+    tok = _with_template(tokenizer_dir, echo, "echo.jinja")
+    with pytest.raises(
+        RenderError,
+        match=r"chat template echo\.jinja: message 3 \(assistant\) cannot be located.*Summary: Because",
+    ) as e:
+        render_sample(tok, CHAT)
+    assert "first at char" in str(e.value)
+
+
+def test_template_syntax_error_names_its_line(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    bad = "{% for m in messages %}\n{{ m['content'] }\n{% endfor %}"
+    with pytest.raises(RenderError, match=r"chat template bad\.jinja: syntax error at line 2"):
+        set_chat_template(tok, bad, "bad.jinja")
+
+
+def test_warns_when_a_template_drops_system_or_tool_messages(tokenizer, tokenizer_dir):
+    assert check_template(tokenizer) == []  # SmolLM2's ChatML renders both
+    tok = _with_template(tokenizer_dir, (CORPUS / "vicuna_1_1.jinja").read_text(), "vicuna_1_1.jinja")
+    warnings = check_template(tok)
+    assert len(warnings) == 2
+    assert "vicuna_1_1.jinja drops system messages" in warnings[0]
+    assert "vicuna_1_1.jinja drops tool messages" in warnings[1]
+    tok = _with_template(tokenizer_dir, (CORPUS / "gemma.jinja").read_text(), "gemma.jinja")
+    assert any(
+        "cannot render a system message" in w and "System role not supported" in w
+        for w in check_template(tok)
+    )
+
+
+def test_cli_with_a_chat_template_file(tokenizer_dir, tmp_path, write_jsonl, capsys):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"messages": CHAT, "task_type": "chat/x"}])
+    tpl = str(CORPUS / "orca_hashes.jinja")
+    argv = ["--model", str(tokenizer_dir), "--chat-template", tpl, "--data", str(data), "--color", "never"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "### User:\n你好 world\n\n### Assistant:\n[[不是\n\n]]### User:" in out
+
+
+def test_cli_refusal_is_one_line(tokenizer_dir, tmp_path, write_jsonl, capsys):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"messages": CHAT, "task_type": "chat/x"}])
+    bad = tmp_path / "bad.jinja"
+    bad.write_text("{% for m in messages %}\n{{ m['content'] }\n{% endfor %}")
+    assert main(["--model", str(tokenizer_dir), "--chat-template", str(bad), "--data", str(data)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "d.jsonl:1: chat template" in err and "syntax error at line 2" in err

@@ -234,3 +234,20 @@ def test_max_steps_must_not_be_negative(tmp_path, setup):
     cfg.train.max_steps = -1
     with pytest.raises(ConfigError, match="train.max_steps must be >= 0"):
         cfg.validate(check_files=False)
+
+
+def test_chat_template_file_is_used_copied_and_its_gaps_warned(tmp_path, setup):
+    """model.chat_template_file replaces the model's template; what it drops is a chat_template warning."""
+    from pathlib import Path
+
+    model, data = setup
+    tpl = Path(__file__).resolve().parents[1] / "assets" / "chat_templates" / "vicuna_1_1.jinja"
+    cfg = tiny_config(tmp_path, model, data, per_device_batch=2)
+    cfg.model.chat_template_file = str(tpl)
+    run(cfg, stop_after=1)
+    out = tmp_path / "run"
+    assert (out / "chat_template.jinja").read_text(encoding="utf-8") == tpl.read_text(encoding="utf-8")
+    events = read_events(out / "metrics.jsonl")
+    assert events[0]["type"] == "start"
+    warned = [e["message"] for e in events if e["type"] == "warning" and e["kind"] == "chat_template"]
+    assert len(warned) == 2 and all("vicuna_1_1.jinja drops" in m for m in warned)

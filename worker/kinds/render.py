@@ -18,10 +18,16 @@ _LOCK = threading.Lock()  # a fast tokenizer object is not safe to share across 
 
 
 @lru_cache(maxsize=4)
-def load_tokenizer(source: str) -> Any:
+def load_tokenizer(source: str, chat_template: str = "") -> Any:
+    """The run's tokenizer; with the run's own template file (model.chat_template_file) when it had one."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(source)
+    tok = AutoTokenizer.from_pretrained(source)
+    if chat_template:
+        from trainer.render import set_chat_template
+
+        set_chat_template(tok, chat_template, "the run's chat template file")
+    return tok
 
 
 class Render(JobKindSpec):
@@ -37,7 +43,9 @@ class Render(JobKindSpec):
         try:
             with _LOCK:
                 tokens = render_for_display(
-                    load_tokenizer(source), params["record"], RenderOptions(**params["options"])
+                    load_tokenizer(source, params.get("chat_template", "")),
+                    params["record"],
+                    RenderOptions(**params["options"]),
                 )
         except RenderError as exc:
             return {"error": f"the chat template cannot render this sample: {exc}"}
