@@ -144,14 +144,18 @@ def test_mix_partial_follows_the_form(researcher, two_versions):
 def test_the_mix_fragment_skips_the_pickers(researcher, two_versions, monkeypatch):
     """It is fetched on every weight edit; the pickers list up to 100 runs' checkpoint directories."""
     calls: list[str] = []
-    monkeypatch.setattr("app.api.routes.launch.dataset_choices", lambda s: calls.append("datasets") or [])
+    monkeypatch.setattr(
+        "app.api.routes.launch.dataset_choices", lambda s, **_: calls.append("datasets") or []
+    )
     monkeypatch.setattr("app.api.routes.launch.checkpoint_choices", lambda s: calls.append("ckpt") or [])
     pairs, _ = two_versions
     form = {"train_ds": [str(d) for d, _ in pairs], "mix.nli": "2", **{f"v.{d}": str(v) for d, v in pairs}}
     response = researcher.post("/runs/new/mix", data=form, headers={"HX-Request": "true"})
     assert response.status_code == 200 and 'id="mix-table"' in response.text and calls == []
     page = researcher.post("/runs/new/mix", data=form)  # no HTMX: the whole page, pickers and all
-    assert page.status_code == 200 and "<html" in page.text and calls == ["datasets", "ckpt"]
+    assert (
+        page.status_code == 200 and "<html" in page.text and calls == ["datasets", "datasets", "ckpt"]
+    )  # train and validation pickers
 
 
 def test_level_one_keeps_differing_level_two_weights(researcher, two_versions):
