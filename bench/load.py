@@ -185,7 +185,10 @@ def start_import(c: httpx.Client, upload_id: int, name: str) -> int:
 
 def import_state(c: httpx.Client, job_id: int) -> tuple[str, int | None, str]:
     """(job status, dataset id, the version's indexing status or '')."""
-    job = c.get(f"/api/imports/{job_id}").json()
+    r = c.get(f"/api/imports/{job_id}")
+    if r.status_code != 200:
+        raise httpx.HTTPStatusError(f"answer {r.status_code}", request=r.request, response=r)
+    job = r.json()
     ds = job.get("dataset_id")
     version = ""
     if job["status"] == "succeeded" and ds:
@@ -304,11 +307,11 @@ def fmt_ms(s: float) -> str:
 
 
 def report(level: Level, base_rate: float, base_p50: float, label: str) -> list[str]:
-    lat = level.all
-    rate = len(lat) / level.elapsed if level.elapsed else 0.0
+    lat = level.all or [float("inf")]  # nothing answered in time: shown as inf
+    rate = len(level.all) / level.elapsed if level.elapsed else 0.0
     p50, p95 = pct(lat, 0.5), pct(lat, 0.95)
     lines = [
-        f"{label:>9} {len(lat):6d} req {rate:7.1f} req/s (x{rate / base_rate:4.2f})  "
+        f"{label:>9} {len(level.all):6d} req {rate:7.1f} req/s (x{rate / base_rate:4.2f})  "
         f"p50 {fmt_ms(p50)} ms (x{p50 / base_p50:5.1f})  p95 {fmt_ms(p95)} ms (x{p95 / base_p50:5.1f})  "
         f"max {fmt_ms(max(lat, default=0))} ms  errors {level.n_errors}  timeouts {level.timeouts}  "
         f"/healthz max {fmt_ms(max(level.health, default=0))} ms  {level.import_note}"
@@ -352,16 +355,29 @@ def bench_database(args: argparse.Namespace, label: str, database_url: str) -> l
             out += report(base, base_rate, base_p50, "1 (base)")
             progress("\n".join(out[-2:]))
             for i, n in enumerate(args.levels, start=1):
-                job = start_import(c, big, f"import during {n}")
+                try:  # a frozen server (the code before the fix) answers nothing: note it and go on
+                    job: int | None = start_import(c, big, f"import during {n}")
+                except httpx.HTTPError as exc:
+                    job, note = None, f"import: not started ({type(exc).__name__})"
                 level = asyncio.run(run_level(srv.base, headers, datasets, n, args.duration, args.timeout, i))
-                status, _, version = import_state(c, job)
-                level.import_note = f"import: {status}" + (f", index {version}" if version else "")
+                if job is not None:
+                    try:
+                        status, _, version = import_state(c, job)
+                        note = f"import: {status}" + (f", index {version}" if version else "")
+                    except httpx.HTTPError as exc:
+                        note = f"import: state unknown ({str(exc)[:40] or type(exc).__name__})"
+                level.import_note = note
                 lines = report(level, base_rate, base_p50, str(n))
                 out += lines
                 progress("\n".join(lines))
                 # the next level starts on an idle server: wait for this import (bounded) to end
                 deadline = time.monotonic() + 120
-                while time.monotonic() < deadline and import_state(c, job)[0] in ("queued", "running"):
+                while job is not None and time.monotonic() < deadline:
+                    try:
+                        if import_state(c, job)[0] not in ("queued", "running"):
+                            break
+                    except httpx.HTTPError:
+                        break  # a server that does not answer now will not be idle soon either
                     time.sleep(1)
     finally:
         srv.stop()
