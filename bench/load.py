@@ -117,7 +117,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(app_root: Path, tmp: Path, database_url: str) -> Server:
+def start(app_root: Path, tmp: Path, database_url: str, extra_env: dict[str, str]) -> Server:
     data = tmp / "data"
     data.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
@@ -129,6 +129,7 @@ def start(app_root: Path, tmp: Path, database_url: str) -> Server:
         SFTLAB_REAPER_INTERVAL="0",
         PYTHONPATH=str(app_root),
     )
+    env.update(extra_env)
     subprocess.run(
         [sys.executable, "-m", "app.cli", "init"], cwd=app_root, env=env, check=True, capture_output=True
     )
@@ -262,7 +263,11 @@ async def run_level(
 ) -> Level:
     level = Level(clients)
     kinds = [k for k, w in MIX for _ in range(w)]
-    limits = httpx.Limits(max_connections=clients + 2, max_keepalive_connections=clients + 2)
+    # Idle connections expire before uvicorn's 5 s keep-alive closes them; at httpx's default (also 5 s)
+    # a request may go out on a connection the server is closing and end in a ReadError.
+    limits = httpx.Limits(
+        max_connections=clients + 2, max_keepalive_connections=clients + 2, keepalive_expiry=2.0
+    )
     stop_at = time.monotonic() + duration
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout, limits=limits) as http:
 
@@ -327,9 +332,11 @@ def report(level: Level, base_rate: float, base_p50: float, label: str) -> list[
 
 
 def bench_database(args: argparse.Namespace, label: str, database_url: str) -> list[str]:
-    out = [f"== {label} (app from {args.app_root}) =="]
+    out = [
+        f"== {label} (app from {args.app_root}{' ' + ' '.join(args.server_env) if args.server_env else ''}) =="
+    ]
     tmp = Path(tempfile.mkdtemp(prefix="sftlab-load-"))
-    srv = start(args.app_root, tmp, database_url)
+    srv = start(args.app_root, tmp, database_url, dict(kv.split("=", 1) for kv in args.server_env))
     try:
         headers = token_for(srv.base)
         with httpx.Client(base_url=srv.base, headers=headers, timeout=60) as c:
@@ -421,6 +428,13 @@ def main() -> None:
         "--import-rows", type=int, default=30_000, help="rows of the file imported during each level"
     )
     ap.add_argument("--app-root", type=Path, default=ROOT, help="the checkout whose server is measured")
+    ap.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="SFTLAB_X=V",
+        help="a setting for the server (repeatable)",
+    )
     ap.add_argument("--keep-logs", action="store_true", help="print the server and worker logs at the end")
     args = ap.parse_args()
     args.levels = [int(x) for x in args.levels.split(",")]
