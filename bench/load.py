@@ -263,15 +263,23 @@ async def run_level(
 ) -> Level:
     level = Level(clients)
     kinds = [k for k, w in MIX for _ in range(w)]
-    # Idle connections expire before uvicorn's 5 s keep-alive closes them; at httpx's default (also 5 s)
-    # a request may go out on a connection the server is closing and end in a ReadError.
-    limits = httpx.Limits(
-        max_connections=clients + 2, max_keepalive_connections=clients + 2, keepalive_expiry=2.0
-    )
+    # Each client has its own connection, as separate programs would: one shared httpx pool of 200
+    # connections costs the load generator more CPU per request than the server spends. Idle connections
+    # expire before uvicorn's 5 s keep-alive closes them; at httpx's default (also 5 s) a request may go
+    # out on a connection the server is closing and end in a ReadError.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=2.0)
     stop_at = time.monotonic() + duration
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout, limits=limits) as http:
+
+    def new_client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout, limits=limits)
+
+    async with new_client() as http:
 
         async def client(i: int) -> None:
+            async with new_client() as own:
+                await drive(i, own)
+
+        async def drive(i: int, http: httpx.AsyncClient) -> None:
             rng = random.Random(seed * 1000 + i)
             while time.monotonic() < stop_at:
                 kind = rng.choice(kinds)
