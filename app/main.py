@@ -138,17 +138,19 @@ def create_app() -> FastAPI:
             {"detail": "Not authenticated."}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
         )
 
+    # The handlers that may render an error page are plain `def`, which Starlette runs in its thread
+    # pool: a 404 page looks up the logged-in user in the database for its header.
     @app.exception_handler(Busy)
-    async def _busy(request: Request, exc: Busy):
+    def _busy(request: Request, exc: Busy):
         """Too many short jobs (estimates, sample renderings) wait already: try again shortly."""
         return _error_page(request, 429, str(exc), {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: HTTPException):
+    def _http_error(request: Request, exc: HTTPException):
         return _error_page(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError):
+    def _invalid(request: Request, exc: RequestValidationError):
         if wants_html(request):
             fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
             return _error_page(request, 422, f"{translate('error.invalid', lang_of(request))}: {fields}")
@@ -156,7 +158,7 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(DBAPIError)
-    async def _out_of_range(request: Request, exc: Exception):
+    def _out_of_range(request: Request, exc: Exception):
         """A value the database cannot store (page=10**30, a NUL in text on PostgreSQL): the caller's error."""
         text = str(exc)
         if isinstance(exc, OverflowError) and "too large to convert" in text:
@@ -165,10 +167,10 @@ def create_app() -> FastAPI:
             return _error_page(request, 400, "A number in the request is out of range.")
         if isinstance(exc, DBAPIError) and "NUL (0x00)" in text:  # PostgreSQL text never holds NUL
             return _error_page(request, 400, "Text in the request contains a NUL character.")
-        return await _unexpected(request, exc)
+        return _unexpected(request, exc)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):
+    def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _error_page(request, 500, "Internal error; it has been logged.")
 

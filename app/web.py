@@ -63,12 +63,12 @@ def render(
 ):
     settings = get_settings()
     lang = lang_of(request)
-    session = getattr(request.state, "session", None)
+    login = getattr(request.state, "session", None)  # the signed cookie's data
     ctx = {
         "request": request,
         "lang": lang,
         "t": lambda key: translate(key, lang),
-        "csrf_token": csrf_token(settings.secret_key, session) if session else "",
+        "csrf_token": csrf_token(settings.secret_key, login) if login else "",
         "user": getattr(request.state, "user", None),
         "nav": "",
     }

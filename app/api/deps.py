@@ -5,12 +5,17 @@ Each route declares exactly one access level through `require(role)` or
 each role against it, so a route without a declared level fails the suite.
 """
 
-from collections.abc import Iterator
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, HTTPException, Request
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from app.core.config import Settings, get_settings
 from app.core.db import get_engine
@@ -21,16 +26,39 @@ ROLE_RANK = {Role.rater: 1, Role.researcher: 2, Role.admin: 3}
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def settings_dep() -> Settings:
+async def settings_dep() -> Settings:
+    # async: a cached object, not worth a hop through the thread pool on every request
     return get_settings()
 
 
 SettingsDep = Annotated[Settings, Depends(settings_dep)]
 
+_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.Semaphore]" = weakref.WeakKeyDictionary()
 
-def session_dep(settings: SettingsDep) -> Iterator[Session]:
-    with Session(get_engine(settings)) as session:
-        yield session
+
+def _request_slots(settings: Settings) -> anyio.Semaphore:
+    loop = asyncio.get_running_loop()
+    if loop not in _slots:
+        _slots[loop] = anyio.Semaphore(settings.db_pool_size)
+    return _slots[loop]
+
+
+async def session_dep(settings: SettingsDep) -> AsyncIterator[Session]:
+    """The request's session; at most `db_pool_size` requests hold one at a time, the others wait here.
+
+    A request holds its connection from its first query until the session closes, and between its
+    dependencies and its route it waits for a thread of the pool. Were more requests to hold sessions
+    than the engine has connections, threads would block on a checkout while the requests holding the
+    connections wait for a thread: everything stops until the pool's timeout. Waiting for a slot here,
+    on the event loop and before any connection is taken, keeps checkouts immediate. Creating the
+    Session does no I/O; closing it (a rollback) runs in a thread.
+    """
+    async with _request_slots(settings):
+        session = Session(get_engine(settings))
+        try:
+            yield session
+        finally:
+            await run_in_threadpool(session.close)
 
 
 SessionDep = Annotated[Session, Depends(session_dep)]
@@ -70,8 +98,7 @@ def _bearer_user(request: Request, session: Session) -> User | None:
     return user
 
 
-async def current_user_optional(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
-    request.state.via_token = False
+def _resolve_user(request: Request, session: Session, settings: Settings) -> User | None:
     user = _bearer_user(request, session)  # a bearer header, valid or not, is never mixed with the cookie
     if user is None:
         data = read_session(
@@ -86,7 +113,15 @@ async def current_user_optional(request: Request, session: SessionDep, settings:
         ):
             return None
         request.state.session = data
-    if not user.is_active:
+    return user if user.is_active else None
+
+
+async def current_user_optional(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
+    # async only to read a posted form for the CSRF check; the queries run in the thread pool, since a
+    # query on the event loop stops every request while it waits for the database or a connection.
+    request.state.via_token = False
+    user = await run_in_threadpool(_resolve_user, request, session, settings)
+    if user is None:
         return None
     request.state.user = user  # error pages show the header of the logged-in user
     if request.method in UNSAFE_METHODS and not request.state.via_token:
@@ -130,7 +165,7 @@ def user_from_cookie(request: Request) -> User | None:
 def require(role: Role):
     """A guard admitting `role` and every role above it (admin > researcher > rater)."""
 
-    def guard(user: OptionalUser) -> User:
+    async def guard(user: OptionalUser) -> User:  # async: no I/O, so no hop through the thread pool
         if user is None:
             raise NotAuthenticated()
         if ROLE_RANK[user.role] < ROLE_RANK[role]:
@@ -144,7 +179,7 @@ def require(role: Role):
 def public():
     """A guard for routes anyone may call (login, health); it still resolves the user if there is one."""
 
-    def guard(user: OptionalUser) -> User | None:
+    async def guard(user: OptionalUser) -> User | None:
         return user
 
     guard.route_access = "public"  # type: ignore[attr-defined]
@@ -165,6 +200,24 @@ def route_access_levels(route) -> list[str]:  # noqa: ANN001
         stack.extend(dependant.dependencies)
     return found
 
+
+def no_user():
+    """A public guard that never looks at the caller, so it takes no database session: /healthz."""
+
+    async def guard() -> None:
+        return None
+
+    guard.route_access = "public"  # type: ignore[attr-defined]
+    return Depends(guard)
+
+
+async def posted_form(request: Request) -> FormData:
+    """The posted form, read on the event loop, so that the route using it can be a plain `def`: FastAPI
+    runs those in its thread pool, where their database and file work blocks no other request."""
+    return await request.form()
+
+
+PostedForm = Annotated[FormData, Depends(posted_form)]
 
 Admin = Annotated[User, require(Role.admin)]
 Researcher = Annotated[User, require(Role.researcher)]

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         [],
         description="Extra modules the worker imports to register job kinds (each calls worker.kinds.register).",
     )
+    db_pool_size: int = Field(
+        20,
+        description="Database connections a process keeps; the web server lets this many requests hold a "
+        "session at once (the others wait without blocking), plus 10 for other work.",
+    )
     trainer_threads: int = Field(
         0, description="OMP/torch threads per CPU trainer rank (0: torch's default)."
     )

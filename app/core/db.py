@@ -2,6 +2,11 @@
 
 SQLite runs in WAL mode with a busy timeout, so the web server can read while a
 worker writes an import or an index.
+
+The pool holds `db_pool_size` connections plus an overflow of 10. The web server lets at most
+`db_pool_size` requests hold a session at once (`app.api.deps.session_dep`), fewer than the 40 threads
+of its pool, so a request's checkout never waits; the overflow serves code that opens its own
+connection beside the request's session (exports, estimates) and the reaper thread.
 """
 
 from collections.abc import Iterator
@@ -14,10 +19,15 @@ from sqlmodel import Session, create_engine
 
 from app.core.config import Settings, get_settings
 
+POOL_OVERFLOW = 10
 
-def make_engine(url: str) -> Engine:
+
+def make_engine(url: str, *, pool_size: int = 20) -> Engine:
+    pool = {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW}
+    if url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:"):
+        pool = {}  # one in-memory database per connection: SQLAlchemy picks a pool without a size
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # noqa: ANN001
@@ -29,16 +39,17 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 @lru_cache
-def _engine_for(url: str) -> Engine:
-    return make_engine(url)
+def _engine_for(url: str, pool_size: int) -> Engine:
+    return make_engine(url, pool_size=pool_size)
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
-    return _engine_for((settings or get_settings()).sqlalchemy_url)
+    settings = settings or get_settings()
+    return _engine_for(settings.sqlalchemy_url, settings.db_pool_size)
 
 
 @contextmanager

@@ -12,9 +12,10 @@ import orjson
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.api.deps import Researcher, SessionDep, SettingsDep
+from app.api.deps import PostedForm, Researcher, SessionDep, SettingsDep
 from app.datasets import jobs
 from app.datasets.formats import REASONS
 from app.datasets.import_job import create_job, job_progress
@@ -92,7 +93,10 @@ def api_uploads(user: Researcher, session: SessionDep):
 async def api_upload(
     request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, filename: str = ""
 ):
-    """Raw body (name in ?filename= or X-Filename) or multipart field `file`; streamed to disk either way."""
+    """Raw body (name in ?filename= or X-Filename) or multipart field `file`; streamed to disk either way.
+
+    async to read the body as it arrives; copying the file and registering it (format detection, the
+    row) run in the thread pool, so a large upload blocks no other request."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > settings.upload_max_bytes + 64 * 1024:
         raise HTTPException(status_code=413, detail=str(UploadTooLarge(settings.upload_max_bytes)))
@@ -104,7 +108,7 @@ async def api_upload(
                 raise HTTPException(
                     status_code=422, detail="Send the file in a multipart field named 'file'."
                 )
-            stored, size = save_file(part.file, settings=settings)
+            stored, size = await run_in_threadpool(save_file, part.file, settings=settings)
             filename = part.filename or filename
         else:
             from urllib.parse import unquote
@@ -113,7 +117,8 @@ async def api_upload(
             stored, size = await save_stream(request.stream(), settings=settings)
     except UploadTooLarge as exc:
         raise HTTPException(status_code=413, detail=str(exc)) from None
-    upload = register_upload(
+    upload = await run_in_threadpool(
+        register_upload,
         session,
         settings=settings,
         owner_id=user.id,  # type: ignore[arg-type,union-attr,attr-defined]
@@ -191,14 +196,18 @@ def mapping_page(
 
 
 @router.post("/uploads/{upload_id}/preview")
-async def mapping_preview(
-    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int
+def mapping_preview(
+    request: Request,
+    user: Researcher,
+    session: SessionDep,
+    settings: SettingsDep,
+    form: PostedForm,
+    upload_id: int,
 ):
     """The first rows as the current form would import them (HTMX, on every change of the form)."""
     upload = _own(session, Upload, upload_id, user)
     with _upload_errors():
         _, rows, _ = preview_upload(upload, settings=settings)
-    form = await request.form()
     try:
         opts = options_from_form(form)
         mapped, error = mapped_preview(rows, mapping=opts.mapping, kind=opts.kind), ""
@@ -227,14 +236,14 @@ def _start(session: Session, upload: Upload, opts: ImportOptions, user: User) ->
 
 
 @router.post("/uploads/{upload_id}/import")
-async def start_import(
-    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, upload_id: int
+def start_import(
+    user: Researcher, session: SessionDep, settings: SettingsDep, form: PostedForm, upload_id: int
 ):
     upload = _own(session, Upload, upload_id, user)
     with _upload_errors():
         check_importable(upload, settings=settings)
     try:
-        opts = options_from_form(await request.form())
+        opts = options_from_form(form)
         opts.check()
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
@@ -324,11 +333,10 @@ def job_page(
 
 
 @router.post("/imports/{job_id}/rerun")
-async def rerun_job(request: Request, user: Researcher, session: SessionDep, job_id: int):
+def rerun_job(user: Researcher, session: SessionDep, form: PostedForm, job_id: int):
     """After a dry run or a rejection: the same mapping again with the policy the user now picks."""
     job = _own(session, ImportJob, job_id, user)
     upload = _own(session, Upload, job.upload_id, user)
-    form = await request.form()
     data = orjson.loads(job.options_json)
     policy = form.get("policy")
     data["policy"] = policy if isinstance(policy, str) else "valid"

@@ -1,0 +1,158 @@
+"""A real uvicorn under 24 concurrent authenticated API clients keeps answering: /healthz within 2 s, no timeout.
+
+Before the fix, 16 clients were enough to freeze the server for 30 s: the user lookup ran on the event
+loop and waited there for a pooled connection held by requests that needed the loop to finish.
+Runs on SQLite and, where SFTLAB_TEST_POSTGRES_URL is set, on a fresh PostgreSQL database.
+"""
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import make_url, text
+
+from tests.processes import free_port, stop
+
+REPO = Path(__file__).resolve().parents[2]
+PASSWORD = "concurrency admin password"
+CLIENTS = 24
+REQUESTS_PER_CLIENT = 12
+TIMEOUT = 10.0  # per request; the old freeze lasted the pool's 30 s
+HEALTH_LIMIT = 2.0
+PATHS = ["/api/me", "/api/datasets", "/api/jobs", "/api/tokens", "/api/uploads", "/api/runs"]
+
+
+def _start(tmp_path: Path, database_url: str) -> tuple[subprocess.Popen, str, Path]:
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
+    env.update(
+        SFTLAB_DATA_DIR=str(data),
+        SFTLAB_DATABASE_URL=database_url or f"sqlite:///{data / 'sftlab.db'}",
+        SFTLAB_SECRET_KEY="concurrency-secret",
+        SFTLAB_ADMIN_PASSWORD=PASSWORD,
+        SFTLAB_REAPER_INTERVAL="0",
+        PYTHONPATH=str(REPO),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True
+    )
+    port = free_port()
+    log = tmp_path / "server.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return proc, base, log
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            pytest.fail("the server did not start:\n" + log.read_text()[-3000:])
+        time.sleep(0.1)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def server(request, tmp_path) -> Iterator[tuple[str, Path]]:
+    url = ""
+    admin = None
+    if request.param == "postgres":
+        pg = os.environ.get("SFTLAB_TEST_POSTGRES_URL")
+        if not pg:
+            pytest.fail("SFTLAB_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
+        from app.core.db import make_engine
+
+        name = "sftlab_t_" + uuid.uuid4().hex[:12]
+        admin = make_engine(pg).execution_options(isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(pg).set(database=name).render_as_string(hide_password=False)
+    proc, base, log = _start(tmp_path, url)
+    try:
+        yield base, log
+    finally:
+        stop(proc)
+        if admin is not None:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def _credentials(base: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(cookies of a login, headers with an API token made through the tokens API)."""
+    with httpx.Client(base_url=base, timeout=TIMEOUT) as c:
+        r = c.post("/login", data={"username": "admin", "password": PASSWORD})
+        assert r.status_code == 303, r.text
+        page = c.get("/tokens").text
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        r = c.post("/api/tokens", json={"name": "load"}, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 201, r.text
+        return dict(c.cookies), {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+async def _burst(base: str, cookies: dict, headers: dict) -> tuple[list, list[float]]:
+    results: list[tuple[str, float, str]] = []  # (path, seconds, status or error)
+    health: list[float] = []
+    done = asyncio.Event()
+    limits = httpx.Limits(max_connections=CLIENTS + 4)
+    async with httpx.AsyncClient(base_url=base, timeout=TIMEOUT, limits=limits) as http:
+
+        async def client(i: int) -> None:
+            # half the clients use the API token, half the login cookie: both lookups hit the database
+            kw = {"headers": headers} if i % 2 else {"cookies": cookies}
+            for k in range(REQUESTS_PER_CLIENT):
+                path = PATHS[(i + k) % len(PATHS)]
+                t0 = time.monotonic()
+                try:
+                    r = await http.get(path, **kw)  # type: ignore[arg-type]
+                    outcome = str(r.status_code)
+                except httpx.HTTPError as exc:
+                    outcome = type(exc).__name__
+                results.append((path, time.monotonic() - t0, outcome))
+
+        async def prober() -> None:
+            while not done.is_set():
+                t0 = time.monotonic()
+                try:
+                    r = await http.get("/healthz", timeout=HEALTH_LIMIT * 5)
+                    health.append(time.monotonic() - t0 if r.status_code == 200 else float("inf"))
+                except httpx.HTTPError:
+                    health.append(float("inf"))
+                await asyncio.sleep(0.1)
+
+        probe = asyncio.create_task(prober())
+        await asyncio.gather(*(client(i) for i in range(CLIENTS)))
+        done.set()
+        await probe
+    return results, health
+
+
+@pytest.mark.slow
+def test_concurrent_clients_never_freeze_the_server(server):
+    base, log = server
+    cookies, headers = _credentials(base)
+    results, health = asyncio.run(_burst(base, cookies, headers))
+    failed = [r for r in results if r[2] != "200"]
+    slowest = max(s for _, s, _ in results)
+    assert len(results) == CLIENTS * REQUESTS_PER_CLIENT
+    assert not failed, (
+        f"{len(failed)} of {len(results)} requests failed, e.g. {failed[:5]}\n" + log.read_text()[-2000:]
+    )
+    assert health, "no /healthz probe completed"
+    assert max(health) < HEALTH_LIMIT, (
+        f"/healthz took {max(health):.2f} s during the burst (slowest request {slowest:.2f} s)"
+    )
