@@ -96,25 +96,17 @@ class Estimate:
         return asdict(self)
 
 
-def known_problem(
-    engine: Engine,
-    *,
-    config: dict,
-    datasets: list[tuple[int, int]],
-    eval_dataset: tuple[int, int] | None,
-    model_path: str,
-    tokenizer_dir: Path,
-    world: int,
-    cap: int = CAP,
-) -> EstimateError | None:
-    """The refusal an estimate of exactly this launch already met (the form blocks launching it), or None."""
-    key, _ = _cache_key(engine, config, datasets, eval_dataset, model_path, tokenizer_dir, world, cap)
+def known_problem(engine: Engine, **spec: Any) -> EstimateError | None:
+    """The refusal an estimate of exactly this launch (estimate()'s keywords) already met, or None: the form
+    blocks launching it."""
+    key, _ = _cache_key(engine, **{"cap": CAP, **spec})
     with _CACHE_LOCK:
         return _PROBLEMS.get(key)
 
 
 def _cache_key(
     engine: Engine,
+    *,
     config: dict,
     datasets: list[tuple[int, int]],
     eval_dataset: tuple[int, int] | None,
@@ -163,7 +155,16 @@ def estimate(
     interactive.Busy when too many short jobs wait already.
     """
     started = time.perf_counter()
-    key, sizes = _cache_key(engine, config, datasets, eval_dataset, model_path, tokenizer_dir, world, cap)
+    key, sizes = _cache_key(
+        engine,
+        config=config,
+        datasets=datasets,
+        eval_dataset=eval_dataset,
+        model_path=model_path,
+        tokenizer_dir=tokenizer_dir,
+        world=world,
+        cap=cap,
+    )
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)

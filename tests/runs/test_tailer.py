@@ -1,9 +1,6 @@
 """The tailer stores each metrics.jsonl line once, for the task holding the run, with the step and loss the charts show."""
 
 import json
-import random
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +8,7 @@ from sqlmodel import Session, select
 
 from app.models import Role, Run, RunEvent, User
 from tests.runs.fake_runs import insert_run, synthetic_events
+from tests.tailing import race as race_tailers
 from worker.kinds.train import run_tailer as Tailer
 from worker.tailer import Superseded
 
@@ -163,44 +161,12 @@ def test_a_tailer_of_a_task_that_no_longer_holds_the_run_stores_nothing(engine, 
 
 def race(engine, run_id: int, path: Path) -> None:
     """A writer splitting lines at random bytes, and two tailers that crash and restart at random."""
-    path.write_bytes(b"")
-    rng = random.Random(7)
-    done = threading.Event()
-    n_events = N_EVENTS
-
-    def writer():
-        # Lines split at random byte boundaries, flushed in between, as a trainer killed mid-write would leave them.
-        with open(path, "ab", buffering=0) as fh:
-            pending = b""
-            for i in range(n_events):
-                pending += event("train", step=i + 1, loss=1.0, channels={"overall": {"loss": 1.0 / (i + 1)}})
-                cut = rng.randint(0, len(pending))
-                fh.write(pending[:cut])
-                pending = pending[cut:]
-                if i % 10 == 0:
-                    time.sleep(0.002)  # let the tailers interleave with the writes
-            fh.write(pending)
-        done.set()
-
-    def tailer(seed: int):
-        local = random.Random(seed)
-        t = Tailer(engine, run_id, path)
-        while True:
-            finished = done.is_set()
-            t.poll()
-            if local.random() < 0.1:
-                t = Tailer(engine, run_id, path)  # a crash: memory lost, restart from the database
-            if finished:
-                while t.poll():
-                    pass
-                return
-
-    threads = [threading.Thread(target=writer)] + [threading.Thread(target=tailer, args=(s,)) for s in (1, 2)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(timeout=120)
-    check_exactly_once(engine, run_id, path, n_events)
+    lines = [
+        event("train", step=i + 1, loss=1.0, channels={"overall": {"loss": 1.0 / (i + 1)}})
+        for i in range(N_EVENTS)
+    ]
+    race_tailers(path, lines, lambda: Tailer(engine, run_id, path), seed=7)
+    check_exactly_once(engine, run_id, path, N_EVENTS)
 
 
 def check_exactly_once(engine, run_id: int, path: Path, n_events: int) -> None:

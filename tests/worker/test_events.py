@@ -3,11 +3,9 @@ through an executor process SIGKILLed mid-job whose file a second tailer then dr
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 from sqlmodel import Session
 
 from app.models import JobStatus, utcnow
+from tests.tailing import race as race_tailers
 from tests.worker.conftest import REPO
 from tests.worker.toy_kind import file_events, get_job, new_toy, stored_events, wait_job
 from worker.processes import job_processes
@@ -42,42 +41,13 @@ def check_exactly_once(engine, job_id: int, lines: list[str]) -> None:
 
 def race(engine, job_id: int, path: Path) -> None:
     """A writer splitting lines at random bytes, and two tailers that crash (lose their memory) at random."""
-    path.write_bytes(b"")
-    rng = random.Random(11)
-    done = threading.Event()
-
-    def writer() -> None:
-        with open(path, "ab", buffering=0) as fh:
-            pending = b""
-            for i in range(N_EVENTS):
-                event = {"type": "progress", "done": i + 1, "total": N_EVENTS, "note": "步骤"}
-                pending += json.dumps(event, ensure_ascii=False).encode() + b"\n"
-                cut = rng.randint(0, len(pending))
-                fh.write(pending[:cut])
-                pending = pending[cut:]
-                if i % 10 == 0:
-                    time.sleep(0.002)  # let the tailers interleave with the writes
-            fh.write(pending)
-        done.set()
-
-    def tail(seed: int) -> None:
-        local = random.Random(seed)
-        t = tailer(engine, job_id, path)
-        while True:
-            finished = done.is_set()
-            t.poll()
-            if local.random() < 0.1:
-                t = tailer(engine, job_id, path)  # a crash: its offset is lost, it resyncs from the database
-            if finished:
-                while t.poll():
-                    pass
-                return
-
-    threads = [threading.Thread(target=writer)] + [threading.Thread(target=tail, args=(s,)) for s in (1, 2)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(timeout=120)
+    events = [{"type": "progress", "done": i + 1, "total": N_EVENTS, "note": "步骤"} for i in range(N_EVENTS)]
+    race_tailers(
+        path,
+        [json.dumps(e, ensure_ascii=False).encode() + b"\n" for e in events],
+        lambda: tailer(engine, job_id, path),
+        seed=11,
+    )
     lines = path.read_text(encoding="utf-8").split("\n")
     assert lines[-1] == "" and len(lines) - 1 == N_EVENTS
     check_exactly_once(engine, job_id, lines[:-1])
