@@ -449,7 +449,12 @@ def main() -> int:
     print(
         f"\nchannel-loss bookkeeping (ChannelAccumulator.add + reduce): {overhead:.2f}% of step time (target <= 2%)"
     )
-    print(f"sftlab trainer MFU estimate on CPU (peak estimated from cores): {ours['mfu']:.3f}")
+    mfu = ours["mfu"]
+    print(
+        f"sftlab trainer MFU: {mfu:.3f}"
+        if mfu is not None
+        else "sftlab trainer MFU: not reported (the device's peak is unknown; set metrics.peak_flops)"
+    )
     if not args.skip_trl:
         print(f"\nTRL assistant_only_loss on SmolLM2's ChatML template: {probe}")
         print(

@@ -84,8 +84,8 @@ def _short(event: dict) -> str:
         return (
             f"step {event['step']} epoch {event['epoch']:.3f} loss {event['loss']:.4f} lr {event['lr']:.3g} "
             f"gnorm {event['grad_norm']:.3f} tok/s {event['tokens_per_s']:.0f} "
-            f"sup tok/s {event['supervised_tokens_per_s']:.0f} pack {event['packing_efficiency']:.3f} "
-            f"mfu {event['mfu']:.4f}"
+            f"sup tok/s {event['supervised_tokens_per_s']:.0f} pack {event['packing_efficiency']:.3f}"
+            + (f" mfu {event['mfu']:.4f}" if event.get("mfu") is not None else "")
         )
     if t == "eval":
         return f"eval step {event['step']} loss {event['loss']:.4f}"

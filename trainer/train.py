@@ -37,11 +37,16 @@ from trainer.optim import LRSchedule, build_optimizer, param_groups
 from trainer.plan import BinPlan, build_plan, load_data, micro_batches
 from trainer.render import check_template
 
-# Peak dense FLOP/s per device for MFU when metrics.peak_flops is 0 (bf16 tensor cores; fp32 on CPU).
+# Peak dense FLOP/s per device for MFU when metrics.peak_flops is 0 (bf16 tensor cores).
 GPU_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
 
 
 def peak_flops(cfg: RunConfig, device: torch.device) -> tuple[float, str]:
+    """The device's peak FLOP/s for MFU and where it comes from; 0 when it is not known.
+
+    MFU against a guessed peak is a number that looks precise and is not (a CPU's depends on its vector
+    units, clock and threads), so without a configured or table value no MFU is reported at all.
+    """
     if cfg.metrics.peak_flops > 0:
         return cfg.metrics.peak_flops, "config"
     if device.type == "cuda":
@@ -49,10 +54,8 @@ def peak_flops(cfg: RunConfig, device: torch.device) -> tuple[float, str]:
         for key, value in GPU_PEAK.items():
             if key in name:
                 return value, name
-        return 100e12, f"{name} (unknown, assumed 100 TFLOP/s)"
-    # CPU: cores x 2.5 GHz x 32 fp32 FLOP/cycle (two AVX2 FMA units); an estimate, marked as such
-    threads = torch.get_num_threads()
-    return threads * 2.5e9 * 32, f"cpu estimate ({threads} threads x 2.5 GHz x 32)"
+        return 0.0, f"{name}: peak unknown, set metrics.peak_flops for MFU"
+    return 0.0, "cpu: peak unknown, set metrics.peak_flops for MFU"
 
 
 def flops_per_step(params: dict, model_cfg: Any, real_tokens: int, sup_tokens: int, sum_sq_len: int) -> float:
@@ -353,7 +356,7 @@ class Run:
             tokens_per_s=real / secs,
             supervised_tokens_per_s=sup / secs,
             packing_efficiency=real / slots if slots else 0.0,
-            mfu=flops / secs / (self.peak * self.info.world),
+            mfu=flops / secs / (self.peak * self.info.world) if self.peak > 0 else None,
             step_time=secs / len(window),
         )
 

@@ -74,6 +74,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "runs.grad_norm": {"en": "Gradient norm", "zh": "梯度范数"},
     "runs.tokens_per_s": {"en": "Tokens/s (all, supervised)", "zh": "每秒 token（全部、监督）"},
     "runs.mfu": {"en": "MFU", "zh": "MFU"},
+    "runs.mfu.unknown": {
+        "en": "No MFU: the device's peak FLOP/s is not known",
+        "zh": "无 MFU：设备的峰值 FLOP/s 未知",
+    },
     "runs.no_points": {"en": "No training steps logged yet.", "zh": "尚无训练步记录。"},
     "runs.eval": {"en": "eval", "zh": "验证"},
     "runs.resumed": {"en": "resumed", "zh": "已恢复"},

@@ -286,6 +286,7 @@ def page_data(session: Session, run: Run) -> dict:
     owner = session.get(User, run.owner_id)
     config = run_config(run)
     error_event = first_event(session, run.id, "error", last=True)
+    start = first_event(session, run.id, "start")
     return {
         "run": run,
         "owner": owner.username if owner else "",
@@ -294,7 +295,11 @@ def page_data(session: Session, run: Run) -> dict:
         "unserved": run.status == RunStatus.queued and run.queue not in served_queues(session),
         # A run cancelled while queued never got its data: no sample to show.
         "samples_ready": bool(run.run_dir) and (Path(run.run_dir) / rundir.TRAIN_FILE).is_file(),
-        "counts": data_counts(first_event(session, run.id, "start")),
+        "counts": data_counts(start),
+        # MFU is drawn only against a known peak; otherwise the page says why there is none.
+        "mfu_unknown": str(start.get("peak_flops_source", ""))
+        if start and not start.get("peak_flops")
+        else "",
         "datasets": run_datasets(session, run.id),
         "config": config,
         "config_text": orjson.dumps(config, option=orjson.OPT_INDENT_2).decode(),

@@ -282,3 +282,20 @@ def test_the_page_shows_a_cancel_request_and_no_samples_link_without_data(engine
         never = insert_run(s, owner_id=researcher.user.id, name="never", status=RunStatus.cancelled).id
     assert "cancel requested" in researcher.get(f"/runs/{stopping}").text
     assert f"/runs/{never}/samples/0" not in researcher.get(f"/runs/{never}").text
+
+
+def test_a_run_without_a_known_peak_says_why_it_has_no_mfu(engine, researcher):
+    events = synthetic_events(3)
+    events[0].update(peak_flops=0.0, peak_flops_source="cpu: peak unknown, set metrics.peak_flops for MFU")
+    for e in events:
+        if e["type"] == "train":
+            e["mfu"] = None
+    with Session(engine) as s:
+        run = make_run(s, researcher.user.id, events=events)
+    page = researcher.get(f"/runs/{run.id}").text
+    assert 'id="mfu-unknown"' in page and "set metrics.peak_flops" in page
+    series = researcher.get(f"/api/runs/{run.id}/series").json()
+    assert all(v is None for v in series["scalars"]["series"].get("mfu", []))
+    with Session(engine) as s:
+        known = make_run(s, researcher.user.id, events=synthetic_events(3))
+    assert 'id="mfu-unknown"' not in researcher.get(f"/runs/{known.id}").text
