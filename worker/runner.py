@@ -499,13 +499,8 @@ def execute(job_id: int, *, task_id: str = "", settings: Settings | None = None)
     settings = settings or get_settings()
     engine = get_engine(settings)
     task_id = task_id or f"local-{uuid.uuid4().hex}"  # the fence needs a name no other attempt has
-    with Session(engine, expire_on_commit=False) as session:
-        job = session.get(Job, job_id)
-    if job is None:
-        log.info("job %s does not exist; task %s does nothing", job_id, task_id)
-        return False
     if not _claim(engine, job_id, task_id):
-        log.info("job %s is not queued; task %s does nothing", job_id, task_id)
+        log.info("job %s is not queued (or does not exist); task %s does nothing", job_id, task_id)
         return False
     with Session(engine, expire_on_commit=False) as session:
         job = session.get_one(Job, job_id)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from app.core.db import get_engine
 from app.jobs import queue
 from app.jobs.lifecycle import new_job
-from app.models import Dataset, DatasetVersion, ImportJob, Job, JobKind, JobStatus, utcnow
+from app.models import Dataset, DatasetVersion, ImportJob, Job, JobKind, JobStatus
 
 log = logging.getLogger("sftlab.datasets")
 
@@ -68,7 +67,6 @@ def enqueue_index(version_id: int) -> None:
     except Exception:  # noqa: BLE001 - the doorbell sends a queued job again later
         log.exception("could not queue the index job of version %s", version_id)
         return
+    assert job.id is not None
     with get_engine().begin() as conn:
-        conn.execute(
-            update(Job).where(col(Job.id) == job.id).values(sent_at=utcnow(), sends=col(Job.sends) + 1)
-        )
+        conn.execute(queue.record_sent(job.id))

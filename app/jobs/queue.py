@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import update
+from sqlalchemy import Update, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -58,6 +58,11 @@ def send(job: Job, *, settings: Settings | None = None) -> str:
     return task_id
 
 
+def record_sent(job_id: int) -> Update:
+    """The UPDATE that records one more doorbell for a job (after its message went to the broker)."""
+    return update(Job).where(col(Job.id) == job_id).values(sent_at=utcnow(), sends=col(Job.sends) + 1)
+
+
 def enqueue_or_fail(session: Session, job: Job) -> str:
     """Send the (committed, queued) job and commit when it was sent; if the broker is unreachable the job
     fails with the reason. Returns "" on success, else the message to show."""
@@ -73,9 +78,8 @@ def enqueue_or_fail(session: Session, job: Job) -> str:
         session.commit()
         session.refresh(job)
         return message
-    session.execute(
-        update(Job).where(col(Job.id) == job.id).values(sent_at=utcnow(), sends=col(Job.sends) + 1)
-    )
+    assert job.id is not None
+    session.execute(record_sent(job.id))
     session.commit()
     session.refresh(job)
     return ""
