@@ -1,12 +1,15 @@
 """A real `celery worker` process runs tasks on the embedded SQLite broker and on a real Redis."""
 
 import os
+import json
+import re
 import subprocess
 import sys
-import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 from celery import Celery
 
 from tests.processes import stop
@@ -47,7 +50,7 @@ def round_trip(broker: str, backend: str, log: Path, timeout: float) -> dict:
     try:
         result = client.send_task("tests.ping", args=["你好"], queue="default")
         try:
-            return result.get(timeout=timeout)
+            return {**result.get(timeout=timeout), "task_id": result.id}
         except Exception as exc:
             raise AssertionError(
                 f"no answer from the worker: {exc!r}\n--- worker log ---\n{log.read_text()[-4000:]}"
@@ -84,13 +87,15 @@ def test_worker_process_runs_a_task_on_redis(tmp_path, redis_url):
     log = tmp_path / "worker.log"
     proc = start_worker(worker_env(data_dir, redis_url), log)
     try:
-        started = time.monotonic()
         answer = round_trip(redis_url, redis_url, log, timeout=60)
-        # A second task on a warm worker: Redis delivers in milliseconds, not the SQLite transport's ~1 s poll.
-        t0 = time.monotonic()
-        again = round_trip(redis_url, redis_url, log, timeout=10)
-        warm = time.monotonic() - t0
+        again = round_trip(redis_url, redis_url, log, timeout=30)
     finally:
         stop(proc)
     assert answer["pong"] == "你好" and again["pid"] == answer["pid"] != os.getpid()
-    assert warm < 0.9, f"warm round trip took {warm:.2f}s (cold start {t0 - started:.1f}s)"
+    # The worker consumed from Redis and stored its results there (not a fallback transport); how fast is
+    # measured in bench/, not asserted here, since a loaded 2-core CI machine makes any bound flaky.
+    port = urlsplit(redis_url).port
+    assert re.search(rf"Connected to redis://\S*127\.0\.0\.1:{port}/", log.read_text())
+    stored = redis.Redis.from_url(redis_url)
+    for task_id in (answer["task_id"], again["task_id"]):
+        assert json.loads(stored.get(f"celery-task-meta-{task_id}"))["result"]["pong"] == "你好"
