@@ -1,7 +1,7 @@
 """A real `celery worker` process runs tasks on the embedded SQLite broker and on a real Redis."""
 
-import os
 import json
+import os
 import re
 import subprocess
 import sys
