@@ -6,11 +6,12 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config
+from tiny_run import REPO, make_tiny_model_dir, pclue_messages, tiny_config, torchrun
 
 import trainer.checkpoint as ck
 from trainer.checkpoint import CheckpointWriteError, latest_checkpoint, list_checkpoints
@@ -225,3 +226,60 @@ def test_torch_save_on_a_full_tmpfs_raises_the_os_error(tmp_path):
         assert info.value.errno == errno.ENOSPC
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+FAIL_ON_RANK_1 = """
+import errno, os, runpy, sys
+import torch
+
+real_save = torch.save
+
+
+def fill_the_disk(obj, f, *args, **kwargs):
+    name = getattr(getattr(f, "fh", None), "name", "")
+    if os.environ["RANK"] == "1" and ".tmp-step-00000004" in name:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real_save(obj, f, *args, **kwargs)
+
+
+torch.save = fill_the_disk
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_a_write_failing_on_one_rank_stops_every_rank(tmp_path, setup):
+    """Only rank 1's write fails: rank 0 must not rename its half-checkpoint into place, and no rank hangs."""
+    model, data = setup
+    cfg = tiny_config(tmp_path, model, data, per_device_batch=1, grad_accum=1)
+    cfg.checkpoint.every_n_steps = 2
+    cfg.to_json(tmp_path / "run.json")
+    wrapper = tmp_path / "fail_on_rank_1.py"
+    wrapper.write_text(FAIL_ON_RANK_1)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(wrapper),
+    ]
+    cmd += [
+        str(Path(__file__).with_name("dist_worker.py")),
+        str(tmp_path / "run.json"),
+        str(tmp_path / "out.json"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0
+    error = _events(cfg)[-1]
+    assert error["type"] == "error" and error["kind"] == "checkpoint_write"
+    assert error["message"].startswith("no space left on device while writing checkpoint step-00000004 to ")
+    assert error["message"].endswith("the last checkpoint (step-00000002) is intact — free space and resume")
+    assert [p.name for p in list_checkpoints(cfg.output_dir)] == ["step-00000002"]
+    assert _leftovers(cfg) == []
+
+    second = torchrun(cfg, tmp_path, nproc=2, timeout=300)
+    assert min(int(s) for s in second["losses"]) == 3 and second["step"] == second["total_steps"]
