@@ -382,6 +382,10 @@ def run(cfg: RunConfig, *, stop_after: int | None = None, grad_dump: str | None 
         except NonFiniteLoss as e:
             r.log.write("error", message=str(e), kind="non_finite_loss")
             raise
+        except ckpt.CheckpointWriteError as e:
+            # the temp directory is gone by now, so on a full disk there is room again for this line
+            r.log.write("error", message=str(e), kind="checkpoint_write")
+            raise
         except Exception as e:
             r.log.write("error", message=f"{type(e).__name__}: {e}")
             raise
@@ -411,6 +415,10 @@ def main(argv: list[str] | None = None) -> int:
         # bad data or template: the run never started; the error event is already in metrics.jsonl
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         return 2
+    except ckpt.CheckpointWriteError as e:
+        # one line, not a traceback: the log's last line is the reason the worker reports
+        print(str(e), file=sys.stderr)
+        return 1
     return 0 if result["step"] == result["total_steps"] else 1
 
 
