@@ -79,7 +79,7 @@ class Settings(BaseSettings):
         0, description="OMP/torch threads per CPU trainer rank (0: torch's default)."
     )
     live_interval: float = Field(
-        0.15, description="Seconds between two checks of a run's events_seq by each live stream of its page."
+        0.1, description="Seconds between two checks of a run's events_seq by each live stream of its page."
     )
     live_keepalive: float = Field(
         15.0,
