@@ -11,6 +11,7 @@
 // between overall, level-1 and level-2 channels; the legend toggles single channels. The smoothing
 // slider draws the train losses' debiased EMA solid with the raw points faint behind.
 // #chart-channels gets data-points="<points drawn>" once uPlot drew data (tests wait for it).
+// window.sftlabRuns holds the EMA function and the uPlot instances by element id, for the browser tests.
 (() => {
   "use strict";
   const COLORS = ["#2356c7", "#c0392b", "#1e7a3c", "#b35900", "#7a3fb8", "#0f7c8c", "#a61e6b", "#5b6b00",

@@ -1,5 +1,7 @@
 """In a browser, the run page follows a run through the pushed stream (polling only when the stream is refused) and smooths its loss curves."""
 
+import re
+
 import pytest
 from sqlmodel import Session, select
 
@@ -75,6 +77,14 @@ def test_run_page_follows_the_stream_and_smooths(page, live_server):
     assert page.inner_text("#smoothing-value") == "0.90"
     raw, smoothed = _curves(page, "overall")
     assert raw == pytest.approx(losses) and smoothed == pytest.approx(ema(losses, 0.9))
+    # One legend row per channel: hiding the smooth curve hides its raw points too.
+    shown = """(id) => Object.fromEntries(window.sftlabRuns.plots[id].series.map((s) => [s.label, s.show]))"""
+    assert not page.is_visible("#chart-channels .u-legend .u-series:has-text('overall (raw)')")
+    page.locator(
+        "#chart-channels .u-legend .u-series:visible .u-label", has_text=re.compile("^overall$")
+    ).click()
+    after = page.evaluate(shown, "chart-channels")
+    assert after["overall"] is False and after["overall (raw)"] is False
     page.reload()
     page.wait_for_selector('#run[data-live="stream"]')
     assert page.input_value("#smoothing") == "0.9"  # remembered
