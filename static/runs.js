@@ -1,18 +1,36 @@
 // Runs pages: the list's run picker, the run page's live charts (uPlot), and the overlay chart.
 //
 // Run page: loads /api/runs/<id>/series once (downsampled curves, epoch boundaries, markers), then
-// polls /api/runs/<id>/series?after=<last seq> every second until the run is finished: the server
-// answers the points changed since (from_step on; a resume removes what the crashed attempt logged
-// past its step) and the page swaps its points from that step for them, so which event makes which
-// point is decided only by the server (app/runs/curves.py). Every 5 s /api/runs/<id>/log gives the
+// follows /api/runs/<id>/stream (server-sent events) until the run is finished: each message is what
+// /series?after=<last seq> answers, the points changed since (from_step on; a resume removes what the
+// crashed attempt logged past its step), and the page swaps its points from that step for them, so
+// which event makes which point is decided only by the server (app/runs/curves.py). Where the stream
+// is refused (too many open: 503) or EventSource is missing, the page polls /series?after= every
+// second instead (#run gets data-live="stream" or "poll"). Every 5 s /api/runs/<id>/log gives the
 // log tail. Channel loss: train solid, validation dashed in the same colour; keys 0/1/2 switch
-// between overall, level-1 and level-2 channels; the legend toggles single channels.
+// between overall, level-1 and level-2 channels; the legend toggles single channels. The smoothing
+// slider draws the train losses' debiased EMA solid with the raw points faint behind.
 // #chart-channels gets data-points="<points drawn>" once uPlot drew data (tests wait for it).
+// window.sftlabRuns holds the EMA function and the uPlot instances by element id, for the browser tests.
 (() => {
   "use strict";
   const COLORS = ["#2356c7", "#c0392b", "#1e7a3c", "#b35900", "#7a3fb8", "#0f7c8c", "#a61e6b", "#5b6b00",
     "#3f51b5", "#795548", "#e67e22", "#009688", "#8e44ad", "#2c3e50", "#d81b60", "#558b2f"];
   const REFETCH_AFTER = 6000; // points appended by polls before asking the server to downsample again
+  const SMOOTHING_KEY = "sftlab.runs.smoothing";
+
+  // TensorBoard's debiased exponential moving average: last = last*w + (1-w)*y, shown as
+  // last / (1 - w^n) after n values, so the curve does not start near 0. A null (a step without this
+  // channel) stays a gap and does not count: the next value continues the average.
+  function ema(ys, w) {
+    let last = 0; let n = 0;
+    return ys.map((y) => {
+      if (y == null || !Number.isFinite(y)) return null;
+      last = last * w + (1 - w) * y; n++;
+      return w > 0 ? last / (1 - Math.pow(w, n)) : y;
+    });
+  }
+  window.sftlabRuns = { ema };
 
   // ---- runs list: pick runs for overlay / diff ----
   const pick = document.getElementById("pick");
@@ -65,6 +83,20 @@
     }] } };
   }
 
+  // A raw series (drawn behind its smoothed twin, the next series) has no legend row of its own:
+  // toggling the smoothed one in the legend shows or hides both.
+  function rawPlugin() {
+    return { hooks: {
+      init: [(u) => {
+        const rows = u.root.querySelectorAll(".u-legend .u-series");
+        u.series.forEach((s, i) => { if (s.raw && rows[i]) rows[i].style.display = "none"; });
+      }],
+      setSeries: [(u, i, opts) => {
+        if (i != null && i > 0 && u.series[i - 1].raw && opts.show != null) u.setSeries(i - 1, { show: opts.show });
+      }],
+    } };
+  }
+
   function joinCurves(parts) {
     // parts: [{x, ys: [[...], ...]}] -> one aligned table (uPlot.join fills nulls where a part has no point)
     const tables = parts.filter((p) => p.x.length).map((p) => [p.x, ...p.ys]);
@@ -98,7 +130,8 @@
   const labels = JSON.parse(document.getElementById("run-labels").textContent);
   const st = { level: 1, lastSeq: -1, finished: root.dataset.finished === "true", appended: 0,
     train: { x: [], series: {} }, scalars: { x: [], series: {} }, eval: { x: [], series: {} },
-    epochs: [], checkpoints: [], warnings: [], plots: {}, status: "", ticks: 0, log: false };
+    epochs: [], checkpoints: [], warnings: [], plots: {}, status: "", ticks: 0, log: false, smoothing: 0.6 };
+  window.sftlabRuns.plots = st.plots;
 
   // The server's answer to a poll: its points from `from` on replace this page's (see app.runs.series.series_since).
   function splice(curves, from, part) {
@@ -137,11 +170,20 @@
   }
 
   // A chart of train (solid) and eval (dashed) series for `names`; returns [opts series, data].
+  // With smoothing, each train series is drawn twice: its raw points faint, then its EMA solid.
   function lossTable(names) {
     const series = [{ label: labels.step }]; const tCols = []; const eCols = [];
+    const w = st.smoothing;
     names.forEach((n, i) => {
       const color = COLORS[i % COLORS.length];
-      if (st.train.series[n]) { series.push({ label: shortName(n), stroke: color, spanGaps: true }); tCols.push(st.train.series[n]); }
+      const ys = st.train.series[n];
+      if (!ys) return;
+      if (w > 0) {
+        series.push({ label: `${shortName(n)} (${labels.raw})`, stroke: color + "40", width: 1, spanGaps: true, raw: true });
+        tCols.push(ys);
+        series.push({ label: shortName(n), stroke: color, spanGaps: true });
+        tCols.push(ema(ys, w));
+      } else { series.push({ label: shortName(n), stroke: color, spanGaps: true }); tCols.push(ys); }
     });
     names.forEach((n, i) => {
       const color = COLORS[i % COLORS.length];
@@ -174,14 +216,14 @@
       if (old) old.destroy();
       box.innerHTML = "";
       st.plots[id] = new uPlot({
-        width: width(box), height, series, plugins: [markerPlugin(marks)],
+        width: width(box), height, series, plugins: [markerPlugin(marks), rawPlugin()],
         scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
         axes: [xAxis, yAxis], cursor: { drag: { x: true, y: false }, sync: { key: "run-" + runId } },
       }, data, box);
       st.plots[id]._log = log;
     }
-    let n = 0;
-    for (let i = 1; i < data.length; i++) for (const v of data[i]) if (v != null) n++;
+    let n = 0; // points of the stored series: a smoothed twin adds none
+    for (let i = 1; i < data.length; i++) if (!series[i - 1].raw) for (const v of data[i]) if (v != null) n++;
     box.dataset.points = String(n);
   }
 
@@ -264,33 +306,63 @@
     if (atEnd) pre.scrollTop = pre.scrollHeight;
   }
 
+  // Applies one answer of /series?after= (polled or streamed); true when the page is reloading.
+  async function apply(d) {
+    // The start event carries the data counts the page was rendered without: render it again.
+    if (d.started && document.getElementById("counts-none")) { location.reload(); return true; }
+    const changed = d.last_seq !== st.lastSeq;
+    if (d.from_step != null) {
+      splice(st.train, d.from_step, d.train);
+      splice(st.scalars, d.from_step, d.scalars);
+      splice(st.eval, d.from_step, d.eval);
+      st.appended += d.train.x.length;
+    }
+    st.epochs = d.epochs; st.checkpoints = d.checkpoints; st.warnings = d.warnings;
+    st.lastSeq = d.last_seq;
+    const wasFinished = st.finished;
+    st.finished = d.finished;
+    if (st.appended > REFETCH_AFTER) await loadSeries(); else if (changed) drawAll();
+    progress(d);
+    return st.finished && !wasFinished && finish();
+  }
+
+  // Finished: reload once for the final checkpoints, log and buttons.
+  function finish() {
+    st.finished = true;
+    setTimeout(() => location.reload(), 500);
+    return true;
+  }
+
   async function poll() {
     if (st.finished) return;
+    root.dataset.live = "poll";
     try {
       const res = await fetch(`/api/runs/${runId}/series?after=${st.lastSeq}`, { headers: { accept: "application/json" } });
       if (res.ok) {
-        const d = await res.json();
-        // The start event carries the data counts the page was rendered without: render it again.
-        if (d.started && document.getElementById("counts-none")) { location.reload(); return; }
-        const changed = d.last_seq !== st.lastSeq;
-        if (d.from_step != null) {
-          splice(st.train, d.from_step, d.train);
-          splice(st.scalars, d.from_step, d.scalars);
-          splice(st.eval, d.from_step, d.eval);
-          st.appended += d.train.x.length;
-        }
-        st.epochs = d.epochs; st.checkpoints = d.checkpoints; st.warnings = d.warnings;
-        st.lastSeq = d.last_seq;
-        const wasFinished = st.finished;
-        st.finished = d.finished;
         if (++st.ticks % 5 === 0) refreshLog();
-        if (st.appended > REFETCH_AFTER) await loadSeries(); else if (changed) drawAll();
-        progress(d);
-        // Finished: reload once for the final checkpoints, log and buttons.
-        if (st.finished && !wasFinished) { setTimeout(() => location.reload(), 500); return; }
+        if (await apply(await res.json())) return;
       }
     } catch (e) { /* network hiccup: try again on the next tick */ }
     setTimeout(poll, 1000);
+  }
+
+  // Pushed updates; EventSource reconnects by itself (sending the last id as Last-Event-ID) after a
+  // network drop or the server's lifetime limit. A refused stream (503) closes it: poll instead.
+  function follow() {
+    if (st.finished) return;
+    if (!window.EventSource) { setTimeout(poll, 1000); return; }
+    const es = new EventSource(`/api/runs/${runId}/stream?after=${st.lastSeq}`);
+    let queue = Promise.resolve(); // messages applied in order, even when a refetch awaits
+    const logTimer = setInterval(refreshLog, 5000);
+    const stop = () => { es.close(); clearInterval(logTimer); };
+    es.onopen = () => { root.dataset.live = "stream"; };
+    es.onmessage = (ev) => {
+      queue = queue.then(() => apply(JSON.parse(ev.data))).then((done) => { if (done) stop(); }, () => {});
+    };
+    es.addEventListener("finished", () => { queue = queue.then(() => { stop(); if (!st.finished) finish(); }); });
+    es.onerror = () => {
+      if (es.readyState === EventSource.CLOSED) { stop(); setTimeout(poll, 1000); }
+    };
   }
 
   for (const btn of document.querySelectorAll("[data-level]")) {
@@ -301,6 +373,23 @@
       draw("chart-channels", cs, cd, { height: 320, log: st.log });
     });
   }
+  const slider = document.getElementById("smoothing");
+  const sliderValue = document.getElementById("smoothing-value");
+  const saved = Number(localStorage.getItem(SMOOTHING_KEY));
+  if (localStorage.getItem(SMOOTHING_KEY) !== null && saved >= 0 && saved <= 0.99) slider.value = String(saved);
+  const smooth = () => {
+    st.smoothing = Number(slider.value);
+    sliderValue.textContent = st.smoothing.toFixed(2);
+    localStorage.setItem(SMOOTHING_KEY, slider.value);
+  };
+  smooth();
+  slider.addEventListener("input", () => {
+    smooth();
+    const [cs, cd] = lossTable(channelNames());
+    draw("chart-channels", cs, cd, { height: 320, log: st.log });
+    const [ss, sd] = lossTable(["special"]);
+    draw("chart-special", ss, sd, { log: st.log });
+  });
   const logBtn = document.getElementById("log-scale");
   logBtn.addEventListener("click", () => {
     st.log = !st.log;
@@ -315,5 +404,5 @@
 
   const log = document.getElementById("run-log");
   if (log) log.scrollTop = log.scrollHeight;
-  loadSeries().then(() => { if (!st.finished) setTimeout(poll, 1000); });
+  loadSeries().then(() => follow());
 })();

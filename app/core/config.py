@@ -78,6 +78,22 @@ class Settings(BaseSettings):
     trainer_threads: int = Field(
         0, description="OMP/torch threads per CPU trainer rank (0: torch's default)."
     )
+    live_interval: float = Field(
+        0.1, description="Seconds between two checks of a run's events_seq by each live stream of its page."
+    )
+    live_keepalive: float = Field(
+        15.0,
+        description="Seconds of silence after which a live stream sends a comment (proxies drop idle ones).",
+    )
+    live_lifetime: float = Field(
+        600.0,
+        description="Seconds a live stream stays open; the browser's EventSource then reconnects by itself.",
+    )
+    live_streams: int = Field(
+        8,
+        description="Live run-page streams open at once in a process; beyond it pages are answered 503 and "
+        "poll every second instead. Each holds one of db_pool_size request slots, so keep it well below that.",
+    )
 
     @model_validator(mode="after")
     def _secret_from_data_dir(self) -> "Settings":

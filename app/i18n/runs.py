@@ -69,6 +69,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "runs.level1": {"en": "Level 1", "zh": "一级"},
     "runs.level2": {"en": "Level 2", "zh": "二级"},
     "runs.log_scale": {"en": "Log scale", "zh": "对数坐标"},
+    "runs.smoothing": {"en": "Smoothing", "zh": "平滑"},
+    "runs.smoothing.help": {
+        "en": "Exponential moving average of the train losses (as in TensorBoard); the raw points stay drawn faintly behind.",
+        "zh": "训练损失的指数移动平均（与 TensorBoard 相同）；原始数据点仍以浅色绘制在后面。",
+    },
+    "runs.raw": {"en": "raw", "zh": "原始"},
     "runs.special_channel": {"en": "Special / template tokens", "zh": "特殊 / 模板 token"},
     "runs.lr": {"en": "Learning rate", "zh": "学习率"},
     "runs.grad_norm": {"en": "Gradient norm", "zh": "梯度范数"},

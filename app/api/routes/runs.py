@@ -19,8 +19,9 @@ from sqlmodel import Session
 
 from app.api.deps import Researcher, SessionDep, SettingsDep
 from app.core.config import Settings
+from app.core.db import get_engine
 from app.models import Role, Run, User
-from app.runs import compare, listing, samples, series, views
+from app.runs import compare, listing, live, samples, series, views
 from app.runs.lifecycle import LifecycleError, can_resume, request_cancel, resume
 from app.web import flash_key, render
 
@@ -290,6 +291,43 @@ def series_api(run_id: int, user: Researcher, session: SessionDep, after: int | 
         data = series.series_since(session, run, after=after)
         data["started"] = views.stored_after(session, run.id, "start", after=after)
     return Response(orjson.dumps({**head, **data}), media_type="application/json")
+
+
+@router.get("/api/runs/{run_id}/stream")
+def stream_api(
+    request: Request,
+    run_id: int,
+    user: Researcher,
+    session: SessionDep,
+    settings: SettingsDep,
+    after: int | None = None,
+) -> Response:
+    """The run page's live updates as server-sent events: each message is what /series?after= answers.
+
+    Resumes after the browser's Last-Event-ID on a reconnect (else `after`). Beyond `live_streams` open
+    streams it answers 503 with Retry-After, and the page polls /series instead (see app.runs.live).
+    """
+    run = _run(session, run_id)
+    assert run.id is not None
+    try:
+        start = live.resume_after(request.headers.get("last-event-id"), after)
+    except live.LiveError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    if not live.STREAMS.acquire(settings.live_streams):
+        raise HTTPException(
+            status_code=503,
+            detail="Too many live streams are open; the page polls instead.",
+            headers={"Retry-After": "30"},
+        )
+    session.close()  # the stream checks with sessions of its own: keep no connection while it is open
+    body = live.stream(
+        engine=get_engine(settings),
+        run_id=run.id,
+        after=start,
+        settings=settings,
+        disconnected=request.is_disconnected,
+    )
+    return live.EventStream(body, slots=live.STREAMS)
 
 
 def _shown(session: Session, settings: Settings, run: Run, index: int, user: User) -> samples.ShownSample:
