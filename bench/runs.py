@@ -14,7 +14,7 @@ On a fresh SQLite data dir in a temp dir, with a real uvicorn server (the app's 
     takes delay = message received - the train event's own `time` for each step it first carries.
     Target: p95 <= 300 ms, printed with its ratio to the 1 s poll measured in the same run. The stream
     cannot beat storage: the 50 ms poller's figure is that floor, set mostly by the worker's tail_interval
-    (SFTLAB_TAIL_INTERVAL=0.1 lowers both).
+    (0.1 s by default; SFTLAB_TAIL_INTERVAL changes it).
 (b) render: train events of 11 channel losses each, 100,000 channel-loss points in all (9,091 events), are
     written to a second run's metrics.jsonl and stored through the tailer; then GET /runs/{id} (the page),
     /api/runs/{id}/series (the charts' first load), /api/runs/{id} and /api/runs/{id}/events are timed.

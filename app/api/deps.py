@@ -62,6 +62,9 @@ async def session_dep(settings: SettingsDep) -> AsyncIterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(session_dep)]
+# For routes whose response outlives the route function (a stream): the session and its request slot
+# end when the function returns, not when the response has been sent.
+FunctionSessionDep = Annotated[Session, Depends(session_dep, scope="function")]
 
 
 class NotAuthenticated(Exception):
@@ -143,6 +146,11 @@ async def _enforce_csrf(request: Request, settings: Settings) -> None:
 OptionalUser = Annotated[User | None, Depends(current_user_optional)]
 
 
+async def streaming_user(request: Request, session: FunctionSessionDep, settings: SettingsDep) -> User | None:
+    """The current user resolved on a function-scoped session, so an open stream holds no request slot."""
+    return await current_user_optional(request, session, settings)
+
+
 def user_from_cookie(request: Request) -> User | None:
     """The logged-in user for pages rendered outside any route (404 of an unknown URL), so they keep the header."""
     settings = get_settings()
@@ -162,10 +170,13 @@ def user_from_cookie(request: Request) -> User | None:
     return user
 
 
-def require(role: Role):
-    """A guard admitting `role` and every role above it (admin > researcher > rater)."""
+def require(role: Role, *, streaming: bool = False):
+    """A guard admitting `role` and every role above it (admin > researcher > rater); `streaming` for
+    routes that return a stream and take `FunctionSessionDep`."""
 
-    async def guard(user: OptionalUser) -> User:  # async: no I/O, so no hop through the thread pool
+    async def guard(  # async: no I/O, so no hop through the thread pool
+        user: User | None = Depends(streaming_user if streaming else current_user_optional),
+    ) -> User:
         if user is None:
             raise NotAuthenticated()
         if ROLE_RANK[user.role] < ROLE_RANK[role]:
@@ -221,5 +232,6 @@ PostedForm = Annotated[FormData, Depends(posted_form)]
 
 Admin = Annotated[User, require(Role.admin)]
 Researcher = Annotated[User, require(Role.researcher)]
+StreamingResearcher = Annotated[User, require(Role.researcher, streaming=True)]
 Rater = Annotated[User, require(Role.rater)]
 Anyone = Annotated[User | None, public()]

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
         10.0, description="Seconds between two reaper passes (0: no reaper thread)."
     )
     tail_interval: float = Field(
-        0.25, description="Seconds between two reads of a job's growing events file."
+        0.1,
+        description="Seconds between two reads of a job's growing events file: the floor of the live run page's delay.",
     )
     cancel_grace: float = Field(
         5.0, description="Seconds between SIGTERM and SIGKILL when a job is cancelled."

@@ -39,7 +39,8 @@ def _start(tmp_path: Path, database_url: str) -> tuple[subprocess.Popen, str, st
         SFTLAB_SECRET_KEY="live-secret",
         SFTLAB_ADMIN_PASSWORD=PASSWORD,
         SFTLAB_REAPER_INTERVAL="0",
-        SFTLAB_DB_POOL_SIZE="30",  # every stream holds a request slot: leave room for the others
+        # Fewer request slots than open streams: a stream gives its slot back once its route returns.
+        SFTLAB_DB_POOL_SIZE="4",
         SFTLAB_LIVE_STREAMS=str(STREAMS + 4),
         PYTHONPATH=str(REPO),
     )

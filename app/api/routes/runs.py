@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from app.api.deps import Researcher, SessionDep, SettingsDep
+from app.api.deps import FunctionSessionDep, Researcher, SessionDep, SettingsDep, StreamingResearcher
 from app.core.config import Settings
 from app.core.db import get_engine
 from app.models import Role, Run, User
@@ -297,8 +297,8 @@ def series_api(run_id: int, user: Researcher, session: SessionDep, after: int | 
 def stream_api(
     request: Request,
     run_id: int,
-    user: Researcher,
-    session: SessionDep,
+    user: StreamingResearcher,
+    session: FunctionSessionDep,
     settings: SettingsDep,
     after: int | None = None,
 ) -> Response:
@@ -319,7 +319,6 @@ def stream_api(
             detail="Too many live streams are open; the page polls instead.",
             headers={"Retry-After": "30"},
         )
-    session.close()  # the stream checks with sessions of its own: keep no connection while it is open
     body = live.stream(
         engine=get_engine(settings),
         run_id=run.id,
