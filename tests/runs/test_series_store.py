@@ -63,10 +63,15 @@ def test_a_file_written_at_any_seq_then_fed_the_rest_equals_parsing_every_event(
     assert whole.train.series["overall"][25] is None and whole.scalars.series["grad_norm"][25] is None
     path = tmp_path / series_store.FILE
     for cut in range(len(events) + 1):
-        series_store.save(path, KEY, series.build(events[:cut]))
+        series.keep_file(path, KEY, series.build(events[:cut]))
         stored = series_store.load(path, KEY, before=len(realistic_events()))
         assert stored is not None
-        assert series.payload(stored) == series.payload(series.build(events[:cut])), cut
+        first = series.payload(series.build(events[:cut]))
+        assert series.payload(stored) == first, cut
+        assert series_store.load_payload(path, KEY, before=len(realistic_events())) == (
+            stored.last_seq,
+            orjson.dumps(first),
+        )
         s = stored.to_series()
         for seq, event in events[cut:]:
             s.feed(seq, event)
@@ -82,7 +87,7 @@ def test_the_columns_payload_equals_the_lists_payload_when_downsampled(tmp_path)
         event["channels"]["special"] = {"loss": "nan"}  # gaps the downsampling must see as gaps
     whole = series.build(events)
     path = tmp_path / series_store.FILE
-    series_store.save(path, KEY, whole)
+    series.keep_file(path, KEY, whole)
     stored = series_store.load(path, KEY, before=len(events))
     assert stored is not None
     assert series.payload(stored, max_points=500) == series.payload(whole, max_points=500)
@@ -91,18 +96,22 @@ def test_the_columns_payload_equals_the_lists_payload_when_downsampled(tmp_path)
 def test_a_file_of_another_run_past_the_stored_events_or_unreadable_is_ignored(tmp_path):
     s = series.build(parsed(realistic_events()))
     path = tmp_path / series_store.FILE
-    assert series_store.save(path, KEY, s)
+    series.keep_file(path, KEY, s)
     assert series_store.load(path, KEY, before=s.last_seq + 1) is not None
     assert series_store.load(path, KEY, before=s.last_seq) is None  # a rolled-back transaction wrote it
     assert series_store.load(path, [1, "another time"], before=10**6) is None
-    path.write_bytes(b"PK not a zip")
+    assert series_store.load_payload(path, [1, "another time"], before=10**6) is None
+    path.write_bytes(path.read_bytes()[:-8])  # cut short
     assert series_store.load(path, KEY, before=10**6) is None
+    path.write_bytes(b"not a series file at all")
+    assert series_store.load(path, KEY, before=10**6) is None
+    assert series_store.load_payload(path, KEY, before=10**6) is None
     assert series_store.load(tmp_path / "none.npz", KEY, before=10**6) is None
 
 
 def test_a_step_past_int64_keeps_no_file_instead_of_failing(tmp_path):
     s = series.build([(0, {"type": "train", "step": 1e30, "loss": 1.0})])
-    assert not series_store.save(tmp_path / series_store.FILE, KEY, s)
+    series.keep_file(tmp_path / series_store.FILE, KEY, s)
     assert not (tmp_path / series_store.FILE).exists()
 
 
@@ -154,7 +163,7 @@ def _no_feed(self, seq, event):  # noqa: ANN001
 
 
 def test_a_cold_process_feeds_only_the_events_after_the_file_and_writes_a_long_tail_back(
-    engine, make_user, tmp_path, small_refresh
+    engine, make_user, tmp_path, small_refresh, monkeypatch
 ):
     events = realistic_events()
     with Session(engine) as s:
@@ -166,8 +175,13 @@ def test_a_cold_process_feeds_only_the_events_after_the_file_and_writes_a_long_t
         assert path.exists()  # the web process wrote what it had to parse
         add_events(s, run, events[20:25])
         before = path.stat().st_mtime_ns
+        want = expected(events[:25])
+        fed: list[int] = []
+        feed = RunSeries.feed
+        monkeypatch.setattr(RunSeries, "feed", lambda self, seq, e: (fed.append(seq), feed(self, seq, e)))
         series.CACHE.clear()
-        assert series.series_payload(s, run) == expected(events[:25])
+        assert series.series_payload(s, run) == want
+        assert fed == [i for i in range(20, 25) if events[i]["type"] in series.CHART_TYPES]
         assert path.stat().st_mtime_ns == before  # 5 events past the file: not worth a rewrite
         held = series.series_payload(s, run)["last_seq"]
         add_events(s, run, events[25:])
@@ -184,7 +198,7 @@ def test_a_file_ahead_of_the_stored_events_gives_the_stored_events_curves(engine
     with Session(engine) as s:
         run = insert_run(s, owner_id=make_user().id, run_dir=str(tmp_path))
         key = series_store.key_of(run.id, run.created_at)
-        series_store.save(tmp_path / series_store.FILE, key, series.build(parsed(events)))
+        series.keep_file(tmp_path / series_store.FILE, key, series.build(parsed(events)))
         add_events(s, run, events[:30])
         series.CACHE.clear()
         assert series.series_payload(s, run) == expected(events[:30])
