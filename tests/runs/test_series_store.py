@@ -7,10 +7,11 @@ import orjson
 import pytest
 from sqlmodel import Session
 
-from app.models import Run
+from app.models import Role, Run, User
 from app.runs import series, series_store
 from app.runs.curves import RunSeries
 from tests.runs.fake_runs import add_events, insert_run, synthetic_events, train_event
+from tests.tailing import race as race_tailers
 from worker.kinds.train import run_tailer
 
 
@@ -202,3 +203,37 @@ def test_a_file_ahead_of_the_stored_events_gives_the_stored_events_curves(engine
         add_events(s, run, events[:30])
         series.CACHE.clear()
         assert series.series_payload(s, run) == expected(events[:30])
+
+
+def race_and_check(engine, run_id: int, run_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Two tailers that crash at random store a run written line by line; then a cold process's first
+    load is the file's payload (no event parsed) and equals parsing every stored event."""
+    events = realistic_events() + [train_event(step, steps_per_epoch=4) for step in range(28, 60)]
+    events.append(events.pop(len(realistic_events()) - 1))  # the done event last
+    metrics = run_dir / "metrics.jsonl"
+    lines = [json.dumps(e, ensure_ascii=False).encode() + b"\n" for e in events]
+    race_tailers(metrics, lines, lambda: run_tailer(engine, run_id, metrics), seed=3)
+    want = expected(events)
+    with Session(engine) as s:
+        run = s.get_one(Run, run_id)
+        assert run.job.events_seq == len(events)
+        series.CACHE.clear()
+        monkeypatch.setattr(RunSeries, "feed", _no_feed)
+        assert series.series_payload(s, run) == want
+
+
+def test_racing_crashing_tailers_keep_the_file_exact(engine, make_user, tmp_path, small_refresh, monkeypatch):
+    with Session(engine) as s:
+        run_id = insert_run(s, owner_id=make_user().id, run_dir=str(tmp_path)).id
+    race_and_check(engine, run_id, tmp_path, monkeypatch)
+
+
+@pytest.mark.postgres
+def test_racing_crashing_tailers_keep_the_file_exact_on_postgresql(pg, tmp_path, small_refresh, monkeypatch):
+    engine, _ = pg
+    with Session(engine) as s:
+        owner = User(username="owner", role=Role.researcher, password_hash="x")
+        s.add(owner)
+        s.commit()
+        run_id = insert_run(s, owner_id=owner.id, run_dir=str(tmp_path)).id
+    race_and_check(engine, run_id, tmp_path, monkeypatch)
