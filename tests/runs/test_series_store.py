@@ -237,3 +237,23 @@ def test_racing_crashing_tailers_keep_the_file_exact_on_postgresql(pg, tmp_path,
         s.commit()
         run_id = insert_run(s, owner_id=owner.id, run_dir=str(tmp_path)).id
     race_and_check(engine, run_id, tmp_path, monkeypatch)
+
+
+def test_a_series_file_that_cannot_be_kept_never_stops_events_being_stored(
+    engine, make_user, tmp_path, monkeypatch
+):
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("app.runs.series.catch_up", broken)
+    with Session(engine) as s:
+        run_id = insert_run(s, owner_id=make_user().id, run_dir=str(tmp_path)).id
+    events = realistic_events()
+    write(tmp_path / "metrics.jsonl", events)
+    assert run_tailer(engine, run_id, tmp_path / "metrics.jsonl").poll() == len(events)
+    with Session(engine) as s:
+        run = s.get_one(Run, run_id)
+        assert run.job.events_seq == len(events)
+        series.CACHE.clear()
+        monkeypatch.undo()
+        assert series.series_payload(s, run) == expected(events)

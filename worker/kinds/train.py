@@ -11,6 +11,7 @@ Success is exit code 0 *and* a `done` event: a trainer that exits 0 without fini
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from worker.processes import free_port
 from worker.runner import Command, Context, JobKindSpec, Outcome, failure_reason
 from worker.tailer import Line, Tailer, as_float
 from worker.train_command import build_command
+
+log = logging.getLogger(__name__)
 
 
 class RunSink:
@@ -96,15 +99,18 @@ class RunSink:
         Inside the tailer's transaction: should it roll back, the file covers seqs not stored yet,
         which readers ignore until they are (stored again from the same lines, so it stays right).
         """
-        with Session(bind=conn) as session:
-            series.catch_up(
-                session,
-                run_id=self.run_id,
-                key=self.key,
-                run_dir=self.run_dir,
-                events_seq=events_seq,
-                save_after=1,
-            )
+        try:
+            with Session(bind=conn) as session:
+                series.catch_up(
+                    session,
+                    run_id=self.run_id,
+                    key=self.key,
+                    run_dir=self.run_dir,
+                    events_seq=events_seq,
+                    save_after=1,
+                )
+        except Exception:  # noqa: BLE001 - the file is a cache: losing it must never stop events being stored
+            log.exception("run %s: series file not kept", self.run_id)
         self.unsaved = 0
 
 
