@@ -11,6 +11,7 @@ Success is exit code 0 *and* a `done` event: a trainer that exits 0 without fini
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -23,32 +24,46 @@ from sqlmodel import Session, col, select
 
 from app.core.config import Settings
 from app.models import Job, JobStatus, Run, RunDataset, RunEvent
-from app.runs import curves
+from app.runs import curves, series, series_store
 from app.runs.rundir import EVAL_FILE, LOG_FILE, METRICS_FILE, RUN_JSON, TRAIN_FILE, export_versions
+from app.runs.series_store import REFRESH_EVERY
 from worker.kinds import register
 from worker.processes import free_port
 from worker.runner import Command, Context, JobKindSpec, Outcome, failure_reason
 from worker.tailer import Line, Tailer, as_float
 from worker.train_command import build_command
 
+log = logging.getLogger(__name__)
+
 
 class RunSink:
     """metrics.jsonl lines into RunEvent; the run's step and total steps become its job's progress, and
-    the overall channel's last train loss its final loss."""
+    the overall channel's last train loss its final loss.
+
+    It also keeps the run's series file (app.runs.series_store) current: every REFRESH_EVERY chart
+    events, at the run's end, and after a resync, so that a web process's first load of the run's
+    charts parses at most that many events instead of all of them.
+    """
 
     def __init__(self, run_id: int, job_id: int):
         self.run_id, self.job_id = run_id, job_id
         self.step = 0
         self.total_steps = 0
         self.final_loss: float | None = None
+        self.run_dir: str | None = None
+        self.key: list = []
+        self.unsaved = REFRESH_EVERY  # chart events stored since the file was last brought up to date
 
     def sync(self, conn: Connection) -> None:
         row = conn.execute(
-            select(col(Job.progress_done), col(Job.progress_total), col(Run.final_loss))
+            select(col(Job.progress_done), col(Job.progress_total), col(Run.final_loss), col(Run.run_dir))
             .join(Run, col(Run.job_id) == col(Job.id))
             .where(col(Job.id) == self.job_id)
         ).one()
         self.step, self.total_steps, self.final_loss = int(row[0]), int(row[1]), row[2]
+        created_at = conn.execute(select(col(Job.created_at)).where(col(Job.id) == self.job_id)).scalar_one()
+        self.run_dir, self.key = row[3], series_store.key_of(self.run_id, created_at)
+        self.unsaved = REFRESH_EVERY  # a crashed tailer may have left the file behind
 
     def store(self, conn: Connection, lines: list[Line]) -> None:
         rows = []
@@ -74,6 +89,29 @@ class RunSink:
         )
         conn.execute(update(Run).where(col(Run.id) == self.run_id).values(final_loss=final))
         self.step, self.total_steps, self.final_loss = step, total, final
+        self.unsaved += sum(1 for ln in lines if ln.type in curves.CHART_TYPES)
+        if self.unsaved >= REFRESH_EVERY or any(ln.type in ("done", "error") for ln in lines):
+            self.keep_series(conn, events_seq=lines[-1].seq + 1)
+
+    def keep_series(self, conn: Connection, *, events_seq: int) -> None:
+        """Bring the run's series file up to the events stored so far, this batch included.
+
+        Inside the tailer's transaction: should it roll back, the file covers seqs not stored yet,
+        which readers ignore until they are (stored again from the same lines, so it stays right).
+        """
+        try:
+            with Session(bind=conn) as session:
+                series.catch_up(
+                    session,
+                    run_id=self.run_id,
+                    key=self.key,
+                    run_dir=self.run_dir,
+                    events_seq=events_seq,
+                    save_after=1,
+                )
+        except Exception:  # noqa: BLE001 - the file is a cache: losing it must never stop events being stored
+            log.exception("run %s: series file not kept", self.run_id)
+        self.unsaved = 0
 
 
 def _row(run_id: int, seq: int, kind: str, step: int, time: float, data: str) -> dict[str, Any]:
