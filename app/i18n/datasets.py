@@ -113,6 +113,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "reason.nul_character": {"en": "NUL character (U+0000)", "zh": "包含 NUL 字符 (U+0000)"},
     "reason.invalid_utf8": {"en": "invalid UTF-8", "zh": "UTF-8 编码无效"},
     "reason.oversized_line": {"en": "line too long", "zh": "行过长"},
+    "reason.oversized_file": {"en": "file too large once read", "zh": "文件读取后超过大小上限"},
     "reason.not_object": {"en": "not a JSON object", "zh": "不是 JSON 对象"},
     "reason.empty_file": {"en": "empty file", "zh": "空文件"},
     "reason.unsupported_format": {"en": "unsupported format", "zh": "不支持的格式"},
