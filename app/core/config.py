@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         4 * 1024**2,
         description="A longer line (or a Parquet row larger once read) in an upload is reported as oversized.",
     )
+    max_body_bytes: int = Field(
+        8 * 1024**2,
+        description="Largest request body other than an upload (JSON, forms): twice max_line_bytes, so a "
+        "record as large as an import accepts can still be edited.",
+    )
     upload_max_expanded_bytes: int = Field(
         8 * 1024**3,
         description="What one upload may expand to once read (Parquet strings); reading stops past it.",
