@@ -144,11 +144,33 @@ class _Utf8Recoder(io.RawIOBase):
         return n
 
 
+class ExpandedTooLarge(Exception):
+    """A decompressed stream went past the file's expanded-size cap."""
+
+
+class _Capped(io.RawIOBase):
+    """A decompressed stream that raises ExpandedTooLarge past `limit` bytes (a gzip bomb stops there)."""
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        self.stream, self.limit, self.count = stream, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.stream.readinto(b)  # type: ignore[attr-defined]
+        self.count += n
+        if self.count > self.limit:
+            raise ExpandedTooLarge(self.limit)
+        return n  # type: ignore[no-any-return]
+
+
 @contextlib.contextmanager
-def open_data(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+def open_data(path: Path, *, max_expanded_bytes: int | None = None) -> Iterator[tuple[BinaryIO, BinaryIO]]:
     """(UTF-8 byte stream, the raw file): decompressed and re-encoded as needed; a plain UTF-8 file is
     the raw file itself, so the common case costs nothing. raw.tell() is the progress in file bytes.
-    Raises UnreadableFile when a layer cannot be undone."""
+    A compressed stream is cut off with ExpandedTooLarge past `max_expanded_bytes` (a plain file is no
+    larger than the upload limit). Raises UnreadableFile when a layer cannot be undone."""
     with open(path, "rb") as raw:
         magic = raw.read(4)
         raw.seek(0)
@@ -160,6 +182,8 @@ def open_data(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
             if z is None:
                 raise UnreadableFile("zstd")
             stream = z
+        if stream is not raw and max_expanded_bytes is not None:
+            stream = io.BufferedReader(_Capped(stream, max_expanded_bytes), 1 << 16)  # type: ignore[assignment]
         try:
             head = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
         except (OSError, EOFError) as exc:
@@ -296,7 +320,8 @@ class Reader:
     """Base: iterate for (line_no, obj, issue); `position` / `total` give progress.
 
     `max_expanded_bytes` caps what the whole file may expand to once read (a Parquet file's strings, a
-    compressed file's text): past it the reader ends with one issue instead of filling memory or disk.
+    compressed file's text): past it the reader ends with one `oversized_file` issue instead of filling
+    memory or the database.
     `stop_after` ends the records once that many file bytes were read: the web process previews a
     bounded prefix, never the whole file."""
 
@@ -326,12 +351,21 @@ class Reader:
                 yield item
                 if self.stop_after is not None and self.position > self.stop_after:
                     return
+        except ExpandedTooLarge:
+            yield last + 1, None, Issue(last + 1, "oversized_file", expanded_detail(self.max_expanded_bytes))
         except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             detail = f"the data ends early or is corrupt ({exc}); the rest of the file cannot be read"
             yield last + 1, None, Issue(last + 1, "unreadable_file", detail[:300])
 
     def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def expanded_detail(limit: Any) -> str:
+    return (
+        f"the file expands to more than {limit} bytes when read (SFTLAB_UPLOAD_MAX_EXPANDED_BYTES);"
+        " the rest of the file cannot be read"
+    )
 
 
 def too_deep(obj: Any, limit: int = MAX_DEPTH) -> bool:
@@ -371,7 +405,7 @@ class JsonlReader(Reader):
 
     def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
         limit = self.max_line_bytes
-        with open_data(self.path) as (f, raw):
+        with open_data(self.path, max_expanded_bytes=self.max_expanded_bytes) as (f, raw):
             line_no = 0
             while True:
                 line = f.readline(limit + 1)
@@ -411,7 +445,7 @@ class JsonArrayReader(Reader):
         decoder = json.JSONDecoder()
         utf8 = codecs.getincrementaldecoder("utf-8-sig")()
         skip = self._ws.match
-        with open_data(self.path) as (f, raw):
+        with open_data(self.path, max_expanded_bytes=self.max_expanded_bytes) as (f, raw):
             buf, pos, eof = "", 0, False
 
             def refill() -> None:
@@ -500,7 +534,7 @@ class CsvReader(Reader):
     def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
         csv.field_size_limit(min(self.max_line_bytes, sys.maxsize))
         sample, _ = read_head(self.path)
-        with open_data(self.path) as (data, raw):
+        with open_data(self.path, max_expanded_bytes=self.max_expanded_bytes) as (data, raw):
             delimiter = (
                 "\t"
                 if sample.split(b"\n", 1)[0].count(b"\t") > sample.split(b"\n", 1)[0].count(b",")
@@ -601,11 +635,7 @@ class ParquetReader(Reader):
                     end += 1
                 if total_limit is not None and expanded + size > total_limit:
                     row_no += 1
-                    detail = (
-                        f"the file expands to more than {total_limit} bytes when read"
-                        " (SFTLAB_UPLOAD_MAX_EXPANDED_BYTES); the rest of the file cannot be read"
-                    )
-                    yield row_no, None, Issue(row_no, "oversized_file", detail)
+                    yield row_no, None, Issue(row_no, "oversized_file", expanded_detail(total_limit))
                     return
                 expanded += size
                 for obj in batch.slice(start, end - start).to_pylist():

@@ -1,5 +1,7 @@
-"""A Parquet file that is small on disk but huge once read is refused row by row, with bounded memory."""
+"""Files small on disk but huge once read (Parquet dictionaries, gzip) are refused row by row or cut off
+at the expanded-size cap, with bounded memory."""
 
+import gzip
 import resource
 
 import numpy as np
@@ -7,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from app.datasets.formats import ParquetReader, preview
+from app.datasets.formats import CsvReader, JsonArrayReader, JsonlReader, ParquetReader, preview
 from app.models import Role
 
 BIG = 5 << 20  # one row's string: over the 4 MiB default of max_line_bytes
@@ -141,3 +143,23 @@ def test_a_csv_row_over_the_line_limit_is_named(settings, make_user, tmp_path):
     assert (result.status, result.n_ok) == ("succeeded", 1)
     (line, reason, detail), *_ = result.report["issues"]
     assert (line, reason) == (3, "oversized_line") and "field larger than field limit (1000)" in detail
+
+
+@pytest.mark.parametrize(
+    ("reader", "name", "head", "row", "sep"),
+    [
+        (JsonlReader, "b.jsonl.gz", b"", b'{"prompt": "' + b"p" * 1000 + b'"}', b"\n"),
+        (CsvReader, "b.csv.gz", b"prompt\n", b"p" * 1000, b"\n"),
+        (JsonArrayReader, "b.json.gz", b"[", b'{"prompt": "' + b"p" * 1000 + b'"}', b","),
+    ],
+)
+def test_a_compressed_file_stops_at_the_expanded_size_cap(tmp_path, reader, name, head, row, sep):
+    path = tmp_path / name
+    tail = b"]" if head == b"[" else b""
+    path.write_bytes(gzip.compress(head + sep.join([row] * 20_000) + tail))  # 20 MB once decompressed
+    assert path.stat().st_size < 200_000
+    got = list(reader(path, max_line_bytes=1 << 20, max_expanded_bytes=3_000_000))
+    *ok, (n, obj, issue) = got
+    assert all(issue is None for _, _, issue in ok) and 1000 < len(ok) < 3000
+    assert obj is None and issue.reason == "oversized_file" and n == ok[-1][0] + 1
+    assert len(list(reader(path, max_line_bytes=1 << 20))) == 20_000  # no cap: everything is read
