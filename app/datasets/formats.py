@@ -21,6 +21,7 @@ import contextlib
 import csv
 import gzip
 import io
+import itertools
 import json
 import re
 import sys
@@ -606,10 +607,12 @@ class ParquetReader(Reader):
     container = "parquet"
 
     def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
+        import numpy as np
         import pyarrow.parquet as pq
 
         try:
-            schema = pq.ParquetFile(self.path).schema
+            plain = pq.ParquetFile(self.path)
+            schema, plain_schema = plain.schema, plain.schema_arrow
             byte_arrays = [
                 schema.column(i).path
                 for i in range(len(schema))
@@ -623,31 +626,31 @@ class ParquetReader(Reader):
         row_no = expanded = 0
         limit, total_limit = self.max_line_bytes, self.max_expanded_bytes
         for batch in pf.iter_batches(batch_size=_parquet_batch_rows(pf.metadata)):
+            if not batch.num_rows:
+                continue
             sizes = parquet_row_bytes(batch)
-            start = 0
-            while start < batch.num_rows:
-                # the longest run of rows under the limit that fits one slice, built at once
-                end, size = start, 0
-                while end < batch.num_rows and sizes[end] <= limit:
-                    if end > start and size + sizes[end] > PARQUET_BATCH_BYTES:
-                        break
-                    size += int(sizes[end])
-                    end += 1
-                if total_limit is not None and expanded + size > total_limit:
+            over = sizes > limit
+            kept = np.where(over, 0, sizes)
+            # runs of rows under the limit, cut about every PARQUET_BATCH_BYTES; each oversized row alone
+            group = np.cumsum(kept) // PARQUET_BATCH_BYTES
+            cuts = np.flatnonzero(over[1:] | over[:-1] | (group[1:] != group[:-1])) + 1
+            bounds = [0, *cuts.tolist(), batch.num_rows]
+            for start, end in itertools.pairwise(bounds):
+                if over[start]:
                     row_no += 1
-                    yield row_no, None, Issue(row_no, "oversized_file", expanded_detail(total_limit))
+                    detail = f"{int(sizes[start])} bytes > {limit} once read"
+                    yield row_no, None, Issue(row_no, "oversized_line", detail)
+                    continue
+                expanded += int(kept[start:end].sum())
+                if total_limit is not None and expanded > total_limit:
+                    issue = Issue(row_no + 1, "oversized_file", expanded_detail(total_limit))
+                    yield row_no + 1, None, issue
                     return
-                expanded += size
-                for obj in batch.slice(start, end - start).to_pylist():
+                # decoded back to plain strings first: to_pylist() on a DictionaryArray is 3x slower
+                for obj in batch.slice(start, end - start).cast(plain_schema).to_pylist():
                     row_no += 1
                     yield row_no, obj, None
-                if end < batch.num_rows and sizes[end] > limit:
-                    row_no += 1
-                    detail = f"{int(sizes[end])} bytes > {limit} once read"
-                    yield row_no, None, Issue(row_no, "oversized_line", detail)
-                    end += 1
-                start = end
-                self.position = int(self.total * row_no / n)
+            self.position = int(self.total * row_no / n)
 
 
 PARQUET_BATCH_BYTES = 16 << 20
