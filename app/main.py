@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.body_limit import BODY_TOO_LARGE, BodyLimit
 from app.api.deps import NotAuthenticated, user_from_cookie
 from app.api.main import router
 from app.core.config import get_settings
@@ -66,6 +67,9 @@ def _error_page(request: Request, status_code: int, message: str, headers: dict 
         role = _NEEDS_ROLE.fullmatch(message)
         if role:
             shown = translate("error.needs_role", lang).format(role=translate(f"role.{role.group(1)}", lang))
+        too_large = BODY_TOO_LARGE.fullmatch(message)
+        if too_large:
+            shown = translate("upload.body_too_large", lang).format(limit=too_large.group(1))
         user = getattr(request.state, "user", None)
         if user is None and status_code == 404:
             try:
@@ -138,6 +142,10 @@ def create_app() -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     app.include_router(router)
+
+    # Inside the security-headers middleware: that one reads the body in a task group of its own, which
+    # would wrap BodyTooLarge in an ExceptionGroup (a 400 from FastAPI instead of the 413).
+    app.add_middleware(BodyLimit)
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next):  # noqa: ANN001

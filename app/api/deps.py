@@ -133,9 +133,13 @@ async def current_user_optional(request: Request, session: SessionDep, settings:
 
 
 async def _enforce_csrf(request: Request, settings: Settings) -> None:
+    """The X-CSRF-Token header, or a urlencoded form's `csrf_token` field (a form is small: app.api.body_limit
+    caps it). A multipart body must carry the header: finding a field in it would mean parsing, and
+    spooling, the whole body before the caller's role is even checked (pages send uploads with the
+    header, static/upload.js)."""
     token = request.headers.get("x-csrf-token")
     ctype = request.headers.get("content-type", "")
-    if token is None and ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    if token is None and ctype.startswith("application/x-www-form-urlencoded"):
         form = await request.form()
         value = form.get("csrf_token")
         token = value if isinstance(value, str) else None

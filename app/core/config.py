@@ -29,7 +29,17 @@ class Settings(BaseSettings):
     )
     upload_max_bytes: int = Field(2 * 1024**3, description="Largest accepted upload.")
     max_line_bytes: int = Field(
-        4 * 1024**2, description="A longer line in an upload is reported as oversized."
+        4 * 1024**2,
+        description="A longer line (or a Parquet row larger once read) in an upload is reported as oversized.",
+    )
+    max_body_bytes: int = Field(
+        8 * 1024**2,
+        description="Largest request body other than an upload (JSON, forms): twice max_line_bytes, so a "
+        "record as large as an import accepts can still be edited.",
+    )
+    upload_max_expanded_bytes: int = Field(
+        8 * 1024**3,
+        description="What one upload may expand to once read (Parquet strings); reading stops past it.",
     )
     model_dir: Path = Field(
         Path.home() / ".cache" / "sftlab" / "models" / "SmolLM2-135M-Instruct",

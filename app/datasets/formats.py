@@ -21,6 +21,7 @@ import contextlib
 import csv
 import gzip
 import io
+import itertools
 import json
 import re
 import sys
@@ -40,6 +41,7 @@ SNIFF_BYTES = 64 * 1024
 # reading costs no depth walk per record.
 MAX_DEPTH = 100
 PREVIEW_ISSUES = 50  # the preview stops after this many bad records
+PREVIEW_BYTES = 32 << 20  # ... or after this many bytes of the file
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ REASONS = {
     "invalid_json": "invalid JSON",
     "invalid_utf8": "invalid UTF-8",
     "oversized_line": "line longer than the limit",
+    "oversized_file": "file larger than the limit once read",
     "not_object": "not a JSON object",
     "empty_file": "empty file",
     "unsupported_format": "unsupported format",
@@ -142,11 +145,33 @@ class _Utf8Recoder(io.RawIOBase):
         return n
 
 
+class ExpandedTooLarge(Exception):
+    """A decompressed stream went past the file's expanded-size cap."""
+
+
+class _Capped(io.RawIOBase):
+    """A decompressed stream that raises ExpandedTooLarge past `limit` bytes (a gzip bomb stops there)."""
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        self.stream, self.limit, self.count = stream, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.stream.readinto(b)  # type: ignore[attr-defined]
+        self.count += n
+        if self.count > self.limit:
+            raise ExpandedTooLarge(self.limit)
+        return n  # type: ignore[no-any-return]
+
+
 @contextlib.contextmanager
-def open_data(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+def open_data(path: Path, *, max_expanded_bytes: int | None = None) -> Iterator[tuple[BinaryIO, BinaryIO]]:
     """(UTF-8 byte stream, the raw file): decompressed and re-encoded as needed; a plain UTF-8 file is
     the raw file itself, so the common case costs nothing. raw.tell() is the progress in file bytes.
-    Raises UnreadableFile when a layer cannot be undone."""
+    A compressed stream is cut off with ExpandedTooLarge past `max_expanded_bytes` (a plain file is no
+    larger than the upload limit). Raises UnreadableFile when a layer cannot be undone."""
     with open(path, "rb") as raw:
         magic = raw.read(4)
         raw.seek(0)
@@ -158,6 +183,8 @@ def open_data(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
             if z is None:
                 raise UnreadableFile("zstd")
             stream = z
+        if stream is not raw and max_expanded_bytes is not None:
+            stream = io.BufferedReader(_Capped(stream, max_expanded_bytes), 1 << 16)  # type: ignore[assignment]
         try:
             head = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
         except (OSError, EOFError) as exc:
@@ -291,13 +318,28 @@ def record_shape(shape: str) -> str:
 
 
 class Reader:
-    """Base: iterate for (line_no, obj, issue); `position` / `total` give progress."""
+    """Base: iterate for (line_no, obj, issue); `position` / `total` give progress.
+
+    `max_expanded_bytes` caps what the whole file may expand to once read (a Parquet file's strings, a
+    compressed file's text): past it the reader ends with one `oversized_file` issue instead of filling
+    memory or the database.
+    `stop_after` ends the records once that many file bytes were read: the web process previews a
+    bounded prefix, never the whole file."""
 
     container = ""
 
-    def __init__(self, path: Path, *, max_line_bytes: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_line_bytes: int,
+        max_expanded_bytes: int | None = None,
+        stop_after: int | None = None,
+    ) -> None:
         self.path = path
         self.max_line_bytes = max_line_bytes
+        self.max_expanded_bytes = max_expanded_bytes
+        self.stop_after = stop_after
         self.total = max(path.stat().st_size, 1)
         self.position = 0
 
@@ -308,12 +350,23 @@ class Reader:
             for item in self._records():
                 last = item[0]
                 yield item
+                if self.stop_after is not None and self.position > self.stop_after:
+                    return
+        except ExpandedTooLarge:
+            yield last + 1, None, Issue(last + 1, "oversized_file", expanded_detail(self.max_expanded_bytes))
         except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             detail = f"the data ends early or is corrupt ({exc}); the rest of the file cannot be read"
             yield last + 1, None, Issue(last + 1, "unreadable_file", detail[:300])
 
     def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def expanded_detail(limit: Any) -> str:
+    return (
+        f"the file expands to more than {limit} bytes when read (SFTLAB_UPLOAD_MAX_EXPANDED_BYTES);"
+        " the rest of the file cannot be read"
+    )
 
 
 def too_deep(obj: Any, limit: int = MAX_DEPTH) -> bool:
@@ -353,7 +406,7 @@ class JsonlReader(Reader):
 
     def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
         limit = self.max_line_bytes
-        with open_data(self.path) as (f, raw):
+        with open_data(self.path, max_expanded_bytes=self.max_expanded_bytes) as (f, raw):
             line_no = 0
             while True:
                 line = f.readline(limit + 1)
@@ -365,6 +418,8 @@ class JsonlReader(Reader):
                 if len(line) > limit and not line.endswith(b"\n"):
                     size = len(line)
                     while line and not line.endswith(b"\n"):  # skip the rest without holding it
+                        if self.stop_after is not None and size > self.stop_after:
+                            break  # a preview: the line is too long, however long it is
                         line = f.readline(1 << 20)
                         size += len(line)
                     self.position = raw.tell()
@@ -391,7 +446,7 @@ class JsonArrayReader(Reader):
         decoder = json.JSONDecoder()
         utf8 = codecs.getincrementaldecoder("utf-8-sig")()
         skip = self._ws.match
-        with open_data(self.path) as (f, raw):
+        with open_data(self.path, max_expanded_bytes=self.max_expanded_bytes) as (f, raw):
             buf, pos, eof = "", 0, False
 
             def refill() -> None:
@@ -480,7 +535,7 @@ class CsvReader(Reader):
     def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
         csv.field_size_limit(min(self.max_line_bytes, sys.maxsize))
         sample, _ = read_head(self.path)
-        with open_data(self.path) as (data, raw):
+        with open_data(self.path, max_expanded_bytes=self.max_expanded_bytes) as (data, raw):
             delimiter = (
                 "\t"
                 if sample.split(b"\n", 1)[0].count(b"\t") > sample.split(b"\n", 1)[0].count(b",")
@@ -541,23 +596,120 @@ def _has_surrogate(value: str) -> bool:
 
 
 class ParquetReader(Reader):
+    """Parquet, in batches of about PARQUET_BATCH_BYTES expanded, each row measured before it becomes Python.
+
+    A few kilobytes of Parquet can hold one dictionary-encoded megabyte string repeated over thousands of
+    rows: read as plain strings (or turned into Python objects) that is gigabytes. So every byte-array
+    column is read as a DictionaryArray (compact as stored), each row's expanded size is computed from the
+    Arrow arrays (string lengths, 8 bytes per other value), and a row over `max_line_bytes` is reported
+    as oversized without being built; past `max_expanded_bytes` for the file, reading stops with one issue."""
+
     container = "parquet"
 
     def _records(self) -> Iterator[tuple[int, Any, Issue | None]]:
+        import numpy as np
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(self.path)
+            plain = pq.ParquetFile(self.path)
+            schema, plain_schema = plain.schema, plain.schema_arrow
+            byte_arrays = [
+                schema.column(i).path
+                for i in range(len(schema))
+                if schema.column(i).physical_type == "BYTE_ARRAY"
+            ]
+            pf = pq.ParquetFile(self.path, read_dictionary=byte_arrays)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a broken file
             yield 0, None, Issue(0, "unreadable_file", f"not a readable Parquet file: {exc}"[:300])
             return
         n = max(pf.metadata.num_rows, 1)
-        row_no = 0
-        for batch in pf.iter_batches(batch_size=10_000):
-            for obj in batch.to_pylist():
-                row_no += 1
-                yield row_no, obj, None
+        row_no = expanded = 0
+        limit, total_limit = self.max_line_bytes, self.max_expanded_bytes
+        for batch in pf.iter_batches(batch_size=_parquet_batch_rows(pf.metadata)):
+            if not batch.num_rows:
+                continue
+            sizes = parquet_row_bytes(batch)
+            over = sizes > limit
+            kept = np.where(over, 0, sizes)
+            # runs of rows under the limit, cut about every PARQUET_BATCH_BYTES; each oversized row alone
+            group = np.cumsum(kept) // PARQUET_BATCH_BYTES
+            cuts = np.flatnonzero(over[1:] | over[:-1] | (group[1:] != group[:-1])) + 1
+            bounds = [0, *cuts.tolist(), batch.num_rows]
+            for start, end in itertools.pairwise(bounds):
+                if over[start]:
+                    row_no += 1
+                    detail = f"{int(sizes[start])} bytes > {limit} once read"
+                    yield row_no, None, Issue(row_no, "oversized_line", detail)
+                    continue
+                expanded += int(kept[start:end].sum())
+                if total_limit is not None and expanded > total_limit:
+                    issue = Issue(row_no + 1, "oversized_file", expanded_detail(total_limit))
+                    yield row_no + 1, None, issue
+                    return
+                # decoded back to plain strings first: to_pylist() on a DictionaryArray is 3x slower
+                for obj in batch.slice(start, end - start).cast(plain_schema).to_pylist():
+                    row_no += 1
+                    yield row_no, obj, None
             self.position = int(self.total * row_no / n)
+
+
+PARQUET_BATCH_BYTES = 16 << 20
+
+
+def _parquet_batch_rows(metadata: Any) -> int:
+    """Rows per Arrow batch, so that a batch of plain (not dictionary-encoded) values stays near
+    PARQUET_BATCH_BYTES: from the largest uncompressed row-group size per row in the file's footer."""
+    per_row = max(
+        (
+            metadata.row_group(i).total_byte_size / max(metadata.row_group(i).num_rows, 1)
+            for i in range(metadata.num_row_groups)
+        ),
+        default=1.0,
+    )
+    return int(min(max(PARQUET_BATCH_BYTES // max(per_row, 1.0), 1), 10_000))
+
+
+def parquet_row_bytes(batch: Any) -> Any:
+    """Each row's size once read (a numpy int64 array): string and binary lengths plus 8 bytes a value."""
+    import numpy as np
+
+    sizes = np.zeros(batch.num_rows, np.int64)
+    for column in batch.columns:
+        sizes += _array_bytes(column)
+    return sizes
+
+
+def _array_bytes(array: Any) -> Any:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n, t = len(array), array.type
+    if pa.types.is_dictionary(t):
+        values = _array_bytes(array.dictionary)
+        if not len(values):
+            return np.zeros(n, np.int64)
+        out = values[array.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)]
+        if array.null_count:
+            out = np.where(array.is_valid().to_numpy(zero_copy_only=False), out, 0)
+        return out
+    if (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+    ):
+        return pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64) + 8
+    if pa.types.is_struct(t):
+        out = np.zeros(n, np.int64)
+        for child in array.flatten():
+            out += _array_bytes(child)
+        return out
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        parents = pc.list_parent_indices(array).to_numpy(zero_copy_only=False)
+        children = _array_bytes(array.flatten())
+        return np.bincount(parents, weights=children, minlength=n).astype(np.int64) + 8
+    return np.full(n, 8, np.int64)
 
 
 READERS: dict[str, type[Reader]] = {
@@ -568,19 +720,33 @@ READERS: dict[str, type[Reader]] = {
 }
 
 
-def open_reader(path: Path, container: str, *, max_line_bytes: int) -> Reader:
-    return READERS[container](path, max_line_bytes=max_line_bytes)
+def open_reader(
+    path: Path,
+    container: str,
+    *,
+    max_line_bytes: int,
+    max_expanded_bytes: int | None = None,
+    stop_after: int | None = None,
+) -> Reader:
+    return READERS[container](
+        path, max_line_bytes=max_line_bytes, max_expanded_bytes=max_expanded_bytes, stop_after=stop_after
+    )
 
 
 def preview(
     path: Path, container: str, *, max_line_bytes: int, n: int = 20
 ) -> tuple[list[tuple[int, Any]], list[Issue]]:
-    """The first n readable records (with their numbers) and the issues met on the way."""
+    """The first n readable records (with their numbers) and the issues met on the way.
+
+    This is all the web process ever reads of an upload (upload registration, the mapping page, the
+    import's own checks): at most n records, PREVIEW_ISSUES issues and about PREVIEW_BYTES of the file.
+    The whole file is read only by the import job, in the worker (app.datasets.import_job)."""
     rows: list[tuple[int, Any]] = []
     issues: list[Issue] = []
     if container not in READERS:
         return rows, issues
-    for line_no, obj, issue in open_reader(path, container, max_line_bytes=max_line_bytes):
+    reader = open_reader(path, container, max_line_bytes=max_line_bytes, stop_after=PREVIEW_BYTES)
+    for line_no, obj, issue in reader:
         if issue is not None:
             issues.append(issue)
             if len(issues) > PREVIEW_ISSUES:

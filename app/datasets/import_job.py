@@ -19,10 +19,15 @@ from app.core.config import Settings, get_settings
 from app.core.db import get_engine
 from app.datasets.import_options import ImportOptions, ImportResult
 from app.datasets.importer import import_file
+from app.datasets.uploads import DiskFull, is_disk_full
 from app.jobs.lifecycle import new_job
 from app.models import ImportJob, ImportOutcome, JobKind, JobStatus, Upload, UploadStatus
 
 log = logging.getLogger("sftlab.import")
+DISK_FULL = (
+    "The server's disk is full: the import was rolled back and nothing was imported."
+    " Free some space, then run the import again."
+)
 
 
 def progress_path(settings: Settings, job_id: int) -> Path:
@@ -88,8 +93,10 @@ def run_import(
             on_progress=on_progress,
             finish=finish,
         )
-    except BaseException:
+    except BaseException as exc:
         _record(engine, job_id, upload_id, failed=True)
+        if is_disk_full(exc):  # the one transaction was rolled back: no version, earlier data untouched
+            raise DiskFull(DISK_FULL) from exc
         raise
     finally:
         side.unlink(missing_ok=True)

@@ -136,6 +136,7 @@ def import_file(
                 "mapping": options.mapping.to_dict(),
                 "kind": kind,
                 "max_line_bytes": settings.max_line_bytes,
+                "max_expanded_bytes": settings.upload_max_expanded_bytes,
                 "stop_at_first_bad": options.policy == "all",
             }
             parser: Parser | ParseProcess

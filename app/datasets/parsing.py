@@ -74,7 +74,12 @@ class Parser:
         """A parser over the file that `args` describes (built in import_file)."""
         normaliser = TaskNormaliser()
         build = make_builder(Mapping.from_dict(args["mapping"]), kind=args["kind"], normaliser=normaliser)
-        reader = open_reader(Path(args["path"]), args["container"], max_line_bytes=args["max_line_bytes"])
+        reader = open_reader(
+            Path(args["path"]),
+            args["container"],
+            max_line_bytes=args["max_line_bytes"],
+            max_expanded_bytes=args["max_expanded_bytes"],
+        )
         return cls(reader, build, bad, stop_at_first_bad=args["stop_at_first_bad"], normaliser=normaliser)
 
     @property

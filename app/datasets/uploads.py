@@ -2,18 +2,25 @@
 
 The user's file name is kept for display only (reduced to its last path component);
 the file on disk is `<uuid>.upload` under settings.uploads_dir, so no name can reach
-outside it. A body past the limit is cut off with UploadTooLarge and its partial
-file deleted. `recent_uploads` lists a user's uploads for the upload page.
+outside it. A raw body is written as it arrives; a multipart body is parsed as it
+arrives and only its `file` part is written, so neither is ever held or spooled whole.
+A body past the limit is cut off with UploadTooLarge, a full disk gives DiskFull, and
+either way the partial file is deleted. `recent_uploads` lists a user's uploads for
+the upload page.
 """
 
 from __future__ import annotations
 
+import errno
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any
 
 import anyio.to_thread
+from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import parse_options_header
 from sqlmodel import Session, select
 
 from app.core.config import Settings
@@ -21,12 +28,28 @@ from app.datasets.formats import describe
 from app.models import ImportJob, Upload, User, utcnow
 
 WRITE_BATCH = 1 << 20
+MULTIPART_OVERHEAD = 64 * 1024  # what a multipart body may carry beyond its file: boundaries, headers, fields
 
 
 class UploadTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"The file is larger than the upload limit of {human_bytes(limit)}.")
         self.limit = limit
+
+
+class DiskFull(Exception):
+    """The server's disk (or the user's quota on it) ran out while writing; nothing partial was kept."""
+
+
+class BadMultipart(ValueError):
+    """A multipart body that cannot be parsed or holds no `file` part; the message says which."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error is the disk running out: ENOSPC/EDQUOT from a write, or SQLite saying so."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "database or disk is full" in str(exc) or "No space left on device" in str(exc)
 
 
 def human_bytes(n: float) -> str:
@@ -68,18 +91,30 @@ class _Sink:
         self.size += len(chunk)
         if self.size > self.limit:
             raise UploadTooLarge(self.limit)
-        self.file.write(chunk)
+        try:
+            self.file.write(chunk)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFull() from exc
+            raise
 
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
-        self.file.close()
-        if exc_type is None:
-            self.part.rename(self.path)
-        else:
+        try:
+            self.file.close()  # flushes the last buffered bytes: the disk may fill here too
+            if exc_type is None:
+                self.part.rename(self.path)
+        except OSError as error:
+            self.part.unlink(missing_ok=True)
+            if is_disk_full(error):
+                raise DiskFull() from error
+            raise
+        if exc_type is not None:
             self.part.unlink(missing_ok=True)
 
 
 async def save_stream(chunks: AsyncIterator[bytes], *, settings: Settings) -> tuple[str, int]:
-    """Writes the chunks to a new file; returns (stored name, size). Raises UploadTooLarge (file removed).
+    """Writes the chunks to a new file; returns (stored name, size). Raises UploadTooLarge or DiskFull
+    (file removed).
 
     The bytes are written in batches of about 1 MiB in a worker thread: this runs on the event loop,
     where a write to a slow disk would stop every other request."""
@@ -95,36 +130,125 @@ async def save_stream(chunks: AsyncIterator[bytes], *, settings: Settings) -> tu
     return sink.stored, sink.size
 
 
-def save_file(src: BinaryIO, *, settings: Settings) -> tuple[str, int]:
-    """The same from a file object (a multipart part Starlette spooled to disk), copied in 1 MiB chunks."""
+class _FilePart:
+    """python-multipart's callbacks: the first part named `file` goes to the sink as it is parsed; the
+    other parts are dropped (the body's byte count still limits them)."""
+
+    def __init__(self, sink: _Sink, boundary: bytes) -> None:
+        self.sink = sink
+        self.filename: str | None = None
+        self.found = self.writing = False
+        self.field = self.value = b""
+        self.disposition = b""
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._begin,
+                "on_header_field": self._field,
+                "on_header_value": self._value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_done,
+                "on_part_data": self._data,
+                "on_part_end": self._end,
+            },
+        )
+
+    def _begin(self) -> None:
+        self.disposition = b""
+
+    def _field(self, data: bytes, start: int, end: int) -> None:
+        self.field += data[start:end]
+
+    def _value(self, data: bytes, start: int, end: int) -> None:
+        self.value += data[start:end]
+
+    def _header_end(self) -> None:
+        if self.field.lower() == b"content-disposition":
+            self.disposition = self.value
+        self.field = self.value = b""
+
+    def _headers_done(self) -> None:
+        _, params = parse_options_header(self.disposition)
+        self.writing = params.get(b"name") == b"file" and not self.found
+        if self.writing:
+            self.filename = params.get(b"filename", b"").decode("utf-8", "replace")
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self.writing:
+            self.sink.write(data[start:end])
+
+    def _end(self) -> None:
+        if self.writing:
+            self.found, self.writing = True, False
+
+    def feed(self, data: bytes) -> None:
+        try:
+            self.parser.write(data)
+        except MultipartParseError as exc:
+            raise BadMultipart(f"The multipart body cannot be parsed: {exc}.") from None
+
+    def finish(self) -> None:
+        self.parser.finalize()
+        if not self.found:
+            raise BadMultipart("Send the file in a multipart field named 'file'.")
+
+
+async def save_multipart(
+    chunks: AsyncIterator[bytes], *, content_type: str, settings: Settings
+) -> tuple[str, int, str | None]:
+    """A multipart/form-data body's `file` part written to a new file as the body arrives: (stored name,
+    size, the part's file name). Raises UploadTooLarge, DiskFull or BadMultipart (file removed).
+
+    Starlette's `request.form()` would spool the whole body to a temporary file first, so a body past
+    the limit would fill the disk before being refused; here the body is counted and parsed in batches of
+    about 1 MiB in a worker thread, and the file part goes straight to the upload file."""
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise BadMultipart("The multipart Content-Type has no boundary.")
+    limit = settings.upload_max_bytes + MULTIPART_OVERHEAD
     with _Sink(settings) as sink:
-        while chunk := src.read(1 << 20):
-            sink.write(chunk)
-    return sink.stored, sink.size
+        form = _FilePart(sink, boundary)
+        received = 0
+        batch = bytearray()
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > limit:
+                raise UploadTooLarge(settings.upload_max_bytes)
+            batch += chunk
+            if len(batch) >= WRITE_BATCH:
+                await anyio.to_thread.run_sync(form.feed, bytes(batch))
+                batch.clear()
+        await anyio.to_thread.run_sync(form.feed, bytes(batch))
+        form.finish()
+    return sink.stored, sink.size, form.filename
 
 
 def register_upload(
     session: Session, *, settings: Settings, owner_id: int, filename: str, stored: str, size: int
 ) -> Upload:
     """The Upload row for a saved file, with its detected format. The file is removed when this fails,
-    so an error never leaves a file that no Upload row points to."""
+    so an error never leaves a file that no Upload row points to; a database on a full disk gives
+    DiskFull."""
     name = display_name(filename)
     path = settings.uploads_dir / stored
     try:
-        fmt = describe(path, name, max_line_bytes=settings.max_line_bytes)
-    except BaseException:
+        upload = Upload(
+            owner_id=owner_id,
+            filename=name,
+            stored_name=stored,
+            size=size,
+            detected_format=describe(path, name, max_line_bytes=settings.max_line_bytes),
+            created_at=utcnow(),
+        )
+        session.add(upload)
+        session.commit()
+    except BaseException as exc:
         path.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            session.rollback()
+            raise DiskFull() from exc
         raise
-    upload = Upload(
-        owner_id=owner_id,
-        filename=name,
-        stored_name=stored,
-        size=size,
-        detected_format=fmt,
-        created_at=utcnow(),
-    )
-    session.add(upload)
-    session.commit()
     session.refresh(upload)
     return upload
 

@@ -5,6 +5,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "ds.choose_file": {"en": "Choose a file first.", "zh": "请先选择文件。"},
     "ds.too_large": {"en": "The file is larger than the limit of", "zh": "文件超过大小上限"},
     "ds.network_error": {"en": "Network error during the upload.", "zh": "上传时网络错误。"},
+    "upload.disk_full": {
+        "en": "The server's disk is full: the upload was not stored. Try again once space has been freed.",
+        "zh": "服务器磁盘已满：上传未保存。请在释放空间后重试。",
+    },
+    "upload.body_too_large": {
+        "en": "The request body is larger than the limit of {limit}.",
+        "zh": "请求内容超过大小上限 {limit}。",
+    },
     "ds.limit": {"en": "limit", "zh": "上限"},
     "ds.formats": {"en": "Accepted formats", "zh": "支持的格式"},
     "ds.merge_into": {"en": "merge into", "zh": "合并到"},
@@ -113,6 +121,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "reason.nul_character": {"en": "NUL character (U+0000)", "zh": "包含 NUL 字符 (U+0000)"},
     "reason.invalid_utf8": {"en": "invalid UTF-8", "zh": "UTF-8 编码无效"},
     "reason.oversized_line": {"en": "line too long", "zh": "行过长"},
+    "reason.oversized_file": {"en": "file too large once read", "zh": "文件读取后超过大小上限"},
     "reason.not_object": {"en": "not a JSON object", "zh": "不是 JSON 对象"},
     "reason.empty_file": {"en": "empty file", "zh": "空文件"},
     "reason.unsupported_format": {"en": "unsupported format", "zh": "不支持的格式"},

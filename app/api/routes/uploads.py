@@ -7,15 +7,16 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from app.api.deps import PostedForm, Researcher, SessionDep, SettingsDep
+from app.core.i18n import translate
 from app.datasets import jobs
 from app.datasets.formats import REASONS
 from app.datasets.import_job import create_job, job_progress
@@ -35,16 +36,19 @@ from app.datasets.upload_preview import (
     upload_info,
 )
 from app.datasets.uploads import (
+    MULTIPART_OVERHEAD,
+    BadMultipart,
+    DiskFull,
     UploadTooLarge,
     human_bytes,
     recent_uploads,
     register_upload,
-    save_file,
+    save_multipart,
     save_stream,
 )
 from app.models import Dataset, ImportJob, Role, Upload, User
 from app.schemas.uploads import UploadCreated, UploadInfo, UploadList
-from app.web import render
+from app.web import lang_of, render
 
 router = APIRouter()
 ISSUES_PER_PAGE = 200
@@ -95,37 +99,37 @@ async def api_upload(
 ):
     """Raw body (name in ?filename= or X-Filename) or multipart field `file`; streamed to disk either way.
 
-    async to read the body as it arrives; copying the file and registering it (format detection, the
-    row) run in the thread pool, so a large upload blocks no other request."""
+    async to read the body as it arrives; writing the file and registering it (format detection, the
+    row) run in the thread pool, so a large upload blocks no other request. The role guard runs first,
+    so a caller who may not upload is refused before any of the body is read."""
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > settings.upload_max_bytes + 64 * 1024:
+    if length.isdigit() and int(length) > settings.upload_max_bytes + MULTIPART_OVERHEAD:
         raise HTTPException(status_code=413, detail=str(UploadTooLarge(settings.upload_max_bytes)))
+    ctype = request.headers.get("content-type", "")
     try:
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            form = await request.form()
-            part = form.get("file")
-            if not isinstance(part, UploadFile):
-                raise HTTPException(
-                    status_code=422, detail="Send the file in a multipart field named 'file'."
-                )
-            stored, size = await run_in_threadpool(save_file, part.file, settings=settings)
-            filename = part.filename or filename
+        if ctype.startswith("multipart/form-data"):
+            stored, size, part_name = await save_multipart(
+                request.stream(), content_type=ctype, settings=settings
+            )
+            filename = part_name or filename
         else:
-            from urllib.parse import unquote
-
             filename = filename or unquote(request.headers.get("x-filename", ""))
             stored, size = await save_stream(request.stream(), settings=settings)
+        upload = await run_in_threadpool(
+            register_upload,
+            session,
+            settings=settings,
+            owner_id=user.id,  # type: ignore[arg-type,union-attr,attr-defined]
+            filename=filename,
+            stored=stored,
+            size=size,
+        )
     except UploadTooLarge as exc:
         raise HTTPException(status_code=413, detail=str(exc)) from None
-    upload = await run_in_threadpool(
-        register_upload,
-        session,
-        settings=settings,
-        owner_id=user.id,  # type: ignore[arg-type,union-attr,attr-defined]
-        filename=filename,
-        stored=stored,  # type: ignore[arg-type]
-        size=size,
-    )
+    except BadMultipart as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    except DiskFull:
+        raise HTTPException(status_code=507, detail=translate("upload.disk_full", lang_of(request))) from None
     return {
         "upload_id": upload.id,
         "filename": upload.filename,
