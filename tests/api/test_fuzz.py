@@ -20,7 +20,7 @@ from app.core.db import get_engine
 from app.main import app
 from app.models import ApiToken, Job, JobKind, JobStatus, Role, User
 from tests.conftest import PASSWORD, _env
-from tests.runs.conftest import import_pclue
+from tests.runs.conftest import PCLUE, import_pclue
 from tests.runs.fake_runs import make_run, synthetic_events
 
 # Bounded for `make test` on a small machine: a fixed seed and derandomized Hypothesis make every run
@@ -69,8 +69,8 @@ def _token(session: Session, user: User, token_id: int) -> str:
 @pytest.fixture(scope="module")
 def fuzz_tokens(tmp_path_factory, template_db) -> Iterator[dict[Role, str]]:
     """One database for the whole walk (a fresh one per operation would cost more than the fuzzing):
-    users of both roles with a token each, and real rows behind the small ids the fuzzer tries first
-    (dataset 1 and its version 1 and samples, run 1 with events)."""
+    a user of each role with a token, and real rows behind id 1, which the fuzzing phase sends (dataset 1
+    and its version 1 and samples, run 1 with events, upload 1 of pCLUE records not yet imported)."""
     from app.cli import create_user
 
     data_dir = tmp_path_factory.mktemp("fuzz") / "data"
@@ -95,7 +95,15 @@ def fuzz_tokens(tmp_path_factory, template_db) -> Iterator[dict[Role, str]]:
                 events=synthetic_events(6),
                 datasets=[(dataset.dataset_id, dataset.version, "train")],
             )
-            yield {role: _token(session, user, TOKEN_IDS[role]) for role, user in users.items()}
+            tokens = {role: _token(session, user, TOKEN_IDS[role]) for role, user in users.items()}
+        with TestClient(app) as client:
+            upload = client.post(
+                "/api/uploads",
+                files={"file": (PCLUE.name, PCLUE.read_bytes())},
+                headers={"Authorization": f"Bearer {tokens[Role.researcher]}"},
+            )
+        assert upload.status_code == 201 and upload.json()["upload_id"] == 1, upload.text
+        yield tokens
         get_settings.cache_clear()
 
 
