@@ -156,3 +156,22 @@ def test_json_sent_as_text_plain_is_the_callers_error(method, path, needs, fuzz_
             response = client.request(method, path, content=body, headers=headers)
             allowed = ROLE_RANK[role] >= ROLE_RANK[needs]
             assert response.status_code in ((415, 422) if allowed else (403,)), (role, response.text)
+
+
+def test_the_id_the_fuzzing_phase_sends_names_real_rows(fuzz_tokens):
+    """Were the seeding to shift an id, the fuzzing would quietly test nothing but 404s."""
+    headers = {"Authorization": f"Bearer {fuzz_tokens[Role.researcher]}"}
+    paths = [
+        "/api/datasets/1",
+        "/api/datasets/1/versions/1",
+        "/api/datasets/1/versions/1/samples",
+        "/api/samples/1",
+        "/api/runs/1",
+        "/api/runs/1/series",
+        "/api/jobs/1",
+        "/api/uploads/1",
+    ]
+    with TestClient(app) as client:
+        for path in paths:
+            response = client.get(path, headers=headers)
+            assert response.status_code == 200, (path, response.text)
