@@ -33,6 +33,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "CPU 训练时的进程数（使用 GPU 时每卡一个）。",
     },
     "launch.est.fix": {"en": "Fix in one click:", "zh": "一键修复："},
+    "launch.problems.more": {"en": "and {n} more", "zh": "另有 {n} 个"},
+    "launch.problems.csv": {"en": "download all (CSV)", "zh": "下载全部（CSV）"},
     "launch.est.blocked": {
         "en": "Launch is blocked until this is fixed: the run would fail seconds after it starts.",
         "zh": "修复之前无法启动：否则训练会在开始几秒后失败。",

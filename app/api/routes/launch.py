@@ -15,7 +15,8 @@ from app.core.db import get_engine
 from app.jobs.workers import served_queues
 from app.models import Run, Sweep
 from app.runs import launch as launching
-from app.runs.estimate import EstimateError, estimate, known_problem
+from app.runs import problems
+from app.runs.estimate import FIELD_SLOTS, EstimateError, estimate, known_problem
 from app.runs.form import (
     FIELDS,
     NEAR_DATASETS,
@@ -160,7 +161,7 @@ def _estimate_args(session: Session, settings: Settings, form: LaunchForm, owner
 
 
 def _estimate(session: Session, settings: Settings, form: LaunchForm, owner_id: int) -> dict:
-    """{"estimate": Estimate} or {"errors": {field: message}, "fixes": [Fix]}."""
+    """{"estimate": Estimate} or {"errors": {field: message}, "fixes": [Fix], "listing": Listing | None}."""
     try:
         result = estimate(
             get_engine(settings), **_estimate_args(session, settings, form, owner_id), owner_id=owner_id
@@ -170,8 +171,16 @@ def _estimate(session: Session, settings: Settings, form: LaunchForm, owner_id: 
     except launching.LaunchError as exc:
         return {"errors": {exc.field: exc.message}}
     except EstimateError as exc:
-        return {"errors": {exc.field: exc.message}, "fixes": list(exc.fixes)}
+        return {"errors": {exc.field: exc.message}, "fixes": list(exc.fixes), "listing": _listing(exc)}
     return {"estimate": result}
+
+
+def _listing(exc: EstimateError) -> problems.Listing | None:
+    """The refusal's problem samples: those the message names, and a CSV of all when there are more."""
+    if not exc.problems or exc.job_id is None:
+        return None
+    url = f"/runs/new/estimate/{exc.job_id}/problems.csv"
+    return problems.listing(exc.message, total=exc.problems, csv_url=url)
 
 
 def _refuse_known_problem(session: Session, settings: Settings, form: LaunchForm, owner_id: int) -> None:
@@ -195,6 +204,9 @@ def new_run_estimate(
     ctx = _context(session, settings, form, errors, choices=_full_page(request), estimate=out.get("estimate"))
     ctx["estimate_errors"] = errors
     ctx["estimate_fixes"] = out.get("fixes", [])
+    ctx["estimate_listing"] = out.get("listing")
+    # The fragment also puts each problem beside its field (out of band); a full page shows it there anyway.
+    ctx["field_slots"] = FIELD_SLOTS if not _full_page(request) else ()
     return render(
         request, "pages/run_new.html", {"user": user, **ctx}, partial="partials/run_form_estimate.html"
     )
