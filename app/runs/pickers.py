@@ -71,10 +71,14 @@ def checkpoint_choices(session: Session) -> list[dict]:
     out = []
     for run_id, name, status, run_dir in runs:
         for path in reversed(list_checkpoints(run_dir)):
+            # The form labels it in the reader's language ("#3 name · step-10 (成功)"): parts, not a label.
             out.append(
                 {
                     "ref": f"run:{run_id}/{path.name}",
-                    "label": f"#{run_id} {name} · {path.name} ({RunStatus(status).value})",
+                    "run_id": run_id,
+                    "name": name,
+                    "checkpoint": path.name,
+                    "status": RunStatus(status).value,
                 }
             )
     return out
