@@ -93,7 +93,7 @@ def test_estimate_names_20_and_its_csv_holds_every_over_length_sample(
 @pytest.mark.slow
 @pytest.mark.usefixtures("inline_worker")
 def test_the_over_length_problem_shows_beside_max_seq_len_with_its_fixes(
-    researcher, pclue_dataset, tiny_model_dir
+    researcher, pclue_dataset, tiny_model_dir, sent_runs
 ):
     estimating._CACHE.clear()
     estimating._PROBLEMS.clear()
@@ -109,6 +109,14 @@ def test_the_over_length_problem_shows_beside_max_seq_len_with_its_fixes(
     page = researcher.get("/runs/new").text
     field = page.split('id="f-data-max_seq_len"')[1].split("<label")[0]
     assert 'id="problem-data-max_seq_len"' in field
+    # Launching it anyway: refused, with the problem and its fixes beside the field on the whole page.
+    refused = researcher.post("/runs/new", data=form, follow_redirects=False)
+    assert refused.status_code == 422
+    field = refused.text.split('id="f-data-max_seq_len"')[1].split("<label")[0]
+    assert 'id="problem-data-max_seq_len"' in field and "hx-swap-oob" not in field
+    assert f"samples are longer than data.max_seq_len {MAX_LEN} tokens" in field
+    assert 'data-fix-field="f.data.over_length" data-fix-value="drop"' in field
+    assert 'id="estimate-problem"' in refused.text and sent_runs == []
     fixed = {**form, "f.data.max_seq_len": "2048", "f.data.over_length": "truncate"}
     cleared = researcher.post("/runs/new/estimate", data=fixed, headers={"HX-Request": "true"}).text
     assert '<div class="field-problem" id="problem-data-max_seq_len" hx-swap-oob="true"></div>' in cleared

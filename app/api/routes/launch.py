@@ -129,11 +129,17 @@ def new_run_submit(
     request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, posted: Posted
 ):
     form, _ = posted
+    problem = _known_problem(session, settings, form, user.id)  # type: ignore[arg-type]
     try:
-        _refuse_known_problem(session, settings, form, user.id)  # type: ignore[arg-type]
+        if problem is not None:
+            raise FormError({problem.field: problem.message})
         run_id = submit(session, form, owner_id=user.id, queues=settings.run_queues)  # type: ignore[arg-type]
     except FormError as exc:
         ctx = _context(session, settings, form, exc.errors)
+        if (
+            problem is not None
+        ):  # shown as the estimate showed it: in its box and beside its field, with fixes
+            ctx.update(_problem_context(problem))
         return render(request, "pages/run_new.html", {"user": user, **ctx}, status_code=422)
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
@@ -183,15 +189,29 @@ def _listing(exc: EstimateError) -> problems.Listing | None:
     return problems.listing(exc.message, total=exc.problems, csv_url=url)
 
 
-def _refuse_known_problem(session: Session, settings: Settings, form: LaunchForm, owner_id: int) -> None:
-    """A launch the estimate already refused (samples over max_seq_len, say) is refused at the field, before a
-    run is created that would fail seconds after it starts."""
+def _known_problem(
+    session: Session, settings: Settings, form: LaunchForm, owner_id: int
+) -> EstimateError | None:
+    """The refusal an estimate of this very launch met (samples over max_seq_len, say): the launch is refused
+    at the field, before a run is created that would fail seconds after it starts."""
     try:
-        problem = known_problem(get_engine(settings), **_estimate_args(session, settings, form, owner_id))
+        return known_problem(get_engine(settings), **_estimate_args(session, settings, form, owner_id))
     except (FormError, launching.LaunchError):
-        return  # submit() reports those with their fields
-    if problem is not None:
+        return None  # submit() reports those with their fields
+
+
+def _refuse_known_problem(session: Session, settings: Settings, form: LaunchForm, owner_id: int) -> None:
+    if (problem := _known_problem(session, settings, form, owner_id)) is not None:
         raise FormError({problem.field: problem.message})
+
+
+def _problem_context(problem: EstimateError) -> dict:
+    """What the estimate box and the field slots show for a refusal."""
+    return {
+        "estimate_errors": {problem.field: problem.message},
+        "estimate_fixes": list(problem.fixes),
+        "estimate_listing": _listing(problem),
+    }
 
 
 @router.post("/runs/new/estimate")
@@ -202,9 +222,9 @@ def new_run_estimate(
     out = _estimate(session, settings, form, user.id)  # type: ignore[arg-type]
     errors = out.get("errors", {})
     ctx = _context(session, settings, form, errors, choices=_full_page(request), estimate=out.get("estimate"))
-    ctx["estimate_errors"] = errors
-    ctx["estimate_fixes"] = out.get("fixes", [])
-    ctx["estimate_listing"] = out.get("listing")
+    ctx.update(
+        estimate_errors=errors, estimate_fixes=out.get("fixes", []), estimate_listing=out.get("listing")
+    )
     # The fragment also puts each problem beside its field (out of band); a full page shows it there anyway.
     ctx["field_slots"] = FIELD_SLOTS if not _full_page(request) else ()
     return render(
