@@ -88,6 +88,18 @@ def test_estimate_names_20_and_its_csv_holds_every_over_length_sample(
     assert all(int(r["tokens"]) > MAX_LEN and r["task_type"] for r in rows)
     # the launch page's access rules: researchers (and admins), not raters
     assert client_as(Role.rater, "rater").get(url).status_code == 403
+    # the JSON estimate points at the same kind of list
+    body = {
+        "name": "too long",
+        "datasets": [{"dataset_id": d, "version": 1}],
+        "base_model": str(tiny_model_dir),
+        "queue": "cpu",
+        "n_procs": 1,
+        "config": {"data": {"max_seq_len": MAX_LEN, "over_length": "error"}},
+    }
+    refused = researcher.post("/api/runs/estimate", json=body)
+    assert refused.status_code == 422 and refused.json()["errors"]["data.max_seq_len"]
+    assert len(_rows(researcher.get(refused.json()["problems_csv"]))) == len(long)
 
 
 @pytest.mark.slow

@@ -232,10 +232,14 @@ def new_run_estimate(
     )
 
 
-def _unprocessable(errors: dict[str, str], fixes: list | None = None) -> JSONResponse:
+def _unprocessable(
+    errors: dict[str, str], fixes: list | None = None, listing: problems.Listing | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"detail": "invalid launch request", "errors": errors}
     if fixes:
         body["fixes"] = [{"field": f.name, "value": f.value, "label": f.label} for f in fixes]
+    if listing is not None:  # every problem sample, where the message names only the first ones
+        body["problems_csv"] = listing.csv_url
     return JSONResponse(body, status_code=422)
 
 
@@ -261,7 +265,7 @@ def api_estimate(user: Researcher, session: SessionDep, settings: SettingsDep, b
         return _unprocessable(exc.errors)
     out = _estimate(session, settings, form, user.id)  # type: ignore[arg-type]
     if "errors" in out:
-        return _unprocessable(out["errors"], out.get("fixes"))
+        return _unprocessable(out["errors"], out.get("fixes"), out.get("listing"))
     return out["estimate"].to_json()
 
 
