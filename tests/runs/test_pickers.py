@@ -3,7 +3,7 @@
 from sqlalchemy import event
 from sqlmodel import Session, select
 
-from app.models import DatasetVersion, Job, JobKind, JobStatus, Role
+from app.models import Dataset, DatasetVersion, Job, JobKind, JobStatus, Role, User
 from app.runs.pickers import dataset_choices
 from tests.runs.conftest import import_pclue
 
@@ -58,3 +58,28 @@ def test_the_picker_reads_versions_in_one_query_whatever_their_number(engine, ma
         import_pclue(owner.id, name=name)
     choices, many = _choices_and_queries(engine)
     assert len(choices) == 4 and len(many) == len(few) == 2  # the datasets, then their usable versions
+
+
+def test_the_failed_version_filter_runs_on_postgresql(pg):
+    """PostgreSQL keeps job.status as an enum: the NOT IN must compare with its labels."""
+    engine, _ = pg
+    with Session(engine) as s:
+        owner = User(username="pg", password_hash="x", role=Role.researcher)
+        s.add(owner)
+        s.flush()
+        ds = Dataset(name="d", owner_id=owner.id)
+        s.add(ds)
+        s.flush()
+        for number, status in ((1, JobStatus.succeeded), (2, JobStatus.failed), (3, None)):
+            job = Job(kind=JobKind.indexing, status=status) if status else None
+            if job:
+                s.add(job)
+                s.flush()
+            s.add(
+                DatasetVersion(
+                    dataset_id=ds.id, number=number, created_by=owner.id, index_job_id=job.id if job else None
+                )
+            )
+        s.commit()
+        (choice,) = dataset_choices(s)
+    assert [v["number"] for v in choice["versions"]] == [3, 1]
