@@ -81,9 +81,10 @@ def pages(researcher, engine, monkeypatch, tmp_path) -> list[str]:
         run = make_run(
             session, researcher.user.id, name="zh run", status=RunStatus.succeeded, run_dir=tmp_path / "run"
         )
-        session.add(Job(kind=JobKind.estimate, owner_id=researcher.user.id, status=JobStatus.succeeded))
+        job = Job(kind=JobKind.estimate, owner_id=researcher.user.id, status=JobStatus.succeeded)
+        session.add(job)
         session.commit()
-        run_id = run.id
+        run_id, job_id = run.id, job.id
     return [
         "/datasets",
         f"/datasets/{ds}",
@@ -94,6 +95,10 @@ def pages(researcher, engine, monkeypatch, tmp_path) -> list[str]:
         "/runs",
         f"/runs/{run_id}",
         "/jobs",
+        f"/jobs/{job_id}",
+        f"/datasets/{ds}/v/1/stats",
+        "/sweeps",
+        "/sweeps/new",
         "/tokens",
         "/account",
     ]

@@ -20,6 +20,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "内置 SmolLM2-135M-Instruct（默认）",
     },
     "launch.base.path": {"en": "local path or hub id", "zh": "本地路径或 Hub 模型名"},
+    "launch.base.path_placeholder": {
+        "en": "/models/my-model or org/name",
+        "zh": "/models/my-model 或 org/name",
+    },
     "launch.base.checkpoint": {
         "en": "checkpoint of an earlier run (continue training)",
         "zh": "已有训练的检查点（继续训练）",
