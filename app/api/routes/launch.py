@@ -136,9 +136,7 @@ def new_run_submit(
         run_id = submit(session, form, owner_id=user.id, queues=settings.run_queues)  # type: ignore[arg-type]
     except FormError as exc:
         ctx = _context(session, settings, form, exc.errors)
-        if (
-            problem is not None
-        ):  # shown as the estimate showed it: in its box and beside its field, with fixes
+        if problem is not None:  # shown as the estimate shows it: in its box, and beside its field with fixes
             ctx.update(_problem_context(problem))
         return render(request, "pages/run_new.html", {"user": user, **ctx}, status_code=422)
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
