@@ -20,6 +20,11 @@
   const blockLaunch = () => {
     const button = document.getElementById("launch-button");
     if (button) button.disabled = !!document.getElementById("estimate-problem");
+    // A problem shown beside its field must be seen: open the folded section that holds it.
+    for (const slot of document.querySelectorAll(".field-problem.error")) {
+      const section = slot.closest("details");
+      if (section) section.open = true;
+    }
   };
   document.body.addEventListener("htmx:afterSwap", blockLaunch);
   form.addEventListener("change", () => {

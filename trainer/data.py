@@ -33,11 +33,42 @@ class DataError(ValueError):
     """Bad data or a bad data option; the message lists the problems, each sample named where it comes from.
 
     `longest`: with samples over max_seq_len, the longest one's tokens (what max_seq_len would need).
+    `problems`: every problem sample (the message names only the first SHOWN of each kind), as dicts
+    {"where", "task_type", "problem", "tokens", "limit", "detail"}; write_problems() keeps them for the
+    pages that offer the whole list as a file.
     """
 
-    def __init__(self, message: str, *, longest: int | None = None):
+    def __init__(self, message: str, *, longest: int | None = None, problems: list[dict] | None = None):
         super().__init__(message)
         self.longest = longest
+        self.problems = problems or []
+
+
+PROBLEMS_FILE = "data_problems.jsonl"  # beside the run's (or the estimate's) other outputs
+MAX_PROBLEMS = 100_000  # kept per refusal: enough to fix the data from, bounded on disk
+
+
+def problem(
+    where: str, task_type: str, kind: str, *, tokens: int = 0, limit: int = 0, detail: str = ""
+) -> dict:
+    """One problem sample as write_problems() records it (`kind`: too_long, no_supervised, render)."""
+    return {
+        "where": where,
+        "task_type": task_type,
+        "problem": kind,
+        "tokens": tokens,
+        "limit": limit,
+        "detail": detail,
+    }
+
+
+def write_problems(path: Path, problems: list[dict]) -> None:
+    """The problem samples as JSON lines (at most MAX_PROBLEMS), written whole or not at all."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for p in problems[:MAX_PROBLEMS]:
+            fh.write(json.dumps(p, ensure_ascii=False) + "\n")
+    tmp.replace(path)
 
 
 @dataclass
@@ -340,6 +371,9 @@ class Dropped:
             "tokens": self.tokens,
         }
 
+    def as_problem(self, max_seq_len: int) -> dict:
+        return problem(self.where, self.task_type, self.reason, tokens=self.tokens, limit=max_seq_len)
+
 
 SHOWN = 20  # problems listed in a message; the rest are counted
 
@@ -372,13 +406,15 @@ def tokenize_samples(
     sample left without any supervised token is then dropped and reported rather than trained on. "drop"
     leaves long samples out.
     """
-    out, errors, dropped = [], [], []
+    out: list[TokenizedSample] = []
+    dropped: list[Dropped] = []
+    errors: list[tuple[str, str, str]] = []  # (where, task_type, why)
     long: list[tuple[str, str, int]] = []
     for i, s in enumerate(samples):
         try:
             r = render_sample(tokenizer, s.messages, options, tools=s.tools)
         except RenderError as exc:
-            errors.append(f"{s.where} ({s.task_type}): {exc}")
+            errors.append((s.where, s.task_type, str(exc)))
             continue
         ids, sup, spec = r.input_ids, r.supervised, r.special
         if len(ids) > max_seq_len:
@@ -401,11 +437,15 @@ def tokenize_samples(
         more = f"\n  ... and {len(errors) - SHOWN:,} more" if len(errors) > SHOWN else ""
         problems.append(
             f"{len(errors):,} sample(s) the chat template cannot render:\n  "
-            + "\n  ".join(errors[:SHOWN])
+            + "\n  ".join(f"{where} ({task}): {why}" for where, task, why in errors[:SHOWN])
             + more
         )
     if problems:
-        raise DataError("\n".join(problems), longest=max((n for _, _, n in long), default=None))
+        listed = [problem(w, t, "too_long", tokens=n, limit=max_seq_len) for w, t, n in long]
+        listed += [problem(w, t, "render", detail=why) for w, t, why in errors]
+        raise DataError(
+            "\n".join(problems), longest=max((n for _, _, n in long), default=None), problems=listed
+        )
     return out, dropped
 
 
@@ -473,7 +513,10 @@ def prepare_data(
         held, tokenizer, options, max_seq_len=max_seq_len, over_length=over_length
     )
     if not train_tok:
-        raise DataError(no_supervised_message(dropped, len(mixed), max_seq_len))
+        raise DataError(
+            no_supervised_message(dropped, len(mixed), max_seq_len),
+            problems=[d.as_problem(max_seq_len) for d in dropped],
+        )
     for i, t in enumerate(train_tok):
         t.index = i
     order = epoch_order(len(train_tok), epochs, seed)

@@ -5,9 +5,11 @@ data pipeline and bin plan, on data files and a config exactly as a run gets the
 
 spec.json: {"config": <RunConfig dict>, "world": <ranks>, "tokenizer_dir": <the embedded model's dir,
 used when model.path is empty>}. result.json gets the numbers, or {"error": message, "field": form field,
-"longest": tokens of the longest sample when samples are over max_seq_len}
-when the trainer refuses the data or config (a sample longer than max_seq_len, an unknown mix key): the
-same refusals a run would meet at start, caught before it is launched.
+"longest": tokens of the longest sample when samples are over max_seq_len, "problems": how many problem
+samples there are} when the trainer refuses the data or config (a sample longer than max_seq_len, an
+unknown mix key): the same refusals a run would meet at start, caught before it is launched. Every problem
+sample (the message names the first 20) goes to data_problems.jsonl beside result.json, which the launch
+form offers as a CSV.
 """
 
 from __future__ import annotations
@@ -56,12 +58,18 @@ def main(argv: list[str]) -> int:
     try:
         out = plan_numbers(spec)
     except (ValueError, OSError) as exc:  # DataError, ConfigError, RenderError are ValueErrors
+        from trainer.data import PROBLEMS_FILE, write_problems
+
         message = str(exc)
+        problems = getattr(exc, "problems", [])
         out = {
             "error": message[:4000],
             "field": error_field(message),
             "longest": getattr(exc, "longest", None),
+            "problems": len(problems),
         }
+        if problems:
+            write_problems(Path(argv[1]).parent / PROBLEMS_FILE, problems)
     tmp = Path(argv[1]).with_suffix(".tmp")
     tmp.write_text(json.dumps(out), encoding="utf-8")
     tmp.replace(argv[1])

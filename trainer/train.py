@@ -29,6 +29,7 @@ import torch
 from trainer import checkpoint as ckpt
 from trainer import distributed as dist_
 from trainer.config import ConfigError, RunConfig
+from trainer.data import PROBLEMS_FILE, write_problems
 from trainer.evaluate import evaluate
 from trainer.layout import CHAT_TEMPLATE_COPY
 from trainer.metrics import MetricsWriter, NonFiniteLoss, RisingEvalLoss, StepDropDetector, check_finite
@@ -388,6 +389,9 @@ def run(cfg: RunConfig, *, stop_after: int | None = None, grad_dump: str | None 
             raise
         except Exception as e:
             r.log.write("error", message=f"{type(e).__name__}: {e}")
+            if getattr(e, "problems", None) and r.rank0:  # every problem sample, for the run page
+                r.out.mkdir(parents=True, exist_ok=True)
+                write_problems(r.out / PROBLEMS_FILE, e.problems)  # type: ignore[attr-defined]
             raise
     finally:
         if r is not None:

@@ -9,6 +9,7 @@ from app.api.routes import (
     launch,
     me,
     pages,
+    problems,
     runs,
     samples,
     stats,
@@ -28,4 +29,5 @@ for _samples in (samples.router, stats.router):
     router.include_router(_samples)
 router.include_router(launch.router)  # before runs, so /runs/new is not read as a run id
 router.include_router(runs.router)
+router.include_router(problems.router)
 router.include_router(jobs.router)

@@ -20,6 +20,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "内置 SmolLM2-135M-Instruct（默认）",
     },
     "launch.base.path": {"en": "local path or hub id", "zh": "本地路径或 Hub 模型名"},
+    "launch.base.path_placeholder": {
+        "en": "/models/my-model or org/name",
+        "zh": "/models/my-model 或 org/name",
+    },
     "launch.base.checkpoint": {
         "en": "checkpoint of an earlier run (continue training)",
         "zh": "已有训练的检查点（继续训练）",
@@ -33,6 +37,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "CPU 训练时的进程数（使用 GPU 时每卡一个）。",
     },
     "launch.est.fix": {"en": "Fix in one click:", "zh": "一键修复："},
+    "launch.problems.more": {"en": "and {n} more", "zh": "另有 {n} 个"},
+    "launch.problems.csv": {"en": "download all (CSV)", "zh": "下载全部（CSV）"},
     "launch.est.blocked": {
         "en": "Launch is blocked until this is fixed: the run would fail seconds after it starts.",
         "zh": "修复之前无法启动：否则训练会在开始几秒后失败。",

@@ -192,11 +192,8 @@ def _order(sort: str, *, desc: bool, duration: ColumnElement) -> list:
     return [missing, value.asc(), col(Job.id).asc()]
 
 
-def list_jobs(session: Session, *, flt: JobFilter | None = None, limit: int = LIMIT) -> list[JobRow]:
-    """Jobs matching the filter, sorted; at most `limit` (the first ones in the chosen order)."""
-    flt = flt or JobFilter()
-    now = utcnow()
-    duration = duration_sql(session.get_bind().dialect.name, now)
+def _select(now: datetime, dialect: str) -> tuple[Any, ColumnElement]:
+    """The row query (COLUMNS, with what each job produced joined in) and its duration expression."""
     query = (
         select(*COLUMNS)  # type: ignore[call-overload]
         .join(User, User.id == Job.owner_id, isouter=True)  # type: ignore[arg-type]
@@ -204,6 +201,41 @@ def list_jobs(session: Session, *, flt: JobFilter | None = None, limit: int = LI
         .join(ImportJob, ImportJob.job_id == Job.id, isouter=True)  # type: ignore[arg-type]
         .join(DatasetVersion, DatasetVersion.index_job_id == Job.id, isouter=True)  # type: ignore[arg-type]
     )
+    return query, duration_sql(dialect, now)
+
+
+def _row(r: Any, now: datetime) -> JobRow:
+    """One selected row (COLUMNS) as the list, the job page and the API show it."""
+    created = as_utc(r.created_at) or now
+    return JobRow(
+        id=r.id,
+        kind=r.kind,
+        title=r.title,
+        status=str(r.status),
+        queue=r.queue,
+        owner=r.username or "",
+        owner_id=r.owner_id,
+        stage=r.stage,
+        progress_done=r.progress_done,
+        progress_total=r.progress_total,
+        progress_unit=r.progress_unit,
+        progress_text=progress_text(r.progress_done, r.progress_total, r.progress_unit),
+        fraction=fraction(r.status, r.progress_done, r.progress_total),
+        cancel_requested=r.cancel_requested,
+        created_at=created,
+        started_at=as_utc(r.started_at),
+        finished_at=as_utc(r.finished_at),
+        age_s=max(0.0, (now - created).total_seconds()),
+        duration_s=duration_s(r.status, r.started_at, r.finished_at, now),
+        link=Produced(r.run_id, r.import_id, r.dataset_id, r.version).link(r.kind),
+    )
+
+
+def list_jobs(session: Session, *, flt: JobFilter | None = None, limit: int = LIMIT) -> list[JobRow]:
+    """Jobs matching the filter, sorted; at most `limit` (the first ones in the chosen order)."""
+    flt = flt or JobFilter()
+    now = utcnow()
+    query, duration = _select(now, session.get_bind().dialect.name)
     if flt.kind:
         query = query.where(Job.kind == flt.kind)
     if flt.status in JobStatus.__members__:
@@ -215,34 +247,15 @@ def list_jobs(session: Session, *, flt: JobFilter | None = None, limit: int = LI
     rows = session.exec(
         query.order_by(*_order(flt.sort, desc=flt.desc, duration=duration)).limit(limit)
     ).all()
-    out = []
-    for r in rows:
-        created = as_utc(r.created_at) or now
-        out.append(
-            JobRow(
-                id=r.id,
-                kind=r.kind,
-                title=r.title,
-                status=str(r.status),
-                queue=r.queue,
-                owner=r.username or "",
-                owner_id=r.owner_id,
-                stage=r.stage,
-                progress_done=r.progress_done,
-                progress_total=r.progress_total,
-                progress_unit=r.progress_unit,
-                progress_text=progress_text(r.progress_done, r.progress_total, r.progress_unit),
-                fraction=fraction(r.status, r.progress_done, r.progress_total),
-                cancel_requested=r.cancel_requested,
-                created_at=created,
-                started_at=as_utc(r.started_at),
-                finished_at=as_utc(r.finished_at),
-                age_s=max(0.0, (now - created).total_seconds()),
-                duration_s=duration_s(r.status, r.started_at, r.finished_at, now),
-                link=Produced(r.run_id, r.import_id, r.dataset_id, r.version).link(r.kind),
-            )
-        )
-    return out
+    return [_row(r, now) for r in rows]
+
+
+def job_row(session: Session, job_id: int) -> JobRow | None:
+    """One job's row, by the same query as the list (so the list, its page and the API agree)."""
+    now = utcnow()
+    query, _ = _select(now, session.get_bind().dialect.name)
+    r = session.exec(query.where(Job.id == job_id)).first()
+    return _row(r, now) if r is not None else None
 
 
 def filter_options(session: Session) -> dict:
@@ -261,21 +274,36 @@ def filter_options(session: Session) -> dict:
 
 @dataclass
 class JobView:
-    """One job as its page shows it."""
+    """One job as its page shows it: its list row, plus its log and result."""
 
     job: Job
-    owner: str
+    row: JobRow
     log: str  # the last LOG_LINES lines of its log
-    link: str | None
-    run_id: int | None
-    fraction: float
-    progress_text: str
-    duration_s: float | None
     result: str = ""  # the job's result, pretty-printed JSON (a large one cut)
 
     @property
     def finished(self) -> bool:
         return self.job.finished
+
+    @property
+    def owner(self) -> str:
+        return self.row.owner
+
+    @property
+    def link(self) -> str | None:
+        return self.row.link
+
+    @property
+    def fraction(self) -> float:
+        return self.row.fraction
+
+    @property
+    def progress_text(self) -> str:
+        return self.row.progress_text
+
+    @property
+    def duration_s(self) -> float | None:
+        return self.row.duration_s
 
 
 def log_tail(job: Job, n: int = LOG_LINES) -> str:
@@ -288,24 +316,10 @@ def log_tail(job: Job, n: int = LOG_LINES) -> str:
 
 
 def job_view(session: Session, job: Job) -> JobView:
-    owner = session.get(User, job.owner_id) if job.owner_id is not None else None
-    produced = Produced(run_id=session.exec(select(Run.id).where(Run.job_id == job.id)).first())
-    produced.import_id = session.exec(select(ImportJob.id).where(ImportJob.job_id == job.id)).first()
-    version = session.exec(select(DatasetVersion).where(DatasetVersion.index_job_id == job.id)).first()
-    if version is not None:
-        produced.dataset_id, produced.version = version.dataset_id, version.number
-    run_id = produced.run_id
-    return JobView(
-        job=job,
-        owner=owner.username if owner else "",
-        log=log_tail(job),
-        link=produced.link(job.kind),
-        run_id=run_id,
-        fraction=job.fraction,
-        progress_text=progress_text(job.progress_done, job.progress_total, job.progress_unit),
-        duration_s=duration_s(job.status, job.started_at, job.finished_at, utcnow()),
-        result=pretty_result(job.result_json),
-    )
+    assert job.id is not None
+    row = job_row(session, job.id)
+    assert row is not None  # `job` was just loaded
+    return JobView(job=job, row=row, log=log_tail(job), result=pretty_result(job.result_json))
 
 
 def pretty_result(text: str | None, limit: int = 20_000) -> str:
@@ -317,31 +331,10 @@ def pretty_result(text: str | None, limit: int = 20_000) -> str:
 
 
 def job_detail(view: JobView) -> JobDetail:
-    """The JSON twin of the job page."""
+    """The JSON twin of the job page: its list row, with the outcome and the log."""
     job = view.job
-    assert job.id is not None
-    created = as_utc(job.created_at) or utcnow()
     return JobDetail(
-        id=job.id,
-        kind=job.kind,
-        title=job.title,
-        status=str(job.status),
-        queue=job.queue,
-        owner=view.owner,
-        owner_id=job.owner_id,
-        stage=job.stage,
-        progress_done=job.progress_done,
-        progress_total=job.progress_total,
-        progress_unit=job.progress_unit,
-        progress_text=view.progress_text,
-        fraction=view.fraction,
-        cancel_requested=job.cancel_requested,
-        created_at=created,
-        started_at=as_utc(job.started_at),
-        finished_at=as_utc(job.finished_at),
-        age_s=max(0.0, (utcnow() - created).total_seconds()),
-        duration_s=view.duration_s,
-        link=view.link,
+        **view.row.model_dump(),
         worker=job.worker,
         heartbeat_at=as_utc(job.heartbeat_at),
         exit_code=job.exit_code,

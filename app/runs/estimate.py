@@ -50,13 +50,26 @@ class Fix:
 
 
 class EstimateError(ValueError):
-    """The trainer refused the data or config; `field` says where the form shows it, `fixes` the ways out."""
+    """The trainer refused the data or config; `field` says where the form shows it, `fixes` the ways out.
 
-    def __init__(self, field: str, message: str, fixes: tuple[Fix, ...] = ()):
+    `problems`: how many problem samples the estimate job `job_id` recorded in its directory (the message
+    names the first 20; app.runs.problems serves them all)."""
+
+    def __init__(
+        self,
+        field: str,
+        message: str,
+        fixes: tuple[Fix, ...] = (),
+        *,
+        problems: int = 0,
+        job_id: int | None = None,
+    ):
         super().__init__(message)
         self.field = field
         self.message = message
         self.fixes = fixes
+        self.problems = problems
+        self.job_id = job_id
 
 
 def fixes_for(field: str, longest: int | None) -> tuple[Fix, ...]:
@@ -70,6 +83,10 @@ def fixes_for(field: str, longest: int | None) -> tuple[Fix, ...]:
         Fix("data.over_length", "drop", "over_length = drop"),
     )
 
+
+# Fields a refusal can concern that have a place on the launch form: the estimate's answer shows the
+# problem there too (an HTMX out-of-band swap), and empties the others.
+FIELD_SLOTS = ("data.max_seq_len", "mix", "datasets")
 
 # The refusals seen, by the same key as results: launching that very config is refused at once.
 _PROBLEMS: OrderedDict[str, EstimateError] = OrderedDict()
@@ -214,6 +231,12 @@ def _plan(engine: Engine, params: dict[str, Any], owner_id: int | None, timeout:
     if job.status != JobStatus.succeeded:
         if "error" in out:
             field = out.get("field", "estimate")
-            raise EstimateError(field, out["error"], fixes_for(field, out.get("longest")))
+            raise EstimateError(
+                field,
+                out["error"],
+                fixes_for(field, out.get("longest")),
+                problems=int(out.get("problems") or 0),
+                job_id=job.id,
+            )
         raise EstimateError("estimate", f"the estimate {job.status.value}: {job.error}")
     return out

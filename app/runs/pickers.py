@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from app.datasets.catalog import without_reference
-from app.models import FINISHED, Dataset, DatasetKind, DatasetVersion, Job, Run, RunStatus, VersionStatus
+from app.models import (
+    FINISHED,
+    Dataset,
+    DatasetKind,
+    DatasetVersion,
+    Job,
+    JobStatus,
+    Run,
+    RunStatus,
+    VersionStatus,
+    version_status,
+)
 from trainer.layout import list_checkpoints
 
 MAX_CHECKPOINT_RUNS = 100
@@ -22,12 +34,23 @@ def dataset_choices(session: Session, *, validation: bool = False) -> list[dict]
     ).all()
     evals = {d.id for d in datasets if d.kind == DatasetKind.eval}
     versions: dict[int, list[dict]] = {}
-    rows = session.exec(select(DatasetVersion).order_by(col(DatasetVersion.number).desc())).all()
-    for v in (v for v in rows if v.status != VersionStatus.failed):
-        choice = {"number": v.number, "n_samples": v.n_samples}
-        if v.dataset_id in evals:
-            choice["no_reference"] = without_reference(session, dataset_id=v.dataset_id, version=v.number)
-        versions.setdefault(v.dataset_id, []).append(choice)
+    # A version's failed state comes from its index job's status (version_status): filtered here in SQL,
+    # reading three columns, rather than loading every version with its job to drop failed ones.
+    failed = [s.value for s in JobStatus if version_status(s) == VersionStatus.failed]
+    rows = session.exec(
+        select(DatasetVersion.dataset_id, DatasetVersion.number, DatasetVersion.n_samples)  # type: ignore[call-overload]
+        .join(Job, Job.id == DatasetVersion.index_job_id, isouter=True)  # type: ignore[arg-type]
+        .where(
+            col(DatasetVersion.dataset_id).in_([d.id for d in datasets]),
+            or_(col(Job.status).is_(None), col(Job.status).not_in(failed)),
+        )
+        .order_by(col(DatasetVersion.number).desc())
+    ).all()
+    for dataset_id, number, n_samples in rows:
+        choice = {"number": number, "n_samples": n_samples}
+        if dataset_id in evals:
+            choice["no_reference"] = without_reference(session, dataset_id=dataset_id, version=number)
+        versions.setdefault(dataset_id, []).append(choice)
     return [
         {"id": d.id, "name": d.name, "kind": str(d.kind), "versions": versions[d.id]}
         for d in datasets
@@ -48,10 +71,14 @@ def checkpoint_choices(session: Session) -> list[dict]:
     out = []
     for run_id, name, status, run_dir in runs:
         for path in reversed(list_checkpoints(run_dir)):
+            # The form labels it in the reader's language ("#3 name · step-10 (成功)"): parts, not a label.
             out.append(
                 {
                     "ref": f"run:{run_id}/{path.name}",
-                    "label": f"#{run_id} {name} · {path.name} ({RunStatus(status).value})",
+                    "run_id": run_id,
+                    "name": name,
+                    "checkpoint": path.name,
+                    "status": RunStatus(status).value,
                 }
             )
     return out

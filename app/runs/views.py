@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from app.jobs.logs import read_tail
 from app.jobs.workers import served_queues
 from app.models import FINISHED, Dataset, Job, JobStatus, Run, RunDataset, RunEvent, RunStatus, User
-from app.runs import rundir
+from app.runs import problems, rundir
 from trainer.layout import STEP_RE, list_checkpoints
 
 LOG_LINES = 200
@@ -280,6 +280,21 @@ def runs_ahead(session: Session, run: Run) -> int | None:
     return int(ahead)
 
 
+def error_texts(run: Run, trainer_error: str) -> dict:
+    """The run's error and the trainer's, and, when the data stopped it, its problem samples: the messages
+    name the first 20, the page links the CSV of all (app.runs.problems) instead of "... and N more"."""
+    total = problems.count(run.run_dir)
+    if not total:
+        return {"run_error": run.error, "trainer_error": trainer_error, "problems": None}
+    url = f"/runs/{run.id}/problems.csv"
+    main = problems.listing(trainer_error or run.error, total=total, csv_url=url)
+    return {
+        "run_error": problems.listing(run.error, total=total, csv_url=url).text,
+        "trainer_error": main.text if trainer_error else "",
+        "problems": main,
+    }
+
+
 def page_data(session: Session, run: Run) -> dict:
     """Everything the run page template needs, except the curves."""
     assert run.id is not None
@@ -306,5 +321,5 @@ def page_data(session: Session, run: Run) -> dict:
         "deepspeed": deepspeed_config(run),
         "checkpoints": checkpoints(run.run_dir),
         "log": log_tail(run),
-        "trainer_error": str(error_event.get("message") or "") if error_event else "",
+        **error_texts(run, str(error_event.get("message") or "") if error_event else ""),
     }

@@ -15,7 +15,8 @@ from app.core.db import get_engine
 from app.jobs.workers import served_queues
 from app.models import Run, Sweep
 from app.runs import launch as launching
-from app.runs.estimate import EstimateError, estimate, known_problem
+from app.runs import problems
+from app.runs.estimate import FIELD_SLOTS, EstimateError, estimate, known_problem
 from app.runs.form import (
     FIELDS,
     NEAR_DATASETS,
@@ -128,11 +129,15 @@ def new_run_submit(
     request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, posted: Posted
 ):
     form, _ = posted
+    problem = _known_problem(session, settings, form, user.id)  # type: ignore[arg-type]
     try:
-        _refuse_known_problem(session, settings, form, user.id)  # type: ignore[arg-type]
+        if problem is not None:
+            raise FormError({problem.field: problem.message})
         run_id = submit(session, form, owner_id=user.id, queues=settings.run_queues)  # type: ignore[arg-type]
     except FormError as exc:
         ctx = _context(session, settings, form, exc.errors)
+        if problem is not None:  # shown as the estimate shows it: in its box, and beside its field with fixes
+            ctx.update(_problem_context(problem))
         return render(request, "pages/run_new.html", {"user": user, **ctx}, status_code=422)
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
@@ -160,7 +165,7 @@ def _estimate_args(session: Session, settings: Settings, form: LaunchForm, owner
 
 
 def _estimate(session: Session, settings: Settings, form: LaunchForm, owner_id: int) -> dict:
-    """{"estimate": Estimate} or {"errors": {field: message}, "fixes": [Fix]}."""
+    """{"estimate": Estimate} or {"errors": {field: message}, "fixes": [Fix], "listing": Listing | None}."""
     try:
         result = estimate(
             get_engine(settings), **_estimate_args(session, settings, form, owner_id), owner_id=owner_id
@@ -170,19 +175,41 @@ def _estimate(session: Session, settings: Settings, form: LaunchForm, owner_id: 
     except launching.LaunchError as exc:
         return {"errors": {exc.field: exc.message}}
     except EstimateError as exc:
-        return {"errors": {exc.field: exc.message}, "fixes": list(exc.fixes)}
+        return {"errors": {exc.field: exc.message}, "fixes": list(exc.fixes), "listing": _listing(exc)}
     return {"estimate": result}
 
 
-def _refuse_known_problem(session: Session, settings: Settings, form: LaunchForm, owner_id: int) -> None:
-    """A launch the estimate already refused (samples over max_seq_len, say) is refused at the field, before a
-    run is created that would fail seconds after it starts."""
+def _listing(exc: EstimateError) -> problems.Listing | None:
+    """The refusal's problem samples: those the message names, and a CSV of all when there are more."""
+    if not exc.problems or exc.job_id is None:
+        return None
+    url = f"/runs/new/estimate/{exc.job_id}/problems.csv"
+    return problems.listing(exc.message, total=exc.problems, csv_url=url)
+
+
+def _known_problem(
+    session: Session, settings: Settings, form: LaunchForm, owner_id: int
+) -> EstimateError | None:
+    """The refusal an estimate of this very launch met (samples over max_seq_len, say): the launch is refused
+    at the field, before a run is created that would fail seconds after it starts."""
     try:
-        problem = known_problem(get_engine(settings), **_estimate_args(session, settings, form, owner_id))
+        return known_problem(get_engine(settings), **_estimate_args(session, settings, form, owner_id))
     except (FormError, launching.LaunchError):
-        return  # submit() reports those with their fields
-    if problem is not None:
+        return None  # submit() reports those with their fields
+
+
+def _refuse_known_problem(session: Session, settings: Settings, form: LaunchForm, owner_id: int) -> None:
+    if (problem := _known_problem(session, settings, form, owner_id)) is not None:
         raise FormError({problem.field: problem.message})
+
+
+def _problem_context(problem: EstimateError) -> dict:
+    """What the estimate box and the field slots show for a refusal."""
+    return {
+        "estimate_errors": {problem.field: problem.message},
+        "estimate_fixes": list(problem.fixes),
+        "estimate_listing": _listing(problem),
+    }
 
 
 @router.post("/runs/new/estimate")
@@ -193,17 +220,24 @@ def new_run_estimate(
     out = _estimate(session, settings, form, user.id)  # type: ignore[arg-type]
     errors = out.get("errors", {})
     ctx = _context(session, settings, form, errors, choices=_full_page(request), estimate=out.get("estimate"))
-    ctx["estimate_errors"] = errors
-    ctx["estimate_fixes"] = out.get("fixes", [])
+    ctx.update(
+        estimate_errors=errors, estimate_fixes=out.get("fixes", []), estimate_listing=out.get("listing")
+    )
+    # The fragment also puts each problem beside its field (out of band); a full page shows it there anyway.
+    ctx["field_slots"] = FIELD_SLOTS if not _full_page(request) else ()
     return render(
         request, "pages/run_new.html", {"user": user, **ctx}, partial="partials/run_form_estimate.html"
     )
 
 
-def _unprocessable(errors: dict[str, str], fixes: list | None = None) -> JSONResponse:
+def _unprocessable(
+    errors: dict[str, str], fixes: list | None = None, listing: problems.Listing | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"detail": "invalid launch request", "errors": errors}
     if fixes:
         body["fixes"] = [{"field": f.name, "value": f.value, "label": f.label} for f in fixes]
+    if listing is not None:  # every problem sample, where the message names only the first ones
+        body["problems_csv"] = listing.csv_url
     return JSONResponse(body, status_code=422)
 
 
@@ -229,7 +263,7 @@ def api_estimate(user: Researcher, session: SessionDep, settings: SettingsDep, b
         return _unprocessable(exc.errors)
     out = _estimate(session, settings, form, user.id)  # type: ignore[arg-type]
     if "errors" in out:
-        return _unprocessable(out["errors"], out.get("fixes"))
+        return _unprocessable(out["errors"], out.get("fixes"), out.get("listing"))
     return out["estimate"].to_json()
 
 
