@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message
 
 from app.api.body_limit import BODY_TOO_LARGE, BodyLimit
 from app.api.deps import NotAuthenticated, user_from_cookie
@@ -100,10 +101,10 @@ async def _walk_routes(app: FastAPI) -> None:
         "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0),
     }  # fmt: skip
 
-    async def receive() -> dict:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict) -> None:
+    async def send(message: Message) -> None:
         return None
 
     await app(scope, receive, send)
