@@ -109,6 +109,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The charts' first load: every curve downsampled, plus epoch boundaries and markers.",
         "zh": "图表首次加载的数据：降采样后的全部曲线，以及 epoch 边界和标记。",
     },
+    "api.GET /api/runs/{run_id}/stream": {
+        "en": "Live updates as server-sent events: each message is what /series?after= answers; ends with "
+        '"event: finished". Resumes after Last-Event-ID.',
+        "zh": "以服务器推送事件（SSE）发送的实时更新：每条消息即 /series?after= 的返回；以 "
+        '"event: finished" 结束，断线后从 Last-Event-ID 继续。',
+    },
     "api.GET /api/samples/{sample_id}": {
         "en": "One sample with its messages.",
         "zh": "单个样本及其消息。",

@@ -17,6 +17,7 @@ OFFLOAD = {"run_in_threadpool", "run_sync"}
 ALLOWED = {
     "app/api/deps.py:session_dep": "creates the Session (no I/O) and closes it in the thread pool",
     "app/main.py:_lifespan": "startup and shutdown, before and after any request",
+    "app/api/deps.py:streaming_user": "hands its session to current_user_optional, which queries in the thread pool",
 }
 # Files where `session` means the signed login cookie's data, never a database session.
 COOKIE_ONLY = {"app/core/security.py"}

@@ -16,9 +16,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_the_over_length_problem_shows_beside_max_seq_len_and_its_fix_clears_it(page, live_server, tmp_path):
-    live_server.create_user("li", "researcher")
+    live_server.create_user("ming", "researcher")
     out = subprocess.run(
-        [sys.executable, "-c", IMPORT.replace("pclue form e2e", "pclue field e2e")],
+        [sys.executable, "-c", IMPORT.replace("pclue form e2e", "pclue field e2e").replace('"li"', '"ming"')],
         cwd=REPO,
         env=live_server.env,
         capture_output=True,
@@ -28,7 +28,7 @@ def test_the_over_length_problem_shows_beside_max_seq_len_and_its_fix_clears_it(
     dataset_id = int(out.stdout.strip().splitlines()[-1])
     model = make_tiny_model_dir(tmp_path / "tiny")
 
-    log_in(page, "li", PASSWORD, "/runs/new")
+    log_in(page, "ming", PASSWORD, "/runs/new")
     form = page.locator("#launch-form")
     with page.expect_response(re.compile(r"/runs/new/mix$")):
         form.locator(f'input[name="train_ds"][value="{dataset_id}"]').check()

@@ -2,6 +2,9 @@
 
 import asyncio
 import json
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 from sqlmodel import Session
@@ -10,6 +13,8 @@ from app.core.config import get_settings
 from app.models import Role, Run, RunStatus
 from app.runs import live, series
 from tests.runs.fake_runs import add_events, make_run, synthetic_events
+
+T = TypeVar("T")
 
 SERIES_KEYS = (
     "train",
@@ -42,6 +47,12 @@ def _finish(engine, run_id: int) -> None:
         session.commit()
 
 
+def _own_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run in a thread: a session-wide Playwright fixture may hold this thread's event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 async def _never() -> bool:
     return False
 
@@ -53,7 +64,7 @@ def _collect(engine, settings, run_id: int, after: int, disconnected=_never) -> 
         )
         return [m async for m in body]
 
-    return asyncio.run(go())
+    return _own_loop(go())
 
 
 def _data(messages: list[str]) -> list[dict]:
@@ -110,7 +121,7 @@ def test_stream_pushes_events_stored_while_it_is_open(engine, settings, make_use
         await asyncio.wait_for(reader, 10)
         return got
 
-    got = asyncio.run(go())
+    got = _own_loop(go())
     (sent,) = _data(got)
     assert sent["last_seq"] == 11 and sent["train"]["x"] == [
         e["step"] for e in events[5:12] if e["type"] == "train"
