@@ -381,18 +381,21 @@ def filters_from(params: dict[str, str]) -> BrowseFilters:
 
 
 def get_version(session, *, dataset_id: int, number: int):  # noqa: ANN001, ANN201
-    """(Dataset, DatasetVersion) or None."""
+    """(Dataset, DatasetVersion) or None, in one query: every browser, search, count and statistics
+    request starts here, and on PostgreSQL each statement is a round trip and a parse in the server.
+    The import report stays unloaded (deferred) since none of them shows it."""
+    from sqlalchemy.orm import defer
     from sqlmodel import select
 
     from app.models import Dataset, DatasetVersion
 
-    ds = session.get(Dataset, dataset_id)
-    if ds is None:
-        return None
-    v = session.exec(
-        select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.number == number)
+    row = session.exec(
+        select(Dataset, DatasetVersion)
+        .join(DatasetVersion, DatasetVersion.dataset_id == Dataset.id)  # type: ignore[arg-type]
+        .where(Dataset.id == dataset_id, DatasetVersion.number == number)
+        .options(defer(DatasetVersion.import_report_json))  # type: ignore[arg-type]
     ).first()
-    return None if v is None else (ds, v)
+    return None if row is None else (row[0], row[1])
 
 
 def l2_values_from_stats(stats: dict | None, l1: str) -> list[str] | None:
