@@ -16,6 +16,15 @@ SQLite database in a temp dir:
   and browser page latencies (shallow and deep pages) in this process, through
   FastAPI's TestClient for pages and the plain functions for search,
 - and checks a sample of search result sets against a brute-force scan.
+
+Absolute rates on these shared machines vary two- to threefold between runs, so each speed is
+also printed as a ratio to a baseline measured in the same run:
+- the import against a bare batched insert of the same rows (parse each line, join the turns,
+  `executemany` 10,000 rows at a time into a fresh SQLite table with the same text columns; no
+  validation, hashing, tags table or report), run just before the import;
+- search (page of 50 and exact count) against a scan without the search indexes (`instr` over the
+  prompt and answer columns, the same substring test for these Chinese queries), on the first
+  --scan-queries queries of each length.
 """
 
 import argparse
@@ -30,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -153,6 +163,69 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "groups": len(groups),
 """
 
 
+BARE_TABLE = (
+    "CREATE TABLE sample (id INTEGER PRIMARY KEY, messages TEXT NOT NULL, prompt TEXT NOT NULL, "
+    "answer TEXT NOT NULL, task_l1 TEXT NOT NULL, tags TEXT NOT NULL)"
+)
+
+
+def bare_insert(path: Path, db_path: Path, batch_size: int = 10_000) -> tuple[int, float]:
+    """(rows, seconds) of the import's baseline: the same rows into a fresh SQLite table, nothing else.
+
+    Same pragmas as the app's engine (WAL, synchronous=NORMAL), one transaction per batch. The ratio of
+    the import's rate to this one says what the importer costs over storing the rows at all, and, unlike
+    the absolute rate, it does not move with the load other processes put on the machine."""
+    import sqlite3
+
+    db = sqlite3.connect(db_path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(BARE_TABLE)
+    insert = "INSERT INTO sample (messages, prompt, answer, task_l1, tags) VALUES (?, ?, ?, ?, ?)"
+    t = time.perf_counter()
+    n, batch = 0, []
+    with open(path, "rb") as f:
+        for line in f:
+            rec = orjson.loads(line)
+            msgs = rec["messages"]
+            prompt = "\n".join(m["content"] for m in msgs if m["role"] != "assistant")
+            answer = "\n".join(m["content"] for m in msgs if m["role"] == "assistant")
+            tags = ",".join(rec.get("tags", ()))
+            batch.append((orjson.dumps(msgs).decode(), prompt, answer, rec["task_type"], tags))
+            if len(batch) >= batch_size:
+                db.executemany(insert, batch)
+                db.commit()
+                n, batch = n + len(batch), []
+    if batch:
+        db.executemany(insert, batch)
+        db.commit()
+        n += len(batch)
+    seconds = time.perf_counter() - t
+    db.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    return n, seconds
+
+
+SCAN_WHERE = "dataset_id = :d AND (instr(prompt, :q) > 0 OR instr(answer, :q) > 0)"
+
+
+def scan_search(conn, *, dataset_id: int, q: str) -> tuple[float, float, int]:  # noqa: ANN001
+    """(page seconds, count seconds, hits) of search without its indexes: the baseline of the search
+    figures. The bench's queries are Chinese, where fold() changes nothing, so `instr` is the same
+    substring test as the app's search (the brute-force check at the end compares result sets)."""
+    t = time.perf_counter()
+    conn.execute(
+        text(f"SELECT id FROM sample WHERE {SCAN_WHERE} ORDER BY id LIMIT 50"), {"d": dataset_id, "q": q}
+    ).all()
+    page_s = time.perf_counter() - t
+    t = time.perf_counter()
+    hits = conn.execute(
+        text(f"SELECT count(*) FROM sample WHERE {SCAN_WHERE}"), {"d": dataset_id, "q": q}
+    ).scalar_one()
+    return page_s, time.perf_counter() - t, hits
+
+
 def child(code: str, env: dict) -> tuple[dict, float]:
     """Runs code in a fresh interpreter; returns its last JSON line and the peak RSS (MB) it measured itself
     (this process's RUSAGE_CHILDREN would give the maximum over all earlier children, hiding a smaller
@@ -178,6 +251,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument(
+        "--scan-queries",
+        type=int,
+        default=10,
+        help="queries of each length timed against the index-free scan",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sftlab-bench-"))
@@ -196,13 +275,17 @@ def main() -> int:
         flush=True,
     )
 
-    # 1. import (child process: its peak RSS is the import's)
+    # 1. import (child process: its peak RSS is the import's), right after its baseline
     load = os.getloadavg()[0]
+    n_bare, s_bare = bare_insert(path, tmp / "bare.db")
+    bare_rate = n_bare / s_bare
     imp, rss_imp = child(CHILD_IMPORT.format(root=str(ROOT), path=str(path)), env)
     rate = imp["n_ok"] / imp["seconds"]
     rss_imp_all = rss_imp + imp["helper_rss_mb"]
     print(
         f"import: {imp['n_ok']:,} samples in {imp['seconds']:.1f} s = {rate:,.0f} samples/s "
+        f"= x{rate / bare_rate:.2f} of a bare batched SQLite insert of the same rows in this run "
+        f"({n_bare:,} in {s_bare:.1f} s = {bare_rate:,.0f}/s) "
         f"[{verdict(rate >= 50_000)} >= 50,000/s]; peak RSS {rss_imp:.0f} MB + parsing process "
         f"{imp['helper_rss_mb']:.0f} MB = {rss_imp_all:.0f} MB [{verdict(rss_imp_all < 500)} < 500 MB]; "
         f"CPU {imp['cpu_s']:.1f} s + parsing process {imp['helper_cpu_s']:.1f} s (load average before: {load:.1f})",
@@ -211,16 +294,17 @@ def main() -> int:
     # 2. indexing + statistics + near dups
     idx, rss_idx = child(CHILD_INDEX.format(root=str(ROOT), vid=imp["version_id"]), env)
     total = imp["seconds"] + idx["seconds"]
-    from sqlalchemy import text
-
     from app.core.db import get_engine
 
     engine = get_engine()
-    with engine.connect() as c:
-        status, stats_raw = c.execute(
-            text("SELECT status, stats_json FROM datasetversion WHERE id = :v"), {"v": imp["version_id"]}
-        ).one()
-    st = json.loads(stats_raw)
+    from sqlmodel import Session
+
+    from app.models import DatasetVersion
+
+    with Session(engine) as s_:
+        version_row = s_.get(DatasetVersion, imp["version_id"])
+        assert version_row is not None and version_row.stats_json is not None
+        status, st = version_row.status.value, json.loads(version_row.stats_json)
     print(
         f"indexing (search indexes + statistics + near dups): {idx['seconds']:.1f} s (status {status}; "
         f"index {st['timings']['index_s']:.1f} s, statistics {st['seconds']:.1f} s"
@@ -245,7 +329,6 @@ def main() -> int:
 
     # 4. latencies
     from fastapi.testclient import TestClient
-    from sqlmodel import Session
 
     from app.datasets.browse import BrowseFilters, all_matching_ids, browse_page, count_matching
     from app.datasets.search import fold
@@ -342,10 +425,23 @@ def main() -> int:
                 assert len(page.rows) == min(50, n_hits)
             a50, a95 = pct(tp)
             c50, c95 = pct(tc)
+            k = min(args.scan_queries, len(qs))
+            with engine.connect() as c:
+                scans = [scan_search(c, dataset_id=ds, q=q) for q in qs[:k]]
+            assert [h for _, _, h in scans] == hits[:k], "the scan and the search disagree"
+            sp50, sc50 = pct([p for p, _, _ in scans])[0], pct([n for _, n, _ in scans])[0]
+            # the same k queries through the indexes, so the ratio compares like with like
+            ip50, ic50 = pct(tp[:k])[0], pct(tc[:k])[0]
             print(
                 f"search {label} ({len(qs)} Chinese queries, median {int(np.median(hits)):,} hits, max "
                 f"{max(hits):,}): page of 50 p50 {a50:.2f} ms p95 {a95:.2f} ms [{verdict(a95 < 10)} < 10 ms]; "
                 f"exact count p50 {c50:.2f} ms p95 {c95:.2f} ms [{verdict(c95 < 50)} < 50 ms]",
+                flush=True,
+            )
+            print(
+                f"  against a scan without the indexes in this run ({k} of those queries, p50): page of 50 "
+                f"{sp50:.2f} ms vs {ip50:.2f} ms = x{sp50 / ip50:,.1f} faster; exact count {sc50:.2f} ms vs "
+                f"{ic50:.2f} ms = x{sc50 / ic50:,.1f} faster",
                 flush=True,
             )
         # through HTTP too (highlighting + template)

@@ -19,8 +19,9 @@ clients on loopback for --duration seconds, each sending one request at a time f
     list   10%  the datasets list
 
 A prober GETs /healthz every 0.2 s. Printed per level: requests, throughput, p50/p95/max latency, errors
-(any answer but 2xx), timeouts (--timeout, 30 s by default, the old pool timeout), the slowest /healthz
-and whether the import finished; per kind p50/p95. The baseline, measured in the same run, is one client
+(any answer but 2xx), timeouts (--timeout, 30 s by default, the old pool timeout), the slowest /healthz,
+the web server process's CPU time per answered request (the figure that other load on the machine moves
+least: compare a change by it) and whether the import finished; per kind p50/p95. The baseline, measured in the same run, is one client
 running the same mix for --duration seconds: each level's throughput is also printed as a multiple of
 it, and its p50 and p95 as multiples of the baseline's p50. Targets (issue 10): zero errors and zero
 timeouts at 200 clients; p95 under 1 s at 64 clients.
@@ -232,6 +233,7 @@ class Level:
     health: list[float] = field(default_factory=list)
     elapsed: float = 0.0
     import_note: str = ""
+    server_cpu: float = 0.0  # CPU seconds the web server process spent during the level
 
     @property
     def all(self) -> list[float]:
@@ -315,6 +317,22 @@ async def run_level(
     return level
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(srv: Server, load) -> Level:  # noqa: ANN001  (a run_level coroutine)
+    """Runs a level and records the CPU time the web server spent on it. Latency and throughput on a
+    shared machine move with everything else running; the server's CPU time per answered request
+    moves much less, and says what a change to the server costs or saves on each request."""
+    before = cpu_seconds(srv.procs[0].pid)
+    level = asyncio.run(load)
+    level.server_cpu = cpu_seconds(srv.procs[0].pid) - before
+    return level
+
+
 def fmt_ms(s: float) -> str:
     return "  inf" if s == float("inf") else f"{s * 1000:5.0f}"
 
@@ -327,7 +345,8 @@ def report(level: Level, base_rate: float, base_p50: float, label: str) -> list[
         f"{label:>9} {len(level.all):6d} req {rate:7.1f} req/s (x{rate / base_rate:4.2f})  "
         f"p50 {fmt_ms(p50)} ms (x{p50 / base_p50:5.1f})  p95 {fmt_ms(p95)} ms (x{p95 / base_p50:5.1f})  "
         f"max {fmt_ms(max(lat, default=0))} ms  errors {level.n_errors}  timeouts {level.timeouts}  "
-        f"/healthz max {fmt_ms(max(level.health, default=0))} ms  {level.import_note}"
+        f"/healthz max {fmt_ms(max(level.health, default=0))} ms  "
+        f"server CPU {level.server_cpu * 1000 / max(len(level.all), 1):.1f} ms/req  {level.import_note}"
     ]
     per = "  ".join(
         f"{k} {fmt_ms(pct(v, 0.5)).strip()}/{fmt_ms(pct(v, 0.95)).strip()}"
@@ -364,7 +383,7 @@ def bench_database(args: argparse.Namespace, label: str, database_url: str) -> l
             )
             datasets = [pclue, belle]
             progress(out[-1])
-            base = asyncio.run(run_level(srv.base, headers, datasets, 1, args.duration, args.timeout, 0))
+            base = measured(srv, run_level(srv.base, headers, datasets, 1, args.duration, args.timeout, 0))
             base_rate = len(base.all) / base.elapsed
             base_p50 = pct(base.all, 0.5)
             out += report(base, base_rate, base_p50, "1 (base)")
@@ -374,7 +393,9 @@ def bench_database(args: argparse.Namespace, label: str, database_url: str) -> l
                     job: int | None = start_import(c, big, f"import during {n}")
                 except httpx.HTTPError as exc:
                     job, note = None, f"import: not started ({type(exc).__name__})"
-                level = asyncio.run(run_level(srv.base, headers, datasets, n, args.duration, args.timeout, i))
+                level = measured(
+                    srv, run_level(srv.base, headers, datasets, n, args.duration, args.timeout, i)
+                )
                 if job is not None:
                     try:
                         status, _, version = import_state(c, job)

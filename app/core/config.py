@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         description="Database connections a process keeps; the web server lets this many requests hold a "
         "session at once (the others wait without blocking), plus 10 for other work.",
     )
+    db_pre_ping: bool = Field(
+        False,
+        description="Test each pooled PostgreSQL connection with a round trip before use. Off: a connection "
+        "the server dropped fails the requests using it at that moment, and the pool then replaces every "
+        "older connection; on, every request pays one round trip more.",
+    )
     trainer_threads: int = Field(
         0, description="OMP/torch threads per CPU trainer rank (0: torch's default)."
     )

@@ -7,6 +7,11 @@ The pool holds `db_pool_size` connections plus an overflow of 10. The web server
 `db_pool_size` requests hold a session at once (`app.api.deps.session_dep`), fewer than the 40 threads
 of its pool, so a request's checkout never waits; the overflow serves code that opens its own
 connection beside the request's session (exports, estimates) and the reaper thread.
+
+PostgreSQL connections are not pinged on checkout unless `db_pre_ping` is set: the ping is a round
+trip on every request, a tenth of a browser request's statements (bench/load.py). Without it a
+connection the server dropped (a restart) fails the requests using it then, and SQLAlchemy replaces
+the pool's older connections on that first disconnect error.
 """
 
 from collections.abc import Iterator
@@ -22,7 +27,7 @@ from app.core.config import Settings, get_settings
 POOL_OVERFLOW = 10
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> Engine:
+def make_engine(url: str, *, pool_size: int = 20, pre_ping: bool = False) -> Engine:
     pool = {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW}
     if url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:"):
         pool = {}  # one in-memory database per connection: SQLAlchemy picks a pool without a size
@@ -39,17 +44,17 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **pool)
+    return create_engine(url, pool_pre_ping=pre_ping, **pool)
 
 
 @lru_cache
-def _engine_for(url: str, pool_size: int) -> Engine:
-    return make_engine(url, pool_size=pool_size)
+def _engine_for(url: str, pool_size: int, pre_ping: bool) -> Engine:
+    return make_engine(url, pool_size=pool_size, pre_ping=pre_ping)
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
     settings = settings or get_settings()
-    return _engine_for(settings.sqlalchemy_url, settings.db_pool_size)
+    return _engine_for(settings.sqlalchemy_url, settings.db_pool_size, settings.db_pre_ping)
 
 
 @contextmanager

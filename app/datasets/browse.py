@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 
 from app.datasets.search import FIELDS, match_sql
 
@@ -228,14 +228,25 @@ ROW_COLS = (
 )
 
 
-def fetch_rows(session, ids: list[int]) -> list[dict]:  # noqa: ANN001
-    if not ids:
-        return []
-    stmt = text(f"SELECT {ROW_COLS} FROM sample WHERE id IN :ids").bindparams(
-        bindparam("ids", expanding=True)
-    )
-    by_id = {r.id: dict(r._mapping) for r in session.execute(stmt, {"ids": ids})}
-    return [by_id[i] for i in ids if i in by_id]
+def page_rows(session, sql: str, params: dict, *, desc: bool) -> list[dict]:  # noqa: ANN001
+    """The rows of the ids that `sql` selects (at most a page and one), by id, in one statement.
+
+    The ids query stays as it is, materialised, so that its plan (driven by the most selective index)
+    is the one it has alone; the rows join it by primary key. One statement, not an ids query and then
+    a rows query: on PostgreSQL each is a round trip, and on a loaded machine a round trip waits for
+    the database server's process to be scheduled (bench/load.py)."""
+    cols = ", ".join(f"r.{c.strip()}" for c in ROW_COLS.split(","))
+    rows = [
+        dict(row._mapping)
+        for row in session.execute(
+            text(
+                f"WITH page_ids AS MATERIALIZED ({sql}) SELECT {cols} FROM page_ids p JOIN sample r ON r.id = p.id"
+            ),
+            params,
+        )
+    ]
+    rows.sort(key=lambda row: row["id"], reverse=desc)
+    return rows
 
 
 def anchor(session, *, version_id: int, key: str, page: int) -> int | None:  # noqa: ANN001
@@ -265,16 +276,12 @@ def browse_page(
     n = PAGE_SIZE + 1
     if before is not None:
         sql, params = _ids_sql(branches, cond="< :before", desc=True)
-        ids = [
-            r[0]
-            for r in session.execute(
-                text(sql), {**params, "before": before, "lim": n, "off": 0, "innerlim": n}
-            )
-        ]
-        has_prev = len(ids) > PAGE_SIZE
-        ids = ids[:PAGE_SIZE][::-1]
-        rows = fetch_rows(session, ids)
-        return Page(rows, True, has_prev, page, ids[0] if ids else None, ids[-1] if ids else None)
+        rows = page_rows(
+            session, sql, {**params, "before": before, "lim": n, "off": 0, "innerlim": n}, desc=True
+        )
+        has_prev = len(rows) > PAGE_SIZE
+        rows = rows[:PAGE_SIZE][::-1]
+        return Page(rows, True, has_prev, page, *_ends(rows))
     offset = 0
     if page is not None and page > 1 and after is None:
         key = filters.anchor_key()
@@ -292,12 +299,16 @@ def browse_page(
         params["innerlim"] = offset + n
     else:
         params["innerlim"] = n
-    ids = [r[0] for r in session.execute(text(sql), {**params, "after": after or 0, "lim": n, "off": offset})]
-    has_next = len(ids) > PAGE_SIZE
-    ids = ids[:PAGE_SIZE]
-    rows = fetch_rows(session, ids)
+    rows = page_rows(session, sql, {**params, "after": after or 0, "lim": n, "off": offset}, desc=False)
+    has_next = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
     has_prev = bool(after) or offset > 0 or (page or 1) > 1
-    return Page(rows, has_next, has_prev, page, ids[0] if ids else None, ids[-1] if ids else None)
+    return Page(rows, has_next, has_prev, page, *_ends(rows))
+
+
+def _ends(rows: list[dict]) -> tuple[int | None, int | None]:
+    """The first and last id of a page (None, None when it is empty)."""
+    return (rows[0]["id"], rows[-1]["id"]) if rows else (None, None)
 
 
 def visible_ranges(session, *, version_id: int) -> list[list[int]] | None:  # noqa: ANN001
@@ -381,18 +392,21 @@ def filters_from(params: dict[str, str]) -> BrowseFilters:
 
 
 def get_version(session, *, dataset_id: int, number: int):  # noqa: ANN001, ANN201
-    """(Dataset, DatasetVersion) or None."""
+    """(Dataset, DatasetVersion) or None, in one query: every browser, search, count and statistics
+    request starts here, and on PostgreSQL each statement is a round trip and a parse in the server.
+    The import report stays unloaded (deferred) since none of them shows it."""
+    from sqlalchemy.orm import defer
     from sqlmodel import select
 
     from app.models import Dataset, DatasetVersion
 
-    ds = session.get(Dataset, dataset_id)
-    if ds is None:
-        return None
-    v = session.exec(
-        select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.number == number)
+    row = session.exec(
+        select(Dataset, DatasetVersion)
+        .join(DatasetVersion, DatasetVersion.dataset_id == Dataset.id)  # type: ignore[arg-type]
+        .where(Dataset.id == dataset_id, DatasetVersion.number == number)
+        .options(defer(DatasetVersion.import_report_json))  # type: ignore[arg-type]
     ).first()
-    return None if v is None else (ds, v)
+    return None if row is None else (row[0], row[1])
 
 
 def l2_values_from_stats(stats: dict | None, l1: str) -> list[str] | None:

@@ -1,17 +1,17 @@
 """The web side's cache of a version's statistics, parsed once per process.
 
-Reading the stored stats_json is one small query; parsing a large statistics
-document on every page view is not. An entry serves only while the stored text is
-unchanged, so a version re-indexed by the worker (another process) is noticed on
-the next view; `forget` drops an entry in the process that rewrote it.
+The routes read stats_json with the version itself (one query for both); parsing
+a large statistics document on every page view would not be cheap. An entry serves
+only while the stored text is unchanged, so a version re-indexed by the worker
+(another process) is noticed on the next view; `forget` drops an entry in the
+process that rewrote it.
 """
 
 import json
 from typing import Any
 
-from sqlalchemy import text
-
 from app.datasets.stats import HIST_TASKS
+from app.models import DatasetVersion
 
 _CACHE: dict[int, tuple[str, dict[str, Any], str]] = {}
 
@@ -20,14 +20,14 @@ def forget(version_id: int) -> None:
     _CACHE.pop(version_id, None)
 
 
-def load_stats(conn, *, version_id: int) -> tuple[dict[str, Any], str] | None:  # noqa: ANN001
-    """The parsed statistics and the JSON the charts need, cached while the stored text is unchanged
-    (reading the text is cheap; parsing it on every page view is not)."""
+def load_stats(version: DatasetVersion) -> tuple[dict[str, Any], str] | None:
+    """The parsed statistics and the JSON the charts need, cached while the stored text is unchanged.
 
-    raw = conn.execute(
-        text("SELECT stats_json FROM datasetversion WHERE id = :v"), {"v": version_id}
-    ).scalar()
-    if not raw:
+    From the text the version loaded in this request: a second query for it would cost a round trip
+    and a parse in the database server on every browser, search and count request (on PostgreSQL,
+    where that is measurable under load; bench/load.py)."""
+    raw, version_id = version.stats_json, version.id
+    if not raw or version_id is None:
         return None
     hit = _CACHE.get(version_id)
     if hit is not None and hit[0] == raw:

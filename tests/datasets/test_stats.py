@@ -87,8 +87,10 @@ def test_belle_statistics_and_cache(engine, make_user):
     qs = Counter(r["question"] for r in rows)
     assert st["histograms"]["prompt_chars"]["summary"]["all"]["max"] == max(len(q) for q in qs)
     with Session(engine) as s:
-        a = load_stats(s, version_id=vid)
-        b = load_stats(s, version_id=vid)
+        version = s.get(DatasetVersion, vid)
+        assert version is not None
+        a = load_stats(version)
+        b = load_stats(version)
         assert a is not None and a[0] is b[0]  # parsed once
         assert "<" not in a[1]
 

@@ -75,7 +75,7 @@ Nav = Annotated[dict, Depends(_nav)]
 
 
 def _page(session, ds, version, filters: browse.BrowseFilters, nav: dict) -> tuple[browse.Page, dict | None]:  # noqa: ANN001
-    loaded = load_stats(session, version_id=version.id)
+    loaded = load_stats(version)
     stats = loaded[0] if loaded else None
     l2 = None
     if filters.task and not filters.q and not filters.tag:
@@ -173,7 +173,7 @@ def samples_count(
 ):
     """The exact hit count, fetched by its own HTMX request so the page of hits never waits for it."""
     ds, version = _version(session, dataset_id, n)
-    loaded = load_stats(session, version_id=version.id)
+    loaded = load_stats(version)
     count = _count(session, ds, version, filters, loaded[0] if loaded else None)
     return render(
         request,
@@ -246,7 +246,7 @@ def samples_api(dataset_id: int, n: int, session: SessionDep, _: Researcher, fil
 @router.get("/api/datasets/{dataset_id}/versions/{n}/samples/count", response_model=SampleCount)
 def samples_count_api(dataset_id: int, n: int, session: SessionDep, _: Researcher, filters: Filters):
     ds, version = _version(session, dataset_id, n)
-    loaded = load_stats(session, version_id=version.id)
+    loaded = load_stats(version)
     return {"count": _count(session, ds, version, filters, loaded[0] if loaded else None)}
 
 

@@ -2,7 +2,7 @@
 
 The numbers are computed once by app.datasets.indexing in the background; these
 routes only read DatasetVersion.stats_json (parsed once per process, see
-app.datasets.stats_cache.load_stats), so a page view costs one small query.
+app.datasets.stats_cache.load_stats), loaded with the version: a page view costs one query.
 """
 
 from fastapi import APIRouter, HTTPException, Request
@@ -34,7 +34,7 @@ def stats_page(request: Request, dataset_id: int, n: int, session: SessionDep, u
 
 def stats_context(session, ds, version, user) -> dict:  # noqa: ANN001
     """What the statistics template needs (the bench renders it without HTTP)."""
-    loaded = load_stats(session, version_id=version.id) if version.status == "ready" else None
+    loaded = load_stats(version) if version.status == "ready" else None
     return {
         "user": user,
         "nav": "datasets",
@@ -66,7 +66,7 @@ def stats_progress(request: Request, dataset_id: int, n: int, session: SessionDe
 def stats_api(dataset_id: int, n: int, session: SessionDep, _: Researcher):
     """The version's statistics (null until indexing has finished), with its status and progress."""
     ds, version = _version(session, dataset_id, n)
-    loaded = load_stats(session, version_id=version.id) if version.status == "ready" else None
+    loaded = load_stats(version) if version.status == "ready" else None
     return {
         "dataset_id": ds.id,
         "version": n,
