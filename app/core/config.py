@@ -87,10 +87,10 @@ class Settings(BaseSettings):
         "session at once (the others wait without blocking), plus 10 for other work.",
     )
     db_pre_ping: bool = Field(
-        False,
-        description="Test each pooled PostgreSQL connection with a round trip before use. Off: a connection "
-        "the server dropped fails the requests using it at that moment, and the pool then replaces every "
-        "older connection; on, every request pays one round trip more.",
+        True,
+        description="Test each pooled PostgreSQL connection with a round trip before use, so a database "
+        "restart fails no request or job. Off saves that round trip per request (bench/load.py), and a "
+        "connection the server dropped then fails whatever uses it at that moment.",
     )
     trainer_threads: int = Field(
         0, description="OMP/torch threads per CPU trainer rank (0: torch's default)."

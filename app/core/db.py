@@ -8,10 +8,9 @@ The pool holds `db_pool_size` connections plus an overflow of 10. The web server
 of its pool, so a request's checkout never waits; the overflow serves code that opens its own
 connection beside the request's session (exports, estimates) and the reaper thread.
 
-PostgreSQL connections are not pinged on checkout unless `db_pre_ping` is set: the ping is a round
-trip on every request, a tenth of a browser request's statements (bench/load.py). Without it a
-connection the server dropped (a restart) fails the requests using it then, and SQLAlchemy replaces
-the pool's older connections on that first disconnect error.
+PostgreSQL connections are pinged on checkout unless `db_pre_ping` is off: the ping is a round trip on
+every request, a tenth of a browser request's statements (bench/load.py), and it is what keeps a
+database restart from failing the requests and jobs that would otherwise take a dropped connection.
 """
 
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from app.core.config import Settings, get_settings
 POOL_OVERFLOW = 10
 
 
-def make_engine(url: str, *, pool_size: int = 20, pre_ping: bool = False) -> Engine:
+def make_engine(url: str, *, pool_size: int = 20, pre_ping: bool = True) -> Engine:
     pool = {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW}
     if url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:"):
         pool = {}  # one in-memory database per connection: SQLAlchemy picks a pool without a size

@@ -81,8 +81,8 @@ def test_statistics_follow_a_rewritten_version(api, engine):
     assert client.get(url).json()["stats"]["n_samples"] == 704
 
 
-def test_postgres_connections_are_pinged_only_when_asked(settings):
+def test_postgres_connections_are_pinged_unless_turned_off(settings):
     url = "postgresql+psycopg://nobody@127.0.0.1:1/none"  # never connected to: the pool is only built
-    assert Settings().db_pre_ping is False
-    assert make_engine(url).pool._pre_ping is False
-    assert make_engine(url, pre_ping=True).pool._pre_ping is True
+    assert Settings().db_pre_ping is True
+    assert make_engine(url).pool._pre_ping is True
+    assert make_engine(url, pre_ping=False).pool._pre_ping is False
