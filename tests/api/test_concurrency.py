@@ -6,22 +6,16 @@ Runs on SQLite and, where SFTLAB_TEST_POSTGRES_URL is set, on a fresh PostgreSQL
 """
 
 import asyncio
-import os
 import re
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import make_url, text
 
-from tests.processes import free_port, stop
+from tests.real_server import real_server
 
-REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "concurrency admin password"
 CLIENTS = 24
 REQUESTS_PER_CLIENT = 12
@@ -30,66 +24,10 @@ HEALTH_LIMIT = 2.0
 PATHS = ["/api/me", "/api/datasets", "/api/jobs", "/api/tokens", "/api/uploads", "/api/runs"]
 
 
-def _start(tmp_path: Path, database_url: str) -> tuple[subprocess.Popen, str, Path]:
-    data = tmp_path / "data"
-    data.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
-    env.update(
-        SFTLAB_DATA_DIR=str(data),
-        SFTLAB_DATABASE_URL=database_url or f"sqlite:///{data / 'sftlab.db'}",
-        SFTLAB_SECRET_KEY="concurrency-secret",
-        SFTLAB_ADMIN_PASSWORD=PASSWORD,
-        SFTLAB_REAPER_INTERVAL="0",
-        PYTHONPATH=str(REPO),
-    )
-    subprocess.run(
-        [sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True
-    )
-    port = free_port()
-    log = tmp_path / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base, log
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(proc)
-            pytest.fail("the server did not start:\n" + log.read_text()[-3000:])
-        time.sleep(0.1)
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def server(request, tmp_path) -> Iterator[tuple[str, Path]]:
-    url = ""
-    admin = None
-    if request.param == "postgres":
-        pg = os.environ.get("SFTLAB_TEST_POSTGRES_URL")
-        if not pg:
-            pytest.fail("SFTLAB_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
-        from app.core.db import make_engine
-
-        name = "sftlab_t_" + uuid.uuid4().hex[:12]
-        admin = make_engine(pg).execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(pg).set(database=name).render_as_string(hide_password=False)
-    proc, base, log = _start(tmp_path, url)
-    try:
-        yield base, log
-    finally:
-        stop(proc)
-        if admin is not None:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+    with real_server(tmp_path, request.param, PASSWORD) as srv:
+        yield srv.base, srv.log
 
 
 def _credentials(base: str) -> tuple[dict[str, str], dict[str, str]]:

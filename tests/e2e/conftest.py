@@ -55,6 +55,23 @@ class LiveServer:
             cwd=REPO, env=self.env, check=True, capture_output=True,
         )  # fmt: skip
 
+    def import_pclue(self, username: str, name: str) -> int:
+        """pCLUE imported for `username` by the importer itself, in this server's environment (the upload
+        path has its own browser test); returns the dataset id."""
+        code = (
+            "from sqlmodel import Session, select\n"
+            "from app.core.db import get_engine\n"
+            "from app.models import User\n"
+            "from tests.runs.conftest import import_pclue\n"
+            "with Session(get_engine()) as s:\n"
+            f"    owner = s.exec(select(User).where(User.username == {username!r})).one().id\n"
+            f"print(import_pclue(owner, name={name!r}).dataset_id)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, env=self.env, capture_output=True, text=True, check=True
+        )
+        return int(out.stdout.strip().splitlines()[-1])
+
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory) -> Iterator[LiveServer]:

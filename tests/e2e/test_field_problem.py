@@ -2,14 +2,11 @@
 clicked there estimates again, clears it and unblocks Launch."""
 
 import re
-import subprocess
-import sys
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PASSWORD, REPO, log_in, shot
-from tests.e2e.test_run_from_form import IMPORT
+from tests.e2e.conftest import PASSWORD, log_in, shot
 from tests.trainer.tiny_run import make_tiny_model_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -17,15 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 def test_the_over_length_problem_shows_beside_max_seq_len_and_its_fix_clears_it(page, live_server, tmp_path):
     live_server.create_user("ming", "researcher")
-    out = subprocess.run(
-        [sys.executable, "-c", IMPORT.replace("pclue form e2e", "pclue field e2e").replace('"li"', '"ming"')],
-        cwd=REPO,
-        env=live_server.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    dataset_id = int(out.stdout.strip().splitlines()[-1])
+    dataset_id = live_server.import_pclue("ming", "pclue field e2e")
     model = make_tiny_model_dir(tmp_path / "tiny")
 
     log_in(page, "ming", PASSWORD, "/runs/new")

@@ -1,40 +1,19 @@
 """In real Chromium against a live server and a real run worker: fill the launch form (tiny model, pCLUE), estimate, launch with Ctrl+Enter, and see the channel-loss chart draw."""
 
 import re
-import subprocess
-import sys
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PASSWORD, REPO, log_in, shot
+from tests.e2e.conftest import PASSWORD, log_in, shot
 from tests.trainer.tiny_run import make_tiny_model_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-IMPORT = """
-from sqlmodel import Session, select
-from app.core.db import get_engine
-from app.models import User
-from tests.runs.conftest import import_pclue
-with Session(get_engine()) as s:
-    owner = s.exec(select(User).where(User.username == "li")).one().id
-print(import_pclue(owner, name="pclue form e2e").dataset_id)
-"""
-
 
 def test_launch_a_run_from_the_form_and_see_the_channel_chart(page, live_server, tmp_path):
     live_server.create_user("li", "researcher")
-    # The importer itself, with the live server's environment (the upload path has its own browser test).
-    out = subprocess.run(
-        [sys.executable, "-c", IMPORT],
-        cwd=REPO,
-        env=live_server.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    dataset_id = int(out.stdout.strip().splitlines()[-1])
+    dataset_id = live_server.import_pclue("li", "pclue form e2e")
     model = make_tiny_model_dir(tmp_path / "tiny")
 
     log_in(page, "li", PASSWORD, "/runs/new")

@@ -3,93 +3,30 @@
 Runs on SQLite and, where SFTLAB_TEST_POSTGRES_URL is set, on a fresh PostgreSQL database.
 """
 
-import os
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import make_url, text
 from sqlmodel import Session, select
 
 from app.core.db import make_engine
 from app.models import Run, RunStatus, User
-from tests.processes import free_port, stop
+from tests.real_server import real_server
 from tests.runs.fake_runs import add_events, make_run, synthetic_events
 
-REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "live stream admin password"
 STREAMS = 20
 TIMEOUT = 20.0  # a liveness bound, not a speed check: a blocked loop or an exhausted pool never answers
 
 
-def _start(tmp_path: Path, database_url: str) -> tuple[subprocess.Popen, str, str]:
-    data = tmp_path / "data"
-    data.mkdir()
-    url = database_url or f"sqlite:///{data / 'sftlab.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
-    env.update(
-        SFTLAB_DATA_DIR=str(data),
-        SFTLAB_DATABASE_URL=url,
-        SFTLAB_SECRET_KEY="live-secret",
-        SFTLAB_ADMIN_PASSWORD=PASSWORD,
-        SFTLAB_REAPER_INTERVAL="0",
-        # Fewer request slots than open streams: a stream gives its slot back once its route returns.
-        SFTLAB_DB_POOL_SIZE="4",
-        SFTLAB_LIVE_STREAMS=str(STREAMS + 4),
-        PYTHONPATH=str(REPO),
-    )
-    subprocess.run(
-        [sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True
-    )
-    port = free_port()
-    log = tmp_path / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(proc)
-            pytest.fail("the server did not start:\n" + log.read_text()[-3000:])
-        time.sleep(0.1)
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def server(request, tmp_path) -> Iterator[tuple[str, str]]:
-    url = ""
-    admin = None
-    if request.param == "postgres":
-        pg = os.environ.get("SFTLAB_TEST_POSTGRES_URL")
-        if not pg:
-            pytest.fail("SFTLAB_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
-        name = "sftlab_t_" + uuid.uuid4().hex[:12]
-        admin = make_engine(pg).execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(pg).set(database=name).render_as_string(hide_password=False)
-    proc, base, url = _start(tmp_path, url)
-    try:
-        yield base, url
-    finally:
-        stop(proc)
-        if admin is not None:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+    # Fewer request slots than open streams: a stream gives its slot back once its route returns.
+    env = {"SFTLAB_DB_POOL_SIZE": "4", "SFTLAB_LIVE_STREAMS": str(STREAMS + 4)}
+    with real_server(tmp_path, request.param, PASSWORD, **env) as srv:
+        yield srv.base, srv.database_url
 
 
 class Reader(threading.Thread):
