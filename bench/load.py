@@ -27,7 +27,9 @@ it, and its p50 and p95 as multiples of the baseline's p50. Targets (issue 10): 
 timeouts at 200 clients; p95 under 1 s at 64 clients.
 
 Everything is bounded: levels end after --duration seconds plus at most --timeout for requests in flight,
-and the processes and the database are removed at the end.
+and the processes and the database are removed at the end. A level starts once the previous level's
+import and the index build of its version have ended, so that each runs beside one import, not the
+leftovers of the levels before it.
 """
 
 from __future__ import annotations
@@ -406,14 +408,16 @@ def bench_database(args: argparse.Namespace, label: str, database_url: str) -> l
                 lines = report(level, base_rate, base_p50, str(n))
                 out += lines
                 progress("\n".join(lines))
-                # the next level starts on an idle server: wait for this import (bounded) to end
-                deadline = time.monotonic() + 120
+                # The next level starts on an idle server, so that each level runs beside one import
+                # only: wait (bounded) for this import and the index build of its version to end.
+                deadline = time.monotonic() + 300
                 while job is not None and time.monotonic() < deadline:
                     try:
-                        if import_state(c, job)[0] not in ("queued", "running"):
-                            break
+                        status, _, version = import_state(c, job)
                     except httpx.HTTPError:
                         break  # a server that does not answer now will not be idle soon either
+                    if status not in ("queued", "running") and version != "indexing":
+                        break
                     time.sleep(1)
     finally:
         srv.stop()
