@@ -5,8 +5,6 @@ import json
 import os
 import random
 import sqlite3
-import subprocess
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -18,6 +16,7 @@ from app.datasets.import_options import ImportOptions
 from app.datasets.mapping import Mapping
 from app.models import Dataset, DatasetVersion, ImportJob, Job, Role, Sample, Upload
 from tests.conftest import SHARED_DATA
+from tests.tmpfs import tmpfs
 from worker.kinds.imports import run_import_job
 
 PCLUE = SHARED_DATA / "pclue_train_9.jsonl"
@@ -28,19 +27,6 @@ DISK_FULL_ZH = "服务器磁盘已满"
 @pytest.fixture(autouse=True)
 def no_indexing(monkeypatch):
     monkeypatch.setattr("app.datasets.jobs.enqueue_index", lambda _: None)
-
-
-@contextmanager
-def tmpfs(path, size: str):
-    """A real file system of `size` at path (root only: the one way to fill a disk for real)."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; the injected ENOSPC tests in this file cover the same code")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def _count(engine, model) -> int:

@@ -14,6 +14,7 @@ import torch
 from tiny_run import REPO, make_tiny_model_dir, pclue_messages, tiny_config, torchrun
 
 import trainer.checkpoint as ck
+from tests.tmpfs import tmpfs
 from trainer.checkpoint import CheckpointWriteError, latest_checkpoint, list_checkpoints
 from trainer.train import main, run
 from worker.runner import failure_reason
@@ -115,28 +116,12 @@ def test_injected_enospc_keeps_the_previous_checkpoint_and_resumes(
     _assert_resumes_to_the_same_loss(cfg, full)
 
 
-def _mount_tmpfs(path: Path, size: int) -> None:
-    path.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip(
-            "mounting a size-limited tmpfs needs root and mount(8); the injected ENOSPC test covers this"
-        )
-    p = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
-    )
-    if p.returncode != 0:
-        pytest.skip(
-            f"mounting a tmpfs is not permitted here ({p.stderr.strip()}); the injected ENOSPC test covers this"
-        )
-
-
 def test_a_real_full_tmpfs(tmp_path, setup, full):
     """A tmpfs with room for the first checkpoint and half of the second: the real file system says ENOSPC."""
     model, data = setup
     disk = tmp_path / "disk"
     size = full["rest_bytes"] + full["ckpt_bytes"] + full["ckpt_bytes"] // 2
-    _mount_tmpfs(disk, size)
-    try:
+    with tmpfs(disk, size):
         cfg = _cfg(disk, model, data)
         run(cfg, stop_after=2)
         kept = latest_checkpoint(cfg.output_dir)
@@ -155,8 +140,6 @@ def test_a_real_full_tmpfs(tmp_path, setup, full):
 
         subprocess.run(["mount", "-o", f"remount,size={4 * size}", str(disk)], check=True)
         _assert_resumes_to_the_same_loss(cfg, full)
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_a_first_checkpoint_that_does_not_fit_says_so(tmp_path, setup, monkeypatch):
@@ -219,13 +202,9 @@ def test_the_os_error_behind_a_library_error(exc, code):
 def test_torch_save_on_a_full_tmpfs_raises_the_os_error(tmp_path):
     """torch alone says "unexpected pos"; written through _torch_save the caller sees ENOSPC."""
     disk = tmp_path / "disk"
-    _mount_tmpfs(disk, 64 * PAGE)
-    try:
-        with pytest.raises(OSError) as info:
-            ck._torch_save({"t": torch.zeros(1_000_000)}, disk / "x.pt")
-        assert info.value.errno == errno.ENOSPC
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
+    with tmpfs(disk, 64 * PAGE), pytest.raises(OSError) as info:
+        ck._torch_save({"t": torch.zeros(1_000_000)}, disk / "x.pt")
+    assert info.value.errno == errno.ENOSPC
 
 
 FAIL_ON_RANK_1 = """
