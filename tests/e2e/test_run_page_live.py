@@ -7,7 +7,7 @@ from sqlmodel import Session, select
 
 from app.core.db import make_engine
 from app.models import Run, RunStatus, User
-from tests.e2e.conftest import PASSWORD, log_in
+from tests.e2e.conftest import PASSWORD, log_in, shot
 from tests.runs.fake_runs import add_events, make_run, synthetic_events
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -75,6 +75,7 @@ def test_run_page_follows_the_stream_and_smooths(page, live_server):
     assert raw == pytest.approx(losses) and smoothed == pytest.approx(ema(losses, 0.6))
     _set_smoothing(page, "0.9")
     assert page.inner_text("#smoothing-value") == "0.90"
+    shot(page, "run-live-smoothing")
     raw, smoothed = _curves(page, "overall")
     assert raw == pytest.approx(losses) and smoothed == pytest.approx(ema(losses, 0.9))
     # One legend row per channel: hiding the smooth curve hides its raw points too.
