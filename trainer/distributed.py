@@ -185,6 +185,14 @@ def zero3_load_context(cfg: RunConfig, world: int) -> Any:
     return HfDeepSpeedConfig(deepspeed_config(cfg, world))
 
 
+def end_zero3_load() -> None:
+    """Stop ``from_pretrained`` partitioning under ZeRO-3: a later load in this process (tests, evals that
+    run in-process after training) must get a whole model again."""
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+
+
 def build_engine(cfg: RunConfig, model: torch.nn.Module, param_groups: list[dict], world: int):
     """The engine wraps the model AND its loss (``SupervisedLoss``): the loop calls ``engine(batch)``."""
     import deepspeed

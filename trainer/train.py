@@ -378,6 +378,8 @@ class Run:
 
     def close(self) -> None:
         self.log.close()
+        if getattr(self, "zero3_load", None) is not None:
+            dist_.end_zero3_load()
 
 
 def run(cfg: RunConfig, *, stop_after: int | None = None, grad_dump: str | None = None) -> dict:

@@ -143,3 +143,48 @@ def test_zero2_offload_accumulation_matches_plain(tmp_path, plain_reference):
     out, weights = _deepspeed_run(tmp_path, plain_reference, stage=2)
     assert out["partitioned_at_load"] is False
     _assert_matches_plain(out, weights, plain_reference)
+
+
+def test_engine_is_called_once_per_micro_batch_zero3_lora(tmp_path, monkeypatch):
+    """One rank in this process: the loop goes through the engine's forward (its hooks, prefetch and
+    boundary bookkeeping), LoRA under ZeRO-3 included, and the checkpoint is the peft adapter.
+
+    Only one in-process engine per test process: DeepSpeed keeps its process groups in module globals,
+    which a second init_distributed in the same process does not replace (the 2-rank runs use torchrun).
+    """
+    import deepspeed
+    from peft import PeftModel
+    from tiny_run import pclue_messages
+    from transformers import AutoModelForCausalLM
+
+    from trainer.distributed import _free_port
+
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+    calls = []
+    forward = deepspeed.DeepSpeedEngine.forward
+
+    def counting(self, *args, **kwargs):
+        calls.append(type(self.module).__name__)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(deepspeed.DeepSpeedEngine, "forward", counting)
+    model_dir = make_tiny_model_dir(tmp_path / "model")
+    data = pclue_messages(tmp_path / "data.jsonl", 8)
+    cfg = tiny_config(tmp_path, model_dir, data, per_device_batch=1, grad_accum=2, lr=5e-3)
+    cfg.deepspeed.enabled, cfg.deepspeed.zero_stage = True, 3
+    cfg.checkpoint.every_n_steps = 2
+    cfg.finetune.method, cfg.finetune.lora_rank, cfg.finetune.lora_alpha = "lora", 4, 8
+    cfg.finetune.lora_target_modules = ["q_proj", "v_proj"]
+    run(cfg, stop_after=2)
+    assert calls == ["SupervisedLoss"] * 4  # 2 steps x 2 micro-batches
+    ck = latest_checkpoint(tmp_path / "run")
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    base = AutoModelForCausalLM.from_pretrained(model_dir)
+    before = base(ids).logits
+    assert (ck / "adapter_config.json").is_file()
+    trained = PeftModel.from_pretrained(base, ck).merge_and_unload()
+    assert not any(hasattr(p, "ds_id") for p in trained.parameters())  # loads whole after the run
+    assert not torch.allclose(trained(ids).logits, before, atol=1e-5)
