@@ -116,7 +116,7 @@ class TrainConfig:
     seed: int = _f(42, help="Seed for data order, mixing subsamples and initialisation.")
     precision: str = _f(
         "fp32",
-        help="Training precision (fp16 only under DeepSpeed, which scales the loss).",
+        help="Training precision (fp16 only under DeepSpeed with ZeRO stage >= 1, which scales the loss).",
         choices=("bf16", "fp16", "fp32"),
     )
     gradient_checkpointing: bool = _f(False, help="Recompute activations in backward to save memory.")
