@@ -93,20 +93,24 @@ def plain_reference(tmp_path_factory):
     model_dir = make_tiny_model_dir(tmp / "model")
     data = _uneven_messages(tmp / "data.jsonl")
     cfg = tiny_config(tmp, model_dir, data, per_device_batch=8, grad_accum=1)
-    cfg.data.max_seq_len = 128
-    cfg.packing.chunk_size = 4
-    cfg.checkpoint.every_n_steps = STEPS
-    losses = run(cfg, stop_after=STEPS)["losses"]
+    _shared_settings(cfg)
+    out = run(cfg, stop_after=STEPS)
     ck = latest_checkpoint(tmp / "run")
-    assert ck.name == f"step-{STEPS:08d}"
-    return {"model_dir": model_dir, "data": data, "losses": losses, "weights": _weights(ck)}
+    assert ck.name == f"step-{STEPS:08d}" and sorted(out["evals"]) == [STEPS]
+    return {"model_dir": model_dir, "data": data, **out, "weights": _weights(ck)}
+
+
+def _shared_settings(cfg) -> None:
+    cfg.data.max_seq_len = 128
+    cfg.packing.chunk_size = 4  # many output-layer chunks, unequal across ranks
+    cfg.checkpoint.every_n_steps = STEPS
+    cfg.data.eval_fraction = 0.25  # eval runs the same chunked head: ranks must agree there too
+    cfg.eval.every_n_steps = STEPS
 
 
 def _deepspeed_run(tmp, ref, stage: int) -> tuple[dict, dict]:
     cfg = tiny_config(tmp, ref["model_dir"], ref["data"], per_device_batch=1, grad_accum=4)
-    cfg.data.max_seq_len = 128
-    cfg.packing.chunk_size = 4  # many output-layer chunks, unequal across ranks
-    cfg.checkpoint.every_n_steps = STEPS
+    _shared_settings(cfg)
     cfg.deepspeed.enabled, cfg.deepspeed.zero_stage, cfg.deepspeed.offload_optimizer = True, stage, True
     out = torchrun(cfg, tmp, nproc=2, stop_after=STEPS, timeout=240, record_load=True)
     ck = latest_checkpoint(tmp / "run")
@@ -119,6 +123,8 @@ def _assert_matches_plain(out: dict, weights: dict, ref: dict) -> None:
     assert sorted(losses) == list(range(1, STEPS + 1))
     for s, v in losses.items():
         assert v == pytest.approx(ref["losses"][s], abs=1e-5), (s, v, ref["losses"][s])
+    evals = {int(k): v for k, v in out["evals"].items()}
+    assert evals == pytest.approx(ref["evals"], abs=1e-5)
     assert weights.keys() == ref["weights"].keys()
     worst = max((weights[k] - ref["weights"][k]).abs().max().item() for k in weights)
     assert worst < 1e-5, worst
