@@ -10,7 +10,7 @@ from tiny_run import make_tiny_model_dir, tiny_config, torchrun
 from trainer.checkpoint import latest_checkpoint
 from trainer.config import ConfigError, tiny_debug
 from trainer.distributed import deepspeed_config
-from trainer.loss import SupervisedLoss, TokenLosses, supervised_token_losses
+from trainer.loss import SupervisedLoss, TokenLosses, agreed_chunk_count, supervised_token_losses
 from trainer.train import run
 
 
@@ -40,23 +40,57 @@ def test_fp16_with_zero_stage_0_is_refused():
     _ds_config("fp16", 1).validate(check_files=False)
 
 
-def test_supervised_loss_module_is_the_loss_path(tiny):
-    """What the engine calls gives the same per-token losses as the function, as a tuple it can hook."""
+def _batch() -> dict:
+    """One row of 12 tokens, the last 7 supervised."""
     torch.manual_seed(0)
     ids = torch.randint(0, 500, (1, 12))
     labels = ids.clone()
     labels[:, :5] = -100
-    batch = {
+    return {
         "input_ids": ids,
         "position_ids": torch.arange(12)[None],
         "sample_idx": torch.zeros(1, 12, dtype=torch.long),
         "shift_labels": labels,
         "target_is_special": torch.zeros(1, 12, dtype=torch.bool),
     }
+
+
+def test_supervised_loss_module_is_the_loss_path(tiny):
+    """What the engine calls gives the same per-token losses as the function, as a tuple it can hook."""
+    batch = _batch()
     out = SupervisedLoss(tiny, chunk_size=3)(batch)
     ref = supervised_token_losses(tiny, batch, chunk_size=64)
     assert isinstance(out, tuple) and isinstance(out, TokenLosses)
     assert out.loss.shape == (7,) and torch.allclose(out.loss, ref.loss, atol=1e-6)
+
+
+def test_chunk_count_without_a_process_group_is_the_local_one():
+    assert [agreed_chunk_count(n, 4, torch.device("cpu")) for n in (0, 1, 4, 5, 9)] == [1, 1, 1, 2, 3]
+
+
+def test_padding_chunks_change_neither_loss_nor_gradients(tiny, monkeypatch):
+    """The empty chunks a rank adds to match another rank's count call the head and contribute nothing."""
+    import trainer.loss as loss_mod
+
+    batch = _batch()
+
+    def losses_and_grads():
+        tiny.zero_grad(set_to_none=True)
+        tl = supervised_token_losses(tiny, batch, chunk_size=3)
+        tl.loss.sum().backward()
+        return tl.loss.detach(), {n: p.grad.clone() for n, p in tiny.named_parameters() if p.grad is not None}
+
+    ref_loss, ref_grads = losses_and_grads()
+    head_calls = []
+    tiny.get_output_embeddings().register_forward_hook(lambda *a: head_calls.append(a[1][0].shape[0]))
+    monkeypatch.setattr(
+        loss_mod, "agreed_chunk_count", lambda n, size, device: 6
+    )  # as if another rank had 16+
+    loss, grads = losses_and_grads()
+    assert head_calls[:6] == [3, 3, 1, 0, 0, 0]  # forward; backward recomputes each chunk again
+    assert len(head_calls) == 12
+    assert torch.equal(loss, ref_loss) and grads.keys() == ref_grads.keys()
+    assert all(torch.allclose(grads[k], ref_grads[k], atol=1e-7) for k in grads)
 
 
 def _uneven_messages(path, n: int = 24):
