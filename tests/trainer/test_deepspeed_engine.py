@@ -146,7 +146,8 @@ def _deepspeed_run(tmp, ref, stage: int) -> tuple[dict, dict]:
     cfg = tiny_config(tmp, ref["model_dir"], ref["data"], per_device_batch=1, grad_accum=4)
     _shared_settings(cfg)
     cfg.deepspeed.enabled, cfg.deepspeed.zero_stage, cfg.deepspeed.offload_optimizer = True, stage, True
-    out = torchrun(cfg, tmp, nproc=2, stop_after=STEPS, timeout=240, record_load=True)
+    gathered = str(tmp / "gathered.pt") if stage == 3 else None
+    out = torchrun(cfg, tmp, nproc=2, stop_after=STEPS, timeout=240, record_load=True, dump_gathered=gathered)
     ck = latest_checkpoint(tmp / "run")
     assert ck.name == f"step-{STEPS:08d}"
     return out, _weights(ck)
@@ -174,6 +175,9 @@ def test_zero3_offload_accumulation_matches_plain_and_saves_consolidated(tmp_pat
     """
     out, weights = _deepspeed_run(tmp_path, plain_reference, stage=3)
     assert out["partitioned_at_load"] is True
+    gathered = torch.load(tmp_path / "gathered.pt")  # the engine's parameters at the last save
+    assert gathered.keys() == weights.keys()
+    assert all((weights[k] - gathered[k].float()).abs().max() <= 1e-6 for k in weights)
     _assert_matches_plain(out, weights, plain_reference)
 
 

@@ -88,6 +88,7 @@ def torchrun(
     grad_dump: str | None = None,
     timeout: int = 300,
     record_load: bool = False,
+    dump_gathered: str | None = None,
 ) -> dict:
     """Run the loop under torchrun (gloo, CPU) through dist_worker.py; returns rank 0's result."""
     cfg_path = tmp / "run.json"
@@ -110,6 +111,8 @@ def torchrun(
         cmd += ["--grad-dump", grad_dump]
     if record_load:
         cmd += ["--record-load"]
+    if dump_gathered is not None:
+        cmd += ["--dump-gathered", dump_gathered]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "DS_ACCELERATOR": "cpu"}
     # own session: a timeout kills the ranks too (a hung collective would otherwise outlive the test)
     p = subprocess.Popen(
