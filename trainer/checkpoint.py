@@ -141,9 +141,15 @@ def _is_peft(model: Any) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
 
 
-def save_hf(model: Any, tokenizer: Any, out: Path, *, merge_lora: bool = False) -> None:
-    """Write HF-format weights + tokenizer + chat template into `out` (rank 0 only)."""
+def save_hf(
+    model: Any, tokenizer: Any, out: Path, *, merge_lora: bool = False, state_dict: dict | None = None
+) -> None:
+    """Write HF-format weights + tokenizer + chat template into `out` (rank 0 only).
+
+    `state_dict` replaces the model's own tensors (ZeRO-3: the model's parameters are partitioned).
+    """
     out.mkdir(parents=True, exist_ok=True)
+    weights = {} if state_dict is None else {"state_dict": state_dict}
     if _is_peft(model):
         if merge_lora:
             model.save_pretrained(str(out / "adapter"))
@@ -151,9 +157,9 @@ def save_hf(model: Any, tokenizer: Any, out: Path, *, merge_lora: bool = False) 
             merged.save_pretrained(str(out))
             del merged
         else:
-            model.save_pretrained(str(out))
+            model.save_pretrained(str(out), **weights)
     else:
-        model.save_pretrained(str(out))
+        model.save_pretrained(str(out), **weights)
     if tokenizer is not None:
         tokenizer.save_pretrained(str(out))
         tpl = getattr(tokenizer, "chat_template", None)
@@ -243,11 +249,13 @@ def save_checkpoint(
     keep_last: int = 0,
     merge_lora: bool = False,
     gather_params: Any = None,
+    state_dict: dict | None = None,
 ) -> Path:
     """Collective when torch.distributed is initialised: every rank must call it.
 
     `model` is the unwrapped module; with DeepSpeed, `engine` writes its partitioned state and
-    `gather_params` is a context manager factory that materialises ZeRO-3 parameters for the HF save.
+    `gather_params` is a context manager factory that materialises ZeRO-3 parameters for the HF save, or
+    `state_dict` holds rank 0's already gathered full weights (``distributed.zero3_state_dict``).
     Raises CheckpointWriteError on every rank when a write failed on any rank.
     """
     dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -274,6 +282,7 @@ def save_checkpoint(
                 rank=rank,
                 merge_lora=merge_lora,
                 gather_params=gather_params,
+                state_dict=state_dict,
             )
         except Exception as e:
             error = _os_error(e)
@@ -325,6 +334,7 @@ def _write_parts(
     rank: int,
     merge_lora: bool,
     gather_params: Any,
+    state_dict: dict | None = None,
 ) -> None:
     """Every rank's share of one checkpoint, written into the temp directory."""
     if gather_params is not None:
@@ -332,7 +342,7 @@ def _write_parts(
             if rank == 0:
                 save_hf(model, tokenizer, tmp, merge_lora=merge_lora)
     elif rank == 0:
-        save_hf(model, tokenizer, tmp, merge_lora=merge_lora)
+        save_hf(model, tokenizer, tmp, merge_lora=merge_lora, state_dict=state_dict)
     ts = tmp / "trainer_state"
     _torch_save(rng_state(), ts / f"rng_rank{rank}.pt")
     if engine is not None:

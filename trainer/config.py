@@ -116,7 +116,7 @@ class TrainConfig:
     seed: int = _f(42, help="Seed for data order, mixing subsamples and initialisation.")
     precision: str = _f(
         "fp32",
-        help="Training precision (fp16 only under DeepSpeed, which scales the loss).",
+        help="Training precision (fp16 only under DeepSpeed with ZeRO stage >= 1, which scales the loss).",
         choices=("bf16", "fp16", "fp32"),
     )
     gradient_checkpointing: bool = _f(False, help="Recompute activations in backward to save memory.")
@@ -413,6 +413,9 @@ def validate(cfg: RunConfig, *, check_files: bool = True) -> None:
         raise ConfigError(
             "train.precision=fp16 needs deepspeed.enabled (dynamic loss scaling); use bf16 or fp32"
         )
+    if t.precision == "fp16" and ds.zero_stage == 0:
+        # without a ZeRO optimizer DeepSpeed may step with an unscaled fp16 loss (underflowing gradients)
+        raise ConfigError("train.precision=fp16 needs deepspeed.zero_stage>=1; use bf16, or ZeRO stage 1-3")
     if not cfg.output_dir:
         raise ConfigError("missing field output_dir: the run directory")
     if not check_files:

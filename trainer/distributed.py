@@ -159,15 +159,63 @@ def deepspeed_config(cfg: RunConfig, world: int) -> dict:
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
+    if t.precision == "bf16" and ds.zero_stage >= 1:
+        # Without this, gradients are accumulated over micro-batches in bf16 (8 mantissa bits), so small
+        # contributions vanish in long accumulation windows. ZeRO 1 then uses DeepSpeed's BF16 optimizer,
+        # ZeRO 2 and 3 keep fp32 gradient partitions. Stage 0 rejects the key (DeepSpeed 0.19.8 raises
+        # "unsupported mix of model_dtype and grad_accum_dtype" without a ZeRO optimizer).
+        conf["data_types"] = {"grad_accum_dtype": "fp32"}
     if not ds.offload_optimizer:
         conf["zero_allow_untested_optimizer"] = True
     return conf
 
 
+def zero3_load_context(cfg: RunConfig, world: int) -> Any:
+    """With ZeRO-3, the object that makes ``from_pretrained`` partition weights as it loads them; else None.
+
+    Without it every rank first materialises the whole fp32 model and only ``deepspeed.initialize``
+    partitions it, so ZeRO-3 saves nothing at load time: the largest model that trains would be the
+    largest one a single device holds whole. transformers keeps only a weak reference to it: hold it for
+    the life of the run.
+    """
+    if not (cfg.deepspeed.enabled and cfg.deepspeed.zero_stage == 3):
+        return None
+    from transformers.integrations import HfDeepSpeedConfig
+
+    return HfDeepSpeedConfig(deepspeed_config(cfg, world))
+
+
+def end_zero3_load() -> None:
+    """Stop ``from_pretrained`` partitioning under ZeRO-3: a later load in this process (tests, evals that
+    run in-process after training) must get a whole model again."""
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+
+
 def build_engine(cfg: RunConfig, model: torch.nn.Module, param_groups: list[dict], world: int):
+    """The engine wraps the model AND its loss (``SupervisedLoss``): the loop calls ``engine(batch)``."""
     import deepspeed
 
+    from trainer.loss import SupervisedLoss
+
     engine, optimizer, _, _ = deepspeed.initialize(
-        model=model, model_parameters=param_groups, config=deepspeed_config(cfg, world)
+        model=SupervisedLoss(model, chunk_size=cfg.packing.chunk_size),
+        model_parameters=param_groups,
+        config=deepspeed_config(cfg, world),
     )
     return engine, optimizer
+
+
+def zero3_state_dict(engine: Any) -> dict[str, torch.Tensor] | None:
+    """The full weights of a ZeRO-3 engine's model, on rank 0 (None elsewhere); collective.
+
+    DeepSpeed gathers them one layer at a time onto rank 0, moving each to CPU before the next, so no
+    rank ever holds the whole model on its device (gathering every parameter at once did). They come in
+    the engine's dtype (fp32 in fp32 runs), with the keys of the model inside ``SupervisedLoss``.
+    """
+    full = engine._zero3_consolidated_16bit_state_dict()
+    if full is None:
+        return None
+    prefix = "module."
+    return {k[len(prefix) :]: v for k, v in full.items() if k.startswith(prefix)}

@@ -16,8 +16,8 @@ Three decisions, each worth the code it costs:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import math
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +28,12 @@ from trainer.collate import IGNORE
 Mode = Literal["token", "sample", "task"]
 
 
-@dataclass
-class TokenLosses:
-    """Unreduced cross-entropy of every supervised token of a batch (row-major order)."""
+class TokenLosses(NamedTuple):
+    """Unreduced cross-entropy of every supervised token of a batch (row-major order).
+
+    A tuple so that a DeepSpeed engine returning it sees its tensors (the engine hooks the outputs it can
+    walk: tensors, tuples, lists, dicts) and starts its backward prologue on them.
+    """
 
     loss: torch.Tensor  # fp32 [n], with grad
     sample_idx: torch.Tensor  # long [n], index into batch["samples"]
@@ -139,12 +142,14 @@ def supervised_token_losses(model, batch: dict, *, chunk_size: int = 4096) -> To
     targets = labels[where]
     head = hf.get_output_embeddings()
     softcap = getattr(hf.config, "final_logit_softcapping", None)
-    n = h.shape[0]
-    if n <= chunk_size:
+    chunks = agreed_chunk_count(h.shape[0], chunk_size, h.device)
+    if chunks == 1:
         loss = _head_ce(head, softcap, h, targets)
     else:
         parts = []
-        for s in range(0, n, chunk_size):
+        for s in range(0, chunks * chunk_size, chunk_size):
+            # past this rank's own tokens the slice is empty: the head still runs, so its ZeRO-3 gather
+            # (forward, and the recompute in backward) happens on every rank, and adds no loss
             hc, tc = h[s : s + chunk_size], targets[s : s + chunk_size]
             if torch.is_grad_enabled():
                 # recompute this chunk's logits in backward instead of keeping n x vocab floats alive
@@ -157,6 +162,41 @@ def supervised_token_losses(model, batch: dict, *, chunk_size: int = 4096) -> To
         sample_idx=batch["sample_idx"].to(hidden.device)[where],
         is_special=batch["target_is_special"].to(hidden.device)[where],
     )
+
+
+def agreed_chunk_count(n: int, chunk_size: int, device: torch.device) -> int:
+    """How many output-layer calls this batch makes: the most any rank needs, at least one.
+
+    Under ZeRO-3 every call of the output layer all-gathers its weight, a collective: if ranks made as
+    many calls as their own supervised tokens need, a rank with more tokens would wait forever for the
+    others. So ranks agree on the maximum (one small all-reduce) and pad with empty chunks.
+    """
+    import torch.distributed as dist
+
+    local = max(1, math.ceil(n / chunk_size))
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return local
+    t = torch.tensor([local], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+class SupervisedLoss(torch.nn.Module):
+    """The model and its supervised-token loss as one module, which the DeepSpeed engine wraps.
+
+    DeepSpeed's forward machinery (ZeRO-3 prefetch, the hooks on the outputs that start its backward
+    prologue and set the gradient-accumulation boundary) runs only when the ENGINE is called; calling the
+    model's submodules past it skipped them. The HF (or peft) model is ``self.module``, so ``unwrap_model``
+    finds it and its state-dict keys are the model's own behind a ``module.`` prefix.
+    """
+
+    def __init__(self, module: torch.nn.Module, *, chunk_size: int):
+        super().__init__()
+        self.module = module
+        self.chunk_size = chunk_size
+
+    def forward(self, batch: dict) -> TokenLosses:
+        return supervised_token_losses(self.module, batch, chunk_size=self.chunk_size)
 
 
 def full_logits_token_losses(model, batch: dict) -> TokenLosses:

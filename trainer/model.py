@@ -131,11 +131,16 @@ def count_params(model: Any) -> dict[str, int]:
     so an untied ``lm_head`` left in N would be counted twice (tied ones appear once in ``parameters()``).
     """
     params = list(model.parameters())
-    total = sum(p.numel() for p in params)
-    trainable = sum(p.numel() for p in params if p.requires_grad)
+    total = sum(_numel(p) for p in params)
+    trainable = sum(_numel(p) for p in params if p.requires_grad)
     emb = {id(p) for p in model.get_input_embeddings().parameters()}
     head = model.get_output_embeddings()
     if head is not None:
         emb |= {id(p) for p in head.parameters()}
-    non_embedding = sum(p.numel() for p in params if id(p) not in emb)
+    non_embedding = sum(_numel(p) for p in params if id(p) not in emb)
     return {"total": total, "trainable": trainable, "non_embedding": non_embedding}
+
+
+def _numel(p: torch.Tensor) -> int:
+    """Full size of a parameter, also when ZeRO-3 partitioned it at load (numel() is then 0 on every rank)."""
+    return int(getattr(p, "ds_numel", p.numel()))

@@ -95,10 +95,13 @@ class Run:
         # data before the weights: bad data fails in seconds, with file:line reasons
         self.data = load_data(cfg, self.tok)
         self.plan: BinPlan = build_plan(cfg, self.data, world=info.world)
+        # kept alive on self: transformers reads it through a weak reference whenever it loads a model
+        self.zero3_load = dist_.zero3_load_context(cfg, info.world)
         self.model = build_model(cfg, self.model_dir)
         self.eval_plan = self.plan.eval_bins
         self.params = count_params(self.model)
-        self.model.to(info.device)
+        if self.zero3_load is None:
+            self.model.to(info.device)  # ZeRO-3 already placed each rank's partition
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.deepspeed.enabled:
             ds_conf = dist_.deepspeed_config(cfg, info.world)
@@ -168,7 +171,10 @@ class Run:
         total = torch.zeros((), dtype=torch.float64, device=info.device)
         for mb in micro:
             with amp:
-                tl = supervised_token_losses(module, mb, chunk_size=cfg.packing.chunk_size)
+                if self.engine is not None:
+                    tl = self.engine(mb)  # through the engine: its ZeRO-3 prefetch and backward hooks run
+                else:
+                    tl = supervised_token_losses(module, mb, chunk_size=cfg.packing.chunk_size)
                 loss = normalised_loss(
                     tl, mb, mode=mode, global_counts=gcounts, task_level=cfg.loss.task_level
                 )
@@ -213,13 +219,17 @@ class Run:
 
     # ---- checkpoints and eval ----
     def save(self, step: int) -> None:
-        gather = None
+        gather, state_dict = None, None
         if self.engine is not None and self.cfg.deepspeed.zero_stage == 3:
-            import deepspeed
+            if self.cfg.checkpoint.merge_lora:
+                # merging LoRA needs the whole base model materialised at once (peft merges in place)
+                import deepspeed
 
-            params = list(self.engine.module.parameters())
-            gather = lambda: deepspeed.zero.GatheredParameters(params, modifier_rank=None)  # noqa: E731
-        model = self.engine.module if self.engine is not None else self.model
+                params = list(self.engine.module.parameters())
+                gather = lambda: deepspeed.zero.GatheredParameters(params, modifier_rank=None)  # noqa: E731
+            else:
+                state_dict = dist_.zero3_state_dict(self.engine)
+        model = self.model
         path = ckpt.save_checkpoint(
             self.out,
             step=step,
@@ -237,6 +247,7 @@ class Run:
             keep_last=self.cfg.checkpoint.keep_last,
             merge_lora=self.cfg.checkpoint.merge_lora,
             gather_params=gather,
+            state_dict=state_dict,
         )
         self.log.write("checkpoint", step=step, path=str(path))
 
@@ -362,12 +373,13 @@ class Run:
         )
 
     def _model_config(self) -> Any:
-        m = self.engine.module if self.engine is not None else self.model
-        cfg = m.config
+        cfg = self.model.config
         return getattr(cfg, "text_config", None) or cfg
 
     def close(self) -> None:
         self.log.close()
+        if getattr(self, "zero3_load", None) is not None:
+            dist_.end_zero3_load()
 
 
 def run(cfg: RunConfig, *, stop_after: int | None = None, grad_dump: str | None = None) -> dict:

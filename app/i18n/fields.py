@@ -36,7 +36,7 @@ ZH: dict[str, str] = {
     "train.dropout": "模型的注意力 dropout（0 保持模型自身设置为关闭）。",
     "train.grad_clip": "把全局梯度范数裁剪到此值（0 = 关闭）。",
     "train.seed": "数据顺序、混合子采样和初始化的随机种子。",
-    "train.precision": "训练精度（fp16 仅在 DeepSpeed 下可用，它会缩放损失）。",
+    "train.precision": "训练精度（fp16 仅在 DeepSpeed 且 ZeRO 阶段 >= 1 时可用，它会缩放损失）。",
     "train.gradient_checkpointing": "反向时重算激活以节省显存。",
     "train.max_hours": "训练超过此小时数即停止，并先保存检查点以便续训（0 表示不限时）。",
     "finetune.method": "全参数、LoRA 适配器（peft），或冻结部分参数。",

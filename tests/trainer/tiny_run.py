@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,8 @@ def torchrun(
     stop_after: int | None = None,
     grad_dump: str | None = None,
     timeout: int = 300,
+    record_load: bool = False,
+    dump_gathered: str | None = None,
 ) -> dict:
     """Run the loop under torchrun (gloo, CPU) through dist_worker.py; returns rank 0's result."""
     cfg_path = tmp / "run.json"
@@ -106,8 +109,27 @@ def torchrun(
         cmd += ["--stop-after", str(stop_after)]
     if grad_dump is not None:
         cmd += ["--grad-dump", grad_dump]
+    if record_load:
+        cmd += ["--record-load"]
+    if dump_gathered is not None:
+        cmd += ["--dump-gathered", dump_gathered]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "DS_ACCELERATOR": "cpu"}
-    p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    # own session: a timeout kills the ranks too (a hung collective would otherwise outlive the test)
+    p = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        stdout, stderr = p.communicate()
+        raise AssertionError(f"torchrun still running after {timeout} s (hung?):\n{stderr[-3000:]}") from None
     if p.returncode != 0:
-        raise AssertionError(f"torchrun failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-6000:]}")
+        raise AssertionError(f"torchrun failed ({p.returncode}):\n{stdout[-3000:]}\n{stderr[-6000:]}")
     return json.loads(result.read_text())
