@@ -31,6 +31,8 @@ from trainer.config import ConfigError, RunConfig, describe_fields
 
 MAX_PROCS = 64
 MAX_NODES = 1024
+# Directories that are never shared between machines: a multi-node run's directory must not be under one.
+NODE_LOCAL = (Path("/tmp"), Path("/dev/shm"))
 # Ids and version numbers are 32-bit Integer columns: a larger value is "not found" without a query, as
 # PostgreSQL would raise "out of range" for it (SQLite past 64 bits) instead of finding nothing.
 MAX_ID = 2**31 - 1
@@ -205,7 +207,7 @@ def _check_nodes(req: LaunchRequest) -> None:
     if not Path(req.hostfile).is_absolute():
         raise LaunchError("hostfile", f"{req.hostfile[:200]!r}: give an absolute path, as the worker sees it")
     runs_dir = get_settings().runs_dir.resolve()
-    if runs_dir.is_relative_to("/tmp"):
+    if any(runs_dir.is_relative_to(local) for local in NODE_LOCAL):
         raise LaunchError(
             "num_nodes",
             f"run directories are under {runs_dir}, which other nodes cannot see: set SFTLAB_DATA_DIR to a "
