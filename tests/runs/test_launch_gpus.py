@@ -144,3 +144,20 @@ def test_a_multi_node_run_directory_under_tmp_is_refused(gpu_queues, engine, pcl
     hostfile.write_text("node-a slots=8\nnode-b slots=8\n")
     err = launch_error(engine, pclue_dataset, queue="gpu-8", n_gpus=8, num_nodes=2, hostfile=str(hostfile))
     assert err.field == "num_nodes" and "filesystem every node shares" in err.message
+
+
+def test_the_estimate_counts_every_nodes_gpus(gpu_queues, pclue_dataset, engine):
+    from app.api.routes.launch import _estimate_args
+    from app.runs.form import LaunchForm
+
+    form = LaunchForm(
+        name="x",
+        train=[[pclue_dataset.dataset_id, 1]],
+        queue="gpu-8",
+        n_gpus="8",
+        num_nodes="2",
+        hostfile="/h",
+    )
+    with Session(engine) as s:
+        args = _estimate_args(s, gpu_queues, form, pclue_dataset.owner_id)
+    assert args["world"] == 16  # the batch is split over 2 nodes x 8 GPUs

@@ -8,7 +8,8 @@ import sys
 from app.core.config import Settings
 from worker.devices import Gpu, GpuAllocator, host_gpus, parse_smi, usable_gpus
 
-SMI = """GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-aaaa1111-0000)
+# GPU 0 is the line of a real H100 host; the MIG line is skipped.
+SMI = """GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-4667ea9b-4951-9301-07f5-4b2b950ce668)
 GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-bbbb2222-0000)
   MIG 1g.10gb     Device  0: (UUID: MIG-cccc)
 GPU 2: NVIDIA H100 80GB HBM3 (UUID: GPU-dddd3333-0000)
