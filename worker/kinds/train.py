@@ -216,10 +216,12 @@ def _set_stage(ctx: Context, text: str) -> None:
         conn.execute(update(Job).where(*ctx.execution.mine()).values(stage=text[:100]))
 
 
-def _job_running(engine: Engine, job_id: int) -> bool:
+def _job_holds(engine: Engine, job_id: int) -> bool:
+    """Whether a job may still be on its GPUs: running, or lost while its executor (alive, since the
+    allocator checks that first) may yet take it back."""
     with engine.connect() as conn:
         status = conn.execute(select(col(Job.status)).where(col(Job.id) == job_id)).scalar_one_or_none()
-    return status == JobStatus.running
+    return status in (JobStatus.running, JobStatus.lost)
 
 
 def wait_for_gpus(ctx: Context, *, count: int) -> list[int]:
@@ -237,7 +239,7 @@ def wait_for_gpus(ctx: Context, *, count: int) -> list[int]:
     waiting = ""
     while True:
         grant = held.acquire(
-            job_id=ctx.job_id, count=count, usable=usable, running=lambda j: _job_running(ctx.engine, j)
+            job_id=ctx.job_id, count=count, usable=usable, running=lambda j: _job_holds(ctx.engine, j)
         )
         if grant.ids:
             _set_stage(ctx, "")  # the wait, or the launch's "not reported yet" warning, is over
