@@ -3,7 +3,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint fmt model tokenizer bench migrate
+FLASH_ATTN_VERSION := 2.8.3.post2
+MAX_JOBS ?= 4
+
+.PHONY: run test lint fmt model tokenizer bench migrate gpu-deps gpu-host
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,3 +45,15 @@ bench: $(STAMP) model
 	$(PY) bench/datasets.py
 	$(PY) bench/trainer.py
 	$(PY) bench/runs.py
+
+# GPU hosts: flash-attn into .venv, compiled against its torch. MAX_JOBS bounds the compiler's parallelism
+# (each job takes several GB of memory). gpu-host comes first so a CPU box refuses before building .venv.
+gpu-deps: gpu-host $(STAMP)
+	$(PY) -c "import torch, sys; sys.exit(0 if torch.version.cuda else 'make gpu-deps: .venv has a CPU-only torch; install a CUDA build first')"
+	$(VENV)/bin/pip install -q ninja packaging wheel
+	MAX_JOBS=$(MAX_JOBS) $(VENV)/bin/pip install --no-build-isolation flash-attn==$(FLASH_ATTN_VERSION)
+
+gpu-host:
+	@command -v nvidia-smi >/dev/null 2>&1 || { \
+	  echo "make gpu-deps: nvidia-smi not found, so this is not a GPU host (flash-attn needs CUDA); nothing installed." >&2; \
+	  exit 1; }

@@ -34,18 +34,20 @@ def reap(now: datetime | None = None, *, settings: Settings | None = None) -> li
 
 
 class Presence:
-    """This worker's row in WorkerPresence: written at start and on every pass, removed at shutdown (under a
-    lock, so a pass running during the shutdown cannot write it back)."""
+    """This worker's row in WorkerPresence: written at start (with its GPUs) and on every pass, removed at
+    shutdown (under a lock, so a pass running during the shutdown cannot write it back)."""
 
     def __init__(self) -> None:
         self.name = ""
         self.queues: list[str] = []
         self._lock = threading.Lock()
 
-    def announce(self, engine: Engine, *, name: str, queues: list[str]) -> None:
+    def announce(
+        self, engine: Engine, *, name: str, queues: list[str], gpus: list[str] | None = None
+    ) -> None:
         with self._lock:
             self.name, self.queues = name, queues
-            record(engine, name=name, hostname=socket.gethostname(), queues=queues)
+            record(engine, name=name, hostname=socket.gethostname(), queues=queues, gpus=gpus or [])
 
     def beat(self, engine: Engine) -> None:
         with self._lock:

@@ -374,9 +374,7 @@ class Execution:
         try:
             result = self.spec.run(self.ctx)
         except Cancelled:
-            if self.cancel:
-                return Outcome(JobStatus.cancelled, "cancelled on request")
-            return Outcome(JobStatus.failed, self.spec.shutdown_error)
+            return self.stopped()
         except JobFailed as exc:
             return Outcome(JobStatus.failed, str(exc)[:4000])
         except Exception as exc:  # noqa: BLE001 - the job's own failure, recorded as its error
@@ -388,6 +386,12 @@ class Execution:
         return Outcome(JobStatus.succeeded, result=result)
 
     # -- both -------------------------------------------------------------------------------------------
+
+    def stopped(self) -> Outcome:
+        """The outcome of a job that stopped at a cancel check: cancelled, or failed by the shutdown."""
+        if self.cancel:
+            return Outcome(JobStatus.cancelled, "cancelled on request")
+        return Outcome(JobStatus.failed, self.spec.shutdown_error)
 
     def store(self, out: Outcome, rc: int | None, tail: str) -> bool:
         """Record the outcome, fenced on this task; False when another task holds the job."""
@@ -518,7 +522,14 @@ def execute(job_id: int, *, task_id: str = "", settings: Settings | None = None)
     ex = Execution(job, spec, settings, engine, task_id=task_id)
     try:
         ex.place()
-        cmd = spec.prepare(ex.ctx)
+        try:
+            cmd = spec.prepare(ex.ctx)
+        except Cancelled:  # a kind waiting in prepare (a run waiting for GPUs) was cancelled or shut down
+            ex.store(ex.stopped(), None, "")
+            return True
+        except JobFailed as exc:  # a kind's own refusal (a host without the GPUs asked for): its message
+            ex.store(Outcome(JobStatus.failed, str(exc)[:4000]), None, "")
+            return True
         if cmd is None:
             ex.store(ex.run_inline(), None, "")
         else:

@@ -26,18 +26,20 @@ def run_job(self: Any, job_id: int) -> None:
 
 @worker_ready.connect
 def on_start(sender: Any = None, **_: Any) -> None:
-    """Every worker reaps, and rings again for the queued jobs of its queues: a worker started after a
-    crash, or after the broker lost its messages, finds that work at once."""
+    """Every worker records its queues and GPUs, reaps, and rings again for the queued jobs of its queues:
+    a worker started after a crash, or after the broker lost its messages, finds that work at once."""
     from app.core.config import get_settings
     from app.core.db import get_engine
     from app.jobs.queue import resend_queued
+    from worker.devices import worker_gpus
     from worker.reaper import start
 
     settings = get_settings()
     task_consumer = getattr(sender, "task_consumer", None)  # the sender is the worker's consumer
     queues = [q.name for q in task_consumer.queues] if task_consumer is not None else None
     name = str(getattr(sender, "hostname", "") or socket.gethostname())
-    PRESENCE.announce(get_engine(settings), name=name, queues=queues or [])
+    gpus = [gpu.name for gpu in worker_gpus(settings)]
+    PRESENCE.announce(get_engine(settings), name=name, queues=queues or [], gpus=gpus)
     start(settings, presence=PRESENCE)
     resend_queued(get_engine(settings), settings=settings, queues=queues, force=True)
 

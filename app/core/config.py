@@ -92,6 +92,14 @@ class Settings(BaseSettings):
         "restart fails no request or job. Off saves that round trip per request (bench/load.py), and a "
         "connection the server dropped then fails whatever uses it at that moment.",
     )
+    fake_gpus: str = Field(
+        "",
+        description="Comma-separated GPU names a worker reports and hands out instead of asking nvidia-smi "
+        "(tests, demos of the GPU queues on a CPU machine); empty: detect.",
+    )
+    gpu_wait_interval: float = Field(
+        10.0, description="Seconds between two tries of a run waiting for free GPUs on its worker's host."
+    )
     trainer_threads: int = Field(
         0, description="OMP/torch threads per CPU trainer rank (0: torch's default)."
     )

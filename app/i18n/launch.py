@@ -36,6 +36,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Processes when training on CPU (with GPUs: one per GPU).",
         "zh": "CPU 训练时的进程数（使用 GPU 时每卡一个）。",
     },
+    "launch.num_nodes": {"en": "Nodes", "zh": "节点数"},
+    "launch.num_nodes_help": {
+        "en": "More than 1: DeepSpeed over the hostfile's first hosts, the GPUs above on each. The data "
+        "directory (run directories, checkpoints) must be on a filesystem every node shares.",
+        "zh": "大于 1 时：DeepSpeed 使用主机文件中的前几台主机，每台使用上面的 GPU 数。数据目录（训练目录、检查点）"
+        "必须位于所有节点共享的文件系统上。",
+    },
+    "launch.hostfile": {"en": "Hostfile", "zh": "主机文件"},
+    "launch.hostfile_help": {
+        "en": "Path on the worker; one 'hostname slots=N' line per node.",
+        "zh": "工作进程所在机器上的路径；每个节点一行“hostname slots=N”。",
+    },
     "launch.est.fix": {"en": "Fix in one click:", "zh": "一键修复："},
     "launch.problems.more": {"en": "and {n} more", "zh": "另有 {n} 个"},
     "launch.problems.csv": {"en": "download all (CSV)", "zh": "下载全部（CSV）"},

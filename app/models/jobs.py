@@ -94,11 +94,14 @@ class JobEvent(SQLModel, table=True):
     data: str = Field(sa_column=Column(Text, nullable=False))
 
 
-# A live Celery worker and the queues it serves, refreshed by its reaper thread; a queue no live worker
-# serves is said so on the launch form and on its queued runs' pages.
+# A live Celery worker, the queues it serves and its GPUs, refreshed by its reaper thread; a queue no live
+# worker serves is said so on the launch form and on its queued runs' pages, and a launch asking more GPUs
+# than that queue's workers have is refused.
 class WorkerPresence(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=200)  # the Celery node name, e.g. runs@host
     hostname: str = Field(default="", max_length=200)
     queues: str = Field(default="", max_length=2000)  # comma-separated
+    gpu_count: int = 0  # GPUs this worker may hand to runs (after its CUDA_VISIBLE_DEVICES)
+    gpu_names: str = Field(default="", max_length=2000)  # comma-separated, e.g. NVIDIA H100 80GB HBM3
     started_at: datetime = Field(default_factory=utcnow)
     seen_at: datetime = Field(default_factory=utcnow, index=True)

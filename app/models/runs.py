@@ -26,6 +26,8 @@ class Run(SQLModel, table=True):
     job_id: int = Field(foreign_key="job.id", unique=True)
     n_gpus: int = 0  # 0: CPU
     n_procs: int = 1  # ranks: GPUs, or CPU processes
+    num_nodes: int = 1  # > 1: a DeepSpeed multi-node run over the first num_nodes hosts of `hostfile`
+    hostfile: str = Field(default="", max_length=1000)  # a path on the worker; n_gpus is then per node
     base_model: str = Field(default="", max_length=1000)  # "" embedded; a path or hub id; "run:<id>/<ckpt>"
     parent_run_id: int | None = Field(default=None, foreign_key="run.id")  # cloned or continued from
     sweep_id: int | None = Field(default=None, foreign_key="sweep.id", index=True)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.runs.launch import LaunchRequest, field_of
+from app.runs.launch import MAX_NODES, LaunchRequest, field_of
 from trainer.config import ConfigError, RunConfig, describe_fields, embedded_default
 from trainer.data import DataError, parse_weight
 
@@ -117,6 +117,8 @@ class LaunchForm:
     queue: str = "cpu"
     n_gpus: str = "0"
     n_procs: str = "1"
+    num_nodes: str = "1"
+    hostfile: str = ""  # a DeepSpeed hostfile's path on the worker (several nodes)
     parent_run_id: int | None = None
 
     def value(self, name: str) -> str:
@@ -160,6 +162,8 @@ class LaunchForm:
             queue=str(raw.get("queue") or "cpu"),
             n_gpus=str(raw.get("n_gpus", "0")),
             n_procs=str(raw.get("n_procs", "1")),
+            num_nodes=str(raw.get("num_nodes", "1")),
+            hostfile=str(raw.get("hostfile") or ""),
             parent_run_id=parent if isinstance(parent, int) and not isinstance(parent, bool) else None,
         )
 
@@ -222,6 +226,8 @@ def parse_form(data: Mapping[str, Any], getlist: Any = None) -> LaunchForm:
         queue=get("queue"),
         n_gpus=get("n_gpus") or "0",
         n_procs=get("n_procs") or "1",
+        num_nodes=get("num_nodes") or "1",
+        hostfile=get("hostfile"),
         parent_run_id=parent,
     )
 
@@ -329,6 +335,11 @@ def to_request(
         errors["n_gpus"] = "a whole number of GPUs from 0 (CPU) to 64"
     if n_procs is None or not 1 <= n_procs <= 64:
         errors["n_procs"] = "a whole number of CPU ranks from 1 to 64"
+    num_nodes = _ints(form.num_nodes)
+    if num_nodes is None or not 1 <= num_nodes <= MAX_NODES:
+        errors["num_nodes"] = f"a whole number of nodes from 1 to {MAX_NODES}"
+    if len(form.hostfile) > 1000:
+        errors["hostfile"] = "at most 1000 characters"
     if not errors.keys() & FIELDS.keys() and "mix" not in errors:  # a typing error first, then the trainer's
         problem = check_config(config, has_eval_dataset=form.eval_dataset is not None)
         if problem is not None:
@@ -345,6 +356,8 @@ def to_request(
         queue=form.queue,
         n_gpus=n_gpus or 0,
         n_procs=(n_gpus or n_procs or 1),
+        num_nodes=num_nodes or 1,
+        hostfile=form.hostfile.strip(),
         form=form.to_json(),
         parent_run_id=form.parent_run_id,
         sweep_id=sweep_id,

@@ -23,11 +23,16 @@ from app.datasets.catalog import without_reference
 from app.datasets.versions import select_version
 from app.jobs.lifecycle import new_job
 from app.jobs.queue import enqueue_or_fail
+from app.jobs.workers import queue_gpu_counts
 from app.models import Dataset, DatasetKind, JobKind, Run, RunDataset, VersionStatus
+from app.runs.hostfile import HostfileError, check_nodes, read_hostfile
 from app.runs.rundir import EVAL_FILE, TRAIN_FILE, resolve_checkpoint, run_dir_for
 from trainer.config import ConfigError, RunConfig, describe_fields
 
 MAX_PROCS = 64
+MAX_NODES = 1024
+# Directories that are never shared between machines: a multi-node run's directory must not be under one.
+NODE_LOCAL = (Path("/tmp"), Path("/dev/shm"))
 # Ids and version numbers are 32-bit Integer columns: a larger value is "not found" without a query, as
 # PostgreSQL would raise "out of range" for it (SQLite past 64 bits) instead of finding nothing.
 MAX_ID = 2**31 - 1
@@ -44,6 +49,8 @@ class LaunchRequest:
     queue: str = "cpu"
     n_gpus: int = 0  # 0 = CPU
     n_procs: int = 1  # CPU ranks (n_gpus > 0: ranks = n_gpus)
+    num_nodes: int = 1  # > 1: over the hostfile's first num_nodes hosts, n_gpus on each
+    hostfile: str = ""  # DeepSpeed hostfile, a path as the worker sees it
     form: dict = field(default_factory=dict)  # stored as form_json for clone
     parent_run_id: int | None = None
     sweep_id: int | None = None
@@ -166,6 +173,53 @@ def _check_resources(req: LaunchRequest) -> None:
         raise LaunchError("n_procs", f"CPU processes must be between 1 and {MAX_PROCS}, got {req.n_procs}")
 
 
+def _check_gpus(session: Session, req: LaunchRequest) -> str:
+    """Refuse GPUs the queue's live workers do not have; "" or a warning when no worker reported yet.
+
+    Only one-host runs: a multi-node run's GPUs are the hostfile's, which _check_nodes checks.
+    """
+    if req.n_gpus == 0 or req.num_nodes > 1:
+        return ""
+    counts = queue_gpu_counts(session, req.queue)
+    if not counts:
+        # A fresh start: refusing would block every launch until a worker is up. The worker checks again.
+        return f"no worker of queue {req.queue} has reported its GPUs yet; the worker checks them at start"
+    if max(counts) == 0:
+        raise LaunchError(
+            "n_gpus",
+            f"queue {req.queue} has no worker with GPUs: launch on a GPU queue, or with 0 GPUs (CPU)",
+        )
+    if req.n_gpus > max(counts):
+        raise LaunchError("n_gpus", f"queue {req.queue} has workers with at most {max(counts)} GPUs")
+    return ""
+
+
+def _check_nodes(req: LaunchRequest) -> None:
+    """A multi-node run: a hostfile with enough hosts and slots, and a run directory every node can reach."""
+    if not 1 <= req.num_nodes <= MAX_NODES:
+        raise LaunchError("num_nodes", f"nodes must be between 1 and {MAX_NODES}, got {req.num_nodes}")
+    if req.num_nodes == 1 and not req.hostfile:
+        return
+    if req.n_gpus == 0:
+        raise LaunchError("n_gpus", "a run over several nodes trains on GPUs: give the GPUs per node")
+    if not req.hostfile:
+        raise LaunchError("hostfile", "a run over several nodes needs a hostfile (its path on the worker)")
+    if not Path(req.hostfile).is_absolute():
+        raise LaunchError("hostfile", f"{req.hostfile[:200]!r}: give an absolute path, as the worker sees it")
+    runs_dir = get_settings().runs_dir.resolve()
+    if any(runs_dir.is_relative_to(local) for local in NODE_LOCAL):
+        raise LaunchError(
+            "num_nodes",
+            f"run directories are under {runs_dir}, which other nodes cannot see: set SFTLAB_DATA_DIR to a "
+            "filesystem every node shares",
+        )
+    if Path(req.hostfile).exists():  # else it exists on the worker only, which checks it at start
+        try:
+            check_nodes(read_hostfile(req.hostfile), num_nodes=req.num_nodes, n_gpus=req.n_gpus)
+        except HostfileError as exc:
+            raise LaunchError("hostfile", str(exc)) from None
+
+
 def _resolved_config(raw: dict, *, run_dir: str, has_eval: bool, model_path: str) -> dict:
     if not isinstance(raw, dict):
         raise LaunchError("config", "the trainer config must be an object")
@@ -207,6 +261,8 @@ def create_run(session: Session, req: LaunchRequest) -> Run:
     if eval_pair is not None:
         _check_references(session, eval_pair)
     _check_resources(req)
+    _check_nodes(req)
+    warning = _check_gpus(session, req)
     parent = req.parent_run_id
     if parent is not None and (not 0 < parent <= MAX_ID or session.get(Run, parent) is None):
         raise LaunchError("parent_run_id", f"run {parent} (the run this one is cloned from) does not exist")
@@ -217,12 +273,15 @@ def create_run(session: Session, req: LaunchRequest) -> Run:
         session, kind=JobKind.train, owner_id=req.owner_id, queue=req.queue, title=name, unit="steps"
     )
     assert job.id is not None
+    job.stage = warning[:100]
     run = Run(
         name=name,
         owner_id=req.owner_id,
         job_id=job.id,
         n_gpus=req.n_gpus,
         n_procs=req.n_gpus if req.n_gpus > 0 else req.n_procs,
+        num_nodes=req.num_nodes,
+        hostfile=req.hostfile,
         base_model=req.base_model.strip(),
         parent_run_id=req.parent_run_id,
         sweep_id=req.sweep_id,

@@ -35,7 +35,7 @@ def from_api(body: Any, *, queue: str) -> LaunchForm:
 
     {"name", "datasets": [{"dataset_id", "version"}], "eval_dataset"?, "base_model"?, "config"?: a partial
     nested trainer config over the embedded_default preset, "mix"? (or config.data.mix), "queue"?,
-    "n_gpus"?, "n_procs"?, "parent_run_id"?}
+    "n_gpus"?, "n_procs"?, "num_nodes"?, "hostfile"?, "parent_run_id"?}
     """
     if not isinstance(body, dict):
         raise FormError({"form": "expected a JSON object"})
@@ -73,6 +73,8 @@ def from_api(body: Any, *, queue: str) -> LaunchForm:
         queue=str(body.get("queue") or queue),
         n_gpus=text_of(body.get("n_gpus", 0)),
         n_procs=text_of(body.get("n_procs", 1)),
+        num_nodes=text_of(body.get("num_nodes", 1)),
+        hostfile=text_of(body.get("hostfile") or ""),
         parent_run_id=parent if isinstance(parent, int) and not isinstance(parent, bool) else None,
     )
 

@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from worker.train_command import REPO, build_command
 
 BASE = {"PATH": "/usr/bin", "PYTHONPATH": "/extra"}
@@ -28,21 +30,47 @@ def test_cpu_ranks_go_through_torchrun_with_capped_threads():
     assert cmd.env["PYTHONPATH"] == str(REPO)
 
 
-def test_gpus_go_through_deepspeed_and_keep_the_devices_visible():
+def test_gpus_go_through_deepspeed_on_the_allocated_devices_only():
     cmd = build_command(
-        config_path="/r/run.json", n_gpus=8, n_procs=1, python="/py", master_port=29611, base_env={}
-    )
+        config_path="/r/run.json", n_gpus=2, n_procs=1, python="/py", master_port=29611,
+        base_env={"CUDA_VISIBLE_DEVICES": "1,3"}, gpu_ids=[1, 3],
+    )  # fmt: skip
     assert cmd.argv == [
-        "/py", "-m", "deepspeed.launcher.runner", "--num_gpus", "8", "--master_port", "29611",
+        "/py", "-m", "deepspeed.launcher.runner", "--include", "localhost:1,3", "--master_port", "29611",
         "--module", "trainer.train", "--config", "/r/run.json",
     ]  # fmt: skip
+    assert "--num_gpus" not in cmd.argv  # it takes 0..N-1 whatever another run holds
+    # The ids are physical: the worker's own restriction would make DeepSpeed count them differently.
     assert "CUDA_VISIBLE_DEVICES" not in cmd.env and "DS_ACCELERATOR" not in cmd.env
+
+
+def test_a_gpu_run_without_its_device_ids_is_refused():
+    with pytest.raises(ValueError, match="2 GPUs needs as many device ids"):
+        build_command(config_path="/r/run.json", n_gpus=2, n_procs=1, python="/py", gpu_ids=[0], base_env={})
+
+
+def test_several_nodes_go_through_the_hostfile():
+    cmd = build_command(
+        config_path="/shared/runs/4/run.json", n_gpus=8, n_procs=1, python="/py", master_port=29700,
+        base_env={}, hostfile="/shared/hostfile", num_nodes=2, master_addr="node-a",
+    )  # fmt: skip
+    assert cmd.argv == [
+        "/py", "-m", "deepspeed.launcher.runner", "--hostfile", "/shared/hostfile", "--num_nodes", "2",
+        "--num_gpus", "8", "--master_addr", "node-a", "--master_port", "29700",
+        "--module", "trainer.train", "--config", "/shared/runs/4/run.json",
+    ]  # fmt: skip
+    assert cmd.cwd == "/shared/runs/4"
 
 
 def test_every_command_names_the_config_the_reaper_looks_for():
     for gpus, procs in [(0, 1), (0, 2), (2, 2)]:
         cmd = build_command(
-            config_path="/r/7/run.json", n_gpus=gpus, n_procs=procs, python="/py", base_env={}
+            config_path="/r/7/run.json",
+            n_gpus=gpus,
+            n_procs=procs,
+            python="/py",
+            base_env={},
+            gpu_ids=list(range(gpus)),
         )
         assert "/r/7/run.json" in cmd.argv
 
@@ -73,7 +101,12 @@ def test_the_trainer_gets_no_secret_key_database_or_broker():
     }
     for gpus, procs in ((0, 1), (0, 2), (2, 1)):
         env = build_command(
-            config_path="/r/run.json", n_gpus=gpus, n_procs=procs, python="/py", base_env=base
+            config_path="/r/run.json",
+            n_gpus=gpus,
+            n_procs=procs,
+            python="/py",
+            base_env=base,
+            gpu_ids=list(range(gpus)),
         ).env
         assert {k for k in base if k in env} == {"PATH", "SFTLAB_MODEL_DIR", "HF_HOME"}
 

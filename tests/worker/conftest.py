@@ -63,6 +63,7 @@ class Workers:
     def __init__(self, tmp: Path, data_dir: Path):
         self.tmp, self.data_dir = tmp, data_dir
         self.procs: list[subprocess.Popen] = []
+        self.extra_env: dict[str, str] = {}  # more SFTLAB_* settings for the workers a test starts
 
     def env(self, broker_url: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
@@ -74,6 +75,7 @@ class Workers:
             PYTHONPATH=str(REPO),
             **FAST_WORKER,
         )
+        env.update(self.extra_env)
         return env
 
     def start(self, queue: str, broker_url: str = "") -> subprocess.Popen:

@@ -6,6 +6,11 @@ config the trainer gets, which every process of the run names on its command lin
 trainer's own metrics.jsonl, config.json, data_samples.jsonl and checkpoints/.
 
 Success is exit code 0 *and* a `done` event: a trainer that exits 0 without finishing did not succeed.
+
+A GPU run on one host waits, heartbeating and cancellable, until the host's allocator (worker.devices)
+gives it n_gpus devices that no other run holds, with its stage saying so ("waiting for 2 GPUs (1 free)");
+a host with fewer GPUs than asked fails the run at once, as waiting could never end. A multi-node run
+checks its hostfile here, on the worker, whose view of the path is the one the launcher uses.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,11 +32,13 @@ from sqlmodel import Session, col, select
 from app.core.config import Settings
 from app.models import Job, JobStatus, Run, RunDataset, RunEvent
 from app.runs import curves, series, series_store
+from app.runs.hostfile import HostfileError, check_nodes, read_hostfile
 from app.runs.rundir import EVAL_FILE, LOG_FILE, METRICS_FILE, RUN_JSON, TRAIN_FILE, export_versions
 from app.runs.series_store import REFRESH_EVERY
+from worker.devices import allocator, worker_gpus
 from worker.kinds import register
 from worker.processes import free_port
-from worker.runner import Command, Context, JobKindSpec, Outcome, failure_reason
+from worker.runner import Command, Context, JobFailed, JobKindSpec, Outcome, failure_reason
 from worker.tailer import Line, Tailer, as_float
 from worker.train_command import build_command
 
@@ -201,6 +210,65 @@ def execute_run(run_id: int, *, task_id: str = "") -> bool:
     return execute(job_id, task_id=task_id)
 
 
+def _set_stage(ctx: Context, text: str) -> None:
+    # Not ctx.progress: that resets progress_done, which a resumed run's tailer reads back as its step.
+    with ctx.engine.begin() as conn:
+        conn.execute(update(Job).where(*ctx.execution.mine()).values(stage=text[:100]))
+
+
+def _job_holds(engine: Engine, job_id: int) -> bool:
+    """Whether a job may still be on its GPUs: running, or lost while its executor (alive, since the
+    allocator checks that first) may yet take it back."""
+    with engine.connect() as conn:
+        status = conn.execute(select(col(Job.status)).where(col(Job.id) == job_id)).scalar_one_or_none()
+    return status in (JobStatus.running, JobStatus.lost)
+
+
+def wait_for_gpus(ctx: Context, *, count: int) -> list[int]:
+    """Physical ids of `count` GPUs of this host held for the job, once free; JobFailed if there never will be."""
+    gpus = worker_gpus(ctx.settings)
+    if len(gpus) < count:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        why = f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""
+        raise JobFailed(
+            f"the run needs {count} GPUs but worker host {socket.gethostname()} has {len(gpus)}{why}; "
+            "launch it on a queue whose workers have enough"
+        )
+    usable = [gpu.index for gpu in gpus]
+    held = allocator(ctx.settings)
+    waiting = ""
+    while True:
+        grant = held.acquire(
+            job_id=ctx.job_id, count=count, usable=usable, running=lambda j: _job_holds(ctx.engine, j)
+        )
+        if grant.ids:
+            _set_stage(ctx, "")  # the wait, or the launch's "not reported yet" warning, is over
+            log.info("job %s: GPUs %s", ctx.job_id, grant.ids)
+            return grant.ids
+        stage = f"waiting for {count} GPUs ({grant.free} free)"
+        if stage != waiting:
+            _set_stage(ctx, stage)
+            waiting = stage
+        until = time.monotonic() + ctx.settings.gpu_wait_interval
+        while time.monotonic() < until:
+            ctx.check()  # heartbeats, and raises Cancelled on cancel or shutdown
+            time.sleep(min(0.5, ctx.settings.gpu_wait_interval))
+
+
+def placement(ctx: Context, run: Run) -> dict[str, Any]:
+    """build_command's device arguments for this run: GPU ids on this host, or the hostfile's nodes."""
+    if run.n_gpus == 0:
+        return {}
+    if run.hostfile:
+        try:
+            hosts = read_hostfile(run.hostfile)
+            check_nodes(hosts, num_nodes=run.num_nodes, n_gpus=run.n_gpus)
+        except HostfileError as exc:
+            raise JobFailed(str(exc)) from None
+        return {"hostfile": run.hostfile, "num_nodes": run.num_nodes, "master_addr": hosts[0].name}
+    return {"gpu_ids": wait_for_gpus(ctx, count=run.n_gpus)}
+
+
 class Train(JobKindSpec):
     kind = "train"
     log_name = LOG_FILE
@@ -223,6 +291,7 @@ class Train(JobKindSpec):
             ).all()
         train = sorted((d, v) for d, v, role in links if role == "train")
         evals = [(d, v) for d, v, role in links if role == "eval"]
+        devices = placement(ctx, run)  # first: a run that cannot start exports nothing
         root = prepare_run_dir(
             run,
             engine=ctx.engine,
@@ -237,6 +306,7 @@ class Train(JobKindSpec):
             python=sys.executable,
             threads=ctx.settings.trainer_threads,
             master_port=free_port(),
+            **devices,
         )
         return Command(cmd.argv, cmd.env, cmd.cwd, marker=str(root / RUN_JSON))
 
@@ -247,6 +317,8 @@ class Train(JobKindSpec):
 
     def outcome(self, ctx: Context, rc: int, tail: str) -> Outcome:
         run = run_of(ctx.engine, ctx.job_id)
+        if run.n_gpus > 0 and not run.hostfile:
+            allocator(ctx.settings).release(ctx.job_id)
         with ctx.engine.connect() as conn:
             kinds = dict(
                 conn.execute(

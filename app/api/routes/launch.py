@@ -160,7 +160,7 @@ def _estimate_args(session: Session, settings: Settings, form: LaunchForm, owner
         "eval_dataset": req.eval_dataset,
         "model_path": launching.resolve_base_model(session, req.base_model),
         "tokenizer_dir": settings.model_dir,
-        "world": max(req.n_gpus, req.n_procs, 1),
+        "world": max(req.n_gpus * req.num_nodes, req.n_procs, 1),  # n_gpus is per node
     }
 
 
