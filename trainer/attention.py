@@ -18,7 +18,6 @@ for flash-attn.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 from functools import lru_cache
 from typing import Any
@@ -32,19 +31,27 @@ FLASH_DTYPES = (torch.float16, torch.bfloat16)
 _SDPA_COST = "block-diagonal [B,1,L,L] mask: correct, but O(L^2) memory and no flash kernel"
 
 
-def flash_attn_installed() -> bool:
-    return importlib.util.find_spec("flash_attn") is not None
+def _imports(module: str) -> bool:
+    # an import, not find_spec: a flash-attn wheel built for another torch is found but fails to load
+    try:
+        importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - ImportError, or an undefined symbol raised as OSError/RuntimeError
+        return False
+    return True
+
+
+def _ampere_or_newer(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+def flash_attn_available(device: torch.device) -> bool:
+    """flash-attn imports and the device runs it (CUDA, compute capability 8.0+)."""
+    return _ampere_or_newer(device) and _imports("flash_attn")
 
 
 def torch_varlen_available(device: torch.device) -> bool:
     """torch has ``nn.attention.varlen`` and the device runs its flash kernel (CUDA, compute capability 8.0+)."""
-    if device.type != "cuda":
-        return False
-    try:
-        importlib.import_module("torch.nn.attention.varlen")
-    except ImportError:
-        return False
-    return torch.cuda.get_device_capability(device) >= (8, 0)
+    return _ampere_or_newer(device) and _imports("torch.nn.attention.varlen")
 
 
 def resolve_attention(
@@ -52,7 +59,7 @@ def resolve_attention(
 ) -> tuple[str, list[str]]:
     """The transformers ``attn_implementation`` for ``requested`` on ``device``, and fallback warnings.
 
-    "auto": on CUDA with bf16/fp16, flash_attention_2 when flash-attn is installed, else torch's varlen
+    "auto": on CUDA with bf16/fp16, flash_attention_2 when flash-attn imports, else torch's varlen
     kernel (``HF_VARLEN``) when the device supports it, else SDPA with a warning; fp32 and CPU get SDPA
     (flash kernels take only fp16/bf16). An explicit flash_attention_2 without flash-attn falls back the
     same way, with a warning instead of an ImportError at load time.
@@ -67,13 +74,15 @@ def resolve_attention(
             )
         return "sdpa", warnings
     if precision == "fp32":
-        # validate() refuses explicit flash/varlen with fp32; only "auto" gets here
-        return "sdpa", [f"attn_implementation=auto with precision=fp32: sdpa ({_SDPA_COST})"]
+        # validate() refuses explicit flash/varlen with fp32: "auto" is what normally gets here
+        return "sdpa", [f"attn_implementation={requested} with precision=fp32: sdpa ({_SDPA_COST})"]
     if requested in ("auto", "flash_attention_2"):
-        if flash_attn_installed():
+        if flash_attn_available(device):
             return "flash_attention_2", []
         if requested == "flash_attention_2":
-            warnings.append("attn_implementation=flash_attention_2 but flash_attn is not installed")
+            warnings.append(
+                "attn_implementation=flash_attention_2 but flash_attn is not installed for this device"
+            )
     if dropout == 0.0 and torch_varlen_available(device):
         if warnings:
             warnings[-1] += "; using torch's varlen flash kernel instead"

@@ -113,7 +113,7 @@ def fake_cuda(monkeypatch):
     """A pretend CUDA device: set which kernels exist with ``fake_cuda(flash=..., varlen=...)``."""
 
     def setup(*, flash: bool, varlen: bool):
-        monkeypatch.setattr(attention, "flash_attn_installed", lambda: flash)
+        monkeypatch.setattr(attention, "flash_attn_available", lambda device: flash)
         monkeypatch.setattr(attention, "torch_varlen_available", lambda device: varlen)
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA T4")
 
@@ -156,3 +156,18 @@ def test_torch_varlen_needs_ampere(monkeypatch, capability, expected):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     assert attention.torch_varlen_available(CUDA) is expected
     assert attention.torch_varlen_available(CPU) is False
+
+
+def test_flash_attn_must_import_not_just_exist(monkeypatch):
+    """A flash-attn wheel built for another torch is found on disk but fails to load: not available."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    real = attention.importlib.import_module
+
+    def broken(name, *a):
+        if name == "flash_attn":
+            raise OSError("flash_attn_2_cuda.so: undefined symbol")
+        return real(name, *a)
+
+    monkeypatch.setattr(attention.importlib, "import_module", broken)
+    assert attention.flash_attn_available(CUDA) is False
+    assert attention.torch_varlen_available(CUDA) is True
