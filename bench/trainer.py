@@ -1,8 +1,9 @@
-"""sftlab's trainer against TRL's SFTTrainer, side by side in one run on CPU.
+"""sftlab's trainer against TRL's SFTTrainer, side by side in one run on CPU (or one GPU with --gpu).
 
     python bench/trainer.py                       # defaults: --steps 5 --batch 8 --repeats 2, ~10 min on 2 cores
     python bench/trainer.py --steps 4 --repeats 1 # quicker
     python bench/trainer.py --skip-trl            # sftlab only
+    python bench/trainer.py --gpu                 # bf16 on one CUDA GPU: see bench/trainer_gpu.py
 
 Same random Llama (4 layers, hidden 256, SmolLM2 tokenizer), same pCLUE + BELLE messages (BELLE rows with an
 empty std_answer are skipped and counted), max_seq_len 1024, fp32, the same number of optimizer steps and the
@@ -36,9 +37,9 @@ SHARED = REPO.parent / "shared" / "data"
 OUT = REPO / "bench" / "out"
 
 
-def load_messages() -> tuple[list[dict], dict]:
+def load_messages(data_dir: Path = SHARED) -> tuple[list[dict], dict]:
     rows, skipped = [], 0
-    with open(SHARED / "pclue_train_9.jsonl", encoding="utf-8") as fh:
+    with open(data_dir / "pclue_train_9.jsonl", encoding="utf-8") as fh:
         for line in fh:
             r = json.loads(line)
             rows.append(
@@ -52,7 +53,7 @@ def load_messages() -> tuple[list[dict], dict]:
                 }
             )
     n_pclue = len(rows)
-    with open(SHARED / "belle_eval_set.json", encoding="utf-8") as fh:
+    with open(data_dir / "belle_eval_set.json", encoding="utf-8") as fh:
         for line in fh:
             if not line.strip():
                 continue
@@ -216,7 +217,8 @@ def bench_ablation(tokenized: list, model_dir: Path, pad_id: int, args) -> tuple
             "step_s": sum(st["secs"][1:]) / max(len(st["secs"]) - 1, 1),
         }
     last = state[variants[-1][0]]
-    overhead = 100 * sum(last["book"][1:]) / sum(last["secs"][1:])
+    skip = 1 if len(last["secs"]) > 1 else 0  # the first step is warm-up, unless it is the only one
+    overhead = 100 * sum(last["book"][skip:]) / sum(last["secs"][skip:])
     return results, overhead
 
 
@@ -341,20 +343,46 @@ def trl_assistant_only_probe(rows: list[dict], model_dir: Path, args) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=5, help="optimizer steps per contender (first is warm-up)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimizer steps per contender (CPU: 5, first is warm-up; GPU: 30)",
+    )
     # 8 is TRL's (transformers') shipped per_device_train_batch_size: "TRL as it ships" in the issue.
     ap.add_argument("--batch", type=int, default=8, help="rows (bins or samples) per step, every contender")
     ap.add_argument(
         "--repeats", type=int, default=2, help="rounds over the contenders; the best round counts"
     )
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
-    ap.add_argument("--max-seq-len", type=int, default=1024)
+    ap.add_argument("--max-seq-len", type=int, default=None, help="CPU: 1024; GPU: 2048")
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--skip-trl", action="store_true")
+    ap.add_argument(
+        "--gpu", action="store_true", help="bf16 on one CUDA GPU, 0.5B-class model (bench/trainer_gpu.py)"
+    )
+    ap.add_argument("--data-dir", type=Path, default=SHARED, help="folder of the pCLUE and BELLE files")
+    ap.add_argument(
+        "--model-dir", default="", help="--gpu: a real HF model directory instead of random weights"
+    )
+    ap.add_argument("--warmup", type=int, default=5, help="--gpu: steps excluded from the rates")
     args = ap.parse_args()
+    if args.gpu and not torch.cuda.is_available():
+        print("bench/trainer.py --gpu: no CUDA device (torch.cuda.is_available() is False)", file=sys.stderr)
+        return 2
+    args.steps = args.steps or (30 if args.gpu else 5)
+    args.max_seq_len = args.max_seq_len or (2048 if args.gpu else 1024)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.gpu:
+        from transformers.utils import logging as hf_logging
+
+        from bench.trainer_gpu import main as gpu_main
+
+        hf_logging.set_verbosity_error()
+        rows, source_counts = load_messages(args.data_dir)
+        return gpu_main(args, rows, source_counts, OUT)
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -365,7 +393,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    rows, source_counts = load_messages()
+    rows, source_counts = load_messages(args.data_dir)
     data_file = OUT / "bench_messages.jsonl"
     data_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     tok_dir = ensure_tokenizer()

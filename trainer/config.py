@@ -42,9 +42,11 @@ class ModelConfig:
         " checkpoints carry it). Empty: the tokenizer's template.",
     )
     attn_implementation: str = _f(
-        "sdpa",
-        help="Attention kernel: sdpa (block-diagonal mask, CPU) or flash_attention_2 (varlen, GPU).",
-        choices=("sdpa", "flash_attention_2", "eager"),
+        "auto",
+        help="Attention kernel. auto: on a GPU with bf16, flash_attention_2 if installed, else torch's varlen"
+        " kernel, else sdpa; sdpa on CPU and with fp32. sdpa/eager: block-diagonal mask (O(L²) memory);"
+        " flash_attention_2/varlen: GPU, bf16/fp16 only.",
+        choices=("auto", "sdpa", "eager", "flash_attention_2", "varlen"),
     )
 
 
@@ -320,6 +322,9 @@ def _template_text(model_dir: Path) -> str | None:
     return None
 
 
+# Attention kernels that take only fp16/bf16 inputs.
+FLASH_ONLY = ("flash_attention_2", "varlen")
+
 UPPER_BOUNDS = {
     "train.epochs": 100,
     "train.per_device_batch": 1024,
@@ -416,6 +421,13 @@ def validate(cfg: RunConfig, *, check_files: bool = True) -> None:
     if t.precision == "fp16" and ds.zero_stage == 0:
         # without a ZeRO optimizer DeepSpeed may step with an unscaled fp16 loss (underflowing gradients)
         raise ConfigError("train.precision=fp16 needs deepspeed.zero_stage>=1; use bf16, or ZeRO stage 1-3")
+    attn = cfg.model.attn_implementation
+    if attn in FLASH_ONLY and t.precision == "fp32":
+        raise ConfigError(
+            f"model.attn_implementation={attn} needs train.precision bf16 or fp16 (flash kernels take no fp32)"
+        )
+    if attn == "varlen" and t.dropout > 0:
+        raise ConfigError("model.attn_implementation=varlen has no attention dropout: set train.dropout=0")
     if not cfg.output_dir:
         raise ConfigError("missing field output_dir: the run directory")
     if not check_files:

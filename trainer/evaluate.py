@@ -8,6 +8,7 @@ in each forward. The reported loss is token-weighted over all supervised eval to
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -25,8 +26,17 @@ def eval_rows(plan: BinPlan, rank: int, world: int) -> list[list[list[int]]]:
 
 @torch.no_grad()
 def evaluate(
-    module: Any, plan: BinPlan, data: Any, *, rank: int, device: torch.device, chunk_size: int = 4096
+    module: Any,
+    plan: BinPlan,
+    data: Any,
+    *,
+    rank: int,
+    device: torch.device,
+    chunk_size: int = 4096,
+    amp: AbstractContextManager | None = None,
 ) -> dict:
+    """Eval loss and channels; ``amp`` is training's autocast (``trainer.model.autocast``), so eval runs at
+    the precision training does and flash kernels, which take no fp32, get bf16 inputs."""
     from trainer.channels import ChannelAccumulator
     from trainer.loss import supervised_token_losses
 
@@ -37,7 +47,8 @@ def evaluate(
     try:
         for rows in eval_rows(plan, rank, world):
             batch = build_batch(data, data.eval, rows, device)
-            tl = supervised_token_losses(module, batch, chunk_size=chunk_size)
+            with amp if amp is not None else nullcontext():
+                tl = supervised_token_losses(module, batch, chunk_size=chunk_size)
             acc.add(tl, batch)
         channels = acc.reduce(dist_.all_reduce_sum if dist_.is_on() else None)
     finally:

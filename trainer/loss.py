@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from trainer.attention import uses_varlen
 from trainer.collate import IGNORE
 
 Mode = Literal["token", "sample", "task"]
@@ -73,17 +74,6 @@ def block_causal_mask(sample_idx: torch.Tensor) -> torch.Tensor:
     return (same & causal)[:, None, :, :]
 
 
-def _use_flash(model, device: torch.device) -> bool:
-    impl = getattr(model.config, "_attn_implementation", "") or ""
-    if device.type != "cuda" or not impl.startswith("flash_attention"):
-        return False
-    try:
-        import flash_attn  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _cu_seqlens(batch: dict, L: int, device) -> tuple[torch.Tensor, int]:
     """Cumulative sequence starts of the flattened batch: each sample, then each row's padding."""
     lens: list[int] = []
@@ -102,9 +92,9 @@ def backbone_hidden_states(model, batch: dict) -> torch.Tensor:
     backbone = hf.get_decoder()
     input_ids, position_ids = batch["input_ids"], batch["position_ids"]
     B, L = input_ids.shape
-    if _use_flash(hf, input_ids.device):
-        # Varlen flash-attention: one flattened row, explicit sequence boundaries, no mask (GPU only;
-        # this path cannot run on the CPU test machines and is guarded by _use_flash).
+    if uses_varlen(hf):
+        # A varlen kernel (flash-attn, or torch's through trainer.attention): one flattened row,
+        # explicit sequence boundaries, no mask.
         cu, max_len = _cu_seqlens(batch, L, input_ids.device)
         out = backbone(
             input_ids=input_ids.reshape(1, B * L),

@@ -9,6 +9,7 @@ or freezing chosen parts (embeddings, attention, MLP, the first N decoder layers
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,30 @@ def load_tokenizer(cfg: RunConfig, model_dir: str):
     return tok
 
 
-def load_base_model(cfg: RunConfig, model_dir: str):
-    """Master weights stay fp32 on CPU and under DeepSpeed bf16/fp16 (it keeps its own fp32 copy)."""
+def autocast(precision: str, device: torch.device, *, engine: bool) -> AbstractContextManager:
+    """The autocast every forward runs under, training and eval alike.
+
+    bf16 without DeepSpeed keeps fp32 master weights and autocasts the matmuls; a DeepSpeed engine holds
+    bf16/fp16 weights itself. Eval must use the same context: flash kernels take no fp32 inputs.
+    """
+    if precision == "bf16" and not engine:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def load_base_model(cfg: RunConfig, model_dir: str, attn_implementation: str = "sdpa"):
+    """Master weights stay fp32 on CPU and under DeepSpeed bf16/fp16 (it keeps its own fp32 copy).
+
+    ``attn_implementation`` is a transformers name, resolved from the config by
+    ``trainer.attention.resolve_attention``.
+    """
     from transformers import AutoModelForCausalLM
 
+    from trainer.attention import register
+
+    register()
     model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=torch.float32, attn_implementation=cfg.model.attn_implementation
+        model_dir, dtype=torch.float32, attn_implementation=attn_implementation
     )
     set_dropout(model, cfg.train.dropout)
     if cfg.train.gradient_checkpointing:
@@ -109,11 +128,11 @@ def apply_lora(model: Any, ft: FinetuneConfig):
     return get_peft_model(model, lcfg)
 
 
-def build_model(cfg: RunConfig, model_dir: str) -> Any:
+def build_model(cfg: RunConfig, model_dir: str, *, attn_implementation: str = "sdpa") -> Any:
     """The base model with the finetune method applied (load the tokenizer and data first: they fail faster)."""
     if not Path(model_dir).exists() and cfg.model.path.startswith(("/", ".", "~")):
         raise FileNotFoundError(f"model.path {model_dir} does not exist")
-    model = load_base_model(cfg, model_dir)
+    model = load_base_model(cfg, model_dir, attn_implementation)
     ft = cfg.finetune
     if ft.method == "lora":
         model = apply_lora(model, ft)

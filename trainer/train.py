@@ -20,7 +20,6 @@ import argparse
 import json
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,35 +27,17 @@ import torch
 
 from trainer import checkpoint as ckpt
 from trainer import distributed as dist_
+from trainer.attention import resolve_attention
 from trainer.config import ConfigError, RunConfig
 from trainer.data import PROBLEMS_FILE, write_problems
 from trainer.evaluate import evaluate
 from trainer.layout import CHAT_TEMPLATE_COPY
 from trainer.metrics import MetricsWriter, NonFiniteLoss, RisingEvalLoss, StepDropDetector, check_finite
-from trainer.model import build_model, count_params, load_tokenizer, resolve_model_dir
+from trainer.model import autocast, build_model, count_params, load_tokenizer, resolve_model_dir
 from trainer.optim import LRSchedule, build_optimizer, param_groups
+from trainer.peaks import peak_flops
 from trainer.plan import BinPlan, build_plan, load_data, micro_batches
 from trainer.render import check_template
-
-# Peak dense FLOP/s per device for MFU when metrics.peak_flops is 0 (bf16 tensor cores).
-GPU_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
-
-
-def peak_flops(cfg: RunConfig, device: torch.device) -> tuple[float, str]:
-    """The device's peak FLOP/s for MFU and where it comes from; 0 when it is not known.
-
-    MFU against a guessed peak is a number that looks precise and is not (a CPU's depends on its vector
-    units, clock and threads), so without a configured or table value no MFU is reported at all.
-    """
-    if cfg.metrics.peak_flops > 0:
-        return cfg.metrics.peak_flops, "config"
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, value in GPU_PEAK.items():
-            if key in name:
-                return value, name
-        return 0.0, f"{name}: peak unknown, set metrics.peak_flops for MFU"
-    return 0.0, "cpu: peak unknown, set metrics.peak_flops for MFU"
 
 
 def flops_per_step(params: dict, model_cfg: Any, real_tokens: int, sup_tokens: int, sum_sq_len: int) -> float:
@@ -95,9 +76,15 @@ class Run:
         # data before the weights: bad data fails in seconds, with file:line reasons
         self.data = load_data(cfg, self.tok)
         self.plan: BinPlan = build_plan(cfg, self.data, world=info.world)
+        attn, self.attn_warnings = resolve_attention(
+            cfg.model.attn_implementation,
+            device=info.device,
+            precision=cfg.train.precision,
+            dropout=cfg.train.dropout,
+        )
         # kept alive on self: transformers reads it through a weak reference whenever it loads a model
         self.zero3_load = dist_.zero3_load_context(cfg, info.world)
-        self.model = build_model(cfg, self.model_dir)
+        self.model = build_model(cfg, self.model_dir, attn_implementation=attn)
         self.eval_plan = self.plan.eval_bins
         self.params = count_params(self.model)
         if self.zero3_load is None:
@@ -163,11 +150,7 @@ class Run:
         lr = self.schedule.apply(self.optimizer, step)
         module = self.engine.module if self.engine is not None else self.model
         module.train()
-        amp = (
-            torch.autocast(info.device.type, dtype=torch.bfloat16)
-            if cfg.train.precision == "bf16" and self.engine is None
-            else nullcontext()
-        )
+        amp = autocast(cfg.train.precision, info.device, engine=self.engine is not None)
         total = torch.zeros((), dtype=torch.float64, device=info.device)
         for mb in micro:
             with amp:
@@ -262,6 +245,7 @@ class Run:
             rank=self.info.rank,
             device=self.info.device,
             chunk_size=self.cfg.packing.chunk_size,
+            amp=autocast(self.cfg.train.precision, self.info.device, engine=self.engine is not None),
         )
         self.log.write("eval", step=step, loss=result["loss"], channels=result["channels"])
         return result
@@ -288,6 +272,8 @@ class Run:
             )
             for msg in self.template_warnings:
                 self.log.write("warning", step=0, kind="chat_template", message=msg)
+            for msg in self.attn_warnings:
+                self.log.write("warning", step=0, kind="attention", message=msg)
         rising = RisingEvalLoss(cfg.eval.rising_k)
         drops = StepDropDetector(cfg.metrics.step_drop_window, cfg.metrics.step_drop_ratio)
         acc = ChannelAccumulator()

@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from trainer.attention import uses_varlen
 from trainer.collate import collate_packed, collate_padded
 from trainer.loss import (
     _cu_seqlens,
-    _use_flash,
     block_causal_mask,
     count_terms,
     full_logits_token_losses,
@@ -182,6 +182,6 @@ def test_peft_wrapped_model(tiny, pclue_tokenized):
 
 
 def test_flash_path_is_guarded_and_cu_seqlens(tiny):
-    assert not _use_flash(tiny, torch.device("cpu"))
+    assert not uses_varlen(tiny)
     cu, max_len = _cu_seqlens({"seq_lens": [[3, 2], [4]]}, 6, "cpu")
     assert cu.tolist() == [0, 3, 5, 6, 10, 12] and max_len == 4

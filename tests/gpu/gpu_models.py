@@ -1,0 +1,26 @@
+"""Models for the GPU tests (a module of its own: ``conftest`` names collide across test folders)."""
+
+import torch
+
+
+def small_model(arch: str, *, vocab: int, hidden: int = 256, layers: int = 2, seed: int = 0):
+    """A random fp32 Qwen2 or Llama with GQA (8 query heads, 2 key/value heads)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    config_cls, model_cls = {
+        "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+        "llama": (LlamaConfig, LlamaForCausalLM),
+    }[arch]
+    config = config_cls(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return model_cls(config).float()
