@@ -367,6 +367,11 @@ def main() -> int:
         "--model-dir", default="", help="--gpu: a real HF model directory instead of random weights"
     )
     ap.add_argument("--warmup", type=int, default=5, help="--gpu: steps excluded from the rates")
+    ap.add_argument("--shape", choices=("0.5b", "1.5b"), default="0.5b", help="--gpu: random Qwen2.5 shapes")
+    ap.add_argument(
+        "--checkpointing", choices=("off", "on", "both"), default="both", help="--gpu: gradient checkpointing"
+    )
+    ap.add_argument("--profile", action="store_true", help="--gpu: profile sftlab's steps, top kernels")
     args = ap.parse_args()
     if args.gpu and not torch.cuda.is_available():
         print("bench/trainer.py --gpu: no CUDA device (torch.cuda.is_available() is False)", file=sys.stderr)

@@ -13,6 +13,7 @@ trainer.peaks), peak GPU memory, and the ratios.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import time
@@ -34,22 +35,32 @@ QWEN05B = {
     "rope_theta": 1_000_000.0,
     "max_position_embeddings": 32768,
 }
+# Qwen2.5-1.5B's: wider matrices keep the tensor cores busier than 0.5B's hidden 896 can.
+QWEN15B = {
+    **QWEN05B,
+    "hidden_size": 1536,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 2,
+    "intermediate_size": 8960,
+}
+SHAPES = {"0.5b": QWEN05B, "1.5b": QWEN15B}
 
 
-def qwen05b_config(vocab_size: int) -> Any:
+def qwen_config(vocab_size: int, shape: str = "0.5b") -> Any:
     from transformers import Qwen2Config
 
-    return Qwen2Config(vocab_size=vocab_size, **QWEN05B)
+    return Qwen2Config(vocab_size=vocab_size, **SHAPES[shape])
 
 
-def build_model_dir(out: Path, tok_dir: Path) -> Path:
-    """A random Qwen2.5-0.5B-shaped model with the tokenizer beside it (weights written in bf16: half the disk)."""
+def build_model_dir(out: Path, tok_dir: Path, shape: str = "0.5b") -> Path:
+    """A random Qwen2.5-shaped model with the tokenizer beside it (weights written in bf16: half the disk)."""
     from transformers import AutoTokenizer, Qwen2ForCausalLM
 
     if (out / "config.json").is_file():
         return out
     tok = AutoTokenizer.from_pretrained(str(tok_dir))
-    config = qwen05b_config(len(tok))
+    config = qwen_config(len(tok), shape)
     config.bos_token_id, config.eos_token_id, config.pad_token_id = (
         tok.bos_token_id,
         tok.eos_token_id,
@@ -222,21 +233,24 @@ def main(args, rows: list[dict], source_counts: dict, out_dir: Path) -> int:
     if args.model_dir:
         model_dir = Path(args.model_dir)
     else:
-        model_dir = build_model_dir(out_dir / "model_qwen05b_shapes", ensure_tokenizer())
+        model_dir = build_model_dir(
+            out_dir / f"model_qwen{args.shape}_shapes", ensure_tokenizer(), args.shape
+        )
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     register()
     attn, attn_warnings = resolve_attention("auto", device=device, precision="bf16")
     print(f"device: {name}; torch {torch.__version__}; attention: {attn}")
     print(f"data: {source_counts}; max_seq_len {args.max_seq_len}; {args.batch} rows per step")
     print(
-        f"model: {'random Qwen2.5-0.5B shapes' if not args.model_dir else model_dir}, vocab {len(tok)}; bf16 "
+        f"model: {f'random Qwen2.5-{args.shape.upper()} shapes' if not args.model_dir else model_dir}, vocab {len(tok)}; bf16 "
         f"autocast, fp32 master weights; {args.warmup} warm-up + {args.steps} measured steps each\n"
     )
     for w in attn_warnings:
         print(f"attention warning: {w}")
     # Each in both activation modes: TRL ships with gradient checkpointing on, sftlab's trainer with it off.
     results: dict[str, dict] = {}
-    for ckpt in (False, True):
+    modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.checkpointing]
+    for ckpt in modes:
         t = time.perf_counter()
         label = f"sftlab trainer (packed, supervised-only head), grad ckpt {'on' if ckpt else 'off'}"
         results[label] = bench_sftlab(
@@ -246,7 +260,7 @@ def main(args, rows: list[dict], source_counts: dict, out_dir: Path) -> int:
         gc.collect()
         torch.cuda.empty_cache()
     ours = next(iter(results.values()))
-    for ckpt in () if args.skip_trl else (True, False):
+    for ckpt in () if args.skip_trl else modes[::-1]:
         t = time.perf_counter()
         trl_attn = attn
         try:
@@ -286,4 +300,28 @@ def main(args, rows: list[dict], source_counts: dict, out_dir: Path) -> int:
             )
     for w in ours["warnings"]:
         print(f"sftlab warning: {w}")
+    if args.profile:
+        profile_sftlab(data_file, model_dir, out_dir / "sftlab_gpu_profile", args)
     return 0
+
+
+def profile_sftlab(data_file: Path, model_dir: Path, out: Path, args) -> None:
+    """Where a step's time goes: the busiest kernels, and how much of the wall time the GPU was busy.
+
+    A GPU busy far less than the wall time means the step waits on the host (Python, data, syncs); a busy
+    GPU with low MFU means small or memory-bound kernels.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    steps = args.warmup + 5
+    quick = argparse.Namespace(**{**vars(args), "steps": 5})
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t = _sync_clock()
+        bench_sftlab(data_file, model_dir, out, quick, checkpointing=False)
+        wall = _sync_clock() - t
+    events = prof.key_averages()
+    busy = sum(getattr(e, "self_device_time_total", 0) for e in events) / 1e6
+    print(
+        f"\nprofile of sftlab, grad ckpt off, {steps} steps incl. warm-up: wall {wall:.2f} s, GPU busy {busy:.2f} s"
+    )
+    print(events.table(sort_by="self_device_time_total", row_limit=18, max_name_column_width=70))

@@ -167,3 +167,11 @@ def test_zero3_checkpoint_round_trip(tmp_path, tokenizer_dir, pclue_file):
     assert set(names) == set(live)
     for n, p in names.items():
         assert torch.equal(p.detach(), live[n]), n
+
+
+def test_adamw_is_fused_on_cuda():
+    from trainer.config import TrainConfig
+    from trainer.optim import build_optimizer
+
+    opt = build_optimizer(torch.nn.Linear(8, 8, device=CUDA), TrainConfig())
+    assert opt.defaults["fused"] is True

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.trainer_gpu import packed_stats, qwen05b_config, weighted_mfu
+from bench.trainer_gpu import packed_stats, qwen_config, weighted_mfu
 from trainer.model import count_params
 from trainer.train import flops_per_step
 
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_model_has_qwen25_05b_shapes():
     from transformers import Qwen2ForCausalLM
 
-    cfg = qwen05b_config(49152)
+    cfg = qwen_config(49152)
     with torch.device("meta"):
         model = Qwen2ForCausalLM(cfg)
     counts = count_params(model)
@@ -35,7 +35,7 @@ def test_packed_stats_of_a_padding_free_batch():
 
 
 def test_mfu_arithmetic():
-    cfg = qwen05b_config(49152)
+    cfg = qwen_config(49152)
     params = {"non_embedding": 1000}
     flops = flops_per_step(params, cfg, real_tokens=10, sup_tokens=2, sum_sq_len=50)
     assert flops == 6 * 1000 * 10 + 6 * 49152 * 896 * 2 + 12 * 24 * 896 * 50

@@ -44,3 +44,14 @@ def test_no_weight_decay_on_biases_and_norms():
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         build_optimizer(model, TrainConfig())
+
+
+def test_adamw_is_fused_only_when_every_parameter_is_on_cuda():
+    """The fused kernel exists for CUDA tensors only; CPU parameters keep torch's default implementation."""
+    import torch
+
+    from trainer.config import TrainConfig
+    from trainer.optim import build_optimizer
+
+    opt = build_optimizer(torch.nn.Linear(4, 4), TrainConfig())
+    assert not opt.defaults.get("fused")
