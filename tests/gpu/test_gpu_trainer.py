@@ -156,9 +156,10 @@ def test_zero3_checkpoint_round_trip(tmp_path, tokenizer_dir, pclue_file):
     try:
         r.setup()
         r.run()
-        params = list(r.engine.module.parameters())
+        # r.model is the HF model inside the engine's SupervisedLoss: the same (partitioned) tensors
+        params = list(r.model.parameters())
         with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
-            live = {n: p.detach().float().cpu().clone() for n, p in r.engine.module.named_parameters()}
+            live = {n: p.detach().float().cpu().clone() for n, p in r.model.named_parameters()}
     finally:
         r.close()
         dist_.teardown(info)
