@@ -79,6 +79,26 @@ _CHAIN = re.compile(rf"(?:{_EN_FILLER}|{_ZH_FILLER})(?:{_NAME})")
 _ANY_NAME = re.compile(_NAME)
 
 
+def _literal_keys() -> tuple[str, ...]:
+    """The literal start of every name alternative, casefolded ("Qwen[\\w.-]*" -> "qwen", "Hugging ?Face"
+    -> "hugging"): a text containing none of them cannot match, and `in` over a few dozen short keys is
+    ~50 times faster than the regex scan, which matters when most of 100,000 answers name nobody."""
+    keys = set()
+    for _, pattern, _ in _NAMES:
+        for alternative in pattern.split("|"):
+            literal = re.match(r"[^\\\[\](){}?*+|.^$]*", alternative)
+            assert literal is not None  # the pattern matches the empty string
+            key = literal.group(0)
+            if alternative[len(key) : len(key) + 1] in ("?", "*", "{"):
+                key = key[:-1]  # the last character is optional
+            assert key, f"name alternative {alternative!r} has no literal start"
+            keys.add(key.casefold())
+    return tuple(sorted(keys))
+
+
+_KEYS = _literal_keys()
+
+
 def _hit(m: re.Match[str]) -> dict[str, Any]:
     group = m.lastgroup
     assert group is not None  # every alternative of _NAME ends in a named group
@@ -93,6 +113,9 @@ def _hit(m: re.Match[str]) -> dict[str, Any]:
 def identity_flags(text: str) -> dict[str, list[dict[str, Any]]]:
     """Names in the answer: `self` where the model claims to be or come from them, `mentions` for the
     rest. Each hit: canonical name, the text as written, and its [start, end) span in `text`."""
+    folded = text.casefold()
+    if not any(key in folded for key in _KEYS):
+        return {"self": [], "mentions": []}
     claims = []
     for m in _SELF.finditer(text):
         claims.append(_hit(m))

@@ -79,3 +79,9 @@ def test_parse_chinese_numeral(text: str, value: int) -> None:
 def test_is_number() -> None:
     assert all(is_number(t) for t in ["42", " -3.5 ", "1,000", "3/4", "50%", "１２"])
     assert not any(is_number(t) for t in ["42 apples", "a", "", "1.2.3"])
+
+
+def test_punctuation_beyond_the_basic_plane_is_removed() -> None:
+    # U+1144B NEWA DANDA is category Po, outside the precomputed Basic Multilingual Plane class.
+    assert normalize_answer("ok\U0001144b yes") == "ok yes"
+    assert normalize_answer("emoji \U0001f600 stays") == "emoji \U0001f600 stays"
