@@ -87,7 +87,7 @@ def _literal_keys() -> tuple[str, ...]:
     for _, pattern, _ in _NAMES:
         for alternative in pattern.split("|"):
             literal = re.match(r"[^\\\[\](){}?*+|.^$]*", alternative)
-            assert literal is not None  # the pattern matches the empty string
+            assert literal is not None  # a starred class always matches, if only the empty string
             key = literal.group(0)
             if alternative[len(key) : len(key) + 1] in ("?", "*", "{"):
                 key = key[:-1]  # the last character is optional
@@ -116,13 +116,15 @@ def identity_flags(text: str) -> dict[str, list[dict[str, Any]]]:
     folded = text.casefold()
     if not any(key in folded for key in _KEYS):
         return {"self": [], "mentions": []}
-    claims = []
+    # Keyed by span: a chain can reach a name that a later claim ("…, as an AI by Anthropic") finds again.
+    claims: dict[tuple[int, int], dict[str, Any]] = {}
     for m in _SELF.finditer(text):
-        claims.append(_hit(m))
+        hit = _hit(m)
+        claims.setdefault((hit["start"], hit["end"]), hit)
         end = m.end()
         while (chained := _CHAIN.match(text, end)) is not None:
-            claims.append(_hit(chained))
+            hit = _hit(chained)
+            claims.setdefault((hit["start"], hit["end"]), hit)
             end = chained.end()
-    claimed = {(h["start"], h["end"]) for h in claims}
-    mentions = [h for h in map(_hit, _ANY_NAME.finditer(text)) if (h["start"], h["end"]) not in claimed]
-    return {"self": claims, "mentions": mentions}
+    mentions = [h for h in map(_hit, _ANY_NAME.finditer(text)) if (h["start"], h["end"]) not in claims]
+    return {"self": sorted(claims.values(), key=lambda h: h["start"]), "mentions": mentions}

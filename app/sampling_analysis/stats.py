@@ -85,7 +85,8 @@ def repeated_answers(
     A group is reported when it spans at least `min_count` prompts and at least `min_share` of all
     prompts: the share keeps a large job from listing every common short answer ("是的"), the count
     keeps a tiny one from flagging a pair. Each group gives the normalised text, the first raw text seen
-    and the prompt ids in the order met.
+    and the prompt ids in the order met. Empty answers (nothing but punctuation or spaces) group under
+    "" like any other: many of them is itself a finding.
     """
     prompts_seen = {g["prompt_id"] for g in generations}
     floor = max(min_count, math.ceil(min_share * len(prompts_seen)))

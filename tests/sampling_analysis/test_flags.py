@@ -32,6 +32,8 @@ def _names(hits: list[dict]) -> list[str]:
         ("我是ChatGLM。", ["ChatGLM"]),
         ("我是Kimi，由月之暗面开发。", ["Kimi", "Moonshot"]),
         ("我叫DeepSeek。", ["DeepSeek"]),
+        # The chain after "I am Claude" and the later "as an AI" claim reach the same name: listed once.
+        ("I am Claude, as an AI by Anthropic.", ["Claude", "Anthropic"]),
     ],
 )
 def test_self_identification(text: str, names: list[str]) -> None:

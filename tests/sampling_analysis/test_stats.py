@@ -81,6 +81,11 @@ def test_repeated_answers_share_floor_and_order() -> None:
     assert [g["text"] for g in repeated_answers(gens, min_share=0.0)] == ["ten", "seven", "five"]
 
 
+def test_empty_answers_are_a_group_too() -> None:
+    gens = [_gen(prompt_id=i, text=t) for i, t in enumerate(["", "  ", "。", "real"])]
+    assert [(g["text"], g["prompts"]) for g in repeated_answers(gens)] == [("", 3)]
+
+
 def test_distinct_answers() -> None:
     gens = [
         _gen(prompt_id="p", text="Yes."),
