@@ -76,8 +76,9 @@ def choice_extract(answer: str, labels: Sequence[str]) -> str | None:
 
     Single uppercase letters (A/B/C/D, full-width Ａ too) are found by answer patterns ("选A",
     "答案是B", "(C)", a line starting "D.") and then as standalone capitals, never inside words or
-    as the article "a". Other labels are found leftmost-longest in the casefolded answer, skipping
-    ones right after a negation (不/没/非/无) unless the negated form is itself a label.
+    as the article "a". Other labels are found leftmost-longest in the casefolded answer; one right
+    after a negation (不/没/非/无), unless the negated form is itself a label, does not count, and in a
+    two-label set it counts as the other label.
     """
     prepared = label_set(tuple(labels))
     text = _nfkc(answer)
@@ -92,7 +93,11 @@ def choice_extract(answer: str, labels: Sequence[str]) -> str | None:
     if prepared.regex is not None:
         folded = text.casefold()
         for m in prepared.regex.finditer(folded):
+            label = prepared.words[m.group(0)]
             if m.start() > 0 and folded[m.start() - 1] in _NEGATIONS:
+                # In a two-label set the negation of one names the other: 不是 -> 否, 不相同 -> 不同.
+                if len(prepared.by_norm) == 2:
+                    found.update(x for x in prepared.by_norm.values() if x != label)
                 continue
-            found.add(prepared.words[m.group(0)])
+            found.add(label)
     return found.pop() if len(found) == 1 else None

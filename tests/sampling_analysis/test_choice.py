@@ -45,7 +45,8 @@ def test_full_width_labels_are_returned_as_given() -> None:
         ("是", "是"),
         ("否。", "否"),
         ("是的，没错", "是"),
-        ("不是", None),  # negated: not a pick of 是, and 否 is not written
+        ("不是", "否"),  # in a two-label set, the negation of one names the other
+        ("不是，是", None),
         ("是还是否呢", None),
     ],
 )
@@ -80,7 +81,10 @@ def test_nli_labels(answer: str, expected: str | None) -> None:
         ("这是一条娱乐新闻", ["故事", "文化", "娱乐"], "娱乐"),
         ("文化和娱乐", ["故事", "文化", "娱乐"], None),
         ("这两句话语义不同", ["相同", "不同"], "不同"),
-        ("不相同", ["相同", "不同"], None),
+        ("不相同", ["相同", "不同"], "不同"),
+        ("说法不正确", ["正确", "错误"], "错误"),
+        # With three labels a negation names none of them.
+        ("不矛盾", NLI, None),
         ("Yes, it does.", ["yes", "no"], "yes"),
         ("I know nothing", ["yes", "no"], None),  # "no" inside "know"/"nothing" is not the label
         ("NO", ["yes", "no"], "no"),
