@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.sampling_analysis.accuracy import accuracy_by_task, pass_at_k_by_task  # noqa: E402
-from app.sampling_analysis.flags import identity_flags  # noqa: E402
+from app.sampling_analysis.flags import identity_summary  # noqa: E402
 from app.sampling_analysis.latency import latency_fit  # noqa: E402
 from app.sampling_analysis.normalize import normalize_answer  # noqa: E402
 from app.sampling_analysis.scorers import score_generations  # noqa: E402
@@ -91,7 +91,7 @@ def main() -> None:
         "cut_share": cut_share,
         "repeated_answers": repeated_answers,
         "distinct_answers": distinct_answers,
-        "identity_flags (each text)": lambda g: [identity_flags(x["text"]) for x in g],
+        "identity_summary": lambda g: identity_summary(x["text"] for x in g),
         "latency_fit": latency_fit,
     }
     base_full = timed(lambda: [normalize_answer(x["text"]) for x in full], args.repeats)

@@ -7,6 +7,8 @@ occurrence of a known name, a weaker signal (an answer may be about ChatGPT with
 """
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 # (canonical name, pattern, case-sensitive). Ordered specific before general so "通义千问" is not read
@@ -128,3 +130,22 @@ def identity_flags(text: str) -> dict[str, list[dict[str, Any]]]:
             end = chained.end()
     mentions = [h for h in map(_hit, _ANY_NAME.finditer(text)) if (h["start"], h["end"]) not in claims]
     return {"self": sorted(claims.values(), key=lambda h: h["start"]), "mentions": mentions}
+
+
+def identity_summary(texts: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Over a job's answers, per strength (`self`, `mentions`): how many answers carry it, which ones
+    (indices into `texts`, for the results page to list) and how often each name occurs. An answer with a
+    claim is not also counted under `mentions` unless it mentions a further name."""
+    summary: dict[str, dict[str, Any]] = {
+        strength: {"answers": 0, "indices": [], "names": Counter()} for strength in ("self", "mentions")
+    }
+    for index, text in enumerate(texts):
+        for strength, hits in identity_flags(text).items():
+            if hits:
+                row = summary[strength]
+                row["answers"] += 1
+                row["indices"].append(index)
+                row["names"].update(h["name"] for h in hits)
+    for row in summary.values():
+        row["names"] = dict(row["names"].most_common())
+    return summary

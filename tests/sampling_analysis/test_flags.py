@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.sampling_analysis.flags import identity_flags
+from app.sampling_analysis.flags import identity_flags, identity_summary
 
 
 def _names(hits: list[dict]) -> list[str]:
@@ -82,3 +82,16 @@ def test_spans_point_at_the_name() -> None:
         assert text[hit["start"] : hit["end"]] == hit["text"]
     assert [h["text"] for h in flags["self"]] == ["阿里云", "通义千问"]
     assert [h["text"] for h in flags["mentions"]] == ["ChatGPT"]
+
+
+def test_identity_summary_over_a_job() -> None:
+    texts = [
+        "I am Qwen.",
+        "The answer is 4.",
+        "我是通义千问，不是ChatGPT。",
+        "ChatGPT and Claude are models.",
+        "I'm ChatGPT.",
+    ]
+    summary = identity_summary(texts)
+    assert summary["self"] == {"answers": 3, "indices": [0, 2, 4], "names": {"Qwen": 2, "ChatGPT": 1}}
+    assert summary["mentions"] == {"answers": 2, "indices": [2, 3], "names": {"ChatGPT": 2, "Claude": 1}}
