@@ -16,6 +16,8 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
     """The Wilson score interval for k successes in n trials; None for n = 0 (nothing to estimate)."""
     if n < 0 or not 0 <= k <= n:
         raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if not z > 0:
+        raise ValueError(f"z must be > 0, got {z}")
     if n == 0:
         return None
     p = k / n

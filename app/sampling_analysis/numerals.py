@@ -12,7 +12,9 @@ _ARABIC = re.compile(
     r"(?<![\d.])(?P<sign>-?)(?P<int>\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.(?P<frac>\d+))?"
     r"(?:\s*/\s*(?P<den>\d+))?(?P<pct>\s*%)?"
 )
-_CHINESE = re.compile(r"[零〇一二两三四五六七八九十百千万亿]+")
+_CHINESE = re.compile(
+    r"(?P<neg>负)?(?P<pct>百分之)?(?P<int>[零〇一二两三四五六七八九十百千万亿]+)(?:点(?P<frac>[零〇一二三四五六七八九]+))?"
+)
 _CN_DIGITS = {
     "零": 0,
     "〇": 0,
@@ -70,6 +72,16 @@ def _arabic(m: re.Match[str]) -> Number | None:
     return Number(value / 100, True) if m["pct"] else Number(value)
 
 
+def _chinese(m: re.Match[str]) -> Number:
+    """ "三点一四" -> 3.14, "负五" -> -5, "百分之五十" -> 50% (0.5)."""
+    value = float(parse_chinese_numeral(m["int"]))
+    if m["frac"]:
+        value += float("0." + "".join(str(_CN_DIGITS[ch]) for ch in m["frac"]))
+    if m["neg"]:
+        value = -value
+    return Number(value / 100, True) if m["pct"] else Number(value)
+
+
 def is_number(text: str) -> bool:
     """The whole text (stripped, NFKC) is one Arabic number, as in a numeric task's references."""
     return _ARABIC.fullmatch(unicodedata.normalize("NFKC", text).strip().replace("\u2212", "-")) is not None
@@ -77,12 +89,13 @@ def is_number(text: str) -> bool:
 
 def last_number(text: str) -> Number | None:
     """The last Arabic number (commas, decimals, a/b fractions, %, sign; full-width digits too), or,
-    when there is none, the last Chinese numeral: "一个" in Arabic-numbered prose must not win."""
+    when there is none, the last Chinese numeral (负, 点 and 百分之 too): "一个" in Arabic-numbered prose
+    must not win."""
     text = unicodedata.normalize("NFKC", text).replace("\u2212", "-")
     found = None
     for m in _ARABIC.finditer(text):
         found = _arabic(m) or found
     if found is not None:
         return found
-    chinese = _CHINESE.findall(text)
-    return Number(float(parse_chinese_numeral(chinese[-1]))) if chinese else None
+    chinese = list(_CHINESE.finditer(text))
+    return _chinese(chinese[-1]) if chinese else None

@@ -45,6 +45,12 @@ def test_rejects_impossible_counts(k: int, n: int) -> None:
         wilson(k, n)
 
 
+@pytest.mark.parametrize("z", [0.0, -1.0, float("nan")])
+def test_rejects_a_non_positive_z(z: float) -> None:
+    with pytest.raises(ValueError, match="z must be > 0"):
+        wilson(1, 2, z=z)
+
+
 def test_accuracy_by_task() -> None:
     table = accuracy_by_task(["a", "a", "a", "b", "b"], [True, False, None, True, True])
     assert table["a"]["n"] == 2 and table["a"]["correct"] == 1 and table["a"]["unscored"] == 1

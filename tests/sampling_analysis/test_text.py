@@ -42,6 +42,10 @@ def test_normalize_answer(raw: str, expected: str) -> None:
         ("x 1/0 y 7", 7.0, False),
         ("答案是三十五", 35.0, False),
         ("一共有一百零五个", 105.0, False),
+        ("约为三点一四", 3.14, False),
+        ("温度是负五度", -5.0, False),
+        ("增长了百分之五十", 0.5, True),
+        ("零点五", 0.5, False),
         # Arabic digits win over a later Chinese numeral such as the 一 of "一样".
         ("答案是42，和上次一样", 42.0, False),
     ],
