@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import regex
+
 from app.sampling_analysis.choice import choice_extract, label_set
 from app.sampling_analysis.normalize import normalize_answer
 from app.sampling_analysis.numerals import is_number, last_number
@@ -33,9 +35,19 @@ def exact_match(answer: str, reference: str) -> bool:
     return normalize_answer(answer) == normalize_answer(reference)
 
 
-def regex_match(answer: str, pattern: str) -> bool:
-    """The pattern is found anywhere in the stripped answer (re.search; anchor it to demand more)."""
-    return re.search(pattern, answer.strip()) is not None
+# A user's pattern runs on every answer of a job; a catastrophic one ("(a+)+$") must not hold the server.
+REGEX_TIMEOUT_S = 0.25
+
+
+def regex_match(answer: str, pattern: str, *, timeout: float = REGEX_TIMEOUT_S) -> bool | None:
+    """The pattern is found anywhere in the stripped answer (search; anchor it to demand more); None when
+    matching this answer ran past ``timeout`` seconds, so the answer counts as unscorable, not as wrong.
+
+    The ``regex`` module rather than ``re``: only it can stop a backtracking search."""
+    try:
+        return regex.search(pattern, answer.strip(), timeout=timeout) is not None
+    except TimeoutError:
+        return None
 
 
 def numeric_match(answer: str, reference: str, rel_tol: float = 1e-6, abs_tol: float = 0.0) -> bool | None:

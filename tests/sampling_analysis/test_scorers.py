@@ -55,6 +55,12 @@ def test_regex_match() -> None:
     assert regex_match("  yes  ", r"^yes$")
 
 
+def test_a_catastrophic_pattern_times_out_as_unscorable() -> None:
+    """(a|aa)+$ on "aaa…b" backtracks exponentially (re runs for hours); regex stops at the timeout."""
+    assert regex_match("a" * 40 + "b", r"(a|aa)+$", timeout=0.05) is None
+    assert score({"kind": "regex", "pattern": r"(a|aa)+$"}, "a" * 40 + "b", None) is None
+
+
 @pytest.mark.parametrize(
     ("answer", "reference", "rel_tol", "abs_tol", "expected"),
     [
