@@ -161,7 +161,7 @@ def to_device(batch: dict, device) -> dict:
     A copy from ordinary (pageable) host memory, or any copy without ``non_blocking``, makes the host
     wait until the GPU has drained its queue, i.e. the previous step. So the tensors of each dtype are
     packed into one pinned buffer, copied with ``non_blocking=True``, and come back as views of it.
-    Tensors already on ``device``, lists and dicts are left as they are.
+    Lists and dicts are left as they are.
 
     >>> batch = to_device({"a": torch.ones(2, 2), "b": torch.zeros(3), "n": [1]}, "meta")
     >>> batch["a"].device, batch["a"].shape, batch["b"].shape, batch["n"]
@@ -171,8 +171,12 @@ def to_device(batch: dict, device) -> dict:
     out = dict(batch)
     by_dtype: dict[torch.dtype, list[str]] = {}
     for k, v in batch.items():
-        if isinstance(v, torch.Tensor) and v.device != device:
+        if not isinstance(v, torch.Tensor):
+            continue
+        if v.device.type == "cpu" and device.type != "cpu":
             by_dtype.setdefault(v.dtype, []).append(k)
+        else:
+            out[k] = v.to(device)  # already there (a no-op), or from one device to another
     for dtype, keys in by_dtype.items():
         parts = [batch[k].reshape(-1) for k in keys]
         buf = torch.empty(sum(p.numel() for p in parts), dtype=dtype, pin_memory=device.type == "cuda")

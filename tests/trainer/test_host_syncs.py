@@ -269,3 +269,49 @@ def test_batches_carry_their_index_and_travel_in_one_copy_per_dtype(pclue_tokeni
     for k, v in tensors.items():
         assert moved[k].device.type == "meta" and moved[k].shape == v.shape and moved[k].dtype == v.dtype
     assert moved["samples"] is host["samples"] and moved["max_seq_len"] == host["max_seq_len"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA; the CPU tests above count host reads")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: varlen attention where the GPU has it
+def test_cuda_step_synchronises_once_after_the_last_backward(tmp_path, setup, precision, monkeypatch):
+    """On CUDA, torch itself reports every synchronising call (``set_sync_debug_mode``), library code included."""
+    import warnings
+
+    model, data = setup
+    cfg = tiny_config(tmp_path, model, data, per_device_batch=2, grad_accum=3, precision=precision)
+    info = dist_.init(cfg)
+    run = train_mod.Run(cfg, info)
+    try:
+        run.setup()
+        run.train_step(0, ChannelAccumulator())
+        events: list[tuple[str, int]] = []
+        forward, backward = loss_mod.supervised_token_losses, torch.Tensor.backward
+        with warnings.catch_warnings(record=True) as syncs:
+            warnings.simplefilter("always")
+
+            def logged_forward(*a, **kw):
+                events.append(("forward", len(syncs)))
+                return forward(*a, **kw)
+
+            def logged_backward(*a, **kw):
+                out = backward(*a, **kw)
+                events.append(("backward", len(syncs)))
+                return out
+
+            monkeypatch.setattr(loss_mod, "supervised_token_losses", logged_forward)
+            monkeypatch.setattr(torch.Tensor, "backward", logged_backward)
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                run.train_step(1, ChannelAccumulator())
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+                monkeypatch.undo()
+        messages = [str(w.message) for w in syncs if "synchroniz" in str(w.message)]
+        first = next(n for e, n in events if e == "forward")
+        last = [n for e, n in events if e == "backward"][-1]
+        inside = [str(w.message) for w in syncs[first:last] if "synchroniz" in str(w.message)]
+        assert inside == [] and len(messages) <= 1, messages
+    finally:
+        run.close()
+        dist_.teardown(info)
