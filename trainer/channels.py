@@ -48,7 +48,7 @@ class ChannelAccumulator:
                 per_loss = values[at + 3 : at + 3 + len(tasks)]
                 per_count = values[at + 3 + len(tasks) : at + packed.numel()]
                 at += packed.numel()
-                # in the order (and with the values) a read at every add would have used: the same floats
+                # in the order, and with the values, that a read at every add used: the same floats
                 self._add("overall", lsum, float(n))
                 if special_count:
                     self._add("special", special_sum, special_count)
@@ -80,6 +80,8 @@ class ChannelAccumulator:
         # index_add of ones, not bincount: on CUDA bincount reads the largest index back to size its output
         per_count = zeros.index_add(0, tl.sample_idx, torch.ones_like(loss))
         special = tl.is_special
+        # zeros in place of the other tokens, not loss[special], whose size the host would have to read;
+        # in float64 the zeros change the special sum's rounding in its last bits at most
         totals = torch.stack([loss.sum(), torch.where(special, loss, 0.0).sum(), special.sum().double()])
         tasks = [(s.get("task_l1", ""), s.get("task_l2", "") or "") for s in samples]
         self._pending.append((tasks, n, torch.cat([totals, per_loss, per_count])))
