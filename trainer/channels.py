@@ -5,9 +5,12 @@ per task_type, and the special/template tokens (role headers, end-of-turn) as th
 since they start high and must fall fast. The popular trainers refuse this feature; here it is a
 cheap by-product of per-token losses that the training step computes anyway.
 
-Bookkeeping is on detached values, accumulated as Python floats per channel (a handful of
-``index_add``/``tolist`` calls per micro-batch), and reduced across ranks once per logging step
-with one ``all_reduce`` of a packed tensor.
+Bookkeeping is on detached values. Per micro-batch, ``add`` only launches a few device reductions
+(overall and special sums, per-sample sums and counts) and keeps their results on the device: reading
+them there, between the forward and the backward, would make the host wait for the forward and leave
+the GPU idle while the host then launches the backward. They become Python floats per channel
+(a handful of channels) when ``sums`` is read, i.e. once per ``reduce``, after the optimizer step, in one
+copy; across ranks they are reduced once per logging step with one ``all_reduce`` of a packed tensor.
 """
 
 from __future__ import annotations
@@ -27,38 +30,61 @@ class ChannelAccumulator:
     """
 
     def __init__(self) -> None:
-        self.sums: dict[str, list[float]] = {}
+        self._sums: dict[str, list[float]] = {}
+        # per micro-batch not yet read: (level 1 and 2 task of each sample, tokens, device sums; see add)
+        self._pending: list[tuple[list[tuple[str, str]], int, torch.Tensor]] = []
 
     def reset(self) -> None:
-        self.sums = {}
+        self._sums, self._pending = {}, []
+
+    @property
+    def sums(self) -> dict[str, list[float]]:
+        """``{channel: [loss sum, token count]}``; reading it waits for the device once for all pending adds."""
+        if self._pending:
+            values = torch.cat([p[2] for p in self._pending]).tolist()
+            at = 0
+            for tasks, n, packed in self._pending:
+                lsum, special_sum, special_count = values[at : at + 3]
+                per_loss = values[at + 3 : at + 3 + len(tasks)]
+                per_count = values[at + 3 + len(tasks) : at + packed.numel()]
+                at += packed.numel()
+                # in the order, and with the values, that a read at every add used: the same floats
+                self._add("overall", lsum, float(n))
+                if special_count:
+                    self._add("special", special_sum, special_count)
+                for (l1, l2), s, c in zip(tasks, per_loss, per_count, strict=True):
+                    if c:
+                        self._add(f"l1/{l1}", s, c)
+                        self._add(f"l2/{l1}/{l2}", s, c)
+            self._pending = []
+        return self._sums
 
     def _add(self, name: str, loss: float, count: float) -> None:
-        acc = self.sums.setdefault(name, [0.0, 0.0])
+        acc = self._sums.setdefault(name, [0.0, 0.0])
         acc[0] += loss
         acc[1] += count
 
     @torch.no_grad()
     def add(self, tl: TokenLosses, batch: dict) -> None:
-        """Accumulate one micro-batch's token losses (as returned by ``supervised_token_losses``)."""
+        """Accumulate one micro-batch's token losses (as returned by ``supervised_token_losses``).
+
+        No host read: the token count is a shape, and the sums stay on the device until ``sums`` is read.
+        """
         loss = tl.loss.detach().double()
         n = loss.numel()
         if n == 0:
             return
         samples = batch["samples"]
-        per_loss = torch.zeros(len(samples), dtype=torch.float64, device=loss.device).index_add_(
-            0, tl.sample_idx, loss
-        )
-        per_count = torch.bincount(tl.sample_idx, minlength=len(samples))
+        zeros = torch.zeros(len(samples), dtype=torch.float64, device=loss.device)
+        per_loss = zeros.index_add(0, tl.sample_idx, loss)
+        # index_add of ones, not bincount: on CUDA bincount reads the largest index back to size its output
+        per_count = zeros.index_add(0, tl.sample_idx, torch.ones_like(loss))
         special = tl.is_special
-        sums = torch.stack([loss.sum(), loss[special].sum(), special.sum().double()]).tolist()
-        self._add("overall", sums[0], float(n))
-        if sums[2]:
-            self._add("special", sums[1], sums[2])
-        for s, lsum, cnt in zip(samples, per_loss.tolist(), per_count.tolist(), strict=True):
-            if cnt:
-                l1, l2 = s.get("task_l1", ""), s.get("task_l2", "") or ""
-                self._add(f"l1/{l1}", lsum, cnt)
-                self._add(f"l2/{l1}/{l2}", lsum, cnt)
+        # zeros in place of the other tokens, not loss[special], whose size the host would have to read;
+        # in float64 the zeros change the special sum's rounding in its last bits at most
+        totals = torch.stack([loss.sum(), torch.where(special, loss, 0.0).sum(), special.sum().double()])
+        tasks = [(s.get("task_l1", ""), s.get("task_l2", "") or "") for s in samples]
+        self._pending.append((tasks, n, torch.cat([totals, per_loss, per_count])))
 
     def reduce(
         self,

@@ -16,6 +16,7 @@ Samples may be ``trainer.data.TokenizedSample`` objects or plain dicts with the 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -111,8 +112,87 @@ def collate_padded(samples: Sequence, *, pad_id: int) -> dict:
     return collate_packed([[s] for s in samples], pad_id=pad_id)
 
 
-def to_device(batch: dict, device) -> dict:
-    """Move the tensor entries of a batch to ``device`` (lists and dicts are left as they are)."""
+def supervised_index(batch: dict) -> dict:
+    """Where the loss gathers: every supervised position, with its target, sample and special flag.
+
+    Why here, on the host: derived on the device from a boolean mask, the number of supervised tokens
+    is a host read in the middle of the step, and the host then waits for the whole backbone forward
+    before it can launch the output layer. From the host labels, before the batch is copied, it costs
+    nothing. ``trainer.plan.build_batch`` adds these keys to every training and eval batch; ``n`` is
+    ``sup_pos``'s length, a shape, known on the host wherever the tensors are.
+
+    >>> a = {"input_ids": [5, 6, 7], "supervised": [False, True, True], "special": [False, False, True]}
+    >>> idx = supervised_index(collate_packed([[a], [a]], pad_id=0))
+    >>> idx["sup_pos"].tolist(), idx["sup_targets"].tolist(), idx["sup_sample_idx"].tolist()
+    ([0, 1, 3, 4], [6, 7, 6, 7], [0, 0, 1, 1])
+    >>> idx["sup_special"].tolist()
+    [False, True, False, True]
+    """
+    labels = batch["shift_labels"].reshape(-1)
+    pos = torch.nonzero(labels != IGNORE).reshape(-1)  # row-major, like every per-token tensor of the loss
     return {
-        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+        "sup_pos": pos,
+        "sup_targets": labels[pos],
+        "sup_sample_idx": batch["sample_idx"].reshape(-1)[pos],
+        "sup_special": batch["target_is_special"].reshape(-1)[pos],
     }
+
+
+def cu_seq_lens(seq_lens: Sequence[Sequence[int]], L: int) -> tuple[torch.Tensor, int]:
+    """Sequence starts of the flattened ``[B * L]`` batch for varlen attention, and the longest sequence.
+
+    Each sample is a sequence, and so is each row's padding.
+
+    >>> cu, longest = cu_seq_lens([[3, 2], [4]], 6)
+    >>> cu.tolist(), cu.dtype, longest
+    ([0, 3, 5, 6, 10, 12], torch.int32, 4)
+    """
+    lens: list[int] = []
+    for row in seq_lens:
+        lens.extend(row)
+        if L - sum(row) > 0:
+            lens.append(L - sum(row))
+    return torch.tensor([0, *itertools.accumulate(lens)], dtype=torch.int32), max(lens)
+
+
+def to_device(batch: dict, device) -> dict:
+    """Move the host tensor entries of a batch to ``device``: one copy per dtype, which the host need not wait for.
+
+    A copy from ordinary (pageable) host memory, or any copy without ``non_blocking``, makes the host
+    wait until the GPU has drained its queue, i.e. the previous step. So the tensors of each dtype are
+    packed into one pinned buffer, copied with ``non_blocking=True``, and come back as views of it.
+    Lists and dicts are left as they are.
+
+    >>> batch = to_device({"a": torch.ones(2, 2), "b": torch.zeros(3), "n": [1]}, "meta")
+    >>> batch["a"].device, batch["a"].shape, batch["b"].shape, batch["n"]
+    (device(type='meta'), torch.Size([2, 2]), torch.Size([3]), [1])
+    """
+    device = torch.device(device)
+    out = dict(batch)
+    by_dtype: dict[torch.dtype, list[str]] = {}
+    for k, v in batch.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        if v.device.type == "cpu" and device.type != "cpu":
+            by_dtype.setdefault(v.dtype, []).append(k)
+        else:
+            out[k] = v.to(device)  # already there (a no-op), or from one device to another
+    for dtype, keys in by_dtype.items():
+        parts = [batch[k].reshape(-1) for k in keys]
+        buf = torch.empty(sum(p.numel() for p in parts), dtype=dtype, pin_memory=device.type == "cuda")
+        torch.cat(parts, out=buf)
+        moved = buf.to(device, non_blocking=True)
+        for k, part in zip(keys, moved.split([p.numel() for p in parts]), strict=True):
+            out[k] = part.view(batch[k].shape)
+    return out
+
+
+def host_tensor(values: Sequence, *, dtype: torch.dtype, device) -> torch.Tensor:
+    """``torch.tensor(values, device=device)`` without the host waiting for the GPU (see ``to_device``).
+
+    >>> host_tensor([1.0, 2.0], dtype=torch.float32, device="cpu").tolist()
+    [1.0, 2.0]
+    """
+    device = torch.device(device)
+    t = torch.tensor(values, dtype=dtype, pin_memory=device.type == "cuda")
+    return t.to(device, non_blocking=True)

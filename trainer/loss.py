@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from trainer.attention import uses_varlen
-from trainer.collate import IGNORE
+from trainer.collate import IGNORE, cu_seq_lens, host_tensor, supervised_index, to_device
 
 Mode = Literal["token", "sample", "task"]
 
@@ -75,15 +75,11 @@ def block_causal_mask(sample_idx: torch.Tensor) -> torch.Tensor:
 
 
 def _cu_seqlens(batch: dict, L: int, device) -> tuple[torch.Tensor, int]:
-    """Cumulative sequence starts of the flattened batch: each sample, then each row's padding."""
-    lens: list[int] = []
-    for row in batch["seq_lens"]:
-        lens.extend(row)
-        if L - sum(row) > 0:
-            lens.append(L - sum(row))
-    cu = torch.zeros(len(lens) + 1, dtype=torch.int32, device=device)
-    cu[1:] = torch.cumsum(torch.tensor(lens, dtype=torch.int32, device=device), 0)
-    return cu, max(lens)
+    """The batch's precomputed sequence starts (``trainer.plan.build_batch``), or ones computed now."""
+    if "cu_seq_lens" in batch:
+        return batch["cu_seq_lens"], batch["max_seq_len"]
+    cu, longest = cu_seq_lens(batch["seq_lens"], L)
+    return cu.to(device), longest
 
 
 def backbone_hidden_states(model, batch: dict) -> torch.Tensor:
@@ -123,13 +119,15 @@ def supervised_token_losses(model, batch: dict, *, chunk_size: int = 4096) -> To
     """Cross-entropy at supervised positions only: backbone everywhere, output layer where labelled.
 
     Works for plain HF CausalLM models, peft-wrapped ones and DeepSpeed engines (see ``unwrap_model``).
+    A batch from ``trainer.plan.build_batch`` carries its gather indices (``supervised_index``); for any
+    other collated batch they are computed here, which reads the labels on the host.
     """
     hf = unwrap_model(model)
     hidden = backbone_hidden_states(model, batch)
-    labels = batch["shift_labels"].to(hidden.device)
-    where = labels != IGNORE
-    h = hidden[where]  # [n, H], row-major like every other per-token tensor here
-    targets = labels[where]
+    idx = batch if "sup_pos" in batch else to_device(supervised_index(batch), hidden.device)
+    # gathered with host-made indices, not a boolean mask, so the host never reads how many there are
+    h = hidden.reshape(-1, hidden.shape[-1]).index_select(0, idx["sup_pos"])  # [n, H], row-major
+    targets = idx["sup_targets"]
     head = hf.get_output_embeddings()
     softcap = getattr(hf.config, "final_logit_softcapping", None)
     chunks = agreed_chunk_count(h.shape[0], chunk_size, h.device)
@@ -147,11 +145,7 @@ def supervised_token_losses(model, batch: dict, *, chunk_size: int = 4096) -> To
             else:
                 parts.append(_head_ce(head, softcap, hc, tc))
         loss = torch.cat(parts)
-    return TokenLosses(
-        loss=loss,
-        sample_idx=batch["sample_idx"].to(hidden.device)[where],
-        is_special=batch["target_is_special"].to(hidden.device)[where],
-    )
+    return TokenLosses(loss=loss, sample_idx=idx["sup_sample_idx"], is_special=idx["sup_special"])
 
 
 def agreed_chunk_count(n: int, chunk_size: int, device: torch.device) -> int:
@@ -292,12 +286,12 @@ def normalised_loss(
     per_sample = torch.zeros(n_samples, dtype=tl.loss.dtype, device=tl.loss.device)
     per_sample = per_sample.index_add(0, tl.sample_idx, tl.loss)
     if mode == "sample":
-        n_tok = torch.tensor(
+        n_tok = host_tensor(
             [max(s["n_supervised"], 1) for s in samples], dtype=tl.loss.dtype, device=tl.loss.device
         )
         return (per_sample / n_tok).sum() / global_counts["samples"]
     if mode == "task":
-        denom = torch.tensor(
+        denom = host_tensor(
             [global_counts.get("task:" + task_key(s, task_level), 1.0) or 1.0 for s in samples],
             dtype=tl.loss.dtype,
             device=tl.loss.device,

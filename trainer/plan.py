@@ -193,11 +193,7 @@ def build_plan(cfg: RunConfig, data: Any, *, world: int) -> BinPlan:
     )
 
 
-def _to(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-def _dummy(data: Any, samples: list, device: torch.device) -> dict:
+def _dummy(data: Any, samples: list) -> dict:
     """A one-bin micro-batch with no supervised token: zero loss, zero gradient, same collectives."""
     from trainer.collate import collate_packed
 
@@ -207,15 +203,25 @@ def _dummy(data: Any, samples: list, device: torch.device) -> dict:
     batch["samples"] = [{**s, "n_supervised": 0} for s in batch["samples"]]
     batch["stats"] = {**batch["stats"], "real_tokens": 0, "slots": 0, "supervised_tokens": 0}
     batch["dummy"] = True
-    return _to(batch, device)
+    return batch
 
 
 def build_batch(data: Any, samples: list, rows: list[list[int]], device: torch.device) -> dict:
-    from trainer.collate import collate_packed
+    """Collate ``rows`` (bins of indices into ``samples``) and put the batch on ``device``.
 
-    if not rows:
-        return _dummy(data, samples, device)
-    return _to(collate_packed([[samples[i] for i in row] for row in rows], pad_id=data.pad_id), device)
+    What the loss derives from the batch alone (gather indices, varlen sequence starts) is computed
+    here on the host and travels with the batch, in the same non-blocking copies: nothing in the step
+    then has to read it back from the device.
+    """
+    from trainer.collate import collate_packed, cu_seq_lens, supervised_index, to_device
+
+    if rows:
+        batch = collate_packed([[samples[i] for i in row] for row in rows], pad_id=data.pad_id)
+    else:
+        batch = _dummy(data, samples)
+    batch.update(supervised_index(batch))
+    batch["cu_seq_lens"], batch["max_seq_len"] = cu_seq_lens(batch["seq_lens"], batch["input_ids"].shape[1])
+    return to_device(batch, device)
 
 
 def micro_batches(plan: BinPlan, data: Any, step: int, *, rank: int, device: torch.device) -> list[dict]:

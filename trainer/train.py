@@ -143,8 +143,12 @@ class Run:
         stats["sum_sq_len"] = float(
             sum(n * n for mb in micro if not mb.get("dummy") for row in mb["seq_lens"] for n in row)
         )
-        # global counts BEFORE any backward: every micro-batch on every rank divides by the same numbers
-        counts = dist_.all_reduce_dict({**local, **{f"_stat:{k}": v for k, v in stats.items()}}, info.device)
+        # global counts BEFORE any backward: every micro-batch on every rank divides by the same numbers;
+        # in one process the local counts are the global ones, and a round trip through the device would
+        # make the host wait for the previous step's update
+        counts = {**local, **{f"_stat:{k}": v for k, v in stats.items()}}
+        if dist_.is_on():
+            counts = dist_.all_reduce_dict(counts, info.device)
         gstats = {k[6:]: v for k, v in counts.items() if k.startswith("_stat:")}
         gcounts = merge_counts([{k: v for k, v in counts.items() if not k.startswith("_stat:")}])
         lr = self.schedule.apply(self.optimizer, step)
@@ -171,9 +175,9 @@ class Run:
                     self.engine.step()
             else:
                 loss.backward()
-        objective = float(dist_.all_reduce_sum(total).item())
-        check_finite(objective, step + 1)  # same value on every rank, so all stop; before the update
         if self.engine is not None:
+            objective = float(dist_.all_reduce_sum(total).item())
+            check_finite(objective, step + 1)  # same value on every rank, so all stop; before the update
             self.engine.step()
             gn = self.engine.get_global_grad_norm()
             grad_norm = float(gn) if gn is not None else float("nan")
@@ -189,7 +193,13 @@ class Run:
                     grad_dump,
                 )
             clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else float("inf")
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, clip))
+            norm = torch.nn.utils.clip_grad_norm_(self.trainable, clip)  # clips on the device, no read
+            # the step's one host read, loss and norm together; a non-finite loss stops every rank (same
+            # value everywhere) before the update
+            objective, grad_norm = torch.stack(
+                [dist_.all_reduce_sum(total), norm.to(total.device, torch.float64)]
+            ).tolist()
+            check_finite(objective, step + 1)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         return {
