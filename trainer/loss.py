@@ -9,8 +9,9 @@ Three decisions, each worth the code it costs:
    Measured on a 2-core CPU: 2x the tokens/s of full logits.
 2. **Attention never crosses samples.** A bin holds several samples. On CPU (and any non-flash
    attention) a block-diagonal causal boolean mask ``[B, 1, L, L]`` goes to SDPA; transformers returns
-   a 4D mask as-is (``masking_utils._preprocess_mask_arguments``). With flash-attn on CUDA the batch is
-   flattened to one row and the variable-length kernel gets ``cu_seq_lens`` (linear cost, no mask).
+   a 4D mask as-is (``masking_utils._preprocess_mask_arguments``). With a variable-length kernel on CUDA
+   (flash-attn's, or torch's own ``varlen_attn``: see ``trainer.attention``) the batch is flattened to
+   one row and the kernel gets ``cu_seq_lens`` (linear cost, no mask).
 3. **Normalise by global counts.** See ``normalised_loss``.
 """
 
