@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from app.core.config import Settings, get_settings
-from app.core.db import get_engine
+from app.core.db import get_engine, read_engine
 from app.core.security import SESSION_COOKIE, check_csrf, hash_api_token, read_session, session_matches
 from app.models import ApiToken, Role, User, utcnow
 
@@ -43,7 +43,7 @@ def _request_slots(settings: Settings) -> anyio.Semaphore:
     return _slots[loop]
 
 
-async def session_dep(settings: SettingsDep) -> AsyncIterator[Session]:
+async def session_dep(request: Request, settings: SettingsDep) -> AsyncIterator[Session]:
     """The request's session; at most `db_pool_size` requests hold one at a time, the others wait here.
 
     A request holds its connection from its first query until the session closes, and between its
@@ -51,10 +51,12 @@ async def session_dep(settings: SettingsDep) -> AsyncIterator[Session]:
     than the engine has connections, threads would block on a checkout while the requests holding the
     connections wait for a thread: everything stops until the pool's timeout. Waiting for a slot here,
     on the event loop and before any connection is taken, keeps checkouts immediate. Creating the
-    Session does no I/O; closing it (a rollback) runs in a thread.
+    Session does no I/O; closing it (a rollback) runs in a thread. A request that cannot write (GET,
+    HEAD) gets an autocommit connection on PostgreSQL (`app.core.db.read_engine`).
     """
     async with _request_slots(settings):
-        session = Session(get_engine(settings))
+        reads_only = request.method in ("GET", "HEAD")
+        session = Session(read_engine(settings) if reads_only else get_engine(settings))
         try:
             yield session
         finally:
