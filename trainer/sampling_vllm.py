@@ -66,7 +66,10 @@ def load(spec: SampleSpec, model_dir: Any, tokenizer: Any) -> Engine:
     except Exception as exc:
         if cleanup is not None:
             shutil.rmtree(cleanup, ignore_errors=True)
-        raise EngineRefused(f"vLLM refused {model_dir}: {' '.join(str(exc).split())}"[:2000]) from exc
+        reason = " ".join(str(exc).split())
+        # an unknown architecture lists every supported one: a few hundred characters say enough
+        reason = reason if len(reason) <= 400 else reason[:400] + "..."
+        raise EngineRefused(f"vLLM refused {model_dir}: {reason}") from exc
     return Engine(llm, cleanup)
 
 
