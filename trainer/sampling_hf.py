@@ -60,7 +60,9 @@ class RowSampler:
             drop = probs.cumsum(dim=-1) - probs >= self.top_p
             logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
         probs = logits.softmax(dim=-1)
-        chosen = torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)])
+        chosen = torch.cat(
+            [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)]
+        )
         out = torch.full_like(scores, float("-inf"))
         return out.scatter(-1, chosen[:, None], 0.0)
 
@@ -68,7 +70,9 @@ class RowSampler:
 class RowStopper:
     """Stopping criterion: ends each row at EOS, a stop string or its own token limit; stamps every step."""
 
-    def __init__(self, rows: list[Row], prompt_width: int, eos_ids: set[int], stop: list[str], tokenizer: Any):
+    def __init__(
+        self, rows: list[Row], prompt_width: int, eos_ids: set[int], stop: list[str], tokenizer: Any
+    ):
         self.rows, self.width, self.eos, self.stop, self.tok = rows, prompt_width, eos_ids, stop, tokenizer
         self.ends: list[int | None] = [None] * len(rows)
         self.reasons: list[str] = ["length"] * len(rows)

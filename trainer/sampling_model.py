@@ -16,7 +16,12 @@ import torch
 
 from trainer.sampling_spec import SpecError
 
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+TORCH_DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "auto": "auto",
+}
 
 
 def adapter_base(model_dir: Path) -> Path | None:

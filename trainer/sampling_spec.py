@@ -127,19 +127,26 @@ def parse_spec(raw: Any, *, base: Path) -> SampleSpec:
         f"batch_size must be an integer >= 1, got {spec.batch_size!r}",
     )
     gmu = spec.gpu_memory_utilization
-    _need(gmu is None or (isinstance(gmu, int | float) and 0 < gmu <= 1), "gpu_memory_utilization must be in (0, 1]")
+    _need(
+        gmu is None or (isinstance(gmu, int | float) and 0 < gmu <= 1),
+        "gpu_memory_utilization must be in (0, 1]",
+    )
     _need(
         isinstance(spec.skip_ids, list) and all(isinstance(i, str) for i in spec.skip_ids),
         "skip_ids must be a list of strings",
     )
     _need(
-        spec.system_prompt is None or isinstance(spec.system_prompt, str), "system_prompt must be a string or null"
+        spec.system_prompt is None or isinstance(spec.system_prompt, str),
+        "system_prompt must be a string or null",
     )
     spec.prompts_file = str(base / spec.prompts_file)
     spec.output = str(base / spec.output)
     if spec.chat_template_file:
         spec.chat_template_file = str(base / spec.chat_template_file)
-        _need(Path(spec.chat_template_file).is_file(), f"chat_template_file not found: {spec.chat_template_file}")
+        _need(
+            Path(spec.chat_template_file).is_file(),
+            f"chat_template_file not found: {spec.chat_template_file}",
+        )
     model = Path(spec.model_dir)
     _need(model.is_absolute(), f"model_dir must be an absolute path, got {spec.model_dir!r}")
     _need(
@@ -165,7 +172,10 @@ def read_prompts(spec: SampleSpec) -> list[dict]:
                 raise SpecError(f"{path.name} line {lineno}: not JSON ({exc.msg})") from None
             _need(isinstance(row, dict), f"{path.name} line {lineno}: expected an object")
             pid = row.get("id")
-            _need(isinstance(pid, str) and pid != "", f"{path.name} line {lineno}: id must be a non-empty string")
+            _need(
+                isinstance(pid, str) and pid != "",
+                f"{path.name} line {lineno}: id must be a non-empty string",
+            )
             _need(pid not in seen, f"{path.name} line {lineno}: duplicate id {pid!r}")
             seen.add(pid)
             value = row.get(key)
@@ -173,11 +183,17 @@ def read_prompts(spec: SampleSpec) -> list[dict]:
                 _need(
                     isinstance(value, list)
                     and value
-                    and all(isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") for m in value),
+                    and all(
+                        isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role")
+                        for m in value
+                    ),
                     f"{path.name} line {lineno}: chat mode needs messages, a list of {{role, content}}",
                 )
             else:
-                _need(isinstance(value, str), f"{path.name} line {lineno}: continuation mode needs text, a string")
+                _need(
+                    isinstance(value, str),
+                    f"{path.name} line {lineno}: continuation mode needs text, a string",
+                )
             rows.append(row)
     return rows
 
@@ -213,7 +229,9 @@ def render_prompts(spec: SampleSpec, rows: list[dict], tokenizer: Any) -> list[P
                     messages, chat_template=template, add_generation_prompt=True, tokenize=False
                 )
             except Exception as exc:  # jinja errors and raise_exception() from templates
-                raise SpecError(f"prompt {row['id']}: chat template failed: {' '.join(str(exc).split())}") from None
+                raise SpecError(
+                    f"prompt {row['id']}: chat template failed: {' '.join(str(exc).split())}"
+                ) from None
             # the template wrote the special tokens itself
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         else:
@@ -223,7 +241,11 @@ def render_prompts(spec: SampleSpec, rows: list[dict], tokenizer: Any) -> list[P
             len(ids) < spec.max_model_len,
             f"prompt {row['id']} has {len(ids)} tokens, no room to answer within max_model_len {spec.max_model_len}",
         )
-        out.append(Prompt(id=row["id"], text=text, token_ids=list(ids), seed=prompt_seed(spec.params.seed, row["id"])))
+        out.append(
+            Prompt(
+                id=row["id"], text=text, token_ids=list(ids), seed=prompt_seed(spec.params.seed, row["id"])
+            )
+        )
     return out
 
 

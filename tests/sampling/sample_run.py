@@ -35,7 +35,15 @@ def pclue_prompts(out: Path, n: int, *, mode: str = "chat") -> Path:
 
 
 def spec(model_dir: Path, *, backend: str = "transformers", **overrides) -> dict:
-    params = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "max_new_tokens": 6, "n": 1, "seed": 0, "stop": []}
+    params = {
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "top_k": -1,
+        "max_new_tokens": 6,
+        "n": 1,
+        "seed": 0,
+        "stop": [],
+    }
     params.update(overrides.pop("params", {}))
     out = {
         "backend": backend,
@@ -57,7 +65,9 @@ def spec(model_dir: Path, *, backend: str = "transformers", **overrides) -> dict
     return out
 
 
-def run_program(job: Path, spec_: dict, *, in_process: bool = False, timeout: int = 600) -> tuple[int, list[dict], str]:
+def run_program(
+    job: Path, spec_: dict, *, in_process: bool = False, timeout: int = 600
+) -> tuple[int, list[dict], str]:
     """Run `python -m trainer.sample` as the worker does (cwd = job dir); (exit code, events, stderr).
 
     in_process calls its main() here instead (transformers only): the same code path without the 5-20 s
@@ -93,7 +103,9 @@ def _run_in_process(job: Path, spec_: dict) -> tuple[int, list[dict], str]:
 
 
 def _events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.is_file() else []
+    return (
+        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.is_file() else []
+    )
 
 
 def generations(events: list[dict]) -> dict[tuple[str, int], dict]:

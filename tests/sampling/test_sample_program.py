@@ -67,9 +67,13 @@ def test_n_gives_indexes_per_prompt_and_skip_ids_are_skipped(contract_run):
 def test_generation_fields(contract_run, model_dir):
     job, _, events = contract_run
     tok = AutoTokenizer.from_pretrained(str(model_dir))
-    rows = {r["id"]: r for r in map(json.loads, (job / "prompts.jsonl").read_text(encoding="utf-8").splitlines())}
+    rows = {
+        r["id"]: r for r in map(json.loads, (job / "prompts.jsonl").read_text(encoding="utf-8").splitlines())
+    }
     for g in generations(events).values():
-        expected = tok.apply_chat_template(rows[g["id"]]["messages"], add_generation_prompt=True, tokenize=False)
+        expected = tok.apply_chat_template(
+            rows[g["id"]]["messages"], add_generation_prompt=True, tokenize=False
+        )
         assert g["prompt_text"] == expected
         assert g["prompt_text"].endswith("<|im_start|>assistant\n")
         assert g["prompt_tokens"] == len(tok(expected, add_special_tokens=False)["input_ids"])
@@ -89,7 +93,9 @@ def test_same_seed_same_texts_whatever_the_batch_or_resume(contract_run, model_d
 
 def test_different_seed_different_texts(contract_run, model_dir, tmp_path):
     _, s, events = contract_run
-    code, other, stderr = run_program(_job(tmp_path), {**s, "params": {**s["params"], "seed": 2}}, in_process=True)
+    code, other, stderr = run_program(
+        _job(tmp_path), {**s, "params": {**s["params"], "seed": 2}}, in_process=True
+    )
     assert code == 0, stderr
     first, second = generations(events), generations(other)
     assert sorted(first) == sorted(second)
@@ -100,7 +106,10 @@ def test_continuation_sends_the_raw_text(model_dir, tmp_path):
     job = _job(tmp_path, 2, mode="continuation")
     code, events, stderr = run_program(job, spec(model_dir, mode="continuation"), in_process=True)
     assert code == 0, stderr
-    texts = {f"p{i}": json.loads(line)["text"] for i, line in enumerate((job / "prompts.jsonl").open(encoding="utf-8"))}
+    texts = {
+        f"p{i}": json.loads(line)["text"]
+        for i, line in enumerate((job / "prompts.jsonl").open(encoding="utf-8"))
+    }
     gens = generations(events)
     assert sorted(gens) == [("p0", 0), ("p1", 0)]
     for (pid, _), g in gens.items():
@@ -111,7 +120,8 @@ def test_continuation_sends_the_raw_text(model_dir, tmp_path):
 def test_system_prompt_override_and_template_file(model_dir, tmp_path):
     job = _job(tmp_path, 1)
     (job / "tpl.jinja").write_text(
-        "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}[assistant] ", encoding="utf-8"
+        "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}[assistant] ",
+        encoding="utf-8",
     )
     s = spec(model_dir, system_prompt="只用一个词回答。", chat_template_file="tpl.jinja")
     code, events, stderr = run_program(job, s, in_process=True)
@@ -167,7 +177,9 @@ def test_bad_spec_exits_2_with_a_clear_message(model_dir, tmp_path, monkeypatch,
     monkeypatch.chdir(job)
     assert sample.main(["--spec", "spec.json"]) == 2
     assert message in capsys.readouterr().err
-    events = [json.loads(line) for line in (job / "generations.jsonl").read_text(encoding="utf-8").splitlines()]
+    events = [
+        json.loads(line) for line in (job / "generations.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert [e["type"] for e in events] == ["error"]
     assert message in events[0]["message"] and "\n" not in events[0]["message"]
 

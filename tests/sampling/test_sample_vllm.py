@@ -30,7 +30,9 @@ def runs(model_dir, tmp_path_factory):
     s = spec(model_dir, backend="vllm", params={"n": 3, "seed": 7}, skip_ids=["p1"], batch_size=2)
     code, first, stderr = run_program(job, s)
     assert code == 0, stderr[-4000:]
-    code, second, stderr = run_program(job, {**s, "skip_ids": [], "batch_size": 64, "output": "resumed.jsonl"})
+    code, second, stderr = run_program(
+        job, {**s, "skip_ids": [], "batch_size": 64, "output": "resumed.jsonl"}
+    )
     assert code == 0, stderr[-4000:]
     return job, s, first, second
 
@@ -51,12 +53,16 @@ def test_events_follow_the_contract(runs, model_dir):
 def test_generations(runs, model_dir):
     job, _, events, _ = runs
     tok = AutoTokenizer.from_pretrained(str(model_dir))
-    rows = {r["id"]: r for r in map(json.loads, (job / "prompts.jsonl").read_text(encoding="utf-8").splitlines())}
+    rows = {
+        r["id"]: r for r in map(json.loads, (job / "prompts.jsonl").read_text(encoding="utf-8").splitlines())
+    }
     gens = generations(events)
     assert sorted(gens) == [(pid, k) for pid in ("p0", "p2", "p3", "p4") for k in range(3)]
     assert len({gens[("p0", k)]["text"] for k in range(3)}) == 3
     for g in gens.values():
-        expected = tok.apply_chat_template(rows[g["id"]]["messages"], add_generation_prompt=True, tokenize=False)
+        expected = tok.apply_chat_template(
+            rows[g["id"]]["messages"], add_generation_prompt=True, tokenize=False
+        )
         assert g["prompt_text"] == expected
         assert g["prompt_tokens"] == len(tok(expected, add_special_tokens=False)["input_ids"])
         assert (g["tokens"], g["finish_reason"]) == (MAX_NEW, "length")
@@ -79,7 +85,9 @@ def test_a_checkpoint_vllm_refuses_is_one_error_line(model_dir, tmp_path):
         (bad / f.name).symlink_to(f)
     (bad / "config.json").unlink()
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    (bad / "config.json").write_text(json.dumps({**config, "architectures": ["NoSuchForCausalLM"]}), encoding="utf-8")
+    (bad / "config.json").write_text(
+        json.dumps({**config, "architectures": ["NoSuchForCausalLM"]}), encoding="utf-8"
+    )
     pclue_prompts(tmp_path / "prompts.jsonl", 1)
     code, events, stderr = run_program(tmp_path, spec(bad, backend="vllm"))
     assert code == 1

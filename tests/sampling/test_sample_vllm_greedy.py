@@ -33,16 +33,22 @@ def test_greedy_vllm_equals_transformers(tmp_path_factory):
     for backend in ("vllm", "transformers"):
         job = tmp_path_factory.mktemp(f"greedy-{backend}")
         pclue_prompts(job / "prompts.jsonl", N_PROMPTS)
-        s = spec(model_dir, backend=backend, params={"temperature": 0.0, "max_new_tokens": MAX_NEW}, batch_size=3)
+        s = spec(
+            model_dir, backend=backend, params={"temperature": 0.0, "max_new_tokens": MAX_NEW}, batch_size=3
+        )
         code, events, stderr = run_program(job, s, in_process=backend == "transformers")
         assert code == 0, stderr[-4000:]
         answers[backend] = generations(events)
-    assert sorted(answers["vllm"]) == sorted(answers["transformers"]) == [(f"p{i}", 0) for i in range(N_PROMPTS)]
+    assert (
+        sorted(answers["vllm"]) == sorted(answers["transformers"]) == [(f"p{i}", 0) for i in range(N_PROMPTS)]
+    )
     for key, v in answers["vllm"].items():
         t = answers["transformers"][key]
         assert v["prompt_text"] == t["prompt_text"] and v["prompt_tokens"] == t["prompt_tokens"]
         v_ids = tok(v["text"], add_special_tokens=False)["input_ids"]
         t_ids = tok(t["text"], add_special_tokens=False)["input_ids"]
         diff = _first_difference(v_ids, t_ids)
-        print(f"{key[0]}: first differing token {diff} of {len(v_ids)}; vllm {v['text']!r} transformers {t['text']!r}")
+        print(
+            f"{key[0]}: first differing token {diff} of {len(v_ids)}; vllm {v['text']!r} transformers {t['text']!r}"
+        )
         assert diff is None or diff >= MUST_AGREE, f"{key[0]} differs at token {diff}"
