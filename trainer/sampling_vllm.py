@@ -7,13 +7,14 @@ a child's stderr; offline batch generation gains nothing from the extra process.
 Each prompt gets its own SamplingParams with the prompt's seed, so its answers do not depend on the batch
 it lands in. Timing comes from the engine's per-request stats (log stats on): ttft_s is vLLM's first token
 latency (from arrival, queueing in the batch included), tpot_s the mean gap between output tokens, time_s
-the two together. The n answers of one prompt share the request's stats.
+the two together. The n answers of one prompt share the request's stats. Without stats, see _timing.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from typing import Any
 
 import torch
@@ -73,10 +74,14 @@ def load(spec: SampleSpec, model_dir: Any, tokenizer: Any) -> Engine:
     return Engine(llm, cleanup)
 
 
-def _timing(metrics: Any, tokens: int) -> tuple[float, float, float]:
-    """(ttft_s, tpot_s, time_s) from vLLM's RequestStateStats."""
+def _timing(metrics: Any, tokens: int, batch_s: float) -> tuple[float, float, float]:
+    """(ttft_s, tpot_s, time_s) from vLLM's RequestStateStats.
+
+    Without stats (a vLLM that does not fill them), the batch's wall time spread evenly over the tokens.
+    """
     if metrics is None or not metrics.first_token_ts:
-        return 0.0, 0.0, 0.0
+        tpot = batch_s / max(tokens, 1)
+        return round(tpot, 6), round(tpot, 6), round(batch_s, 6)
     ttft = metrics.first_token_latency
     decode = max(metrics.last_token_ts - metrics.first_token_ts, 0.0)
     tpot = decode / (tokens - 1) if tokens > 1 else 0.0
@@ -100,14 +105,16 @@ def generate(spec: SampleSpec, engine: Engine, tokenizer: Any, prompts: list[Pro
         )
         for pr in prompts
     ]
+    start = time.perf_counter()
     outputs = engine.llm.generate(
         [{"prompt_token_ids": pr.token_ids} for pr in prompts], params, use_tqdm=False
     )
+    batch_s = time.perf_counter() - start
     results = []
     for pr, out in zip(prompts, outputs, strict=True):
         for comp in sorted(out.outputs, key=lambda c: c.index):
             tokens = len(comp.token_ids)
-            ttft, tpot, total = _timing(out.metrics, tokens)
+            ttft, tpot, total = _timing(out.metrics, tokens, batch_s)
             results.append(
                 {
                     "id": pr.id,

@@ -20,6 +20,26 @@ def tiny_model(out: Path) -> Path:
     return make_tiny_model_dir(out, hidden=256)
 
 
+def lively_model(out: Path) -> Path:
+    """tiny_model with its weights (not norms) tripled: at the default init a random model's greedy answer
+    is one token repeated, which two backends agree on trivially; tripled, it wanders (24 different tokens
+    in 24), so agreement means the same logits step after step."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if (out / "config.json").is_file():
+        return out
+    base = tiny_model(out.with_name(out.name + "-base"))
+    model = AutoModelForCausalLM.from_pretrained(str(base))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.mul_(3.0)
+    model.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(out))
+    return out
+
+
 def pclue_prompts(out: Path, n: int, *, mode: str = "chat") -> Path:
     """The first n pCLUE inputs as a prompts file, ids p0..p(n-1)."""
     rows = []
