@@ -99,9 +99,19 @@ class RowStopper:
 
 
 def load(spec: SampleSpec, model_dir: Any, tokenizer: Any) -> Any:
+    """The model, with a bare generation config holding only its EOS ids.
+
+    generate() fills whatever its caller leaves unset from model.generation_config, so a repetition
+    penalty or n-gram ban saved with the checkpoint would shape answers here but not in vLLM, which
+    samples with exactly the SamplingParams it is given.
+    """
+    from transformers import GenerationConfig
+
     from trainer.sampling_model import load_model
 
-    return load_model(model_dir, spec.dtype)
+    model = load_model(model_dir, spec.dtype)
+    model.generation_config = GenerationConfig(eos_token_id=sorted(_eos_ids(model, tokenizer)) or None)
+    return model
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

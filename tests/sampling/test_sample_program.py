@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,23 @@ def test_unreadable_spec_exits_2(tmp_path, monkeypatch, capsys):
     assert "spec.json is not JSON" in capsys.readouterr().err
     assert sample.main(["--spec", "absent.json"]) == 2
     assert "spec not found: absent.json" in capsys.readouterr().err
+
+
+def test_the_models_generation_config_does_not_change_answers(model_dir, tmp_path):
+    """Only the spec's params shape the answer, as in vLLM: a repetition penalty or n-gram ban saved in the
+    checkpoint's generation_config.json would otherwise apply in transformers alone."""
+    tuned = tmp_path / "tuned"
+    shutil.copytree(model_dir, tuned)
+    gen_cfg = json.loads((tuned / "generation_config.json").read_text(encoding="utf-8"))
+    gen_cfg.update(repetition_penalty=5.0, no_repeat_ngram_size=1, min_new_tokens=12)
+    (tuned / "generation_config.json").write_text(json.dumps(gen_cfg), encoding="utf-8")
+    job = _job(tmp_path, 2)
+    greedy = {"temperature": 0.0, "max_new_tokens": 12}
+    texts = []
+    for name, m in (("plain", model_dir), ("tuned", tuned)):
+        code, events, stderr = run_program(
+            job, spec(m, params=greedy, output=f"{name}.jsonl"), in_process=True
+        )
+        assert code == 0, stderr
+        texts.append({k: g["text"] for k, g in generations(events).items()})
+    assert texts[0] == texts[1]
