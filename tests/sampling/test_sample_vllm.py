@@ -1,0 +1,98 @@
+"""The vLLM backend (run by .venv-vllm's python, as the worker does) keeps the same contract and seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from tests.sampling.sample_run import VLLM_PYTHON, generations, pclue_prompts, run_program, spec, tiny_model
+
+pytestmark = pytest.mark.slow
+
+N_PROMPTS = 5
+MAX_NEW = 6
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    assert VLLM_PYTHON.is_file(), "no .venv-vllm: `make vllm` builds it (make test does first)"
+    return tiny_model(tmp_path_factory.mktemp("vllm-model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def runs(model_dir, tmp_path_factory):
+    """Two engine runs of one sampled spec: p1 skipped in batches of 2, then all prompts in one batch."""
+    job = tmp_path_factory.mktemp("vllm-job")
+    pclue_prompts(job / "prompts.jsonl", N_PROMPTS)
+    s = spec(model_dir, backend="vllm", params={"n": 3, "seed": 7}, skip_ids=["p1"], batch_size=2)
+    code, first, stderr = run_program(job, s)
+    assert code == 0, stderr[-4000:]
+    code, second, stderr = run_program(
+        job, {**s, "skip_ids": [], "batch_size": 64, "output": "resumed.jsonl"}
+    )
+    assert code == 0, stderr[-4000:]
+    return job, s, first, second
+
+
+def test_events_follow_the_contract(runs, model_dir):
+    _, s, events, _ = runs
+    kinds = [e["type"] for e in events]
+    start = events[0]
+    assert start["type"] == "start" and start["backend"] == "vllm" and start["backend_version"] == "0.32.0"
+    assert (start["prompts"], start["skipped"], start["params"]) == (N_PROMPTS, 1, s["params"])
+    assert kinds[1:] == ["generation"] * 6 + ["progress"] + ["generation"] * 6 + ["progress", "done"]
+    progress = [e for e in events if e["type"] == "progress"]
+    assert [(p["done"], p["total"]) for p in progress] == [(3, N_PROMPTS), (5, N_PROMPTS)]
+    done = events[-1]
+    assert (done["prompts"], done["generations"], done["tokens"]) == (4, 12, 12 * MAX_NEW)
+
+
+def test_generations(runs, model_dir):
+    job, _, events, _ = runs
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    rows = {
+        r["id"]: r for r in map(json.loads, (job / "prompts.jsonl").read_text(encoding="utf-8").splitlines())
+    }
+    gens = generations(events)
+    assert sorted(gens) == [(pid, k) for pid in ("p0", "p2", "p3", "p4") for k in range(3)]
+    assert len({gens[("p0", k)]["text"] for k in range(3)}) == 3
+    for g in gens.values():
+        expected = tok.apply_chat_template(
+            rows[g["id"]]["messages"], add_generation_prompt=True, tokenize=False
+        )
+        assert g["prompt_text"] == expected
+        assert g["prompt_tokens"] == len(tok(expected, add_special_tokens=False)["input_ids"])
+        assert (g["tokens"], g["finish_reason"]) == (MAX_NEW, "length")
+        # vLLM's own request stats (disable_log_stats=False), not zeros
+        assert 0 < g["ttft_s"] <= g["time_s"] and g["tpot_s"] > 0
+
+
+def test_same_seed_same_texts_after_resume(runs):
+    """Seeds are per prompt: a run with other batches and no skip repeats every answer of the first."""
+    _, _, first, second = runs
+    a, b = generations(first), generations(second)
+    assert len(b) == N_PROMPTS * 3
+    assert {k: g["text"] for k, g in a.items()} == {k: b[k]["text"] for k in a}
+
+
+def test_a_checkpoint_vllm_refuses_is_one_error_line(model_dir, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in model_dir.iterdir():
+        (bad / f.name).symlink_to(f)
+    (bad / "config.json").unlink()
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    (bad / "config.json").write_text(
+        json.dumps({**config, "architectures": ["NoSuchForCausalLM"]}), encoding="utf-8"
+    )
+    pclue_prompts(tmp_path / "prompts.jsonl", 1)
+    code, events, stderr = run_program(tmp_path, spec(bad, backend="vllm"))
+    assert code == 1
+    assert [e["type"] for e in events] == ["error"]
+    message = events[0]["message"]
+    assert message.startswith(f"vLLM refused {bad}: ")
+    assert "['NoSuchForCausalLM'] are not supported" in message
+    assert "\n" not in message and len(message) < 600

@@ -1,0 +1,132 @@
+"""The vLLM backend (runs inside .venv-vllm; vllm is imported only here, when the backend loads).
+
+The engine core runs in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0): a checkpoint vLLM refuses then
+raises here with vLLM's own reason, instead of "engine core initialization failed" while the reason goes to
+a child's stderr; offline batch generation gains nothing from the extra process.
+
+Each prompt gets its own SamplingParams with the prompt's seed, so its answers do not depend on the batch
+it lands in. Timing comes from the engine's per-request stats (log stats on): ttft_s is vLLM's first token
+latency (from arrival, queueing in the batch included), tpot_s the mean gap between output tokens, time_s
+the two together. The n answers of one prompt share the request's stats. Without stats, see _timing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from typing import Any
+
+import torch
+
+from trainer.sampling_spec import Prompt, SampleSpec, max_tokens_for
+
+NAME = "vllm"
+
+
+class EngineRefused(RuntimeError):
+    """vLLM would not load the checkpoint; the message is vLLM's reason on one line."""
+
+
+def version() -> str:
+    import vllm
+
+    return vllm.__version__
+
+
+class Engine:
+    def __init__(self, llm: Any, cleanup: Any):
+        self.llm, self.cleanup = llm, cleanup
+
+    def close(self) -> None:
+        if self.cleanup is not None:
+            shutil.rmtree(self.cleanup, ignore_errors=True)
+
+
+def load(spec: SampleSpec, model_dir: Any, tokenizer: Any) -> Engine:
+    from trainer.sampling_model import merged_dir
+
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    from vllm import LLM
+
+    path, cleanup = merged_dir(model_dir, spec.dtype, tokenizer)
+    gmu = spec.gpu_memory_utilization
+    if gmu is None:
+        # on CPU this is the share of host RAM kept for the KV cache; vLLM's default 0.92 refuses to start
+        gmu = 0.85 if torch.cuda.is_available() else 0.3
+    try:
+        llm = LLM(
+            model=str(path),
+            dtype=spec.dtype,
+            max_model_len=spec.max_model_len,
+            enforce_eager=True,
+            gpu_memory_utilization=gmu,
+            seed=spec.params.seed,
+            disable_log_stats=False,
+        )
+    except Exception as exc:
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
+        reason = " ".join(str(exc).split())
+        # an unknown architecture lists every supported one: a few hundred characters say enough
+        reason = reason if len(reason) <= 400 else reason[:400] + "..."
+        raise EngineRefused(f"vLLM refused {model_dir}: {reason}") from exc
+    return Engine(llm, cleanup)
+
+
+def _timing(metrics: Any, tokens: int, batch_s: float) -> tuple[float, float, float]:
+    """(ttft_s, tpot_s, time_s) from vLLM's RequestStateStats.
+
+    Without stats (a vLLM that does not fill them), the batch's wall time spread evenly over the tokens.
+    """
+    if metrics is None or not metrics.first_token_ts:
+        tpot = batch_s / max(tokens, 1)
+        return round(tpot, 6), round(tpot, 6), round(batch_s, 6)
+    ttft = metrics.first_token_latency
+    decode = max(metrics.last_token_ts - metrics.first_token_ts, 0.0)
+    tpot = decode / (tokens - 1) if tokens > 1 else 0.0
+    return round(ttft, 6), round(tpot, 6), round(ttft + decode, 6)
+
+
+def generate(spec: SampleSpec, engine: Engine, tokenizer: Any, prompts: list[Prompt]) -> list[dict]:
+    """Every (prompt, index) answer of this batch of prompts, in prompt then index order."""
+    from vllm import SamplingParams
+
+    p = spec.params
+    params = [
+        SamplingParams(
+            n=p.n,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            top_k=p.top_k,
+            max_tokens=max_tokens_for(spec, pr),
+            seed=pr.seed,
+            stop=list(p.stop),
+        )
+        for pr in prompts
+    ]
+    start = time.perf_counter()
+    outputs = engine.llm.generate(
+        [{"prompt_token_ids": pr.token_ids} for pr in prompts], params, use_tqdm=False
+    )
+    batch_s = time.perf_counter() - start
+    results = []
+    for pr, out in zip(prompts, outputs, strict=True):
+        for comp in sorted(out.outputs, key=lambda c: c.index):
+            tokens = len(comp.token_ids)
+            ttft, tpot, total = _timing(out.metrics, tokens, batch_s)
+            results.append(
+                {
+                    "id": pr.id,
+                    "index": comp.index,
+                    "prompt_text": pr.text,
+                    "prompt_tokens": len(pr.token_ids),
+                    "text": comp.text,
+                    "tokens": tokens,
+                    "finish_reason": "stop" if comp.finish_reason == "stop" else "length",
+                    "ttft_s": ttft,
+                    "tpot_s": tpot,
+                    "time_s": total,
+                }
+            )
+    return results
