@@ -87,7 +87,9 @@ def test_the_detail_pages_prompts_with_all_their_answers_and_filters(finished, r
     cut = researcher.get(f"/api/sampling/{finished['id']}?finish_reason=length").json()["page"]["rows"]
     assert cut and all(int(r["sample_id"]) % 3 == 0 for r in cut)
     one = rows[4]["prompt_id"]
-    found = researcher.get(f"/api/sampling/{finished['id']}", params={"q": f"{one}.1 seed"}).json()["page"]["rows"]
+    found = researcher.get(f"/api/sampling/{finished['id']}", params={"q": f"{one}.1 seed"}).json()["page"][
+        "rows"
+    ]
     assert [r["prompt_id"] for r in found] == [one]
     assert researcher.get(f"/api/sampling/{finished['id']}?finish_reason=eos").status_code == 422
     assert researcher.get("/api/sampling/999").status_code == 404
@@ -97,9 +99,15 @@ def test_exports_as_jsonl_and_csv(finished, researcher):
     jsonl = researcher.get(f"/api/sampling/{finished['id']}/export.jsonl")
     assert jsonl.status_code == 200 and "attachment" in jsonl.headers["content-disposition"]
     lines = [json.loads(line) for line in jsonl.text.splitlines()]
-    assert len(lines) == 46 and {"prompt_text", "text", "finish_reason", "reference", "tokens"} <= set(lines[0])
-    assert [(x["sample_id"], x["index"]) for x in lines] == sorted((x["sample_id"], x["index"]) for x in lines)
-    table = list(csv.DictReader(io.StringIO(researcher.get(f"/api/sampling/{finished['id']}/export.csv").text)))
+    assert len(lines) == 46 and {"prompt_text", "text", "finish_reason", "reference", "tokens"} <= set(
+        lines[0]
+    )
+    assert [(x["sample_id"], x["index"]) for x in lines] == sorted(
+        (x["sample_id"], x["index"]) for x in lines
+    )
+    table = list(
+        csv.DictReader(io.StringIO(researcher.get(f"/api/sampling/{finished['id']}/export.csv").text))
+    )
     assert len(table) == 46
     assert [(int(r["sample_id"]), int(r["index"]), r["text"], r["reference"]) for r in table] == [
         (x["sample_id"], x["index"], x["text"], x["reference"]) for x in lines
@@ -112,7 +120,7 @@ def test_the_results_page_shows_answers_side_by_side_escaped(finished, researche
     assert page.count("&lt;i&gt;answer&lt;/i&gt;") == 40  # 20 prompts, 2 answers each
     assert re.search(r'data-finish="length">length: \d+', page)
     assert "cut by max_new_tokens:" in page
-    assert 'name="csrf_token"' not in page.split("<form method=\"get\"")[1]  # the filter form is a GET
+    assert 'name="csrf_token"' not in page.split('<form method="get"')[1]  # the filter form is a GET
     zh = researcher.get(f"/sampling/{finished['id']}", headers={"Accept-Language": "zh"}).text
     assert "参考答案" in zh and "Reference" not in zh
 

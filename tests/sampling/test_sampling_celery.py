@@ -47,4 +47,3 @@ def test_cancel_and_resume_on_a_real_worker(worker, pclue, engine, sampling):
     assert len(rows) == 46 and len({(g.prompt_id, g.index) for g in rows}) == 46
     # Prompts with both answers stored before the cancel were not asked again.
     assert len(spec_of(sampling, sj.job_id)["skip_ids"]) >= stored // 2 - 1
-

@@ -48,7 +48,9 @@ def test_pclue_prompts_by_task_type(pclue, engine, tmp_path):
 
 def test_continuation_prompts_are_raw_text_and_the_file_is_written_once(pclue, engine, tmp_path):
     with Session(engine) as session:
-        ids = select_ids(session, dataset_id=pclue.dataset_id, version=1, flt=Filter(task="anaphora_resolution"))
+        ids = select_ids(
+            session, dataset_id=pclue.dataset_id, version=1, flt=Filter(task="anaphora_resolution")
+        )
         first = session.get_one(Sample, ids[0])
     path = tmp_path / "prompts.jsonl"
     assert write_prompts(engine, ids=ids, mode="continuation", path=path) == 5

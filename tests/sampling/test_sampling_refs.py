@@ -68,7 +68,9 @@ def test_bad_references_say_what_is_wrong(run_with_checkpoints, engine, sampling
     assert words in info.value.message
 
 
-def test_a_run_without_checkpoints_and_a_missing_embedded_model(sampling, engine, make_user, tmp_path, monkeypatch):
+def test_a_run_without_checkpoints_and_a_missing_embedded_model(
+    sampling, engine, make_user, tmp_path, monkeypatch
+):
     owner = make_user(Role.researcher, "p")
     with Session(engine) as session:
         run = insert_run(session, owner_id=owner.id, run_dir=str(tmp_path / "empty"))

@@ -22,7 +22,9 @@ def generations(engine, sampling_id: int) -> list[Generation]:  # noqa: ANN001
     with Session(engine) as session:
         return list(
             session.exec(
-                select(Generation).where(Generation.sampling_job_id == sampling_id).order_by(col(Generation.id))
+                select(Generation)
+                .where(Generation.sampling_job_id == sampling_id)
+                .order_by(col(Generation.id))
             ).all()
         )
 
@@ -46,7 +48,9 @@ def owner(engine, sampling: SamplingJob) -> User:  # noqa: ANN001
 
 
 def test_a_job_stores_every_answer_once_with_progress_and_tokens(sampling, pclue, engine):
-    sj = launch_fake(engine, pclue, filter={"task": "generate"}, params={"n": 2, "seed": 7, "max_new_tokens": 50})
+    sj = launch_fake(
+        engine, pclue, filter={"task": "generate"}, params={"n": 2, "seed": 7, "max_new_tokens": 50}
+    )
     assert execute(sj.job_id)
     job = job_of(engine, sj.job_id)
     assert job.status == JobStatus.succeeded, (job.error, job.log_tail)
@@ -85,7 +89,9 @@ def test_a_program_error_fails_the_job_with_its_message(sampling, pclue, engine,
     )
 
 
-def test_the_vllm_backend_without_its_environment_fails_with_the_reason(sampling, pclue, engine, monkeypatch, tmp_path):
+def test_the_vllm_backend_without_its_environment_fails_with_the_reason(
+    sampling, pclue, engine, monkeypatch, tmp_path
+):
     monkeypatch.setattr(sampling, "vllm_python", tmp_path / "no-venv" / "bin" / "python")
     sj = launch_fake(engine, pclue, filter={"task": "anaphora_resolution"}, backend="vllm")
     assert execute(sj.job_id, settings=sampling)
@@ -129,9 +135,12 @@ def test_killed_mid_way_then_resumed_answers_each_prompt_once(sampling, pclue, e
     assert [e["skipped"] for e in events if e["type"] == "start"] == [0, len(complete)]
     with Session(engine) as session:
         tokens = session.get_one(SamplingJob, sj.id).tokens
-        assert tokens == session.exec(
-            select(func.sum(Generation.tokens)).where(Generation.sampling_job_id == sj.id)
-        ).one()
+        assert (
+            tokens
+            == session.exec(
+                select(func.sum(Generation.tokens)).where(Generation.sampling_job_id == sj.id)
+            ).one()
+        )
 
 
 def test_cancel_stops_the_program_and_a_succeeded_job_cannot_be_resumed(sampling, pclue, engine, monkeypatch):
