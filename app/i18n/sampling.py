@@ -4,6 +4,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "nav.sampling": {"en": "Sampling", "zh": "采样"},
     "jobs.kind.sample": {"en": "sampling", "zh": "采样"},
     "jobs.open.sample": {"en": "Open the answers", "zh": "打开回答"},
+    "sampling.from_checkpoint": {"en": "Sample", "zh": "采样"},
     "sampling.new": {"en": "New sampling job", "zh": "新建采样任务"},
     "sampling.none": {"en": "No sampling jobs yet.", "zh": "还没有采样任务。"},
     "sampling.what": {"en": "Model and prompts", "zh": "模型与提示"},

@@ -146,3 +146,25 @@ def test_a_form_without_the_csrf_token_is_refused(researcher, pclue):
     values = {"model": "embedded", "dataset": f"{pclue.dataset_id}:1"}
     response = post_form(researcher, "/sampling/new", values)
     assert response.status_code == 403
+
+
+def test_a_runs_page_links_each_checkpoint_to_the_prefilled_form(researcher, engine, tmp_path):
+    from tests.runs.fake_runs import make_run
+    from tests.sampling.test_sampling_refs import checkpoint
+
+    run_dir = tmp_path / "run"
+    checkpoint(run_dir, 10)
+    with Session(engine) as session:
+        run = make_run(session, researcher.user.id, run_dir=run_dir)
+    page = researcher.get(f"/runs/{run.id}").text
+    link = re.search(r'href="(/sampling/new\?model=[^"]+)" data-sample-checkpoint="step-00000010"', page)
+    assert link, "no sampling link beside the checkpoint"
+    form = researcher.get(link.group(1).replace("&amp;", "&")).text
+    assert f'value="run:{run.id}/step-00000010"' in form
+
+
+def test_the_jobs_list_and_job_page_link_to_the_answers(finished, researcher):
+    rows = researcher.get("/api/jobs?kind=sample").json()
+    assert [(r["id"], r["link"]) for r in rows] == [(finished["job_id"], f"/sampling/{finished['id']}")]
+    page = researcher.get(f"/jobs/{finished['job_id']}").text
+    assert f'href="/sampling/{finished["id"]}"' in page and "Open the answers" in page

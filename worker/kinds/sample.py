@@ -1,6 +1,6 @@
 """The `sample` job kind: a SamplingJob's sampling program as a subprocess, its answers into Generation.
 
-The contract with the program (trainer/sample.py) is in its module docstring: `<python> -m trainer.sample
+The contract with the program (trainer/sample.py): `<python> -m trainer.sample
 --spec spec.json`, with `.venv-vllm`'s interpreter for the vllm backend (vLLM pins its own torch) and this
 worker's for transformers. settings.sampling_module names the module, so tests run a fake that follows the
 same contract. The job directory holds prompts.jsonl (written once, so a resume sees the same prompts),
@@ -206,7 +206,12 @@ class Sample(JobKindSpec):
         with Session(ctx.engine) as session:
             rows = session.exec(
                 select(JobEvent.type, JobEvent.data)
-                .where(col(JobEvent.job_id) == ctx.job_id, col(JobEvent.type).in_(["done", "error"]))
+                .where(
+                    col(JobEvent.job_id) == ctx.job_id,
+                    col(JobEvent.type).in_(["done", "error"]),
+                    # This attempt's lines only: an earlier attempt's error is not this one's reason.
+                    col(JobEvent.seq) >= ctx.job.events_seq,
+                )
                 .order_by(col(JobEvent.seq))
             ).all()
         done = any(kind == "done" for kind, _ in rows)
