@@ -164,3 +164,28 @@ def test_cancel_stops_the_program_and_a_succeeded_job_cannot_be_resumed(sampling
     assert execute(done.job_id)
     with Session(engine) as session, pytest.raises(JobStateError, match="nothing to resume"):
         resume(session, sampling=session.get_one(SamplingJob, done.id), user=owner(engine, done))
+
+
+def test_a_lost_job_resumes_only_once_its_worker_is_really_silent(sampling, pclue, engine):
+    from datetime import timedelta
+
+    from app.jobs.lifecycle import JobStateError
+    from app.models import utcnow
+
+    sj = launch_fake(engine, pclue, filter={"task": "anaphora_resolution"})
+    with Session(engine) as session:
+        job = session.get_one(Job, sj.job_id)
+        job.status, job.heartbeat_at = JobStatus.lost, utcnow()
+        session.add(job)
+        session.commit()
+        with pytest.raises(JobStateError, match="heard from"):
+            resume(session, sampling=session.get_one(SamplingJob, sj.id), user=owner(engine, sj))
+        job = session.get_one(Job, sj.job_id)
+        job.heartbeat_at = utcnow() - timedelta(seconds=sampling.heartbeat_timeout + 1)
+        session.add(job)
+        session.commit()
+        resume(session, sampling=session.get_one(SamplingJob, sj.id), user=owner(engine, sj))
+    assert job_of(engine, sj.job_id).status == JobStatus.queued
+    assert execute(sj.job_id)
+    assert job_of(engine, sj.job_id).status == JobStatus.succeeded
+    assert len(generations(engine, sj.id)) == 5
