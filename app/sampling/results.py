@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func
+import orjson
+from sqlalchemy import and_, func, or_
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.models import Dataset, DatasetVersion, Generation, Job, SamplingJob, User
@@ -205,45 +207,50 @@ def answered_prompt_ids(session: Session, sampling_id: int, n: int) -> list[str]
     return sorted(rows)
 
 
-def _all_generations(session: Session, sampling_id: int) -> Iterator[Generation]:
-    last = 0
+def _batches(engine: Engine, sampling_id: int) -> Iterator[tuple[list[Generation], dict[int, str]]]:
+    """Every generation by prompt then index, EXPORT_BATCH at a time with their prompts' references; a
+    keyset walk on ix_generation_page, each batch in a session of its own, so an export streams."""
+    last = (-1, -1)
     while True:
-        batch = session.exec(
-            select(Generation)
-            .where(col(Generation.sampling_job_id) == sampling_id, col(Generation.id) > last)
-            .order_by(col(Generation.id))
-            .limit(EXPORT_BATCH)
-        ).all()
-        if not batch:
-            return
-        yield from batch
-        last = batch[-1].id or last
+        with Session(engine) as session:
+            after = or_(
+                col(Generation.sample_id) > last[0],
+                and_(col(Generation.sample_id) == last[0], col(Generation.index) > last[1]),
+            )
+            batch = list(
+                session.exec(
+                    select(Generation)
+                    .where(col(Generation.sampling_job_id) == sampling_id, after)
+                    .order_by(col(Generation.sample_id), col(Generation.index))
+                    .limit(EXPORT_BATCH)
+                ).all()
+            )
+            if not batch:
+                return
+            refs = references(session, sorted({g.sample_id for g in batch}))
+        yield batch, refs
+        last = (batch[-1].sample_id, batch[-1].index)
 
 
-def _ordered(session: Session, sampling_id: int) -> list[Generation]:
-    gens = list(_all_generations(session, sampling_id))
-    return sorted(gens, key=lambda g: (g.sample_id, g.index))
-
-
-def export_jsonl(session: Session, sampling_id: int) -> Iterator[str]:
+def export_jsonl(engine: Engine, sampling_id: int) -> Iterator[bytes]:
     """One JSON object a line per generation, with the reference, by prompt then index."""
-    gens = _ordered(session, sampling_id)
-    refs = references(session, sorted({g.sample_id for g in gens}))
-    for g in gens:
-        yield (
-            json.dumps({**generation_dict(g), "reference": refs.get(g.sample_id, "")}, ensure_ascii=False)
-            + "\n"
+    for batch, refs in _batches(engine, sampling_id):
+        yield b"".join(
+            orjson.dumps({**generation_dict(g), "reference": refs.get(g.sample_id, "")}) + b"\n"
+            for g in batch
         )
 
 
-def export_csv(session: Session, sampling_id: int) -> str:
+def export_csv(engine: Engine, sampling_id: int) -> Iterator[str]:
     """The same rows as CSV (a header line first), for a spreadsheet."""
-    gens = _ordered(session, sampling_id)
-    refs = references(session, sorted({g.sample_id for g in gens}))
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([*EXPORT_FIELDS, "reference"])
-    for g in gens:
-        d = generation_dict(g)
-        writer.writerow([*(d[k] for k in EXPORT_FIELDS), refs.get(g.sample_id, "")])
-    return out.getvalue()
+    yield out.getvalue()
+    for batch, refs in _batches(engine, sampling_id):
+        out.seek(0)
+        out.truncate()
+        for g in batch:
+            d = generation_dict(g)
+            writer.writerow([*(d[k] for k in EXPORT_FIELDS), refs.get(g.sample_id, "")])
+        yield out.getvalue()

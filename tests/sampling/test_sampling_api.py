@@ -95,7 +95,10 @@ def test_the_detail_pages_prompts_with_all_their_answers_and_filters(finished, r
     assert researcher.get("/api/sampling/999").status_code == 404
 
 
-def test_exports_as_jsonl_and_csv(finished, researcher):
+def test_exports_as_jsonl_and_csv(finished, researcher, monkeypatch):
+    monkeypatch.setattr(
+        "app.sampling.results.EXPORT_BATCH", 7
+    )  # several keyset batches, one split mid-prompt
     jsonl = researcher.get(f"/api/sampling/{finished['id']}/export.jsonl")
     assert jsonl.status_code == 200 and "attachment" in jsonl.headers["content-disposition"]
     lines = [json.loads(line) for line in jsonl.text.splitlines()]

@@ -10,11 +10,12 @@ import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
 
 from app.api.deps import Researcher, SessionDep, SettingsDep
+from app.core.db import get_engine
 from app.datasets.export import export_filename
 from app.jobs.lifecycle import JobStateError
 from app.models import FINISHED, Dataset, DatasetVersion, Run, SamplingJob, User
@@ -271,23 +272,26 @@ def _download_name(session: Session, sampling_id: int, ext: str) -> str:
 
 
 @router.get("/api/sampling/{sampling_id}/export.jsonl")
-def sampling_export_jsonl(sampling_id: int, user: Researcher, session: SessionDep) -> Response:
+def sampling_export_jsonl(
+    sampling_id: int, user: Researcher, session: SessionDep, settings: SettingsDep
+) -> Response:
     """Every answer as JSONL (prompt, answer, tokens, finish reason, timings, reference)."""
     name = _download_name(session, sampling_id, "jsonl")
-    body = "".join(results.export_jsonl(session, sampling_id))
-    return Response(
-        body,
+    return StreamingResponse(
+        results.export_jsonl(get_engine(settings), sampling_id),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
 @router.get("/api/sampling/{sampling_id}/export.csv")
-def sampling_export_csv(sampling_id: int, user: Researcher, session: SessionDep) -> Response:
+def sampling_export_csv(
+    sampling_id: int, user: Researcher, session: SessionDep, settings: SettingsDep
+) -> Response:
     """Every answer as CSV, one row per answer, with a header line."""
     name = _download_name(session, sampling_id, "csv")
-    return Response(
-        results.export_csv(session, sampling_id),
+    return StreamingResponse(
+        results.export_csv(get_engine(settings), sampling_id),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
