@@ -193,7 +193,6 @@ def sampling_page(
     flt: Flt,
     after: After,
     ok: str = "",
-    err: str = "",
 ):
     detail = _detail(session, sampling_id, flt, after)
     s = detail["summary"]
@@ -209,7 +208,6 @@ def sampling_page(
             "finished": s.status in FINISHED,
             "may_change": user.role == "admin" or s.owner == user.username,
             "ok": flash_key(ok),
-            "err": err[:500],
         },
     )
 
