@@ -23,6 +23,7 @@ NAV = [
     ("datasets", "/datasets", "d", "researcher"),
     ("runs", "/runs", "r", "researcher"),
     ("jobs", "/jobs", "j", "researcher"),
+    ("sampling", "/sampling", "s", "researcher"),
     ("evaluations", "/evaluations", "e", "researcher"),
     ("rating", "/rating", "a", "rater"),
     ("compare", "/compare", "c", "researcher"),

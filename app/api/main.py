@@ -12,6 +12,7 @@ from app.api.routes import (
     problems,
     runs,
     samples,
+    sampling,
     stats,
     tokens,
     uploads,
@@ -29,5 +30,6 @@ for _samples in (samples.router, stats.router):
     router.include_router(_samples)
 router.include_router(launch.router)  # before runs, so /runs/new is not read as a run id
 router.include_router(runs.router)
+router.include_router(sampling.router)
 router.include_router(problems.router)
 router.include_router(jobs.router)

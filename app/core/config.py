@@ -120,6 +120,18 @@ class Settings(BaseSettings):
         "poll every second instead. Each holds one of db_pool_size request slots, so keep it well below that.",
     )
 
+    sampling_module: str = Field(
+        "trainer.sample",
+        description="The module a sampling job runs as `python -m <module> --spec spec.json` (tests point it "
+        "at a fake that follows the same contract).",
+    )
+    vllm_python: Path = Field(
+        Path(__file__).resolve().parents[2] / ".venv-vllm" / "bin" / "python",
+        description="The interpreter of sampling jobs with the vllm backend: a separate environment, since "
+        "vLLM pins its own torch and transformers.",
+    )
+    sampling_queue: str = Field("cpu", description="Queue sampling jobs are sent to.")
+
     @model_validator(mode="after")
     def _secret_from_data_dir(self) -> "Settings":
         # A fixed default key would let anyone who read the source forge cookies on every install.

@@ -18,7 +18,18 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from app.jobs.logs import read_tail
-from app.models import FINISHED, DatasetVersion, ImportJob, Job, JobKind, JobStatus, Run, User, utcnow
+from app.models import (
+    FINISHED,
+    DatasetVersion,
+    ImportJob,
+    Job,
+    JobKind,
+    JobStatus,
+    Run,
+    SamplingJob,
+    User,
+    utcnow,
+)
 
 SORTS = ("created", "age", "status", "kind", "duration")
 LIMIT = 500
@@ -45,6 +56,7 @@ COLUMNS: tuple[Any, ...] = (
     col(ImportJob.id).label("import_id"),
     col(DatasetVersion.dataset_id).label("dataset_id"),
     col(DatasetVersion.number).label("version"),
+    col(SamplingJob.id).label("sampling_id"),
 )
 
 
@@ -159,12 +171,13 @@ def fraction(status: Any, done: float, total: float) -> float:
 
 @dataclass
 class Produced:
-    """What a job works on, by kind: a run, an import, a dataset version."""
+    """What a job works on, by kind: a run, an import, a dataset version, a sampling job."""
 
     run_id: int | None = None
     import_id: int | None = None
     dataset_id: int | None = None
     version: int | None = None
+    sampling_id: int | None = None
 
     def link(self, kind: str) -> str | None:
         """Where it is shown."""
@@ -174,6 +187,8 @@ class Produced:
             return f"/imports/{self.import_id}"
         if kind == JobKind.indexing and self.dataset_id is not None:
             return f"/datasets/{self.dataset_id}/v/{self.version}/stats"
+        if kind == JobKind.sample and self.sampling_id is not None:
+            return f"/sampling/{self.sampling_id}"
         return None
 
 
@@ -200,6 +215,7 @@ def _select(now: datetime, dialect: str) -> tuple[Any, ColumnElement]:
         .join(Run, Run.job_id == Job.id, isouter=True)  # type: ignore[arg-type]
         .join(ImportJob, ImportJob.job_id == Job.id, isouter=True)  # type: ignore[arg-type]
         .join(DatasetVersion, DatasetVersion.index_job_id == Job.id, isouter=True)  # type: ignore[arg-type]
+        .join(SamplingJob, SamplingJob.job_id == Job.id, isouter=True)  # type: ignore[arg-type]
     )
     return query, duration_sql(dialect, now)
 
@@ -227,7 +243,7 @@ def _row(r: Any, now: datetime) -> JobRow:
         finished_at=as_utc(r.finished_at),
         age_s=max(0.0, (now - created).total_seconds()),
         duration_s=duration_s(r.status, r.started_at, r.finished_at, now),
-        link=Produced(r.run_id, r.import_id, r.dataset_id, r.version).link(r.kind),
+        link=Produced(r.run_id, r.import_id, r.dataset_id, r.version, r.sampling_id).link(r.kind),
     )
 
 

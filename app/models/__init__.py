@@ -15,6 +15,7 @@ from app.models.datasets import (
 )
 from app.models.jobs import FINISHED, Job, JobEvent, JobKind, JobStatus, WorkerPresence
 from app.models.runs import Run, RunDataset, RunEvent, RunStatus, Sweep
+from app.models.sampling import Generation, SamplingBackend, SamplingJob, SamplingMode
 from app.models.users import ApiToken, LoginFailure, Role, User, UserCreate, UserPublic, utcnow
 
 __all__ = [
@@ -29,6 +30,10 @@ __all__ = [
     "RunEvent",
     "RunStatus",
     "Sweep",
+    "Generation",
+    "SamplingBackend",
+    "SamplingJob",
+    "SamplingMode",
     "ApiToken",
     "LoginFailure",
     "Dataset",

@@ -20,6 +20,7 @@ BUILT_IN = (
     "worker.kinds.render",
     "worker.kinds.imports",
     "worker.kinds.index",
+    "worker.kinds.sample",
 )
 
 _KINDS: dict[str, JobKindSpec] = {}

@@ -1,0 +1,295 @@
+"""Sampling jobs: launch (form and API), the list, one job's results with filters, cancel, resume, exports.
+
+Routes stay thin: checks and launching in app.sampling.launch, queries in app.sampling.results. Researchers
+and admins launch and view; raters get 403 until the rating issue says what they see.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from sqlmodel import Session, col, select
+from starlette.datastructures import FormData
+
+from app.api.deps import Researcher, SessionDep, SettingsDep
+from app.core.db import get_engine
+from app.datasets.export import export_filename
+from app.jobs.lifecycle import JobStateError
+from app.models import FINISHED, Dataset, DatasetVersion, Run, SamplingJob, User
+from app.sampling import launch as launching
+from app.sampling import results
+from app.sampling.request import SamplingError, parse_request
+from app.web import flash_key, render
+
+router = APIRouter()
+
+MAX_ID = 2**31 - 1
+FINISH_REASONS = ("stop", "length")
+
+
+def _sampling(session: Session, sampling_id: int) -> SamplingJob:
+    found = session.get(SamplingJob, sampling_id) if 0 < sampling_id <= MAX_ID else None
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"Sampling job {sampling_id} does not exist.")
+    return found
+
+
+def _flt(task_type: str = "", finish_reason: str = "", q: str = "") -> results.GenerationFilter:
+    if finish_reason and finish_reason not in FINISH_REASONS:
+        raise HTTPException(
+            status_code=422, detail=f"finish_reason must be one of {', '.join(FINISH_REASONS)}"
+        )
+    if len(q) > 200 or len(task_type) > 401:
+        raise HTTPException(status_code=422, detail="q is limited to 200 characters, task_type to 401")
+    return results.GenerationFilter(task_type=task_type, finish_reason=finish_reason, q=q)
+
+
+Flt = Annotated[results.GenerationFilter, Depends(_flt)]
+
+
+def _after(after: int = 0) -> int:
+    if not 0 <= after <= MAX_ID:
+        raise HTTPException(status_code=422, detail="after must be a sample id")
+    return after
+
+
+After = Annotated[int, Depends(_after)]
+
+
+def _versions(session: Session) -> list[tuple[int | None, int, str]]:
+    """(dataset id, version, label) of every dataset version, newest datasets first, for the form."""
+    rows = session.exec(
+        select(Dataset.id, Dataset.name, DatasetVersion.number, DatasetVersion.n_samples)
+        .join(DatasetVersion, col(DatasetVersion.dataset_id) == col(Dataset.id))
+        .order_by(col(Dataset.id).desc(), col(DatasetVersion.number).desc())
+        .limit(500)
+    ).all()
+    return [(d, v, f"{name} v{v} ({n})") for d, name, v, n in rows]
+
+
+def _runs(session: Session) -> list[int]:
+    return [r for r in session.exec(select(Run.id).order_by(col(Run.id).desc()).limit(50)).all() if r]
+
+
+def _form_page(
+    request: Request, session: Session, user: User, values: dict, error: SamplingError | None = None
+):
+    return render(
+        request,
+        "pages/sampling_new.html",
+        {
+            "user": user,
+            "nav": "sampling",
+            "v": values,
+            "versions": _versions(session),
+            "runs": _runs(session),
+            "error": error,
+        },
+        status_code=422 if error else 200,
+    )
+
+
+async def _posted(request: Request) -> FormData:
+    # Read on the event loop so the route itself can be a plain `def` running its queries in the pool.
+    return await request.form()
+
+
+Posted = Annotated[FormData, Depends(_posted)]
+
+
+def _form_values(data: FormData) -> dict[str, Any]:
+    values: dict[str, Any] = {k: v for k, v in data.items() if isinstance(v, str) and k != "csrf_token"}
+    dataset, _, version = str(values.pop("dataset", "")).partition(":")
+    values.setdefault("dataset_id", dataset)
+    values.setdefault("version", version)
+    if not values.get("system_prompt"):
+        values.pop("system_prompt", None)
+    return values
+
+
+@router.get("/sampling")
+def sampling_list_page(request: Request, user: Researcher, session: SessionDep, ok: str = ""):
+    rows = results.list_jobs(session)
+    return render(
+        request,
+        "pages/sampling_list.html",
+        {"user": user, "nav": "sampling", "rows": rows, "ok": flash_key(ok)},
+    )
+
+
+@router.get("/sampling/new")
+def sampling_form(
+    request: Request,
+    user: Researcher,
+    session: SessionDep,
+    model: str = "",
+    dataset_id: int = 0,
+    version: int = 0,
+):
+    """The launch form; `?model=run:<id>/step-N` (from a run's page) and `dataset_id`/`version` prefill it."""
+    values = {"model": model[:1000], "dataset": f"{dataset_id}:{version}" if dataset_id else ""}
+    return _form_page(request, session, user, values)
+
+
+@router.post("/sampling/new")
+def sampling_submit(
+    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, posted: Posted
+):
+    values = _form_values(posted)
+    try:
+        sampling = launching.launch(
+            session, req=parse_request(values), owner_id=user.id or 0, settings=settings
+        )
+    except SamplingError as exc:
+        shown = {**values, "dataset": f"{values.get('dataset_id', '')}:{values.get('version', '')}"}
+        return _form_page(request, session, user, shown, exc)
+    return RedirectResponse(f"/sampling/{sampling.id}", status_code=303)
+
+
+@router.post("/api/sampling", status_code=201)
+def sampling_launch_api(user: Researcher, session: SessionDep, settings: SettingsDep, body: Any = Body(None)):  # noqa: B008
+    """Launch a sampling job: {"model", "dataset_id", "version", "filter"?: {task, tag, q}, "params"?: {temperature,
+    top_p, top_k, max_new_tokens, n, seed, stop}, "mode"?, "backend"?, "system_prompt"?, "chat_template_file"?}."""
+    try:
+        sampling = launching.launch(
+            session, req=parse_request(body), owner_id=user.id or 0, settings=settings
+        )
+    except SamplingError as exc:
+        return JSONResponse({"detail": exc.message, "field": exc.field}, status_code=422)
+    return JSONResponse(
+        {"id": sampling.id, "job_id": sampling.job_id, "url": f"/sampling/{sampling.id}"}, status_code=201
+    )
+
+
+@router.get("/api/sampling")
+def sampling_list_api(user: Researcher, session: SessionDep) -> list[dict]:
+    """Sampling jobs, newest first: model, dataset version, parameters, status and progress."""
+    return [dataclasses.asdict(s) for s in results.list_jobs(session)]
+
+
+def _detail(session: Session, sampling_id: int, flt: results.GenerationFilter, after: int) -> dict[str, Any]:
+    summary = results.summary(session, _sampling(session, sampling_id).id or 0)
+    assert summary is not None
+    counts = results.finish_counts(session, sampling_id)
+    total = sum(counts.values())
+    return {
+        "summary": summary,
+        "counts": counts,
+        "cut_share": counts.get("length", 0) / total if total else 0.0,
+        "task_types": results.task_types(session, sampling_id),
+        "page": results.page(session, sampling_id, flt=flt, after=after),
+    }
+
+
+@router.get("/sampling/{sampling_id}")
+def sampling_page(
+    request: Request,
+    sampling_id: int,
+    user: Researcher,
+    session: SessionDep,
+    flt: Flt,
+    after: After,
+    ok: str = "",
+):
+    detail = _detail(session, sampling_id, flt, after)
+    s = detail["summary"]
+    return render(
+        request,
+        "pages/sampling.html",
+        {
+            "user": user,
+            "nav": "sampling",
+            **detail,
+            "flt": flt,
+            "s": s,
+            "finished": s.status in FINISHED,
+            "may_change": user.role == "admin" or s.owner == user.username,
+            "ok": flash_key(ok),
+        },
+    )
+
+
+@router.get("/api/sampling/{sampling_id}")
+def sampling_api(sampling_id: int, user: Researcher, session: SessionDep, flt: Flt, after: After) -> dict:
+    """One sampling job: its summary, finish-reason counts, and a page of prompts with their answers
+    (filters task_type, finish_reason, q; `after` = the page's `next_after`)."""
+    detail = _detail(session, sampling_id, flt, after)
+    return {
+        **detail,
+        "summary": dataclasses.asdict(detail["summary"]),
+        "page": dataclasses.asdict(detail["page"]),
+    }
+
+
+def _change(session: Session, user: User, sampling_id: int, action: str) -> None:
+    sampling = _sampling(session, sampling_id)
+    try:
+        if action == "cancel":
+            launching.cancel(session, sampling=sampling, user=user)
+        else:
+            launching.resume(session, sampling=sampling, user=user)
+    except PermissionError as exc:
+        raise HTTPException(status_code=403, detail=str(exc)) from None
+    except JobStateError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+
+
+@router.post("/sampling/{sampling_id}/cancel")
+def sampling_cancel_form(sampling_id: int, user: Researcher, session: SessionDep):
+    _change(session, user, sampling_id, "cancel")
+    return RedirectResponse(f"/sampling/{sampling_id}?ok=sampling.cancelled", status_code=303)
+
+
+@router.post("/sampling/{sampling_id}/resume")
+def sampling_resume_form(sampling_id: int, user: Researcher, session: SessionDep):
+    _change(session, user, sampling_id, "resume")
+    return RedirectResponse(f"/sampling/{sampling_id}?ok=sampling.resumed", status_code=303)
+
+
+@router.post("/api/sampling/{sampling_id}/cancel")
+def sampling_cancel_api(sampling_id: int, user: Researcher, session: SessionDep) -> dict:
+    """Queued: cancelled at once. Running: flagged; the worker stops it within a heartbeat. Finished: 409."""
+    _change(session, user, sampling_id, "cancel")
+    return {"id": sampling_id, "cancelled": True}
+
+
+@router.post("/api/sampling/{sampling_id}/resume")
+def sampling_resume_api(sampling_id: int, user: Researcher, session: SessionDep) -> dict:
+    """Queue a failed, cancelled or lost sampling job again; prompts already answered are skipped."""
+    _change(session, user, sampling_id, "resume")
+    return {"id": sampling_id, "queued": True}
+
+
+def _download_name(session: Session, sampling_id: int, ext: str) -> str:
+    s = results.summary(session, _sampling(session, sampling_id).id or 0)
+    assert s is not None
+    return export_filename(f"sampling-{sampling_id}-{s.dataset}", s.version).replace(".jsonl", f".{ext}")
+
+
+@router.get("/api/sampling/{sampling_id}/export.jsonl")
+def sampling_export_jsonl(
+    sampling_id: int, user: Researcher, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Every answer as JSONL (prompt, answer, tokens, finish reason, timings, reference)."""
+    name = _download_name(session, sampling_id, "jsonl")
+    return StreamingResponse(
+        results.export_jsonl(get_engine(settings), sampling_id),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/api/sampling/{sampling_id}/export.csv")
+def sampling_export_csv(
+    sampling_id: int, user: Researcher, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Every answer as CSV, one row per answer, with a header line."""
+    name = _download_name(session, sampling_id, "csv")
+    return StreamingResponse(
+        results.export_csv(get_engine(settings), sampling_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

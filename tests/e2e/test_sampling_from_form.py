@@ -1,0 +1,113 @@
+"""In real Chromium against a live server and a real worker running the fake sampling program: open the
+form from the navigation, launch on pCLUE with n=2, and see both answers of each prompt, escaped, with the
+reference and the finish-reason counts on the results page."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import PASSWORD, REPO, LiveServer, log_in, shot
+from tests.processes import free_port, stop
+from tests.sampling.conftest import FAKE
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def sampling_server(tmp_path_factory) -> Iterator[LiveServer]:
+    """A server and one worker of their own whose sampling jobs run the fake program (the shared live
+    server would run the real one)."""
+    root = tmp_path_factory.mktemp("sampling-live")
+    data_dir = root / "data"
+    data_dir.mkdir()
+    embedded = root / "embedded"
+    embedded.mkdir()
+    (embedded / "config.json").write_text("{}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
+    env.update({"PYTHONPATH": str(REPO), "SFTLAB_SECRET_KEY": "e2e-secret", "SFTLAB_DATA_DIR": str(data_dir),
+           "SFTLAB_DATABASE_URL": f"sqlite:///{data_dir / 'sftlab.db'}", "SFTLAB_SAMPLING_MODULE": FAKE,
+           "SFTLAB_MODEL_DIR": str(embedded), "FAKE_SAMPLE_DELAY": "0.05"})  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True
+    )
+    port = free_port()
+    server_log, worker_log = root / "server.log", root / "worker.log"
+    (root / "run_worker.log").write_text("")
+    (root / "interactive_worker.log").write_text("")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=REPO, env=env, stdout=server_log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "1",
+         "-Q", "cpu,default", "-n", "sampling@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        cwd=REPO, env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    live = LiveServer(f"http://127.0.0.1:{port}", data_dir, env, server_log, worker_log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{live.url}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the server did not start\n" + live.logs())
+            time.sleep(0.1)
+        yield live
+    finally:
+        stop(worker)
+        stop(server)
+
+
+def test_launch_sampling_from_the_form_and_read_the_answers(browser, sampling_server):
+    sampling_server.create_user("wen", "researcher")
+    dataset_id = sampling_server.import_pclue("wen", "pclue sampling e2e")
+    context = browser.new_context(
+        base_url=sampling_server.url, viewport={"width": 1366, "height": 860}, locale="en-US"
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        log_in(page, "wen", PASSWORD, "/sampling")
+        page.locator('nav a[href="/sampling"]').click()
+        page.locator('a[href="/sampling/new"]').click()
+        form = page.locator("form.sampling-form")
+        form.locator('input[name="model"]').fill("embedded")
+        form.locator('select[name="dataset"]').select_option(f"{dataset_id}:1")
+        form.locator('input[name="task"]').fill("anaphora_resolution")
+        form.locator('select[name="backend"]').select_option("transformers")
+        form.locator('input[name="n"]').fill("2")
+        form.locator("button.primary").click()
+        try:
+            page.wait_for_url(re.compile(r"/sampling/\d+$"))
+        except Exception as exc:
+            raise AssertionError(
+                f"the form did not launch: {page.locator('main').inner_text()[:2000]}"
+            ) from exc
+        try:
+            expect(page.locator(".job-status")).to_have_text("succeeded", timeout=120_000)
+        except AssertionError as exc:
+            raise AssertionError(f"the sampling job never finished\n{sampling_server.logs()}") from exc
+        rows = page.locator(".prompt-row")
+        expect(rows).to_have_count(5)
+        expect(rows.first.locator("pre.answer")).to_have_count(2)
+        expect(rows.first.locator("pre.answer").first).to_contain_text("<i>answer</i>")
+        expect(rows.first.locator("pre.reference")).not_to_be_empty()
+        expect(page.locator("[data-cut]")).to_contain_text("%")
+        shot(page, "sampling-results-en")
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
