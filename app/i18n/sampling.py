@@ -47,6 +47,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "sampling.analysis": {"en": "Analysis", "zh": "分析"},
     "sampling.analysis.loading": {"en": "Analysing the answers…", "zh": "正在分析回答…"},
+    "sampling.analysis.so_far": {"en": "Analyse the answers so far", "zh": "分析目前的回答"},
     "sampling.analysis.generations": {"en": "answers analysed", "zh": "条回答已分析"},
     "sampling.analysis.accuracy": {"en": "Accuracy by task type", "zh": "各任务类型准确率"},
     "sampling.analysis.acc": {"en": "Accuracy", "zh": "准确率"},

@@ -116,7 +116,7 @@ def _latency(gens: list[dict[str, Any]]) -> dict[str, Any]:
         k = (band["fit"] or {}).get("k")
         band["tokens_per_s"] = 1 / k if k else None
         band["prompt_tokens"] = list(band["prompt_tokens"])
-    step = max(1, len(gens) // PLOT_POINTS)
+    step = max(1, -(-len(gens) // PLOT_POINTS))  # ceiling division: at most PLOT_POINTS
     points = []
     for g in gens[::step]:
         band = next(

@@ -7,7 +7,7 @@ import math
 import pytest
 from sqlmodel import Session, select
 
-from app.models import Generation, Role, Sample
+from app.models import Generation, Job, JobStatus, Role, Sample, SamplingJob
 from app.sampling import analysis
 from app.sampling.prompts import select_ids
 from app.sampling.request import Filter
@@ -107,14 +107,25 @@ def test_the_api_gives_accuracy_lengths_cuts_repeats_flags_and_latency(job, rese
     assert len(lat["points"]) == 16
 
 
-def test_the_results_page_loads_the_section_which_shows_the_numbers_escaped(job, researcher):
+def test_the_results_page_loads_the_section_which_shows_the_numbers_escaped(job, researcher, engine):
+    running = researcher.get(f"/sampling/{job['id']}").text
+    assert f'<button class="small" hx-get="/sampling/{job["id"]}/analysis"' in running
+    assert 'hx-trigger="load"' not in running  # a running job's page reloads: analysing waits for a click
+    with Session(engine) as session:
+        sampling = session.get(SamplingJob, job["id"])
+        assert sampling is not None
+        state = session.get(Job, sampling.job_id)
+        assert state is not None
+        state.status = JobStatus.succeeded
+        session.add(state)
+        session.commit()
     page = researcher.get(f"/sampling/{job['id']}").text
-    assert f'hx-get="/sampling/{job["id"]}/analysis"' in page
+    assert f'hx-get="/sampling/{job["id"]}/analysis" hx-trigger="load"' in page
     html = researcher.get(f"/sampling/{job['id']}/analysis", headers={"HX-Request": "true"}).text
     assert "<html" not in html
     row = html.split('data-task="acc"')[1].split("</tr>")[0]
     assert "0.8000" in row and "0.4902–0.9433" in row and "8 / 10" in row
-    assert "30.0% (3)" in row and "55 / 91 / 100" in row and ">exact<" in row
+    assert "30.0% (3)" in row.split("data-cut-share>")[1] and "55 / 91 / 100" in row and ">exact<" in row
     assert row.count("<rect") == 20  # the length histogram, one bar per bin
     assert SCRIPT not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert f'href="/sampling/{job["id"]}?q=%3Cscript%3Ealert%281%29%3C/script%3E"' in html
@@ -122,7 +133,11 @@ def test_the_results_page_loads_the_section_which_shows_the_numbers_escaped(job,
     assert f'href="/sampling/{job["id"]}?after={sid - 1}#p{sid}">#{job["flagged"]}</a>' in html
     overall = html.split('data-latency="overall"')[1].split("</tr>")[0]
     assert "0.0500" in overall and "0.300" in overall and "1.0000" in overall and ">16<" in overall
-    assert html.count('<line data-band="') == 3 and html.count("<circle") == 16
+    assert (
+        html.count('<line data-band="') == 3
+        and html.count("<line data-overall") == 1
+        and html.count("<circle") == 16
+    )
     # The flagged generation's link lands on its prompt.
     target = researcher.get(f"/sampling/{job['id']}?after={sid - 1}").text
     assert f'id="p{sid}"' in target and "我是通义千问" in target
@@ -143,8 +158,6 @@ def test_raters_get_403_and_a_missing_job_404(job, client_as, researcher):
 
 def test_the_analysis_is_cached_until_the_generation_count_changes(job, engine):
     with Session(engine) as session:
-        from app.models import SamplingJob
-
         sampling = session.get(SamplingJob, job["id"])
         assert sampling is not None
         first = analysis.analyse(session, sampling)
@@ -175,3 +188,14 @@ def test_load_generations_reads_in_batches_with_references(job, engine, monkeypa
         gens = analysis.load_generations(session, job["id"])
     assert [g["sample_id"] for g in gens] == job["ids"]
     assert "prompt_text" not in gens[0] and all(g["reference"] for g in gens)
+
+
+def test_the_scatter_plot_gets_at_most_plot_points_while_the_fit_uses_all():
+    gens = [
+        {"id": i, "sample_id": i, "prompt_id": str(i), "task_type": "t", "reference": None, "text": f"a{i}",
+         "tokens": 1 + i % 50, "prompt_tokens": i, "finish_reason": "stop", "time_s": _time(1 + i % 50)}
+        for i in range(analysis.PLOT_POINTS * 2 + 1)
+    ]  # fmt: skip
+    lat = analysis.compute(gens)["latency"]
+    assert len(lat["points"]) <= analysis.PLOT_POINTS and lat["overall"]["n"] == len(gens)
+    assert {p[2] for p in lat["points"]} == {0, 1, 2}  # each point coloured by its prompt-length band
