@@ -45,6 +45,30 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Queued again; answered prompts are skipped.",
         "zh": "已重新排队；已回答的提示将跳过。",
     },
+    "sampling.analysis": {"en": "Analysis", "zh": "分析"},
+    "sampling.analysis.loading": {"en": "Analysing the answers…", "zh": "正在分析回答…"},
+    "sampling.analysis.so_far": {"en": "Analyse the answers so far", "zh": "分析目前的回答"},
+    "sampling.analysis.generations": {"en": "answers analysed", "zh": "条回答已分析"},
+    "sampling.analysis.accuracy": {"en": "Accuracy by task type", "zh": "各任务类型准确率"},
+    "sampling.analysis.acc": {"en": "Accuracy", "zh": "准确率"},
+    "sampling.analysis.ci": {"en": "95% interval (Wilson)", "zh": "95% 区间（Wilson）"},
+    "sampling.analysis.unscorable": {"en": "Unscorable", "zh": "无法评分"},
+    "sampling.analysis.cut": {"en": "Cut by max_new_tokens", "zh": "被 max_new_tokens 截断"},
+    "sampling.analysis.histogram": {"en": "Length histogram", "zh": "长度分布"},
+    "sampling.analysis.scorer": {"en": "Scorer (inferred)", "zh": "评分方式（自动推断）"},
+    "sampling.analysis.repeated": {"en": "Same answer to many prompts", "zh": "多个提示得到相同回答"},
+    "sampling.analysis.no_repeats": {
+        "en": "No answer repeats across many prompts.",
+        "zh": "没有在多个提示间重复的回答。",
+    },
+    "sampling.analysis.prompts": {"en": "prompts", "zh": "个提示"},
+    "sampling.analysis.identity": {"en": "Identity claims", "zh": "身份声明"},
+    "sampling.analysis.self": {"en": "answers claim to be a named model", "zh": "条回答自称为某个模型"},
+    "sampling.analysis.mentions": {"en": "answers mention a model or maker", "zh": "条回答提及模型或厂商"},
+    "sampling.analysis.latency": {"en": "Latency: time = k·tokens + b", "zh": "延迟：时间 = k·token 数 + b"},
+    "sampling.analysis.band": {"en": "Prompt tokens", "zh": "提示 token 数"},
+    "sampling.analysis.overall": {"en": "all", "zh": "全部"},
+    "sampling.analysis.tps": {"en": "tokens/s", "zh": "token/秒"},
     "api.GET /api/sampling": {
         "en": "Sampling jobs, newest first: model, dataset version, parameters, status and progress.",
         "zh": "采样任务列表（最新在前）：模型、数据集版本、参数、状态和进度。",
@@ -58,6 +82,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "api.GET /api/sampling/{sampling_id}": {
         "en": "One sampling job: summary, finish-reason counts and a page of prompts with their answers.",
         "zh": "单个采样任务：概要、各结束原因计数，以及一页提示及其回答。",
+    },
+    "api.GET /api/sampling/{sampling_id}/analysis": {
+        "en": "A sampling job's analysis: accuracy per task type with its interval and scorer, lengths, cut share, "
+        "repeated answers, identity claims and the latency fit.",
+        "zh": "采样任务的分析：各任务类型的准确率（含区间与评分方式）、长度、截断比例、重复回答、身份声明和延迟拟合。",
     },
     "api.POST /api/sampling/{sampling_id}/cancel": {
         "en": "Cancel a sampling job (queued: at once; running: within a heartbeat).",

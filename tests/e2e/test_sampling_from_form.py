@@ -1,6 +1,6 @@
 """In real Chromium against a live server and a real worker running the fake sampling program: open the
 form from the navigation, launch on pCLUE with n=2, and see both answers of each prompt, escaped, with the
-reference and the finish-reason counts on the results page."""
+reference and the finish-reason counts on the results page, then the analysis section loaded after them."""
 
 import os
 import re
@@ -108,6 +108,12 @@ def test_launch_sampling_from_the_form_and_read_the_answers(browser, sampling_se
         expect(rows.first.locator("pre.reference")).not_to_be_empty()
         expect(page.locator("[data-cut]")).to_contain_text("%")
         shot(page, "sampling-results-en")
+        analysis = page.locator("#analysis")
+        expect(analysis.locator("table.analysis-accuracy tbody tr")).to_have_count(1)
+        expect(analysis.locator('tr[data-task="anaphora_resolution"] [data-acc]')).not_to_be_empty()
+        expect(analysis.locator("svg.latency circle")).to_have_count(10)
+        analysis.scroll_into_view_if_needed()
+        shot(page, "sampling-analysis-en")
     finally:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"

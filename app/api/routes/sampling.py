@@ -19,8 +19,8 @@ from app.core.db import get_engine
 from app.datasets.export import export_filename
 from app.jobs.lifecycle import JobStateError
 from app.models import FINISHED, Dataset, DatasetVersion, Run, SamplingJob, User
+from app.sampling import analysis, results
 from app.sampling import launch as launching
-from app.sampling import results
 from app.sampling.request import SamplingError, parse_request
 from app.web import flash_key, render
 
@@ -222,6 +222,24 @@ def sampling_api(sampling_id: int, user: Researcher, session: SessionDep, flt: F
         "summary": dataclasses.asdict(detail["summary"]),
         "page": dataclasses.asdict(detail["page"]),
     }
+
+
+@router.get("/sampling/{sampling_id}/analysis")
+def sampling_analysis_partial(request: Request, sampling_id: int, user: Researcher, session: SessionDep):
+    """The analysis section of the results page, fetched by HTMX after the answers have shown."""
+    sampling = _sampling(session, sampling_id)
+    return render(
+        request,
+        "partials/sampling_analysis.html",
+        {"user": user, "sid": sampling.id, "a": analysis.analyse(session, sampling)},
+    )
+
+
+@router.get("/api/sampling/{sampling_id}/analysis")
+def sampling_analysis_api(sampling_id: int, user: Researcher, session: SessionDep) -> dict:
+    """Accuracy per task_type (inferred scorer, Wilson 95% interval), lengths, cut share, repeated answers,
+    identity claims and the latency fit, over all of the job's answers."""
+    return analysis.analyse(session, _sampling(session, sampling_id))
 
 
 def _change(session: Session, user: User, sampling_id: int, action: str) -> None:
