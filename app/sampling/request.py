@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from app.models import SamplingBackend, SamplingMode
+from trainer.sampling_spec import SampleParams as Params  # the program's own: one set of defaults
 
 MAX_N = 16
 MAX_NEW_TOKENS = 32768
@@ -26,19 +27,6 @@ class SamplingError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
-
-
-@dataclass
-class Params:
-    """The generation parameters of the contract's spec.json (`params`)."""
-
-    temperature: float = 0.7
-    top_p: float = 1.0
-    top_k: int = -1  # -1: off
-    max_new_tokens: int = 256
-    n: int = 1
-    seed: int = 0
-    stop: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -73,6 +73,21 @@ class LiveServer:
         return int(out.stdout.strip().splitlines()[-1])
 
 
+def wait_until_serving(live: "LiveServer", server: subprocess.Popen, timeout: float = 30) -> None:
+    """Return once /healthz answers 200; fail with the logs if the server died or never answered."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{live.url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("the server did not start\n" + live.logs())
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("live")
@@ -118,17 +133,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     )  # fmt: skip
     live = LiveServer(f"http://127.0.0.1:{port}", data_dir, env, server_log, worker_log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{live.url}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the server did not start\n" + live.logs())
-            time.sleep(0.1)
+        wait_until_serving(live, server)
         yield live
     finally:
         stop(interactive_worker)

@@ -6,14 +6,12 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PASSWORD, REPO, LiveServer, log_in, shot
+from tests.e2e.conftest import PASSWORD, REPO, LiveServer, log_in, shot, wait_until_serving
 from tests.processes import free_port, stop
 from tests.sampling.conftest import FAKE
 
@@ -53,17 +51,7 @@ def sampling_server(tmp_path_factory) -> Iterator[LiveServer]:
     )  # fmt: skip
     live = LiveServer(f"http://127.0.0.1:{port}", data_dir, env, server_log, worker_log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{live.url}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the server did not start\n" + live.logs())
-            time.sleep(0.1)
+        wait_until_serving(live, server)
         yield live
     finally:
         stop(worker)
