@@ -1,7 +1,8 @@
-"""Sampling benchmark: storing a sampling program's answers, and reading them back.
+"""Sampling storage benchmark: storing a sampling program's answers, and reading them back (the backends
+themselves are measured by bench/sampling.py).
 
-    .venv/bin/python bench/sampling.py             # about half a minute
-    .venv/bin/python bench/sampling.py --n 2       # a quick run
+    .venv/bin/python bench/sampling_store.py             # about half a minute
+    .venv/bin/python bench/sampling_store.py --n 2       # a quick run
 
 On a fresh SQLite data dir in a temp dir, pCLUE (705 samples) is imported and a sampling job of all its
 prompts created; a generations.jsonl of 705 x n generation events (answers of ~300 characters, progress
