@@ -69,6 +69,10 @@ print(json.dumps({"load_s": load_s, "seconds": seconds, "tokens": tokens}))
 """
 
 
+class Failed(RuntimeError):
+    """One (way, n) did not finish; the message is the last line of its error."""
+
+
 @dataclass
 class Measure:
     tokens: int
@@ -98,6 +102,11 @@ def spec_for(backend: str, model_dir: Path, n: int) -> dict:
             "max_model_len": MAX_MODEL_LEN, "dtype": "float32", "output": f"{backend}-n{n}.jsonl"}  # fmt: skip
 
 
+def last_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no message"
+
+
 def run_program(tmp: Path, backend: str, model_dir: Path, n: int) -> Measure:
     """trainer.sample as a sampling job runs it; generation time from its start and done events."""
     spec = spec_for(backend, model_dir, n)
@@ -112,7 +121,7 @@ def run_program(tmp: Path, backend: str, model_dir: Path, n: int) -> Measure:
     events = [json.loads(line) for line in (tmp / spec["output"]).read_text(encoding="utf-8").splitlines()]
     done = [e for e in events if e["type"] == "done"]
     if proc.returncode != 0 or not done:
-        raise SystemExit(f"trainer.sample {backend} n={n} failed ({proc.returncode}): {proc.stderr[-3000:]}")
+        raise Failed(f"exit {proc.returncode}: {last_line(proc.stderr)}")
     first = events[0]
     assert first["type"] == "start", first
     return Measure(done[0]["tokens"], done[0]["seconds"] - first["load_s"], first["load_s"], wall)
@@ -135,27 +144,44 @@ def run_bare(tmp: Path, model_dir: Path, n: int) -> Measure:
                           text=True)  # fmt: skip
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"bare vLLM n={n} failed ({proc.returncode}): {proc.stderr[-3000:]}")
+        raise Failed(f"exit {proc.returncode}: {last_line(proc.stderr)}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return Measure(out["tokens"], out["seconds"], out["load_s"], wall)
+
+
+WAYS = ("sftlab + vLLM", "bare vLLM", "sftlab + transformers")
+
+
+def measure(way: str, tmp: Path, model_dir: Path, n: int) -> Measure:
+    if way == "bare vLLM":
+        return run_bare(tmp, model_dir, n)
+    return run_program(tmp, "vllm" if way == "sftlab + vLLM" else "transformers", model_dir, n)
 
 
 def backends(tmp: Path, model_dir: Path, ns: list[int]) -> list[str]:
     lines = []
     for n in ns:
-        sftlab = run_program(tmp, "vllm", model_dir, n)
-        bare = run_bare(tmp, model_dir, n)
-        hf = run_program(tmp, "transformers", model_dir, n)
-        for name, m in (("sftlab + vLLM", sftlab), ("bare vLLM", bare), ("sftlab + transformers", hf)):
+        ways = {}
+        for name in WAYS:
+            try:
+                m = ways[name] = measure(name, tmp, model_dir, n)
+            except Failed as exc:  # one way failing leaves the others' figures standing
+                lines.append(f"n={n:<2} {name:<22} FAILED: {exc}")
+                print(lines[-1], flush=True)
+                continue
             lines.append(
                 f"n={n:<2} {name:<22} {m.tokens:>6,} tokens in {m.seconds:6.1f} s = {m.rate:7.1f} tokens/s"
                 f"  (load {m.load_s:5.1f} s, process wall {m.wall_s:5.1f} s)"
             )
+            print(lines[-1], flush=True)
+        if len(ways) < 3:
+            continue
+        sftlab, bare, hf = (ways[name] for name in WAYS)
         lines.append(
             f"n={n:<2} vLLM through sftlab / transformers: x{sftlab.rate / hf.rate:.2f} (target >= 1.4);"
             f" sftlab's overhead over bare vLLM: {(bare.rate / sftlab.rate - 1) * 100:+.1f}% (target <= 10%)"
         )
-        print("\n".join(lines[-4:]), flush=True)
+        print(lines[-1], flush=True)
     return lines
 
 
