@@ -1,6 +1,6 @@
 """Sampling backends benchmark: vLLM through sftlab against bare vLLM and against transformers, in one run.
 
-    .venv/bin/python bench/sampling.py                          # about 8 minutes on 2 CPUs
+    .venv/bin/python bench/sampling.py                          # 16 prompts: several minutes on 2 CPUs
     .venv/bin/python bench/sampling.py --prompts 4 --n 1 --skip-launch    # a quick run
 
 The embedded SmolLM2-135M-Instruct answers the same pCLUE chat prompts (/work/shared/data/pclue_train_9.jsonl,
