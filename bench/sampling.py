@@ -1,15 +1,25 @@
-"""Sampling benchmark: storing a sampling program's answers, and reading them back.
+"""Sampling backends benchmark: vLLM through sftlab against bare vLLM and against transformers, in one run.
 
-    .venv/bin/python bench/sampling.py             # about half a minute
-    .venv/bin/python bench/sampling.py --n 2       # a quick run
+    .venv/bin/python bench/sampling.py                          # 16 prompts: several minutes on 2 CPUs
+    .venv/bin/python bench/sampling.py --prompts 4 --n 1 --skip-launch    # a quick run
 
-On a fresh SQLite data dir in a temp dir, pCLUE (705 samples) is imported and a sampling job of all its
-prompts created; a generations.jsonl of 705 x n generation events (answers of ~300 characters, progress
-events between prompts) is written as the sampling program writes it, then stored through the tailer
-(worker.tailer.Tailer) with the kind's sink (Generation rows, task_type looked up, duplicates ignored).
-Baseline, in the same run: the same file stored as plain JobEvent rows (JobEventSink), which is what the
-sink adds its work to. Printed: lines per second for both and their ratio; then the results page's query
-(app.sampling.results.page, first page and a filtered one) and the JSONL export of every answer.
+The embedded SmolLM2-135M-Instruct answers the same pCLUE chat prompts (/work/shared/data/pclue_train_9.jsonl,
+the first --prompts rows, max_new_tokens 64, temperature 0.8, seed 0) for each n in --n, three ways:
+
+- sftlab + vLLM: `python -m trainer.sample` with backend vllm in .venv-vllm, as a sampling job runs it.
+  Generation time is the program's own: the done event's seconds minus the start event's load_s (tokenizer,
+  prompt rendering and engine load), so engine load is reported apart. Wall time of the process is printed too.
+- bare vLLM: a script of a few lines in .venv-vllm calling `vllm.LLM.generate` on the same token ids
+  (rendered here by trainer.sampling_spec, as the program renders them) with the same SamplingParams (one per
+  prompt, with the program's per-prompt seed) and the same engine arguments; timed around generate only.
+- sftlab + transformers: `python -m trainer.sample` with backend transformers in this interpreter.
+
+Each (way, n) is a fresh process, so every one pays its first-call costs alike. Printed: output tokens/s
+of each, vLLM-through-sftlab / transformers (target >= 1.4x) and sftlab's overhead over bare vLLM
+(target <= 10%). Then, unless --skip-launch, the time from launching a sampling job (POST /api/sampling,
+what the form's Launch does) to its first stored answer (polling GET /api/sampling/<id>), for both
+backends, on a live uvicorn and Celery worker started as bench/load.py starts them. The program writes a
+batch's answers when the batch ends, so that time includes generating the whole first batch.
 """
 
 from __future__ import annotations
@@ -17,142 +27,247 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PCLUE = ROOT.parent / "shared" / "data" / "pclue_train_9.jsonl"
+VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+MAX_NEW_TOKENS = 64
+TEMPERATURE = 0.8
+SEED = 0
+MAX_MODEL_LEN = 2048
+# the program's own engine settings on CPU (trainer/sampling_vllm.py), given to bare vLLM as well
+ENGINE = {
+    "dtype": "float32",
+    "max_model_len": MAX_MODEL_LEN,
+    "enforce_eager": True,
+    "gpu_memory_utilization": 0.3,
+}
+
+BARE_VLLM = """
+import json, os, sys, time
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+from vllm import LLM, SamplingParams
+
+job = json.load(open(sys.argv[1]))
+t0 = time.perf_counter()
+llm = LLM(model=job["model"], seed=job["seed"], **job["engine"])
+load_s = time.perf_counter() - t0
+params = [SamplingParams(n=job["n"], temperature=job["temperature"], top_p=1.0, top_k=-1,
+                         max_tokens=p["max_tokens"], seed=p["seed"]) for p in job["prompts"]]
+start = time.perf_counter()
+outs = llm.generate([{"prompt_token_ids": p["token_ids"]} for p in job["prompts"]], params, use_tqdm=False)
+seconds = time.perf_counter() - start
+tokens = sum(len(c.token_ids) for o in outs for c in o.outputs)
+print(json.dumps({"load_s": load_s, "seconds": seconds, "tokens": tokens}))
+"""
 
 
-def setup(tmp: Path) -> None:
-    data = tmp / "data"
-    data.mkdir()
-    (tmp / "embedded").mkdir()
-    (tmp / "embedded" / "config.json").write_text("{}")
-    os.environ.update(
-        SFTLAB_DATA_DIR=str(data),
-        SFTLAB_DATABASE_URL=f"sqlite:///{data / 'sftlab.db'}",
-        SFTLAB_SECRET_KEY="bench-secret",
-        SFTLAB_REAPER_INTERVAL="0",
-        SFTLAB_MODEL_DIR=str(tmp / "embedded"),
-    )
-    from app.cli import migrate
-
-    migrate()
+class Failed(RuntimeError):
+    """One (way, n) did not finish; the message is the last line of its error."""
 
 
-def write_events(path: Path, prompt_ids: list[str], n: int) -> int:
-    lines = [
-        json.dumps(
-            {"type": "start", "backend": "vllm", "backend_version": "bench", "prompts": len(prompt_ids)}
-        )
-    ]
-    for done, pid in enumerate(prompt_ids, 1):
-        for k in range(n):
-            text = f"答案 {pid}.{k} " + "这是一个比较长的回答。" * 30
-            lines.append(json.dumps({"type": "generation", "id": pid, "index": k, "prompt_text": "<|im_start|>user\n问题",
-                                     "prompt_tokens": 40, "text": text, "tokens": 150, "finish_reason": "stop" if k else "length",
-                                     "ttft_s": 0.05, "tpot_s": 0.01, "time_s": 1.5}, ensure_ascii=False))  # fmt: skip
-        lines.append(
-            json.dumps({"type": "progress", "done": done, "total": len(prompt_ids), "tokens": done * n * 150})
-        )
-    lines.append(json.dumps({"type": "done"}))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return len(lines)
+@dataclass
+class Measure:
+    tokens: int
+    seconds: float  # generation only
+    load_s: float
+    wall_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.tokens / self.seconds
 
 
-def store(engine, job_id: int, path: Path, sink) -> float:  # noqa: ANN001
-    from worker.tailer import Tailer
+def write_prompts(path: Path, count: int) -> None:
+    """The first `count` pCLUE rows as single-turn chat prompts, in the program's prompts-file format."""
+    rows = []
+    with open(PCLUE, encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i == count:
+                break
+            rows.append({"id": f"p{i}", "messages": [{"role": "user", "content": json.loads(line)["input"]}]})
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
-    tailer = Tailer(engine, job_id, path, sink)
+
+def spec_for(backend: str, model_dir: Path, n: int) -> dict:
+    return {"backend": backend, "model_dir": str(model_dir), "mode": "chat", "prompts_file": "prompts.jsonl",
+            "params": {"temperature": TEMPERATURE, "max_new_tokens": MAX_NEW_TOKENS, "n": n, "seed": SEED},
+            "max_model_len": MAX_MODEL_LEN, "dtype": "float32", "output": f"{backend}-n{n}.jsonl"}  # fmt: skip
+
+
+def last_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no message"
+
+
+def run_program(tmp: Path, backend: str, model_dir: Path, n: int) -> Measure:
+    """trainer.sample as a sampling job runs it; generation time from its start and done events."""
+    spec = spec_for(backend, model_dir, n)
+    spec_path = tmp / f"spec-{backend}-n{n}.json"
+    spec_path.write_text(json.dumps(spec))
+    python = VLLM_PYTHON if backend == "vllm" else Path(sys.executable)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    while tailer.poll():
-        pass
-    return time.perf_counter() - start
+    proc = subprocess.run([str(python), "-m", "trainer.sample", "--spec", str(spec_path)], cwd=tmp, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    wall = time.perf_counter() - start
+    events = [json.loads(line) for line in (tmp / spec["output"]).read_text(encoding="utf-8").splitlines()]
+    done = [e for e in events if e["type"] == "done"]
+    if proc.returncode != 0 or not done:
+        raise Failed(f"exit {proc.returncode}: {last_line(proc.stderr)}")
+    first = events[0]
+    assert first["type"] == "start", first
+    return Measure(done[0]["tokens"], done[0]["seconds"] - first["load_s"], first["load_s"], wall)
 
 
-def timed(fn, reps: int) -> tuple[float, float]:  # noqa: ANN001
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times[0] * 1000, statistics.median(times) * 1000
+def run_bare(tmp: Path, model_dir: Path, n: int) -> Measure:
+    """vllm.LLM.generate alone, on the token ids and seeds the program computes for the same prompts."""
+    from trainer.sampling_model import load_tokenizer
+    from trainer.sampling_spec import max_tokens_for, parse_spec, read_prompts, render_prompts
+
+    spec = parse_spec(spec_for("vllm", model_dir, n), base=tmp)
+    prompts = render_prompts(spec, read_prompts(spec), load_tokenizer(model_dir))
+    job = {"model": str(model_dir), "seed": SEED, "engine": ENGINE, "n": n, "temperature": TEMPERATURE,
+           "prompts": [{"token_ids": p.token_ids, "seed": p.seed, "max_tokens": max_tokens_for(spec, p)}
+                       for p in prompts]}  # fmt: skip
+    (tmp / "bare.py").write_text(BARE_VLLM)
+    (tmp / f"bare-n{n}.json").write_text(json.dumps(job))
+    start = time.perf_counter()
+    proc = subprocess.run([str(VLLM_PYTHON), "bare.py", f"bare-n{n}.json"], cwd=tmp, capture_output=True,
+                          text=True)  # fmt: skip
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise Failed(f"exit {proc.returncode}: {last_line(proc.stderr)}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return Measure(out["tokens"], out["seconds"], out["load_s"], wall)
+
+
+WAYS = ("sftlab + vLLM", "bare vLLM", "sftlab + transformers")
+
+
+def measure(way: str, tmp: Path, model_dir: Path, n: int) -> Measure:
+    if way == "bare vLLM":
+        return run_bare(tmp, model_dir, n)
+    return run_program(tmp, "vllm" if way == "sftlab + vLLM" else "transformers", model_dir, n)
+
+
+def backends(tmp: Path, model_dir: Path, ns: list[int]) -> list[str]:
+    lines = []
+    for n in ns:
+        ways = {}
+        for name in WAYS:
+            try:
+                m = ways[name] = measure(name, tmp, model_dir, n)
+            except Failed as exc:  # one way failing leaves the others' figures standing
+                lines.append(f"n={n:<2} {name:<22} FAILED: {exc}")
+                print(lines[-1], flush=True)
+                continue
+            lines.append(
+                f"n={n:<2} {name:<22} {m.tokens:>6,} tokens in {m.seconds:6.1f} s = {m.rate:7.1f} tokens/s"
+                f"  (load {m.load_s:5.1f} s, process wall {m.wall_s:5.1f} s)"
+            )
+            print(lines[-1], flush=True)
+        if len(ways) < 3:
+            continue
+        sftlab, bare, hf = (ways[name] for name in WAYS)
+        lines.append(
+            f"n={n:<2} vLLM through sftlab / transformers: x{sftlab.rate / hf.rate:.2f} (target >= 1.4);"
+            f" sftlab's overhead over bare vLLM: {(bare.rate / sftlab.rate - 1) * 100:+.1f}% (target <= 10%)"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def first_answer_s(c, dataset_id: int, backend: str, limit: float = 300) -> float:  # noqa: ANN001
+    """Seconds from POST /api/sampling to the first answer GET /api/sampling/<id> shows."""
+    body = {"model": "embedded", "dataset_id": dataset_id, "version": 1, "backend": backend,
+            "filter": {"task": "anaphora_resolution"},
+            "params": {"temperature": TEMPERATURE, "max_new_tokens": MAX_NEW_TOKENS, "n": 1, "seed": SEED}}  # fmt: skip
+    start = time.perf_counter()
+    r = c.post("/api/sampling", json=body)
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    while time.perf_counter() - start < limit:
+        detail = c.get(f"/api/sampling/{sid}").json()
+        if sum(detail["counts"].values()):
+            return time.perf_counter() - start
+        if detail["summary"]["status"] in ("failed", "cancelled", "lost"):
+            raise SystemExit(
+                f"sampling job {sid} ({backend}) {detail['summary']['status']}: {detail['summary']['error']}"
+            )
+        time.sleep(0.1)
+    raise SystemExit(f"no answer from sampling job {sid} ({backend}) after {limit} s")
+
+
+def launch(tmp: Path) -> list[str]:
+    """A live server and worker (bench/load.py's), pCLUE imported, then one job per backend."""
+    import httpx
+
+    from bench.load import start, token_for
+
+    (tmp / "live").mkdir()
+    # one worker on the default queue runs sampling jobs too
+    srv = start(
+        ROOT, tmp / "live", "", {"SFTLAB_SAMPLING_QUEUE": "default", "SFTLAB_VLLM_PYTHON": str(VLLM_PYTHON)}
+    )
+    try:
+        headers = token_for(srv.base)
+        code = ("from sqlmodel import Session, select\nfrom app.core.db import get_engine\nfrom app.models import User\n"
+                "from tests.runs.conftest import import_pclue\n"
+                "with Session(get_engine()) as s:\n    owner = s.exec(select(User).where(User.username == 'admin')).one().id\n"
+                "print(import_pclue(owner, name='pclue').dataset_id)\n")  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
+        env.update(SFTLAB_DATA_DIR=str(tmp / "live" / "data"), PYTHONPATH=str(ROOT), SFTLAB_SECRET_KEY="bench",
+                   SFTLAB_DATABASE_URL=f"sqlite:///{tmp / 'live' / 'data' / 'sftlab.db'}")  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
+        dataset_id = int(out.stdout.strip().splitlines()[-1])
+        lines = []
+        with httpx.Client(base_url=srv.base, headers=headers, timeout=30) as c:
+            for backend in ("vllm", "transformers"):
+                seconds = first_answer_s(c, dataset_id, backend)
+                lines.append(
+                    f"launch -> first stored answer, {backend:<12}: {seconds:5.1f} s"
+                    f" (embedded model, 5 anaphora_resolution prompts, n=1, one batch)"
+                )
+                print(lines[-1], flush=True)
+        return lines
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"importing pCLUE failed: {exc.stderr[-3000:]}") from None
+    finally:
+        srv.stop()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=8, help="answers per prompt")
-    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--prompts", type=int, default=16, help="pCLUE prompts answered by each backend")
+    ap.add_argument("--n", type=int, nargs="+", default=[1, 4, 10], help="answers per prompt (each measured)")
+    ap.add_argument("--skip-launch", action="store_true", help="skip the launch -> first answer measurement")
     args = ap.parse_args()
+    if not VLLM_PYTHON.exists():
+        raise SystemExit(f"{VLLM_PYTHON} is missing: `make vllm` builds it")
+    from trainer.embedded import ensure_model
+
+    model_dir = Path(ensure_model())
     tmp = Path(tempfile.mkdtemp(prefix="sftlab-bench-sampling-"))
-    setup(tmp)
-    from sqlmodel import Session
-
-    import app.datasets.jobs as dataset_jobs
-    from app.cli import create_user
-    from app.core.config import get_settings
-    from app.core.db import get_engine
-    from app.datasets.import_options import ImportOptions
-    from app.datasets.importer import import_file
-    from app.datasets.mapping import Mapping
-    from app.jobs.lifecycle import new_job
-    from app.models import Role
-    from app.sampling import results
-    from app.sampling.launch import launch
-    from app.sampling.request import parse_request
-    from worker.kinds.sample import SampleSink
-    from worker.tailer import JobEventSink
-
-    dataset_jobs.enqueue_index = lambda *_: None  # no worker here; the bench needs no search index
-    import app.jobs.queue as queue
-
-    queue.send = lambda job, **_: "bench"  # nothing to send to
-    user = create_user(username="bench", password="bench password 1", role=Role.researcher)
-    res = import_file(path=PCLUE, options=ImportOptions(mapping=Mapping(prompt=["input"], answer="target", task_l1="type"),
-                      name="pclue"), owner_id=user.id, filename=PCLUE.name)  # fmt: skip
-    engine = get_engine()
-    with Session(engine, expire_on_commit=False) as session:
-        sj = launch(session, req=parse_request({"model": "embedded", "dataset_id": res.dataset_id, "version": 1,
-                                                "params": {"n": args.n}}), owner_id=user.id, settings=get_settings())  # fmt: skip
-        from app.sampling.prompts import Filter, select_ids
-
-        ids = [str(i) for i in select_ids(session, dataset_id=res.dataset_id, version=1, flt=Filter())]
-        baseline_job = new_job(session, kind="bench", owner_id=user.id)
-        session.commit()
-        baseline_id = baseline_job.id
-    path = tmp / "generations.jsonl"
-    n_lines = write_events(path, ids, args.n)
-    size = path.stat().st_size / 2**20
-    base_s = store(engine, baseline_id, path, JobEventSink(baseline_id))
-    sink_s = store(engine, sj.job_id, path, SampleSink(sj.id, sj.job_id))
+    write_prompts(tmp / "prompts.jsonl", args.prompts)
     print(
-        f"settings: {os.cpu_count()} CPUs; SQLite in {tmp}; {len(ids)} prompts x n={args.n}: {n_lines:,} lines ({size:.1f} MiB)"
+        f"settings: {os.cpu_count()} CPUs; {model_dir.name}; {args.prompts} pCLUE chat prompts,"
+        f" max_new_tokens {MAX_NEW_TOKENS}, temperature {TEMPERATURE}, seed {SEED}; n in {args.n}; {tmp}",
+        flush=True,
     )
-    print(f"store as JobEvent rows (baseline): {base_s:.2f} s, {n_lines / base_s:,.0f} lines/s")
-    print(
-        f"store through the sample sink:     {sink_s:.2f} s, {n_lines / sink_s:,.0f} lines/s  (x{sink_s / base_s:.2f} the baseline's time)"
-    )
-    with Session(engine) as session:
-        stored = len(results.export_jsonl(engine, sj.id).__next__().splitlines())
-        first, p50 = timed(lambda: results.page(session, sj.id, flt=results.GenerationFilter()), args.reps)
-        print(f"results page query (20 prompts x {args.n} answers): first {first:.1f} ms, p50 {p50:.1f} ms")
-        flt = results.GenerationFilter(task_type="generate", finish_reason="length")
-        first, p50 = timed(lambda: results.page(session, sj.id, flt=flt), args.reps)
-        print(f"results page query, task_type + finish_reason: first {first:.1f} ms, p50 {p50:.1f} ms")
-        q = results.GenerationFilter(q="答案 700.")
-        first, p50 = timed(lambda: results.page(session, sj.id, flt=q), args.reps)
-        print(f"results page query, substring of the answers: first {first:.1f} ms, p50 {p50:.1f} ms")
-    start = time.perf_counter()
-    exported = sum(chunk.count(b"\n") for chunk in results.export_jsonl(engine, sj.id))
-    print(
-        f"JSONL export: {exported:,} answers in {time.perf_counter() - start:.2f} s (first batch {stored} lines)"
-    )
-    return 0 if exported == len(ids) * args.n else 1
+    backends(tmp, model_dir, args.n)
+    if not args.skip_launch:
+        launch(tmp)
+    return 0
 
 
 if __name__ == "__main__":
