@@ -48,6 +48,8 @@ ENGINE = {
     "max_model_len": MAX_MODEL_LEN,
     "enforce_eager": True,
     "gpu_memory_utilization": 0.3,
+    # as trainer/sampling_vllm.py on CPU: seeded requests prefilled in chunks crash vLLM 0.32 there
+    "enable_chunked_prefill": False,
 }
 
 BARE_VLLM = """

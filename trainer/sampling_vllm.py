@@ -63,6 +63,10 @@ def load(spec: SampleSpec, model_dir: Any, tokenizer: Any) -> Engine:
             gpu_memory_utilization=gmu,
             seed=spec.params.seed,
             disable_log_stats=False,
+            # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a seeded request's
+            # prompt is prefilled in chunks, which happens once a batch's prompts exceed the step's token
+            # budget (8 prompts x n=10 did): prefill whole prompts there. CUDA generators take offsets.
+            enable_chunked_prefill=torch.cuda.is_available(),
         )
     except Exception as exc:
         if cleanup is not None:
