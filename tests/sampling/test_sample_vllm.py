@@ -96,3 +96,19 @@ def test_a_checkpoint_vllm_refuses_is_one_error_line(model_dir, tmp_path):
     assert message.startswith(f"vLLM refused {bad}: ")
     assert "['NoSuchForCausalLM'] are not supported" in message
     assert "\n" not in message and len(message) < 600
+
+
+def test_many_seeded_answers_in_one_batch(model_dir, tmp_path):
+    """12 prompts x n=10 in one batch exceed a step's token budget; vLLM 0.32 on CPU then prefilled seeded
+    requests in chunks and crashed ("CPU Generator does not use offset"). Whole prompts are prefilled now."""
+    pclue_prompts(tmp_path / "prompts.jsonl", 12)
+    s = spec(
+        model_dir,
+        backend="vllm",
+        params={"n": 10, "seed": 1, "max_new_tokens": 2},
+        batch_size=64,
+        max_model_len=2048,
+    )
+    code, events, stderr = run_program(tmp_path, s)
+    assert code == 0, stderr[-4000:]
+    assert len(generations(events)) == 120
