@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,41 @@ def wait_until_serving(live: "LiveServer", server: subprocess.Popen, timeout: fl
         if server.poll() is not None or time.monotonic() > deadline:
             pytest.fail("the server did not start\n" + live.logs())
         time.sleep(0.1)
+
+
+@contextmanager
+def sampling_live_server(root: Path, name: str, extra_env: dict[str, str]) -> Iterator[LiveServer]:
+    """A server and one worker (queues cpu and default) of their own, on a fresh SQLite data dir under
+    ``root``, for the sampling tests: the shared live server's worker would run other settings."""
+    data_dir = root / "data"
+    data_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
+    env.update({"PYTHONPATH": str(REPO), "SFTLAB_SECRET_KEY": "e2e-secret", "SFTLAB_DATA_DIR": str(data_dir),
+                "SFTLAB_DATABASE_URL": f"sqlite:///{data_dir / 'sftlab.db'}", **extra_env})  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True
+    )
+    port = free_port()
+    server_log, worker_log = root / "server.log", root / "worker.log"
+    (root / "run_worker.log").write_text("")
+    (root / "interactive_worker.log").write_text("")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=REPO, env=env, stdout=server_log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "1",
+         "-Q", "cpu,default", "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        cwd=REPO, env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    live = LiveServer(f"http://127.0.0.1:{port}", data_dir, env, server_log, worker_log)
+    try:
+        wait_until_serving(live, server)
+        yield live
+    finally:
+        stop(worker)
+        stop(server)
 
 
 @pytest.fixture(scope="session")

@@ -2,17 +2,13 @@
 form from the navigation, launch on pCLUE with n=2, and see both answers of each prompt, escaped, with the
 reference and the finish-reason counts on the results page, then the analysis section loaded after them."""
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PASSWORD, REPO, LiveServer, log_in, shot, wait_until_serving
-from tests.processes import free_port, stop
+from tests.e2e.conftest import PASSWORD, LiveServer, log_in, sampling_live_server, shot
 from tests.sampling.conftest import FAKE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -23,39 +19,12 @@ def sampling_server(tmp_path_factory) -> Iterator[LiveServer]:
     """A server and one worker of their own whose sampling jobs run the fake program (the shared live
     server would run the real one)."""
     root = tmp_path_factory.mktemp("sampling-live")
-    data_dir = root / "data"
-    data_dir.mkdir()
     embedded = root / "embedded"
     embedded.mkdir()
     (embedded / "config.json").write_text("{}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
-    env.update({"PYTHONPATH": str(REPO), "SFTLAB_SECRET_KEY": "e2e-secret", "SFTLAB_DATA_DIR": str(data_dir),
-           "SFTLAB_DATABASE_URL": f"sqlite:///{data_dir / 'sftlab.db'}", "SFTLAB_SAMPLING_MODULE": FAKE,
-           "SFTLAB_MODEL_DIR": str(embedded), "FAKE_SAMPLE_DELAY": "0.05"})  # fmt: skip
-    subprocess.run(
-        [sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True
-    )
-    port = free_port()
-    server_log, worker_log = root / "server.log", root / "worker.log"
-    (root / "run_worker.log").write_text("")
-    (root / "interactive_worker.log").write_text("")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=server_log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "1",
-         "-Q", "cpu,default", "-n", "sampling@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-        cwd=REPO, env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    live = LiveServer(f"http://127.0.0.1:{port}", data_dir, env, server_log, worker_log)
-    try:
-        wait_until_serving(live, server)
+    env = {"SFTLAB_SAMPLING_MODULE": FAKE, "SFTLAB_MODEL_DIR": str(embedded), "FAKE_SAMPLE_DELAY": "0.05"}
+    with sampling_live_server(root, "sampling", env) as live:
         yield live
-    finally:
-        stop(worker)
-        stop(server)
 
 
 def test_launch_sampling_from_the_form_and_read_the_answers(browser, sampling_server):

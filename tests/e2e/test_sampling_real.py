@@ -2,20 +2,14 @@
 the fake) with the transformers backend: launch from the form on a tiny model given by its absolute path and
 pCLUE's 5 anaphora_resolution prompts with n=2, wait for the job to succeed, and see the 10 answers."""
 
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PASSWORD, REPO, LiveServer, log_in, shot
-from tests.processes import free_port, stop
+from tests.e2e.conftest import PASSWORD, LiveServer, log_in, sampling_live_server, shot
 from tests.trainer.tiny_run import make_tiny_model_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,47 +21,9 @@ def real_sampling_server(tmp_path_factory) -> Iterator[tuple[LiveServer, Path]]:
     random model (hidden 256) with the SmolLM2 tokenizer; yields (server, model dir)."""
     root = tmp_path_factory.mktemp("sampling-real")
     model_dir = make_tiny_model_dir(root / "tiny", hidden=256, layers=2)
-    data_dir = root / "data"
-    data_dir.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
-    env.update({"PYTHONPATH": str(REPO), "SFTLAB_SECRET_KEY": "e2e-secret", "SFTLAB_DATA_DIR": str(data_dir),
-                "SFTLAB_DATABASE_URL": f"sqlite:///{data_dir / 'sftlab.db'}", "SFTLAB_REAPER_INTERVAL": "0",
-                "SFTLAB_TRAINER_THREADS": "1"})  # fmt: skip
-    subprocess.run(
-        [sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True
-    )
-    port = free_port()
-    server_log, worker_log = root / "server.log", root / "worker.log"
-    (root / "run_worker.log").write_text("")
-    (root / "interactive_worker.log").write_text("")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=server_log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "1",
-         "-Q", "cpu,default", "-n", "sampling-real@%h", "--loglevel", "INFO", "--without-gossip",
-         "--without-mingle"],
-        cwd=REPO, env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    live = LiveServer(f"http://127.0.0.1:{port}", data_dir, env, server_log, worker_log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{live.url}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the server did not start\n" + live.logs())
-            time.sleep(0.1)
+    env = {"SFTLAB_REAPER_INTERVAL": "0", "SFTLAB_TRAINER_THREADS": "1"}
+    with sampling_live_server(root, "sampling-real", env) as live:
         yield live, model_dir
-    finally:
-        stop(worker)
-        stop(server)
 
 
 def test_launch_from_the_form_with_the_real_program(browser, real_sampling_server):
