@@ -14,8 +14,8 @@ database restart from failing the requests and jobs that would otherwise take a 
 
 Requests that only read (GET, HEAD) take their PostgreSQL connection in autocommit (`read_engine`):
 without it every read pays two more round trips, BEGIN before its first statement and ROLLBACK when
-its session closes, which at 64 concurrent clients were a fifth of a request's waits on the server
-(py-spy, bench/load.py). Reads see the same data either way: PostgreSQL's default READ COMMITTED gives
+its session closes: about an eighth of the web process's busy samples at 64 concurrent clients
+(py-spy during bench/load.py; the bench's p95 moved less than its run-to-run noise). Reads see the same data either way: PostgreSQL's default READ COMMITTED gives
 each statement its own snapshot inside a transaction too. A write a read request makes (an API
 token's last-use time) commits as it is made.
 """
