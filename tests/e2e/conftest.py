@@ -6,6 +6,7 @@ path, not an eager in-process shortcut.
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -89,6 +90,58 @@ def wait_until_serving(live: "LiveServer", server: subprocess.Popen, timeout: fl
         time.sleep(0.1)
 
 
+def start_web(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen, int, Path]:
+    """`app.cli init`, then uvicorn on a free port; (process, port, its log)."""
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True
+    )
+    port = free_port()
+    log = root / "server.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return server, port, log
+
+
+def start_worker(
+    env: dict[str, str], log: Path, *, queues: str, concurrency: int, name: str
+) -> subprocess.Popen:
+    """A Celery worker (threads pool) on `queues`, as `make run` starts them."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c",
+         str(concurrency), "-Q", queues, "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
+         "--without-mingle"],
+        cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def launch_sampling(
+    page, server: LiveServer, *, model: str, dataset_id: int, timeout_ms: int, **fields: str
+) -> None:  # noqa: ANN001
+    """Fill the open sampling form (pCLUE's anaphora_resolution prompts, transformers backend, plus `fields`
+    by input name), launch, and wait on the results page until the job has succeeded."""
+    from playwright.sync_api import expect
+
+    form = page.locator("form.sampling-form")
+    form.locator('input[name="model"]').fill(model)
+    form.locator('select[name="dataset"]').select_option(f"{dataset_id}:1")
+    form.locator('input[name="task"]').fill("anaphora_resolution")
+    form.locator('select[name="backend"]').select_option("transformers")
+    for name, value in fields.items():
+        form.locator(f'input[name="{name}"]').fill(value)
+    form.locator("button.primary").click()
+    try:
+        page.wait_for_url(re.compile(r"/sampling/\d+$"))
+    except Exception as exc:
+        raise AssertionError(f"the form did not launch: {page.locator('main').inner_text()[:2000]}") from exc
+    try:
+        expect(page.locator(".job-status")).to_have_text("succeeded", timeout=timeout_ms)
+    except AssertionError as exc:
+        raise AssertionError(f"the sampling job never finished\n{server.logs()}") from exc
+
+
 @contextmanager
 def sampling_live_server(root: Path, name: str, extra_env: dict[str, str]) -> Iterator[LiveServer]:
     """A server and one worker (queues cpu and default) of their own, on a fresh SQLite data dir under
@@ -98,23 +151,11 @@ def sampling_live_server(root: Path, name: str, extra_env: dict[str, str]) -> It
     env = {k: v for k, v in os.environ.items() if not k.startswith("SFTLAB_")}
     env.update({"PYTHONPATH": str(REPO), "SFTLAB_SECRET_KEY": "e2e-secret", "SFTLAB_DATA_DIR": str(data_dir),
                 "SFTLAB_DATABASE_URL": f"sqlite:///{data_dir / 'sftlab.db'}", **extra_env})  # fmt: skip
-    subprocess.run(
-        [sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True
-    )
-    port = free_port()
-    server_log, worker_log = root / "server.log", root / "worker.log"
+    server, port, server_log = start_web(root, env)
+    worker_log = root / "worker.log"
     (root / "run_worker.log").write_text("")
     (root / "interactive_worker.log").write_text("")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=server_log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "1",
-         "-Q", "cpu,default", "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-        cwd=REPO, env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    worker = start_worker(env, worker_log, queues="cpu,default", concurrency=1, name=name)
     live = LiveServer(f"http://127.0.0.1:{port}", data_dir, env, server_log, worker_log)
     try:
         wait_until_serving(live, server)
@@ -139,34 +180,15 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
         SFTLAB_TRAINER_THREADS="1",  # tiny models: a second OpenMP thread only competes with the browser
         PYTHONPATH=str(REPO),
     )
-    subprocess.run(
-        [sys.executable, "-m", "app.cli", "init"], cwd=REPO, env=env, check=True, capture_output=True
-    )
-    port = free_port()
-    server_log, worker_log = root / "server.log", root / "worker.log"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=server_log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "2",
-         "-Q", "default", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-        cwd=REPO, env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    server, port, server_log = start_web(root, env)
+    worker_log = root / "worker.log"
+    worker = start_worker(env, worker_log, queues="default", concurrency=2, name="celery")
     # Runs block a worker slot for their whole length, so they get their own worker, as in `make run`.
-    run_worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "1",
-         "-Q", "cpu", "-n", "runs@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-        cwd=REPO, env=env, stdout=(root / "run_worker.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    run_worker = start_worker(env, root / "run_worker.log", queues="cpu", concurrency=1, name="runs")
     # Short jobs a page waits for (estimates, sample renderings) have a worker of their own, as in `make run`.
-    interactive_worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "2",
-         "-Q", "interactive", "-n", "interactive@%h", "--loglevel", "INFO", "--without-gossip",
-         "--without-mingle"],
-        cwd=REPO, env=env, stdout=(root / "interactive_worker.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    interactive_worker = start_worker(
+        env, root / "interactive_worker.log", queues="interactive", concurrency=2, name="interactive"
+    )
     live = LiveServer(f"http://127.0.0.1:{port}", data_dir, env, server_log, worker_log)
     try:
         wait_until_serving(live, server)

@@ -2,13 +2,12 @@
 form from the navigation, launch on pCLUE with n=2, and see both answers of each prompt, escaped, with the
 reference and the finish-reason counts on the results page, then the analysis section loaded after them."""
 
-import re
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PASSWORD, LiveServer, log_in, sampling_live_server, shot
+from tests.e2e.conftest import PASSWORD, LiveServer, launch_sampling, log_in, sampling_live_server, shot
 from tests.sampling.conftest import FAKE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -41,23 +40,9 @@ def test_launch_sampling_from_the_form_and_read_the_answers(browser, sampling_se
         log_in(page, "wen", PASSWORD, "/sampling")
         page.locator('nav a[href="/sampling"]').click()
         page.locator('a[href="/sampling/new"]').click()
-        form = page.locator("form.sampling-form")
-        form.locator('input[name="model"]').fill("embedded")
-        form.locator('select[name="dataset"]').select_option(f"{dataset_id}:1")
-        form.locator('input[name="task"]').fill("anaphora_resolution")
-        form.locator('select[name="backend"]').select_option("transformers")
-        form.locator('input[name="n"]').fill("2")
-        form.locator("button.primary").click()
-        try:
-            page.wait_for_url(re.compile(r"/sampling/\d+$"))
-        except Exception as exc:
-            raise AssertionError(
-                f"the form did not launch: {page.locator('main').inner_text()[:2000]}"
-            ) from exc
-        try:
-            expect(page.locator(".job-status")).to_have_text("succeeded", timeout=120_000)
-        except AssertionError as exc:
-            raise AssertionError(f"the sampling job never finished\n{sampling_server.logs()}") from exc
+        launch_sampling(
+            page, sampling_server, model="embedded", dataset_id=dataset_id, timeout_ms=120_000, n="2"
+        )
         rows = page.locator(".prompt-row")
         expect(rows).to_have_count(5)
         expect(rows.first.locator("pre.answer")).to_have_count(2)

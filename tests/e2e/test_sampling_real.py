@@ -2,14 +2,13 @@
 the fake) with the transformers backend: launch from the form on a tiny model given by its absolute path and
 pCLUE's 5 anaphora_resolution prompts with n=2, wait for the job to succeed, and see the 10 answers."""
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PASSWORD, LiveServer, log_in, sampling_live_server, shot
+from tests.e2e.conftest import PASSWORD, LiveServer, launch_sampling, log_in, sampling_live_server, shot
 from tests.trainer.tiny_run import make_tiny_model_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -39,24 +38,15 @@ def test_launch_from_the_form_with_the_real_program(browser, real_sampling_serve
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         log_in(page, "li", PASSWORD, "/sampling/new")
-        form = page.locator("form.sampling-form")
-        form.locator('input[name="model"]').fill(str(model_dir))
-        form.locator('select[name="dataset"]').select_option(f"{dataset_id}:1")
-        form.locator('input[name="task"]').fill("anaphora_resolution")
-        form.locator('select[name="backend"]').select_option("transformers")
-        form.locator('input[name="n"]').fill("2")
-        form.locator('input[name="max_new_tokens"]').fill("12")
-        form.locator("button.primary").click()
-        try:
-            page.wait_for_url(re.compile(r"/sampling/\d+$"))
-        except Exception as exc:
-            raise AssertionError(
-                f"the form did not launch: {page.locator('main').inner_text()[:2000]}"
-            ) from exc
-        try:
-            expect(page.locator(".job-status")).to_have_text("succeeded", timeout=60_000)
-        except AssertionError as exc:
-            raise AssertionError(f"the sampling job never finished\n{server.logs()}") from exc
+        launch_sampling(
+            page,
+            server,
+            model=str(model_dir),
+            dataset_id=dataset_id,
+            timeout_ms=60_000,
+            n="2",
+            max_new_tokens="12",
+        )
         rows = page.locator(".prompt-row")
         expect(rows).to_have_count(5)
         expect(page.locator(".prompt-row pre.answer")).to_have_count(10)
