@@ -7,6 +7,7 @@ and admins launch and view; raters get 403 until the rating issue says what they
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
@@ -281,10 +282,19 @@ def sampling_resume_api(sampling_id: int, user: Researcher, session: SessionDep)
     return {"id": sampling_id, "queued": True}
 
 
-def _download_name(session: Session, sampling_id: int, ext: str) -> str:
+EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+
+
+def _download(
+    session: Session, sampling_id: int, ext: str, body: Iterator[bytes] | Iterator[str]
+) -> Response:
+    """A streamed export of the job's answers, named after its dataset and version."""
     s = results.summary(session, _sampling(session, sampling_id).id or 0)
     assert s is not None
-    return export_filename(f"sampling-{sampling_id}-{s.dataset}", s.version).replace(".jsonl", f".{ext}")
+    name = export_filename(f"sampling-{sampling_id}-{s.dataset}", s.version).replace(".jsonl", f".{ext}")
+    return StreamingResponse(
+        body, media_type=EXPORT_TYPES[ext], headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 @router.get("/api/sampling/{sampling_id}/export.jsonl")
@@ -292,12 +302,7 @@ def sampling_export_jsonl(
     sampling_id: int, user: Researcher, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """Every answer as JSONL (prompt, answer, tokens, finish reason, timings, reference)."""
-    name = _download_name(session, sampling_id, "jsonl")
-    return StreamingResponse(
-        results.export_jsonl(get_engine(settings), sampling_id),
-        media_type="application/x-ndjson",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return _download(session, sampling_id, "jsonl", results.export_jsonl(get_engine(settings), sampling_id))
 
 
 @router.get("/api/sampling/{sampling_id}/export.csv")
@@ -305,9 +310,4 @@ def sampling_export_csv(
     sampling_id: int, user: Researcher, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """Every answer as CSV, one row per answer, with a header line."""
-    name = _download_name(session, sampling_id, "csv")
-    return StreamingResponse(
-        results.export_csv(get_engine(settings), sampling_id),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return _download(session, sampling_id, "csv", results.export_csv(get_engine(settings), sampling_id))
