@@ -154,12 +154,16 @@ def agreed_chunk_count(n: int, chunk_size: int, device: torch.device) -> int:
 
     Under ZeRO-3 every call of the output layer all-gathers its weight, a collective: if ranks made as
     many calls as their own supervised tokens need, a rank with more tokens would wait forever for the
-    others. So ranks agree on the maximum (one small all-reduce) and pad with empty chunks.
+    others. So ranks agree on the maximum (one small all-reduce) and pad with empty chunks. Without
+    ZeRO-3 the head's weight is local, so ranks skip that all-reduce and the host read it costs.
     """
     import torch.distributed as dist
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 
     local = max(1, math.ceil(n / chunk_size))
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return local
+    if not is_deepspeed_zero3_enabled():  # set by the HfDeepSpeedConfig the run holds under ZeRO-3
         return local
     t = torch.tensor([local], dtype=torch.int64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
