@@ -118,17 +118,24 @@ def start_worker(
 
 
 def launch_sampling(
-    page, server: LiveServer, *, model: str, dataset_id: int, timeout_ms: int, **fields: str
+    page,
+    server: LiveServer,
+    *,
+    model: str,
+    dataset_id: int,
+    timeout_ms: int,
+    backend: str = "transformers",
+    **fields: str,
 ) -> None:  # noqa: ANN001
-    """Fill the open sampling form (pCLUE's anaphora_resolution prompts, transformers backend, plus `fields`
-    by input name), launch, and wait on the results page until the job has succeeded."""
+    """Fill the open sampling form (pCLUE's anaphora_resolution prompts, `backend`, plus `fields` by input
+    name), launch, and wait on the results page until the job has succeeded."""
     from playwright.sync_api import expect
 
     form = page.locator("form.sampling-form")
     form.locator('input[name="model"]').fill(model)
     form.locator('select[name="dataset"]').select_option(f"{dataset_id}:1")
     form.locator('input[name="task"]').fill("anaphora_resolution")
-    form.locator('select[name="backend"]').select_option("transformers")
+    form.locator('select[name="backend"]').select_option(backend)
     for name, value in fields.items():
         form.locator(f'input[name="{name}"]').fill(value)
     form.locator("button.primary").click()

