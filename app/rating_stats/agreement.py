@@ -156,6 +156,8 @@ def _matrix(data: Any, what: str) -> np.ndarray:
         m = np.array(data, dtype=float)  # None becomes NaN
     except (TypeError, ValueError):
         raise ValueError(f"{what} must be a rectangular raters x units array of numbers or None") from None
+    if m.shape == (0,):  # no raters yet: a new task, not a malformed matrix
+        return m.reshape(0, 0)
     if m.ndim != 2:
         raise ValueError(f"{what} must be 2-D (raters x units), got shape {m.shape}")
     return m

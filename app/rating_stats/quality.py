@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from app.rating_stats.rubric import Rubric
 from app.rating_stats.scales import normalise
-
-Scores = Mapping[str, float | None]  # one rater's scores of one case, by dimension key
+from app.rating_stats.usability import Scores
 
 DEFAULT_MIN_GOLD_CASES = 5
 DEFAULT_GOLD_MARGIN = 0.1  # 0.4 points on a 1-5 scale, 0.9 on 1-10

@@ -4,7 +4,7 @@ import pytest
 
 from app.rating_stats.rubric import Dimension, Rubric
 from app.rating_stats.scales import Scale, normalise
-from app.rating_stats.usability import is_usable, usability
+from app.rating_stats.usability import case_scores, is_usable, usability
 
 RUBRIC = Rubric(
     dimensions=(
@@ -79,3 +79,20 @@ def test_new_weights_rescore_without_rerating() -> None:
 def test_an_off_scale_score_is_an_error() -> None:
     with pytest.raises(ValueError, match="outside the 1-5 scale"):
         usability({"helpfulness": 6}, RUBRIC)
+
+
+def test_case_scores_average_raters_unless_adjudicated() -> None:
+    ratings = [{"helpfulness": 1, "writing": 6}, {"helpfulness": 5, "writing": None}, {"leak": None}]
+    assert case_scores(ratings, RUBRIC) == {"helpfulness": 3.0, "writing": 6.0}
+    adjudicated = case_scores(ratings, RUBRIC, adjudicated={"helpfulness": 5, "leak": None})
+    assert adjudicated == {"helpfulness": 5, "writing": 6.0}
+    assert usability(adjudicated, RUBRIC) == pytest.approx((2 * 1.0 + 5 / 9) / 3)
+    assert case_scores([], RUBRIC, adjudicated={"leak": 1}) == {"leak": 1}
+    assert case_scores([], RUBRIC) == {}
+
+
+def test_case_scores_check_the_scale() -> None:
+    with pytest.raises(ValueError, match="outside the 1-5 scale"):
+        case_scores([{"helpfulness": 7}, {"helpfulness": 1}], RUBRIC)  # the mean, 4, would pass
+    with pytest.raises(ValueError, match="outside the binary scale"):
+        case_scores([], RUBRIC, adjudicated={"leak": 3})
