@@ -29,6 +29,7 @@ SINGLE_VALUE = "single_value"  # every pairable value is the same: expected disa
 HUMAN_PAIRWISE_CEILING = {"with_ties": 0.63, "without_ties": 0.81}
 
 Level = Literal["nominal", "ordinal", "interval"]
+LEVELS = ("nominal", "ordinal", "interval")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def krippendorff_alpha(matrix: Any, *, level: Level, domain: Sequence[float] | N
     the domain. `n` is the number of pairable values (ratings on units that at least 2 raters rated).
     Computed from per-unit value counts with one matrix product, so 20 raters x 5,000 cases is milliseconds.
     """
+    if level not in LEVELS:
+        raise ValueError(f"level must be nominal, ordinal or interval, got {level!r}")
     m = _matrix(matrix, "reliability matrix")
     present = ~np.isnan(m)
     dom = np.unique(m[present]) if domain is None else _domain(domain)
@@ -141,14 +144,12 @@ def _distances(dom: np.ndarray, n_v: np.ndarray, level: Level) -> np.ndarray:
         return 1.0 - np.eye(dom.size)
     if level == "interval":
         return (dom[:, None] - dom[None, :]) ** 2
-    if level == "ordinal":
-        # Krippendorff's ordinal distance: the pairable values from c through k, less half of c's and k's
-        # own, squared. Values of the domain nobody used add 0 to the sum.
-        cum = np.concatenate([[0.0], np.cumsum(n_v)])
-        lo = np.minimum.outer(np.arange(dom.size), np.arange(dom.size))
-        hi = np.maximum.outer(np.arange(dom.size), np.arange(dom.size))
-        return (cum[hi + 1] - cum[lo] - (n_v[lo] + n_v[hi]) / 2) ** 2
-    raise ValueError(f"level must be nominal, ordinal or interval, got {level!r}")
+    # Ordinal (Krippendorff's): the pairable values from c through k, less half of c's and k's own,
+    # squared. Values of the domain nobody used add 0 to the sum.
+    cum = np.concatenate([[0.0], np.cumsum(n_v)])
+    positions = np.arange(dom.size)
+    lo, hi = np.minimum.outer(positions, positions), np.maximum.outer(positions, positions)
+    return (cum[hi + 1] - cum[lo] - (n_v[lo] + n_v[hi]) / 2) ** 2
 
 
 def _matrix(data: Any, what: str) -> np.ndarray:

@@ -163,6 +163,7 @@ def test_kappa_degenerate() -> None:
         (lambda: krippendorff_alpha([[1, 2], [1]], level="ordinal"), "rectangular"),
         (lambda: krippendorff_alpha([["a", 2]], level="ordinal"), "rectangular"),
         (lambda: krippendorff_alpha([[1, 2], [1, 2]], level="ratio"), "level must be"),  # type: ignore[arg-type]
+        (lambda: krippendorff_alpha([[None]], level="ordinl"), "level must be"),  # type: ignore[arg-type]
         (lambda: krippendorff_alpha([[1, 2], [1, 2]], level="ordinal", domain=[3, 2, 1]), "increasing"),
         (lambda: quadratic_kappa([1, 2], [1, 2, 3], labels=[1, 2, 3]), "differ in length"),
         (lambda: percent_agreement([["a", "b"], ["a"]], ties=True), "one verdict"),
