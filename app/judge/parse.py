@@ -58,6 +58,7 @@ _ALIASES |= {_key(n): f"side{s}" for s, names in _SIDE_NAMES.items() for n in na
 
 # "8/10" or "8 / 10" outside quotes would not be JSON; quoting it lets _score read the denominator.
 _BARE_FRACTION = re.compile(r"(?<=[:\s])(-?\d+(?:\.\d+)?\s*/\s*\d+)(?=\s*[,}\n])")
+_SINGLE_QUOTED = re.compile(r"'([^'\"\\\n]*)'")
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _BARE_KEY = re.compile(r"([{,]\s*)([^\s\"'{}:,][^\"'{}:,\n]*?)\s*:")
 _SCORE_TEXT = re.compile(
@@ -123,14 +124,18 @@ def _objects(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _decode(candidate: str) -> Any:
-    """The object a candidate most plausibly means: JSON, then JSON after fixing the usual slips, then
-    a Python literal (AlignBench's single quotes; `ast.literal_eval` evaluates nothing), else None."""
+def _decode(raw: str, candidate: str) -> Any:
+    """The object a candidate most plausibly means: the reply's own text as JSON (curly quotes inside a
+    Chinese string stay intact), the width-normalised text as JSON, then after fixing the usual slips,
+    then as a Python literal (AlignBench's single quotes; `ast.literal_eval` evaluates nothing), then
+    with single quotes or bare keys made JSON; else None."""
     fixed = _TRAILING_COMMA.sub(r"\1", _BARE_FRACTION.sub(r'"\1"', candidate))
     attempts = (
+        lambda: json.loads(raw),
         lambda: json.loads(candidate),
         lambda: json.loads(fixed),
         lambda: ast.literal_eval(fixed),
+        lambda: json.loads(_SINGLE_QUOTED.sub(r'"\1"', fixed)),
         lambda: json.loads(_BARE_KEY.sub(r'\1"\2":', fixed)),
     )
     for attempt in attempts:
@@ -155,7 +160,7 @@ def _find(reply: str, wanted: str) -> tuple[dict[str, Any], int, str]:
     with where it starts and its text."""
     cleaned = reply.translate(_WIDTH)
     for start, end in reversed(_objects(cleaned)):
-        decoded = _decode(cleaned[start:end])
+        decoded = _decode(reply[start:end], cleaned[start:end])
         if not isinstance(decoded, dict):
             continue
         obj = _canonical(decoded)
