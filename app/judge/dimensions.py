@@ -72,8 +72,7 @@ DIMENSIONS: dict[str, Dimension] = {
             "逻辑连贯性",
             "Logical Coherence",
             "回答是否在整体上保持一致，是否在不同部分之间保持逻辑连贯性，避免了自相矛盾。",
-            "Is the answer consistent as a whole, its parts logically connected, free of "
-            "self-contradiction?",
+            "Is the answer consistent as a whole, its parts logically connected, free of self-contradiction?",
         ),
         Dimension(
             "creativity",
@@ -115,12 +114,35 @@ DEFAULT_GROUP = "factual"
 # is too coarse (AlignBench's 基本任务 holds translation, a writing task) an override fixes it.
 TASK_GROUPS: dict[str, str] = {
     **dict.fromkeys(
-        ("逻辑推理", "推理", "数学", "数学计算", "计算", "代码", "编程", "reasoning", "logic", "math", "code"),
+        (
+            "逻辑推理",
+            "推理",
+            "数学",
+            "数学计算",
+            "计算",
+            "代码",
+            "编程",
+            "reasoning",
+            "logic",
+            "math",
+            "code",
+        ),
         "reasoning",
     ),
     **dict.fromkeys(
-        ("写作", "文本写作", "生成与创作", "创作", "角色扮演", "翻译", "writing", "creative writing", "roleplay",
-         "role play", "translation"),
+        (
+            "写作",
+            "文本写作",
+            "生成与创作",
+            "创作",
+            "角色扮演",
+            "翻译",
+            "writing",
+            "creative writing",
+            "roleplay",
+            "role play",
+            "translation",
+        ),
         "writing",
     ),
     **dict.fromkeys(
@@ -128,7 +150,17 @@ TASK_GROUPS: dict[str, str] = {
         "advisory",
     ),
     **dict.fromkeys(
-        ("知识问答", "知识与百科", "基本任务", "中文理解", "专业能力", "语义理解与抽取", "阅读理解", "knowledge", "qa"),
+        (
+            "知识问答",
+            "知识与百科",
+            "基本任务",
+            "中文理解",
+            "专业能力",
+            "语义理解与抽取",
+            "阅读理解",
+            "knowledge",
+            "qa",
+        ),
         "factual",
     ),
 }
@@ -153,7 +185,9 @@ class Scale:
         return f"{self.low}-{self.high}"
 
 
-def group_for(task_type: str, *, overrides: Mapping[str, str] | None = None, default: str = DEFAULT_GROUP) -> str:
+def group_for(
+    task_type: str, *, overrides: Mapping[str, str] | None = None, default: str = DEFAULT_GROUP
+) -> str:
     """The dimension group of a task_type ("l1" or "l1/l2"): an override for the whole task_type, then
     one for its level 1, then the built-in map of level 1 names (case-insensitive), then `default`.
 

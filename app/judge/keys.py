@@ -30,7 +30,9 @@ class EndpointKeyError(ValueError):
 def _fernet(secret_key: str) -> Fernet:
     if not secret_key:
         raise EndpointKeyError("the server has no secret_key to encrypt endpoint keys with")
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(secret_key.encode())
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(
+        secret_key.encode()
+    )
     return Fernet(base64.urlsafe_b64encode(derived))
 
 

@@ -26,11 +26,11 @@ EXCERPT_CHARS = 160
 # One character for one, so positions in the cleaned text are positions in the reply: full-width ASCII
 # (U+FF01..FF5E: ｛ ｝ ： ， ＂ and digits) to ASCII, the ideographic space to a space, curly quotes to
 # straight ones.
-_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
-_WIDTH |= {ord(c): '"' for c in "“”„«»「」"} | {ord(c): "'" for c in "‘’"}
+_WIDTH: dict[int, int | str] = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
+_WIDTH |= {0x3000: " "} | {ord(c): '"' for c in "“”„«»「」"} | {ord(c): "'" for c in "‘’"}
 
 
-def _key(text: str) -> str:
+def _key(text: object) -> str:
     return re.sub(r"[\s_\-]+", "", str(text).translate(_WIDTH).casefold())
 
 

@@ -252,7 +252,9 @@ def build_single(
     kind = template_kind(pairwise=False, reference=reference)
     _check(template, kind, lang)
     dims = dimensions_for(group)
-    example = _example_scores(dims, lang, scale, 0) | {OVERALL[lang]: scale.low + (scale.high - scale.low) * 7 // 10}
+    example = _example_scores(dims, lang, scale, 0) | {
+        OVERALL[lang]: scale.low + (scale.high - scale.low) * 7 // 10
+    }
     values = {
         "task_type": task_type,
         "dimensions": _dimension_list(dims, lang),

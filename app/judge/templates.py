@@ -44,7 +44,9 @@ def placeholders(text: str) -> tuple[str, ...]:
     for match in _BRACES.finditer(text):
         inner = _NAME.fullmatch(match.group(1))
         if inner is None:
-            raise TemplateError(f"{match.group(0)!r} is not a placeholder: use {{{{name}}}} with a plain name")
+            raise TemplateError(
+                f"{match.group(0)!r} is not a placeholder: use {{{{name}}}} with a plain name"
+            )
         if inner.group(1) not in names:
             names.append(inner.group(1))
     return tuple(names)

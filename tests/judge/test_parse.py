@@ -30,8 +30,8 @@ SINGLE = [
     ),
     # 3. Chinese colons and commas, full-width braces and digits.
     (
-        "评价：推理过程完整，但最后一步计算有误。\n｛\"事实正确性\"：３，\"满足用户需求\"：４，\"逻辑连贯性\"：６，"
-        "\"完备性\"：５，\"综合得分\"：４｝",
+        '评价：推理过程完整，但最后一步计算有误。\n｛"事实正确性"：３，"满足用户需求"：４，"逻辑连贯性"：６，'
+        '"完备性"：５，"综合得分"：４｝',
         REASONING,
         {"factuality": 3, "user_satisfaction": 4, "logical_coherence": 6, "completeness": 5},
         4,
@@ -63,7 +63,7 @@ SINGLE = [
     # 7. A code answer with braces in the explanation; the score object is the last one.
     (
         "The function `def f(d): return {k: v for k, v in d.items()}` is correct, and the example "
-        "`{\"a\": 1}` works.\n{\"事实正确性\": 9, \"满足用户需求\": 8, \"逻辑连贯性\": 9, \"完备性\": 7}\n谢谢。",
+        '`{"a": 1}` works.\n{"事实正确性": 9, "满足用户需求": 8, "逻辑连贯性": 9, "完备性": 7}\n谢谢。',
         REASONING,
         {"factuality": 9, "user_satisfaction": 8, "logical_coherence": 9, "completeness": 7},
         None,
@@ -85,7 +85,7 @@ SINGLE = [
     ),
     # 10. Extra unknown keys (safety) are ignored; integral floats accepted.
     (
-        "整体不错。\n```\n{\"事实正确性\": 8.0, \"满足用户需求\": 8, \"清晰度\": 7, \"完备性\": 7, \"安全无害\": 10}\n```",
+        '整体不错。\n```\n{"事实正确性": 8.0, "满足用户需求": 8, "清晰度": 7, "完备性": 7, "安全无害": 10}\n```',
         FACTUAL,
         {"factuality": 8, "user_satisfaction": 8, "clarity": 7, "completeness": 7},
         None,
@@ -122,8 +122,8 @@ PAIRWISE = [
     ),
     # 14. Chinese keys, Chinese punctuation, a tie written as 平局.
     (
-        "两个回答都正确，表达方式不同。\n{\"回答1\"：{\"事实正确性\"：８，\"满足用户需求\"：７，\"清晰度\"：８，\"完备性\"：７}，"
-        "\"回答2\"：{\"事实正确性\"：８，\"满足用户需求\"：７，\"清晰度\"：７，\"完备性\"：８}，\"胜者\"：\"平局\"}",
+        '两个回答都正确，表达方式不同。\n{"回答1"：{"事实正确性"：８，"满足用户需求"：７，"清晰度"：８，"完备性"：７}，'
+        '"回答2"：{"事实正确性"：８，"满足用户需求"：７，"清晰度"：７，"完备性"：８}，"胜者"："平局"}',
         "tie",
         {"factuality": 8, "user_satisfaction": 7, "clarity": 8, "completeness": 7},
         {"factuality": 8, "user_satisfaction": 7, "clarity": 7, "completeness": 8},
@@ -149,7 +149,9 @@ PAIRWISE = [
 ]
 
 
-@pytest.mark.parametrize(("reply", "dims", "scores", "overall"), SINGLE, ids=[f"single{i}" for i in range(1, 13)])
+@pytest.mark.parametrize(
+    ("reply", "dims", "scores", "overall"), SINGLE, ids=[f"single{i}" for i in range(1, 13)]
+)
 def test_single_replies_parse(reply, dims, scores, overall):
     judgement = parse_single(reply, dimensions=dims)
     assert judgement.scores == scores
@@ -179,18 +181,54 @@ def test_other_scales():
 
 BAD_SINGLE = [
     ("The answer is fine. I would give it a good score.", "no JSON object with scores", "good score"),
-    ("Fine.\n{'事实正确性': 9, '满足用户需求': 8, '清晰度': 8}", r"missing dimension Completeness \(完备性\)", "清晰度"),
-    ("Fine.\n{'事实正确性': 11, '满足用户需求': 8, '清晰度': 8, '完备性': 8}", "Factuality: 11 is outside the scale 1-10", "11"),
+    (
+        "Fine.\n{'事实正确性': 9, '满足用户需求': 8, '清晰度': 8}",
+        r"missing dimension Completeness \(完备性\)",
+        "清晰度",
+    ),
+    (
+        "Fine.\n{'事实正确性': 11, '满足用户需求': 8, '清晰度': 8, '完备性': 8}",
+        "Factuality: 11 is outside the scale 1-10",
+        "11",
+    ),
     ("Fine.\n{'事实正确性': 0, '满足用户需求': 8, '清晰度': 8, '完备性': 8}", "outside the scale", "0"),
     ("Fine.\n{'事实正确性': -1, '满足用户需求': 8, '清晰度': 8, '完备性': 8}", "outside the scale", "-1"),
-    ("Fine.\n{'事实正确性': 7.5, '满足用户需求': 8, '清晰度': 8, '完备性': 8}", "7.5 is not a whole number", "7.5"),
-    ("Fine.\n{'事实正确性': 'high', '满足用户需求': 8, '清晰度': 8, '完备性': 8}", "'high' is not a score", "high"),
-    ("Fine.\n{'事实正确性': true, '满足用户需求': 8, '清晰度': 8, '完备性': 8}", "True is not a score", "true"),
-    ("Fine.\n{'事实正确性': null, '满足用户需求': 8, '清晰度': 8, '完备性': 8}", "None is not a score", "null"),
-    ("Fine.\n{'事实正确性': [8], '满足用户需求': 8, '清晰度': 8, '完备性': 8}", r"\[8\] is not a score", "[8]"),
-    ('{"Factuality": 8, "User Satisfaction": 8, "Clarity": 8, "Completeness": 8}', "no explanation", "Factuality"),
+    (
+        "Fine.\n{'事实正确性': 7.5, '满足用户需求': 8, '清晰度': 8, '完备性': 8}",
+        "7.5 is not a whole number",
+        "7.5",
+    ),
+    (
+        "Fine.\n{'事实正确性': 'high', '满足用户需求': 8, '清晰度': 8, '完备性': 8}",
+        "'high' is not a score",
+        "high",
+    ),
+    (
+        "Fine.\n{'事实正确性': true, '满足用户需求': 8, '清晰度': 8, '完备性': 8}",
+        "True is not a score",
+        "true",
+    ),
+    (
+        "Fine.\n{'事实正确性': null, '满足用户需求': 8, '清晰度': 8, '完备性': 8}",
+        "None is not a score",
+        "null",
+    ),
+    (
+        "Fine.\n{'事实正确性': [8], '满足用户需求': 8, '清晰度': 8, '完备性': 8}",
+        r"\[8\] is not a score",
+        "[8]",
+    ),
+    (
+        '{"Factuality": 8, "User Satisfaction": 8, "Clarity": 8, "Completeness": 8}',
+        "no explanation",
+        "Factuality",
+    ),
     ("Truncated by max_tokens:\n{'事实正确性': 9, '满足用户需求': 8, '清晰", "no JSON object", "清晰"),
-    ("Fine.\n{'事实正确性': 8, '满足用户需求': 8, '清晰度': 8, '完备性': 8, '综合得分': 12}", "Overall: 12 is outside", "12"),
+    (
+        "Fine.\n{'事实正确性': 8, '满足用户需求': 8, '清晰度': 8, '完备性': 8, '综合得分': 12}",
+        "Overall: 12 is outside",
+        "12",
+    ),
 ]
 
 
@@ -213,8 +251,10 @@ BAD_PAIRWISE = [
         '"answer_2": {"Factuality": 8, "User Satisfaction": 8, "Clarity": 8, "Completeness": 8}, "verdict": "A"}',
         "verdict 'A' is not 1, 2 or tie",
     ),
-    ('x\n{"answer_1": {"Factuality": 8, "User Satisfaction": 8, "Clarity": 8, "Completeness": 8}, "verdict": "1"}',
-     "no scores for answer 2"),
+    (
+        'x\n{"answer_1": {"Factuality": 8, "User Satisfaction": 8, "Clarity": 8, "Completeness": 8}, "verdict": "1"}',
+        "no scores for answer 2",
+    ),
     (
         'x\n{"answer_1": {"Factuality": 8, "User Satisfaction": 8, "Clarity": 8}, '
         '"answer_2": {"Factuality": 8, "User Satisfaction": 8, "Clarity": 8, "Completeness": 8}, "verdict": "1"}',

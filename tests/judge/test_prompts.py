@@ -139,8 +139,6 @@ def test_pairwise_prompt_shows_answers_in_given_order():
 
 def test_edited_template_gets_its_own_version():
     edited = Template("single", default_template("single", "en").text + "\nBe brief.")
-    p = build_single(
-        template=edited, lang="en", group="factual", task_type="x", question="q", answer="a"
-    )
+    p = build_single(template=edited, lang="en", group="factual", task_type="x", question="q", answer="a")
     assert p.template_version == edited.version != default_template("single", "en").version
     assert p.text.endswith("Be brief.")
