@@ -159,6 +159,8 @@ def chat(
         for attempt in range(endpoint.max_retries + 1):
             try:
                 response = http.post(endpoint.url, json=payload, headers=headers, timeout=endpoint.timeout)
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+                raise EndpointError(f"{endpoint.base_url!r} is not an endpoint URL: {exc}") from None
             except httpx.TimeoutException:
                 raise EndpointError(
                     f"{endpoint.host} did not answer within {endpoint.timeout:g} s (raise the timeout?)"

@@ -37,6 +37,8 @@ def _key(text: object) -> str:
 _OVERALL_NAMES = ("overall", "overall score", "综合得分", "综合", "总分", "综合分数")
 _VERDICT_NAMES = ("verdict", "winner", "better", "胜者", "结论", "判断", "更好的回答", "最终判断")
 _EXPLANATION_NAMES = ("explanation", "reason", "reasoning", "解释", "评价", "理由", "分析")
+# Some judges nest the scores: {"explanation": "...", "scores": {...}}.
+_SCORES_NAMES = ("scores", "score", "ratings", "评分", "分数", "打分", "得分")
 _SIDE_NAMES = {
     "1": ("answer_1", "answer 1", "answer1", "回答1", "回答一", "答案1", "assistant 1", "助手1"),
     "2": ("answer_2", "answer 2", "answer2", "回答2", "回答二", "答案2", "assistant 2", "助手2"),
@@ -54,6 +56,7 @@ for _dim in DIMENSIONS.values():
 _ALIASES |= {_key(n): "overall" for n in _OVERALL_NAMES}
 _ALIASES |= {_key(n): "verdict" for n in _VERDICT_NAMES}
 _ALIASES |= {_key(n): "explanation" for n in _EXPLANATION_NAMES}
+_ALIASES |= {_key(n): "scores" for n in _SCORES_NAMES}
 _ALIASES |= {_key(n): f"side{s}" for s, names in _SIDE_NAMES.items() for n in names}
 
 # "8/10" or "8 / 10" outside quotes would not be JSON; quoting it lets _score read the denominator.
@@ -147,11 +150,17 @@ def _decode(raw: str, candidate: str) -> Any:
 
 
 def _canonical(obj: Mapping[Any, Any]) -> dict[str, Any]:
+    """Known keys under their stable names (first spelling wins); a nested "scores" object is lifted
+    to the top, where its keys do not clash with the object's own."""
     out: dict[str, Any] = {}
     for key, value in obj.items():
         name = _ALIASES.get(_key(key))
         if name is not None and name not in out:
             out[name] = value
+    nested = out.pop("scores", None)
+    if isinstance(nested, Mapping):
+        for name, value in _canonical(nested).items():
+            out.setdefault(name, value)
     return out
 
 

@@ -216,3 +216,9 @@ def test_one_line_errors(server, scenario, message):
         chat(endpoint(server, scenario), MESSAGES)
     assert "\n" not in str(info.value)
     assert FakeOpenAI.calls[scenario] == 1
+
+
+@pytest.mark.parametrize("url", ["localhost:8000/v1", "ftp://127.0.0.1/v1", "http://"])
+def test_unusable_url(url):
+    with pytest.raises(EndpointError, match="is not an endpoint URL"):
+        chat(Endpoint(base_url=url, model="m", api_key=KEY), MESSAGES)

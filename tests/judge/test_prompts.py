@@ -3,6 +3,7 @@
 import pytest
 
 from app.judge.dimensions import DIMENSIONS, GROUPS, DimensionError, Scale, dimensions_for, group_for
+from app.judge.parse import parse_pairwise, parse_single
 from app.judge.prompts import LANGS, build_pairwise, build_single, default_template, template_kind
 from app.judge.templates import KINDS, Template, TemplateError
 
@@ -142,3 +143,35 @@ def test_edited_template_gets_its_own_version():
     p = build_single(template=edited, lang="en", group="factual", task_type="x", question="q", answer="a")
     assert p.template_version == edited.version != default_template("single", "en").version
     assert p.text.endswith("Be brief.")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_a_reply_in_the_prompts_own_example_format_parses(lang, group):
+    """The contract between prompt and parser: a judge that follows the example is read back, by key."""
+    single = build_single(
+        template=default_template("single", lang),
+        lang=lang,
+        group=group,
+        task_type="t",
+        question="q",
+        answer="a",
+    )
+    example = single.text[single.text.index("{") : single.text.index("}") + 1]
+    judged = parse_single(f"reasons\n{example}", dimensions=single.dimensions, scale=single.scale)
+    assert list(judged.scores) == list(GROUPS[group]) and judged.overall is not None
+
+    pair = build_pairwise(
+        template=default_template("pairwise_ref", lang),
+        lang=lang,
+        group=group,
+        task_type="t",
+        question="q",
+        answer_1="a",
+        answer_2="b",
+        reference="r",
+    )
+    start = pair.text.index('{"')
+    example = pair.text[start : pair.text.index("\n", start)]
+    judged_pair = parse_pairwise(f"reasons\n{example}", dimensions=pair.dimensions, scale=pair.scale)
+    assert judged_pair.verdict == "tie" and list(judged_pair.scores_2) == list(GROUPS[group])
