@@ -22,6 +22,8 @@ from app.judge.dimensions import DIMENSIONS, Scale
 
 Side = Literal["1", "2", "tie"]
 EXCERPT_CHARS = 160
+# Brace pairs tried, from the end of the reply; a reply of thousands of nested braces is refused quickly.
+MAX_CANDIDATES = 64
 
 # One character for one, so positions in the cleaned text are positions in the reply: full-width ASCII
 # (U+FF01..FF5E: ｛ ｝ ： ， ＂ and digits) to ASCII, the ideographic space to a space, curly quotes to
@@ -103,9 +105,13 @@ def _shorten(text: str) -> str:
 
 
 def _objects(text: str) -> list[tuple[int, int]]:
-    """Spans of the top-level brace-balanced {...} in text, in order. Braces inside double-quoted strings
-    do not count, so a score object with "{" in an explanation value still balances."""
-    spans, depth, start, in_string, escaped = [], 0, 0, False, False
+    """Spans of brace-matched {...} in text, the last-ending first (outer before inner), at most
+    MAX_CANDIDATES: the scores close the reply. A stray "{" or "}" in the prose ("the set {1, 2")
+    may pair with a brace of the scores, but the scores' own span is still among the candidates.
+    Braces inside double-quoted strings do not count."""
+    opened: list[int] = []
+    matched: list[tuple[int, int]] = []
+    in_string = escaped = False
     for i, ch in enumerate(text):
         if in_string:
             if escaped:
@@ -114,17 +120,13 @@ def _objects(text: str) -> list[tuple[int, int]]:
                 escaped = True
             elif ch == '"' or ch == "\n":
                 in_string = False
-        elif ch == '"' and depth:
+        elif ch == '"' and opened:
             in_string = True
         elif ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                spans.append((start, i + 1))
-    return spans
+            opened.append(i)
+        elif ch == "}" and opened:
+            matched.append((opened.pop(), i + 1))
+    return sorted(matched, key=lambda span: (-span[1], span[0]))[:MAX_CANDIDATES]
 
 
 def _decode(raw: str, candidate: str) -> Any:
@@ -168,13 +170,17 @@ def _find(reply: str, wanted: str) -> tuple[dict[str, Any], int, str]:
     """The last object of the reply holding a `wanted` key ("dimension" or "verdict"), canonicalised,
     with where it starts and its text."""
     cleaned = reply.translate(_WIDTH)
-    for start, end in reversed(_objects(cleaned)):
+    for start, end in _objects(cleaned):
         decoded = _decode(reply[start:end], cleaned[start:end])
         if not isinstance(decoded, dict):
             continue
         obj = _canonical(decoded)
         if wanted == "verdict" and ("verdict" in obj or "side1" in obj):
             return obj, start, reply[start:end]
+        if wanted == "dimension" and ("verdict" in obj or "side1" in obj):
+            raise JudgeParseError(
+                "a pairwise verdict where one answer's scores were expected", reply[start:end]
+            )
         if wanted == "dimension" and any(k in DIMENSIONS or k == "overall" for k in obj):
             return obj, start, reply[start:end]
     raise JudgeParseError("no JSON object with scores at the end of the reply", reply[-EXCERPT_CHARS:])

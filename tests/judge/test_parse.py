@@ -115,10 +115,18 @@ SINGLE = [
         {"factuality": 7, "user_satisfaction": 6, "logical_coherence": 8, "completeness": 5},
         6,
     ),
+    # 14. A stray brace in the prose before the scores, and one after them.
+    (
+        "The answer writes the set as {1, 2, 3 and never closes it; otherwise right.\n"
+        '{"Factuality": 8, "User Satisfaction": 8, "Clarity": 6, "Completeness": 7}\n} (end)',
+        FACTUAL,
+        {"factuality": 8, "user_satisfaction": 8, "clarity": 6, "completeness": 7},
+        None,
+    ),
 ]
 
 PAIRWISE = [
-    # 14. English, fenced.
+    # 15. English, fenced.
     (
         "Answer 1 gives the right date; answer 2 is off by a year.\n```json\n"
         '{"answer_1": {"Factuality": 9, "User Satisfaction": 8, "Clarity": 8, "Completeness": 7}, '
@@ -128,7 +136,7 @@ PAIRWISE = [
         {"factuality": 9, "user_satisfaction": 8, "clarity": 8, "completeness": 7},
         {"factuality": 3, "user_satisfaction": 4, "clarity": 8, "completeness": 6},
     ),
-    # 15. Chinese keys, Chinese punctuation, a tie written as 平局.
+    # 16. Chinese keys, Chinese punctuation, a tie written as 平局.
     (
         '两个回答都正确，表达方式不同。\n{"回答1"：{"事实正确性"：８，"满足用户需求"：７，"清晰度"：８，"完备性"：７}，'
         '"回答2"：{"事实正确性"：８，"满足用户需求"：７，"清晰度"：７，"完备性"：８}，"胜者"："平局"}',
@@ -136,7 +144,7 @@ PAIRWISE = [
         {"factuality": 8, "user_satisfaction": 7, "clarity": 8, "completeness": 7},
         {"factuality": 8, "user_satisfaction": 7, "clarity": 7, "completeness": 8},
     ),
-    # 16. Verdict as a number, before the sides, single quotes.
+    # 17. Verdict as a number, before the sides, single quotes.
     (
         "第二个回答更完整。\n{'胜者': 2, '回答1': {'事实正确性': 7, '满足用户需求': 5, '清晰度': 7, '完备性': 4}, "
         "'回答2': {'事实正确性': 8, '满足用户需求': 8, '清晰度': 7, '完备性': 8}}",
@@ -144,7 +152,7 @@ PAIRWISE = [
         {"factuality": 7, "user_satisfaction": 5, "clarity": 7, "completeness": 4},
         {"factuality": 8, "user_satisfaction": 8, "clarity": 7, "completeness": 8},
     ),
-    # 17. Verdict named after the answer, "x/10" scores, trailing text.
+    # 18. Verdict named after the answer, "x/10" scores, trailing text.
     (
         "Both are fine; the first is more precise.\n"
         '{"answer_1": {"factuality": "9/10", "user_satisfaction": "8/10", "clarity": "8/10", '
@@ -158,7 +166,7 @@ PAIRWISE = [
 
 
 @pytest.mark.parametrize(
-    ("reply", "dims", "scores", "overall"), SINGLE, ids=[f"single{i}" for i in range(1, 14)]
+    ("reply", "dims", "scores", "overall"), SINGLE, ids=[f"single{i}" for i in range(1, 15)]
 )
 def test_single_replies_parse(reply, dims, scores, overall):
     judgement = parse_single(reply, dimensions=dims)
@@ -173,11 +181,16 @@ def test_explanation_is_the_text_before_the_object_without_the_fence():
     assert parse_single(SINGLE[7][0], dimensions=FACTUAL).explanation.startswith("Wrong capital")
 
 
-@pytest.mark.parametrize(("reply", "verdict", "s1", "s2"), PAIRWISE, ids=[f"pair{i}" for i in range(14, 18)])
+@pytest.mark.parametrize(("reply", "verdict", "s1", "s2"), PAIRWISE, ids=[f"pair{i}" for i in range(15, 19)])
 def test_pairwise_replies_parse(reply, verdict, s1, s2):
     j = parse_pairwise(reply, dimensions=FACTUAL)
     assert (j.verdict, j.scores_1, j.scores_2) == (verdict, s1, s2)
     assert j.explanation
+
+
+def test_a_pairwise_reply_is_not_read_as_single_scores():
+    with pytest.raises(JudgeParseError, match="a pairwise verdict where one answer's scores were expected"):
+        parse_single(PAIRWISE[0][0], dimensions=FACTUAL)
 
 
 def test_other_scales():
