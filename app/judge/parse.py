@@ -13,9 +13,11 @@ Satisfaction") or the Chinese one ("满足用户需求"); case, spaces, undersco
 
 import ast
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 from app.judge.dimensions import DIMENSIONS, Scale
@@ -187,17 +189,20 @@ def _find(reply: str, wanted: str) -> tuple[dict[str, Any], int, str]:
 
 
 def _score(value: Any, where: str, scale: Scale, excerpt: str) -> int:
-    if isinstance(value, bool):
-        raise JudgeParseError(f"{where}: {value!r} is not a score", excerpt)
-    if isinstance(value, int | float):
-        number, out_of = float(value), None
+    """A score as an int on the scale. Decimal, not float: a 400-digit integer from the judge must be
+    "outside the scale", not an OverflowError."""
+    out_of = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = Decimal(value)
+    elif isinstance(value, float) and math.isfinite(value):
+        number = Decimal(value)
     elif isinstance(value, str) and (m := _SCORE_TEXT.fullmatch(value.translate(_WIDTH))):
-        number, out_of = float(m.group(1)), int(m.group(2)) if m.group(2) else None
+        number, out_of = Decimal(m.group(1)), int(m.group(2)) if m.group(2) else None
     else:
         raise JudgeParseError(f"{where}: {value!r} is not a score", excerpt)
     if out_of is not None and out_of != scale.high:
         raise JudgeParseError(f"{where}: {value!r} is out of {out_of}, the scale is {scale}", excerpt)
-    if not number.is_integer():
+    if number != number.to_integral_value():
         raise JudgeParseError(f"{where}: {value!r} is not a whole number", excerpt)
     if not scale.low <= number <= scale.high:
         raise JudgeParseError(f"{where}: {value!r} is outside the scale {scale}", excerpt)

@@ -302,6 +302,11 @@ def test_hostile_replies_never_raise_anything_but_parse_errors():
         "{'事实正确性': 10**10**10}",
         "{1: 2, None: 3, (1, 2): 4}",
         '{"事实正确性": "9" * 10}',
+        '{"事实正确性": ' + "9" * 400 + "}",
+        '{"事实正确性": "' + "9" * 400 + '/10"}',
+        '{"事实正确性": NaN}',
+        '{"事实正确性": -Infinity}',
+        '{"事实正确性": 1e400}',
     ]
     for reply in hostile:
         with pytest.raises(JudgeParseError):
