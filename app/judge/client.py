@@ -40,6 +40,15 @@ class Endpoint:
     backoff: float = 1.0
     max_wait: float = 60.0
 
+    def __post_init__(self) -> None:
+        # Checked here, when a researcher saves the endpoint, not on the first case of a long job.
+        if not self.model.strip():
+            raise EndpointError("the endpoint needs a model name")
+        if not 0 <= self.temperature <= 2:
+            raise EndpointError(f"temperature must be between 0 and 2, not {self.temperature:g}")
+        if self.max_tokens < 1 or self.timeout <= 0 or self.max_retries < 0:
+            raise EndpointError("max_tokens and timeout must be positive, max_retries at least 0")
+
     @property
     def url(self) -> str:
         base = self.base_url.rstrip("/")
@@ -126,6 +135,8 @@ def _completion(response: httpx.Response, endpoint: Endpoint) -> Completion:
 def _refusal(response: httpx.Response, endpoint: Endpoint) -> EndpointError:
     status = response.status_code
     detail = _server_message(response, endpoint)
+    if status in (401, 403) and not endpoint.api_key:
+        return EndpointError(f"the endpoint needs a key and none is set (HTTP {status}): {detail}")
     if status in (401, 403):
         return EndpointError(f"the endpoint refused the key (HTTP {status}): {detail}")
     if status == 404:

@@ -222,3 +222,22 @@ def test_one_line_errors(server, scenario, message):
 def test_unusable_url(url):
     with pytest.raises(EndpointError, match="is not an endpoint URL"):
         chat(Endpoint(base_url=url, model="m", api_key=KEY), MESSAGES)
+
+
+def test_401_without_a_key_says_none_is_set(server):
+    with pytest.raises(EndpointError, match=r"^the endpoint needs a key and none is set \(HTTP 401\)"):
+        chat(Endpoint(base_url=f"{server}/ok/v1", model="m"), MESSAGES)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"model": " "}, "needs a model name"),
+        ({"temperature": 3.0}, "temperature must be between 0 and 2, not 3"),
+        ({"max_retries": -1}, "max_retries at least 0"),
+        ({"timeout": 0}, "timeout must be positive"),
+    ],
+)
+def test_endpoint_settings_are_checked(kw, message):
+    with pytest.raises(EndpointError, match=message):
+        Endpoint(base_url="http://127.0.0.1:1/v1", **{"model": "m", **kw})
