@@ -153,7 +153,7 @@ def chat(
 ) -> Completion:
     """One chat completion, with retries on 429 and 5xx; EndpointError with one line otherwise.
 
-    Waits `Retry-After` when the server sends it, else backoff·2^attempt; a server asking for more
+    Waits `Retry-After` when the server sends it, else backoff·2^attempt up to `max_wait`; a server asking for more
     than `max_wait` seconds is not waited for. `client` lets a job reuse one connection pool for
     many cases; `sleep` lets tests see the waits without spending them.
     """
@@ -187,7 +187,7 @@ def chat(
             if attempt == endpoint.max_retries:
                 break
             asked = _retry_after(response)
-            wait = asked if asked is not None else endpoint.backoff * 2**attempt
+            wait = asked if asked is not None else min(endpoint.backoff * 2**attempt, endpoint.max_wait)
             if wait > endpoint.max_wait:
                 raise EndpointError(
                     f"the endpoint asks to wait {wait:.0f} s (HTTP {status}), more than the {endpoint.max_wait:g} s "

@@ -169,6 +169,13 @@ def test_persistent_500_gives_up_after_bounded_tries(server):
     assert FakeOpenAI.calls["500"] == 4 and waits == [1.0, 2.0, 4.0]
 
 
+def test_backoff_is_capped_at_max_wait(server):
+    waits: list[float] = []
+    with pytest.raises(EndpointError, match="still failing after 5 tries"):
+        chat(endpoint(server, "500", backoff=2.0, max_wait=5.0), MESSAGES, sleep=waits.append)
+    assert waits == [2.0, 4.0, 5.0, 5.0]
+
+
 def test_retry_after_beyond_max_wait_is_not_waited_for(server):
     waits: list[float] = []
     with pytest.raises(EndpointError, match=r"asks to wait 3600 s \(HTTP 429\), more than the 60 s"):
