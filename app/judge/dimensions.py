@@ -112,57 +112,14 @@ DEFAULT_GROUP = "factual"
 # Level 1 task_types (AlignBench's categories and the usual names of Chinese SFT sets, in both
 # languages) -> group. AlignBench maps by level 2; level 1 is what every dataset here has, and where it
 # is too coarse (AlignBench's 基本任务 holds translation, a writing task) an override fixes it.
+_TASK_NAMES = {
+    "reasoning": "逻辑推理|推理|数学|数学计算|计算|代码|编程|reasoning|logic|math|code",
+    "writing": "写作|文本写作|生成与创作|创作|角色扮演|翻译|writing|creative writing|roleplay|role play|translation",
+    "advisory": "综合问答|建议|寻求建议|观点表达|advice|advisory|opinion|open qa",
+    "factual": "知识问答|知识与百科|基本任务|中文理解|专业能力|语义理解与抽取|阅读理解|knowledge|qa",
+}
 TASK_GROUPS: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "逻辑推理",
-            "推理",
-            "数学",
-            "数学计算",
-            "计算",
-            "代码",
-            "编程",
-            "reasoning",
-            "logic",
-            "math",
-            "code",
-        ),
-        "reasoning",
-    ),
-    **dict.fromkeys(
-        (
-            "写作",
-            "文本写作",
-            "生成与创作",
-            "创作",
-            "角色扮演",
-            "翻译",
-            "writing",
-            "creative writing",
-            "roleplay",
-            "role play",
-            "translation",
-        ),
-        "writing",
-    ),
-    **dict.fromkeys(
-        ("综合问答", "建议", "寻求建议", "观点表达", "advice", "advisory", "opinion", "open qa"),
-        "advisory",
-    ),
-    **dict.fromkeys(
-        (
-            "知识问答",
-            "知识与百科",
-            "基本任务",
-            "中文理解",
-            "专业能力",
-            "语义理解与抽取",
-            "阅读理解",
-            "knowledge",
-            "qa",
-        ),
-        "factual",
-    ),
+    name: group for group, names in _TASK_NAMES.items() for name in names.split("|")
 }
 
 
@@ -194,11 +151,11 @@ def group_for(
     Example: group_for("写作/公文") -> "writing"; group_for("写作/公文", overrides={"写作/公文": "factual"})
     -> "factual"; group_for("闲聊") -> "factual".
     """
-    for group in (*(overrides or {}).values(), default):
+    overrides = overrides or {}
+    for group in (*overrides.values(), default):
         if group not in GROUPS:
             raise DimensionError(f"unknown dimension group {group!r}; known: {', '.join(GROUPS)}")
     level1 = task_type.split("/", 1)[0].strip()
-    overrides = overrides or {}
     for key in (task_type.strip(), level1):
         if key in overrides:
             return overrides[key]

@@ -53,10 +53,7 @@ _VERDICT_VALUES: dict[str, Side] = {
     **{_key(v): "tie" for v in ("tie", "draw", "equal", "平局", "平", "持平", "相当", "一样好", "两者相当")},
 }
 
-_ALIASES: dict[str, str] = {}
-for _dim in DIMENSIONS.values():
-    for _name in (_dim.key, _dim.en, _dim.zh):
-        _ALIASES[_key(_name)] = _dim.key
+_ALIASES = {_key(name): d.key for d in DIMENSIONS.values() for name in (d.key, d.en, d.zh)}
 _ALIASES |= {_key(n): "overall" for n in _OVERALL_NAMES}
 _ALIASES |= {_key(n): "verdict" for n in _VERDICT_NAMES}
 _ALIASES |= {_key(n): "explanation" for n in _EXPLANATION_NAMES}
