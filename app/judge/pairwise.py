@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from app.judge.parse import Side
+from app.judge.parse import PairJudgement, Side
 
 Outcome = Literal["A", "B", "tie"]
 
@@ -64,6 +64,14 @@ def combine(ab: Side, ba: Side) -> Combined:
     if first == second:
         return Combined(first, True)
     return Combined("tie", False)
+
+
+def scores_by_answer(
+    ab: PairJudgement, ba: PairJudgement
+) -> dict[Outcome, tuple[dict[str, int], dict[str, int]]]:
+    """Each answer's per-dimension scores from the two orders, un-swapped: A was answer 1 in `ab` and
+    answer 2 in `ba`. Kept apart rather than averaged, so each order stays a rating of its own."""
+    return {"A": (ab.scores_1, ba.scores_2), "B": (ab.scores_2, ba.scores_1)}
 
 
 def _bucket(ab: Side, ba: Side) -> int:

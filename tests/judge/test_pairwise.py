@@ -2,7 +2,16 @@
 
 import pytest
 
-from app.judge.pairwise import ALL, Combined, PairVerdicts, combine, outcomes, position_consistency
+from app.judge.pairwise import (
+    ALL,
+    Combined,
+    PairVerdicts,
+    combine,
+    outcomes,
+    position_consistency,
+    scores_by_answer,
+)
+from app.judge.parse import PairJudgement
 
 
 @pytest.mark.parametrize(
@@ -48,3 +57,12 @@ def test_no_cases():
 def test_outcomes_count_inconsistent_cases_as_ties():
     cases = [PairVerdicts("x", "1", "2"), PairVerdicts("x", "1", "1"), PairVerdicts("x", "2", "1")]
     assert outcomes(cases) == {"x": {"A": 1, "B": 1, "tie": 1}}
+
+
+def test_scores_by_answer_undoes_the_swap():
+    ab = PairJudgement("e", "1", {"clarity": 9}, {"clarity": 4})  # A shown first
+    ba = PairJudgement("e", "2", {"clarity": 5}, {"clarity": 8})  # B shown first
+    assert scores_by_answer(ab, ba) == {
+        "A": ({"clarity": 9}, {"clarity": 8}),
+        "B": ({"clarity": 4}, {"clarity": 5}),
+    }
