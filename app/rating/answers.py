@@ -30,6 +30,7 @@ from app.models import (
     utcnow,
 )
 from app.rating.rubrics import Dimension, dimensions_of
+from app.rating.writes import write_turn
 from app.sampling.prompts import split_prompt
 
 MAX_COMMENT = 4000
@@ -234,11 +235,10 @@ def submit(session: Session, *, assignment: RatingAssignment, task: RatingTask, 
         session.add(rating)
         session.add(assignment)
         try:
-            session.commit()
+            with write_turn(session):
+                session.commit()
             return
-        except (
-            IntegrityError
-        ):  # the same answer posted twice at once: the other one stored the row; update it
+        except IntegrityError:  # the same answer posted twice at once: the other one stored the row
             session.rollback()
             session.refresh(assignment)
     raise AnswerError("this answer is being saved by another request; try again", status=409)
