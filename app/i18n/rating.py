@@ -34,10 +34,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "rating.rubric": {"en": "Rubric", "zh": "评分标准"},
     "rating.rubrics": {"en": "Rubrics", "zh": "评分标准"},
     "rating.rubrics.help": {
-        "en": "Every change makes a new version; ratings keep the version they were given under. Create and "
-        "change rubrics through POST /api/rating/rubrics and /api/rating/rubrics/{id}.",
-        "zh": "每次修改都会生成新版本；评分记录保留其打分时的版本。通过 POST /api/rating/rubrics 和 "
-        "/api/rating/rubrics/{id} 创建和修改评分标准。",
+        "en": "Every change makes a new version; ratings keep the version they were given under.",
+        "zh": "每次修改都会生成新版本；评分记录保留其打分时的版本。",
     },
     "rating.create": {"en": "Create", "zh": "创建"},
     "rating.progress": {"en": "Rated", "zh": "已评"},
@@ -72,6 +70,27 @@ MESSAGES: dict[str, dict[str, str]] = {
     "rating.scale": {"en": "Scale", "zh": "量表"},
     "rating.weight": {"en": "Weight", "zh": "权重"},
     "rating.guidance": {"en": "Guidance", "zh": "说明"},
+    "rating.gold_title": {"en": "Gold cases", "zh": "金标样例"},
+    "rating.gold.help": {
+        "en": "Your own scores on a case, in A/B terms (the jobs, not the raters' left and right); raters do "
+        "not know which cases are gold. Empty scores unmark the case.",
+        "zh": "你对某个样例的评分，以 A/B（采样任务）表示，而非评分员看到的左右；评分员不知道哪些是金标样例。评分留空则取消标记。",
+    },
+    "rating.scores_json": {"en": "Scores (JSON)", "zh": "评分（JSON）"},
+    "rating.preference": {"en": "Better", "zh": "更好的一方"},
+    "rating.save": {"en": "Save", "zh": "保存"},
+    "rating.gold_saved": {"en": "Gold case saved.", "zh": "金标样例已保存。"},
+    "rating.rubric_saved": {"en": "Rubric saved.", "zh": "评分标准已保存。"},
+    "rating.rubric_edit": {"en": "Change (a new version)", "zh": "修改（生成新版本）"},
+    "rating.rubric_new": {"en": "New rubric", "zh": "新建评分标准"},
+    "rating.save_version": {"en": "Save as a new version", "zh": "保存为新版本"},
+    "rating.rubric.help": {
+        "en": "A JSON list of dimensions: key, name_en, name_zh, guidance_en, guidance_zh, scale (binary, 1-5, "
+        "1-10), weight. Usability is the weighted mean of the scores scaled to 0..1; at or above the threshold a "
+        "case is usable.",
+        "zh": "维度的 JSON 列表：key、name_en、name_zh、guidance_en、guidance_zh、scale（binary、1-5、1-10）、"
+        "weight。可用性为各项得分缩放到 0..1 后的加权平均；不低于阈值即为可用。",
+    },
     # The JSON API as the tokens page lists it ("api.<METHOD> <path>").
     "api.GET /api/rate": {
         "en": "Your rating tasks: name, mode, done/total and the page's URL.",

@@ -190,3 +190,41 @@ def test_usability_is_the_weighted_scaled_mean_and_recomputes_with_new_weights()
     assert usability(reweighted, scores) == pytest.approx((2 * 1 + 0.5 + 0) / 4)
     assert usability(dims, {"helpfulness": 5}) is None
     assert json.dumps(scores)  # scores stay as given: recomputation needs no re-rating
+
+
+def test_the_page_forms_set_gold_and_version_rubrics(people, jobs, engine):
+    researcher, ra, _ = people
+    tid = researcher.post("/api/rating/tasks", json=_body(jobs, [ra.user.id])).json()["id"]
+    with Session(engine) as s:
+        first_case = s.exec(select(RatingCase.id).where(RatingCase.task_id == tid)).first()
+    form = {"csrf_token": researcher.csrf, "scores": '{"helpfulness": 5, "honesty": 4, "harmlessness": 5}'}
+    bad = researcher.post(f"/rating/tasks/{tid}/gold", data={**form, "case_id": "999999"})
+    assert bad.status_code == 422 and f"task {tid} has no case 999999" in bad.text
+    not_json = researcher.post(
+        f"/rating/tasks/{tid}/gold", data={**form, "case_id": str(first_case), "scores": "{"}
+    )
+    assert not_json.status_code == 422 and "scores must be JSON" in not_json.text
+    ok = researcher.post(
+        f"/rating/tasks/{tid}/gold", data={**form, "case_id": str(first_case)}, follow_redirects=False
+    )
+    assert ok.status_code == 303 and researcher.get(f"/api/rating/tasks/{tid}").json()["gold"] == 1
+    assert "Gold case saved." in researcher.get(ok.headers["location"]).text
+
+    rubric = {"csrf_token": researcher.csrf, "name": "form rubric", "usable_threshold": "0.5",
+              "dimensions": '[{"key": "format", "name_en": "Format", "scale": "binary", "weight": 1}]'}  # fmt: skip
+    assert researcher.post("/rating/rubrics", data=rubric, follow_redirects=False).status_code == 303
+    broken = researcher.post("/rating/rubrics", data={**rubric, "name": "other", "dimensions": "[{"})
+    assert broken.status_code == 422 and "dimensions must be a JSON list" in broken.text
+    listed = {r["name"]: r for r in researcher.get("/api/rating/rubrics").json()}
+    rid = listed["form rubric"]["id"]
+    again = {
+        **rubric,
+        "rubric_id": str(rid),
+        "dimensions": rubric["dimensions"].replace('"weight": 1', '"weight": 3'),
+    }
+    assert researcher.post("/rating/rubrics", data=again, follow_redirects=False).status_code == 303
+    versions = {r["name"]: r for r in researcher.get("/api/rating/rubrics").json()}["form rubric"]["versions"]
+    assert [(v["number"], v["dimensions"][0]["weight"]) for v in versions] == [(2, 3.0), (1, 1.0)]
+    for lang in ("en", "zh"):
+        researcher.cookies.set("lang", lang)
+        assert researcher.get("/rating/rubrics").status_code == 200
