@@ -191,3 +191,24 @@ def test_the_case_view_rebuilds_the_prompt_from_the_sample_not_from_what_the_mod
     assert view["reference"] == f"reference {i}" and "zeta-template" not in json.dumps(view)
     assert [d["name"] for d in view["dimensions"]] == ["有用性", "真实性", "无害性"]
     assert [a["side"] for a in view["answers"]] == ["left"] and view["submitted"] is None
+
+
+def test_a_shared_system_prompt_is_shown_unless_it_names_a_model(engine, jobs, raters):
+    from app.models import SamplingJob
+
+    def system_seen(prompt: str) -> str | None:
+        with Session(engine) as s:
+            for sid in (jobs.a, jobs.b):
+                sj = s.get(SamplingJob, sid)
+                sj.params_json = json.dumps({"system_prompt": prompt})
+                s.add(sj)
+            s.commit()
+        task = new_task(engine, jobs, raters)
+        a = _next(engine, task, raters[0])
+        with Session(engine) as s:
+            return answers.case_view(s, assignment=s.get(RatingAssignment, a.id), task=task, lang="en")[
+                "system"
+            ]
+
+    assert system_seen("Be brief.") == "Be brief."
+    assert system_seen("You are Qwen, created by Alibaba Cloud.").startswith("system ")  # the sample's own

@@ -228,3 +228,30 @@ def test_the_page_forms_set_gold_and_version_rubrics(people, jobs, engine):
     for lang in ("en", "zh"):
         researcher.cookies.set("lang", lang)
         assert researcher.get("/rating/rubrics").status_code == 200
+
+
+def test_skip_undo_and_edit_through_the_api(people, jobs):
+    researcher, ra, _ = people
+    key = researcher.post("/api/rating/tasks", json=_body(jobs, [ra.user.id])).json()["task_key"]
+    first = ra.post(f"/api/rate/{key}/next").json()
+    assert first["progress"] == {"done": 0, "total": 40}
+    token = first["case"]["token"]
+    assert ra.post(f"/api/rate/a/{token}/skip").json() == {"ok": True}
+    assert ra.post(f"/api/rate/a/{token}", json=full_answer(first["case"])).status_code == 409
+    nxt = ra.post(f"/api/rate/{key}/next", json={"exclude": []}).json()
+    assert (
+        nxt["case"]["token"] != token and nxt["progress"]["total"] == 39
+    )  # the skipped case is gone for good
+    stored = ra.post(f"/api/rate/a/{nxt['case']['token']}", json=full_answer(nxt["case"], 2)).json()
+    assert stored == {"ok": True, "progress": {"done": 1, "total": 39}}
+    undone = ra.post(f"/api/rate/{key}/undo").json()
+    assert undone["case"]["token"] == nxt["case"]["token"] and undone["case"]["submitted"] is None
+    assert undone["progress"]["done"] == 0
+    ra.post(f"/api/rate/a/{nxt['case']['token']}", json=full_answer(nxt["case"], 2))
+    edit = full_answer(nxt["case"], 5) | {"comment": "second thoughts"}
+    assert ra.post(f"/api/rate/a/{nxt['case']['token']}", json=edit).json()["progress"]["done"] == 1
+    again = ra.get(f"/api/rate/a/{nxt['case']['token']}").json()["submitted"]
+    assert again["comment"] == "second thoughts" and set(again["scores"].values()) == {5}
+    bad = ra.post(f"/api/rate/{key}/next", json={"exclude": "all"})
+    assert bad.status_code == 422 and "exclude" in bad.json()["detail"]
+    assert ra.post(f"/api/rate/{key}/undo").json()["case"]["token"] == nxt["case"]["token"]
