@@ -4,7 +4,9 @@ Overlap is held by the database, not by a read-then-write: an assignment takes o
 and the unique constraints on (case, slot) and (case, rater) make a second claim of the same slot, or of
 the same case by the same rater, fail as an INSERT does, on SQLite and PostgreSQL alike. A skipped
 assignment keeps its row (the rater is not offered the case again) but gives its slot back (slot NULL,
-which neither database counts as a duplicate).
+which neither database counts as a duplicate). A case's `taken` counts its held slots so that open cases
+are found through an index instead of counting assignments; it is a hint kept in the same transactions,
+never what decides.
 
 Scores are stored in the terms of the sampling jobs, never of the screen: absolute `{dimension: int}`;
 pairwise `{"a": {dimension: int}, "b": {...}}` with the preference "a" | "b" | "tie". A case's `swapped`
@@ -80,7 +82,10 @@ class RatingTaskRater(SQLModel, table=True):
 
 # One prompt of a task and the answer(s) rated for it (answer index 0 of each job).
 class RatingCase(SQLModel, table=True):
-    __table_args__ = (Index("ix_ratingcase_task_type", "task_id", "task_type"),)
+    __table_args__ = (
+        Index("ix_ratingcase_task_type", "task_id", "task_type"),
+        Index("ix_ratingcase_open", "task_id", "taken", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     task_id: int = Field(foreign_key="ratingtask.id", index=True)
@@ -89,6 +94,9 @@ class RatingCase(SQLModel, table=True):
     generation_a_id: int = Field(foreign_key="generation.id")
     generation_b_id: int | None = Field(default=None, foreign_key="generation.id")
     swapped: bool = False  # B is shown on the left
+    # Slots held (active or submitted assignments), changed in the transaction that changes them: lets the
+    # next rater find open cases through an index. A hint only: the slot constraints decide.
+    taken: int = 0
     identity_flag: bool = (
         False  # an answer names a model (app.sampling_analysis.flags): the researcher sees it
     )

@@ -4,7 +4,8 @@ Every rule that keeps overlap exact is a database constraint (app.models.rating)
 of (case, slot, rater) that either commits or hits uq_assignment_slot / uq_assignment_rater, after which
 the next candidate is tried. No row is read, checked and then updated, so two raters (or two tabs of one
 rater) asking at the same moment can never both take the last slot, on SQLite or PostgreSQL. The
-candidates query only spares useless INSERTs; it decides nothing.
+candidates query (through each case's `taken` hint and its index) only spares useless INSERTs; it
+decides nothing.
 
 A case claimed and left alone for `rating_abandon_after` seconds goes back to the pool: the next rater
 asking for work in that task deletes the stale assignment (its token then answers 404). Raters ask often,
@@ -19,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, select, update
 
 from app.models import (
     AssignmentStatus,
@@ -66,13 +67,21 @@ def rater_assignment(session: Session, *, token: str, rater_id: int) -> RatingAs
     ).first()
 
 
+def _move_slot(session: Session, case_id: int, by: int) -> None:
+    """Keep the case's `taken` hint in step, in the transaction that takes or frees the slot."""
+    session.exec(
+        update(RatingCase).where(col(RatingCase.id) == case_id).values(taken=col(RatingCase.taken) + by)
+    )
+
+
 def release_abandoned(
     session: Session, *, task: RatingTask, rater_id: int, abandon_after: float, now: datetime
 ) -> int:
     """Delete other raters' assignments of the task still active `abandon_after` seconds after their claim.
 
-    Looked up first and deleted by id only when there are any: a DELETE matching nothing would still take
-    SQLite's write lock on every request for work.
+    Looked up first and deleted one by one only when there are any: a DELETE matching nothing would still
+    take SQLite's write lock on every request for work, and a row another request released first must not
+    free its slot twice.
     """
     cutoff = now - timedelta(seconds=abandon_after)
     stale: list[Any] = [
@@ -81,36 +90,28 @@ def release_abandoned(
         RatingAssignment.status == ACTIVE,
         col(RatingAssignment.claimed_at) < cutoff,
     ]
-    ids = session.exec(select(RatingAssignment.id).where(*stale)).all()
-    if not ids:
-        return 0
-    with write_turn(session):
-        result = session.exec(delete(RatingAssignment).where(col(RatingAssignment.id).in_(ids), *stale))
-        session.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def _taken():
-    return (
-        select(RatingAssignment.case_id, func.count().label("n"))
-        .where(col(RatingAssignment.slot).is_not(None))
-        .group_by(col(RatingAssignment.case_id))
-        .subquery()
-    )
+    rows = session.exec(select(RatingAssignment.id, RatingAssignment.case_id).where(*stale)).all()
+    released = 0
+    for assignment_id, case_id in rows:
+        with write_turn(session):
+            gone = session.exec(
+                delete(RatingAssignment).where(col(RatingAssignment.id) == assignment_id, *stale)
+            )
+            if gone.rowcount:  # type: ignore[attr-defined]
+                _move_slot(session, case_id, -1)
+                released += 1
+            session.commit()
+    return released
 
 
 def _open_cases(task: RatingTask, rater_id: int):
-    """Cases of the task with a free slot that this rater has never held (rated, skipped or holding)."""
-    taken = _taken()
-    used = func.coalesce(taken.c.n, 0)
+    """Cases of the task with a free slot (by the hint) that this rater has never held (rated, skipped, holding)."""
     mine = select(RatingAssignment.case_id).where(
         RatingAssignment.task_id == task.id, RatingAssignment.rater_id == rater_id
     )
-    return (
-        select(RatingCase.id, used)
-        .outerjoin(taken, taken.c.case_id == RatingCase.id)
-        .where(RatingCase.task_id == task.id, used < task.overlap, col(RatingCase.id).not_in(mine))
-    ), used
+    return select(RatingCase.id).where(
+        RatingCase.task_id == task.id, col(RatingCase.taken) < task.overlap, col(RatingCase.id).not_in(mine)
+    )
 
 
 def claim(session: Session, *, task: RatingTask, rater_id: int, now: datetime) -> RatingAssignment | None:
@@ -120,12 +121,12 @@ def claim(session: Session, *, task: RatingTask, rater_id: int, now: datetime) -
     starts at a different place in the list, so twenty raters asking at once rarely race for one row.
     """
     for _ in range(ROUNDS):
-        query, used = _open_cases(task, rater_id)
-        rows = session.exec(query.order_by(used.desc(), col(RatingCase.id)).limit(CANDIDATES)).all()
+        query = _open_cases(task, rater_id).order_by(col(RatingCase.taken).desc(), col(RatingCase.id))
+        rows = session.exec(query.limit(CANDIDATES)).all()
         if not rows:
             return None
         start = rater_id % len(rows)
-        for case_id, _n in rows[start:] + rows[:start]:
+        for case_id in rows[start:] + rows[:start]:
             slots = set(
                 session.exec(
                     select(RatingAssignment.slot).where(
@@ -134,7 +135,7 @@ def claim(session: Session, *, task: RatingTask, rater_id: int, now: datetime) -
                 ).all()
             )
             free = next((s for s in range(task.overlap) if s not in slots), None)
-            if free is None:
+            if free is None:  # filled since the candidates were read
                 continue
             assignment = RatingAssignment(
                 token=secrets.token_urlsafe(16),
@@ -145,9 +146,11 @@ def claim(session: Session, *, task: RatingTask, rater_id: int, now: datetime) -
                 status=ACTIVE,
                 claimed_at=now,
             )
-            session.add(assignment)
             try:
                 with write_turn(session):
+                    session.add(assignment)
+                    session.flush()  # the INSERT the constraints judge, before the hint moves
+                    _move_slot(session, case_id, +1)
                     session.commit()
             except IntegrityError:  # another claim took that slot, or this rater's other tab took the case
                 session.rollback()
@@ -184,10 +187,14 @@ def skip(session: Session, *, assignment: RatingAssignment) -> None:
     """The rater passes: the row stays (never offered again), the slot goes back to the pool."""
     if assignment.status == SUBMITTED:
         raise ValueError("this case is already submitted: undo it first, or edit it from the history")
+    held = assignment.slot is not None
     assignment.status = SKIPPED
     assignment.slot = None
-    session.add(assignment)
     with write_turn(session):
+        session.add(assignment)
+        if held:
+            session.flush()
+            _move_slot(session, assignment.case_id, -1)
         session.commit()
 
 
@@ -226,7 +233,21 @@ def progress(session: Session, *, task: RatingTask, rater_id: int) -> dict[str, 
             .group_by(col(RatingAssignment.status))
         ).all()
     )
-    query, _ = _open_cases(task, rater_id)
-    open_now = session.exec(select(func.count()).select_from(query.subquery())).one()
+    # Open for this rater: the cases with a free slot, less those among them the rater already holds, rated
+    # or skipped. Two index-only counts instead of the anti-join, since both sides are ranges of an index.
+    free = session.exec(
+        select(func.count()).where(RatingCase.task_id == task.id, col(RatingCase.taken) < task.overlap)
+    ).one()
+    mine_in_free = session.exec(
+        select(func.count())
+        .select_from(RatingAssignment)
+        .join(RatingCase, col(RatingCase.id) == col(RatingAssignment.case_id))
+        .where(
+            RatingAssignment.task_id == task.id,
+            RatingAssignment.rater_id == rater_id,
+            col(RatingCase.taken) < task.overlap,
+        )
+    ).one()
+    open_now = int(free) - int(mine_in_free)
     done = int(counts.get(SUBMITTED, 0))
     return {"done": done, "total": done + int(counts.get(ACTIVE, 0)) + int(open_now)}

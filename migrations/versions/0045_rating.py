@@ -2,7 +2,7 @@
 
 Revision ID: 0045
 Revises: 0044
-Create Date: 2026-11-26 09:39:55.650689
+Create Date: 2026-11-26 10:09:17.328154
 
 """
 
@@ -103,6 +103,7 @@ def upgrade() -> None:
         sa.Column("generation_a_id", sa.Integer(), nullable=False),
         sa.Column("generation_b_id", sa.Integer(), nullable=True),
         sa.Column("swapped", sa.Boolean(), nullable=False),
+        sa.Column("taken", sa.Integer(), nullable=False),
         sa.Column("identity_flag", sa.Boolean(), nullable=False),
         sa.Column("gold_json", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -120,6 +121,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("ratingcase", schema=None) as batch_op:
+        batch_op.create_index("ix_ratingcase_open", ["task_id", "taken", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_ratingcase_task_id"), ["task_id"], unique=False)
         batch_op.create_index("ix_ratingcase_task_type", ["task_id", "task_type"], unique=False)
 
@@ -257,6 +259,7 @@ def downgrade() -> None:
     with op.batch_alter_table("ratingcase", schema=None) as batch_op:
         batch_op.drop_index("ix_ratingcase_task_type")
         batch_op.drop_index(batch_op.f("ix_ratingcase_task_id"))
+        batch_op.drop_index("ix_ratingcase_open")
 
     op.drop_table("ratingcase")
     with op.batch_alter_table("ratingtask", schema=None) as batch_op:

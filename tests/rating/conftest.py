@@ -145,3 +145,22 @@ def full_answer(view: dict, score: int = 3) -> dict:
 @pytest.fixture
 def jobs(engine) -> Jobs:
     return make_jobs(engine)
+
+
+def assert_hints_match(engine: Engine, task_id: int) -> None:
+    """Every case's `taken` hint equals the slots its assignments actually hold."""
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from app.models import RatingAssignment, RatingCase
+
+    with Session(engine) as s:
+        held = dict(
+            s.exec(
+                select(RatingAssignment.case_id, func.count())
+                .where(RatingAssignment.task_id == task_id, col(RatingAssignment.slot).is_not(None))
+                .group_by(col(RatingAssignment.case_id))
+            ).all()
+        )
+        hints = {c.id: c.taken for c in s.exec(select(RatingCase).where(RatingCase.task_id == task_id))}
+    assert {c: held.get(c, 0) for c in hints} == hints

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from app.models import Rating, RatingAssignment, RatingCase, Role, utcnow
 from app.rating import answers, assign
 from app.rating.answers import AnswerError
-from tests.rating.conftest import full_answer, new_task
+from tests.rating.conftest import assert_hints_match, full_answer, new_task
 
 ABANDON = 1800.0
 
@@ -68,6 +68,7 @@ def test_at_most_two_open_cases_and_exclude_returns_the_other(engine, jobs, rate
     second = _next(engine, task, raters[0], exclude=[first.token])
     assert second.token != first.token and second.case_id != first.case_id
     assert _next(engine, task, raters[0], exclude=[first.token, second.token]) is None  # two open: no third
+    assert_hints_match(engine, task.id)
 
 
 def test_skip_frees_the_slot_and_the_case_never_comes_back(engine, jobs, raters):
@@ -82,6 +83,7 @@ def test_skip_frees_the_slot_and_the_case_never_comes_back(engine, jobs, raters)
     assert a.case_id not in seen
     other = _next(engine, task, raters[1])  # the only case left is the skipped one, free again
     assert other is not None and other.case_id == a.case_id
+    assert_hints_match(engine, task.id)
     with Session(engine) as s, pytest.raises(ValueError, match="already submitted"):
         submitted = s.exec(select(RatingAssignment).where(RatingAssignment.status == "submitted")).first()
         assign.skip(s, assignment=submitted)
@@ -98,6 +100,7 @@ def test_undo_reopens_the_last_submission_and_a_resubmit_edits(engine, jobs, rat
         assert back is not None and back.token == a2.token and back.status == "active"
         assert s.exec(select(Rating).where(Rating.assignment_id == a2.id)).first() is None
         assert assign.progress(s, task=task, rater_id=raters[0])["done"] == 1
+    assert_hints_match(engine, task.id)
     view = {
         "mode": "absolute",
         "dimensions": [{"key": k, "min": 1, "max": 5} for k in ("helpfulness", "honesty", "harmlessness")],
@@ -128,6 +131,7 @@ def test_an_abandoned_case_returns_to_the_pool_after_30_minutes(engine, jobs, ra
     assert back is not None and back.case_id in {h.case_id for h in held}
     with Session(engine) as s:
         assert s.exec(select(RatingAssignment).where(RatingAssignment.token == held[0].token)).first() is None
+    assert_hints_match(engine, task.id)
 
 
 def test_left_and_right_are_stored_as_a_and_b(engine, jobs, raters):

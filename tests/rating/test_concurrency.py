@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from app.models import Rating, RatingAssignment, RatingCase, Role, User
 from app.rating import answers, assign
-from tests.rating.conftest import make_jobs, new_task
+from tests.rating.conftest import assert_hints_match, make_jobs, new_task
 
 RATERS = 20
 PER_RATER = 100
@@ -62,6 +62,7 @@ def _rate_all(engine) -> None:  # noqa: ANN001
     per_case = Counter(case for case, _ in ratings)
     assert set(per_case) == set(cases) and set(per_case.values()) == {OVERLAP}
     assert not open_left
+    assert_hints_match(engine, task.id or 0)
     assert min(submitted.values()) > 0 and len(submitted) == RATERS  # everyone got work
 
 
