@@ -63,7 +63,7 @@ def rater_history(session: Session, *, rater_id: int, limit: int = 200) -> list[
             "token": token,
             "flag": rating.flag,
             "comment": rating.comment,
-            "submitted_at": rating.updated_at.isoformat(),
+            "submitted_at": rating.updated_at.replace(microsecond=0).isoformat(),  # to the second: enough
             "url": f"/rate/{key}?token={token}",
         }
         for rating, token, key, name, task_type in rows
