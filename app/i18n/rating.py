@@ -70,6 +70,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "rating.scale": {"en": "Scale", "zh": "量表"},
     "rating.weight": {"en": "Weight", "zh": "权重"},
     "rating.guidance": {"en": "Guidance", "zh": "说明"},
+    "rating.weights_of": {"en": "Usability with the weights of", "zh": "可用性所用权重版本"},
+    "rating.recompute": {"en": "Recompute", "zh": "重新计算"},
     "rating.gold_title": {"en": "Gold cases", "zh": "金标样例"},
     "rating.gold.help": {
         "en": "Your own scores on a case, in A/B terms (the jobs, not the raters' left and right); raters do "

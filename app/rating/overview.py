@@ -128,12 +128,10 @@ def _identity(session: Session, task: RatingTask) -> list[dict[str, Any]]:
     return out
 
 
-def _means(session: Session, task: RatingTask) -> dict[str, Any]:
+def _means(session: Session, task: RatingTask, version: RubricVersion) -> dict[str, Any]:
     """Mean of each dimension per task_type (per job in pairwise), usability, and A's wins/ties/losses.
 
     A first look only: the statistics view adds agreement and intervals."""
-    version = session.get(RubricVersion, task.rubric_version_id)
-    assert version is not None
     dims = dimensions_of(version)
     sums: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     prefs: dict[str, dict[str, int]] = defaultdict(lambda: {"a": 0, "tie": 0, "b": 0})
@@ -159,7 +157,9 @@ def _means(session: Session, task: RatingTask) -> dict[str, Any]:
     return {"rows": rows, "preferences": dict(sorted(prefs.items()))}
 
 
-def task_detail(session: Session, task: RatingTask) -> dict[str, Any]:
+def task_detail(session: Session, task: RatingTask, weights: RubricVersion | None = None) -> dict[str, Any]:
+    """The task page's content; `weights`: another version of the rubric whose weights the usability means
+    are recomputed with (the stored scores do not change)."""
     version = session.get(RubricVersion, task.rubric_version_id)
     assert version is not None
     return {
@@ -182,7 +182,16 @@ def task_detail(session: Session, task: RatingTask) -> dict[str, Any]:
         "raters": _per_rater(session, task),
         "flagged": _flagged_ratings(session, task),
         "identity": _identity(session, task),
-        "results": _means(session, task),
+        "usability_version_id": (weights or version).id,
+        "rubric_versions": [
+            {"id": v.id, "number": v.number}
+            for v in session.exec(
+                select(RubricVersion)
+                .where(RubricVersion.rubric_id == version.rubric_id)
+                .order_by(col(RubricVersion.number).desc())
+            ).all()
+        ],
+        "results": _means(session, task, weights or version),
     }
 
 

@@ -255,3 +255,30 @@ def test_skip_undo_and_edit_through_the_api(people, jobs):
     bad = ra.post(f"/api/rate/{key}/next", json={"exclude": "all"})
     assert bad.status_code == 422 and "exclude" in bad.json()["detail"]
     assert ra.post(f"/api/rate/{key}/undo").json()["case"]["token"] == nxt["case"]["token"]
+
+
+def test_usability_is_recomputed_with_another_versions_weights_without_re_rating(people, jobs):
+    researcher, ra, _ = people
+    dims = [{"key": "good", "name_en": "Good", "scale": "1-5", "weight": 1},
+            {"key": "safe", "name_en": "Safe", "scale": "binary", "weight": 1}]  # fmt: skip
+    v1 = researcher.post("/api/rating/rubrics", json={"name": "two", "dimensions": dims}).json()
+    tid = researcher.post(
+        "/api/rating/tasks", json=_body(jobs, [ra.user.id], rubric_version_id=v1["version_id"])
+    ).json()
+    view = ra.post(f"/api/rate/{tid['task_key']}/next").json()["case"]
+    ra.post(f"/api/rate/a/{view['token']}", json={"scores": {"good": 5, "safe": 0}})
+    v2 = researcher.post(
+        f"/api/rating/rubrics/{v1['rubric_id']}", json={"dimensions": [{**dims[0], "weight": 3}, dims[1]]}
+    ).json()
+
+    def usability(**params) -> float:  # noqa: ANN003
+        detail = researcher.get(f"/api/rating/tasks/{tid['id']}", params=params).json()
+        return next(r["mean"] for r in detail["results"]["rows"] if r["dimension"] == "usability")
+
+    assert usability() == pytest.approx(0.5)
+    assert usability(rubric_version_id=v2["version_id"]) == pytest.approx(0.75)
+    page = researcher.get(f"/rating/tasks/{tid['id']}", params={"rubric_version_id": v2["version_id"]})
+    assert page.status_code == 200 and "0.75" in page.text
+    other = researcher.get("/api/rating/rubrics").json()[0]["versions"][0]["id"]  # the 3H default's
+    wrong = researcher.get(f"/api/rating/tasks/{tid['id']}", params={"rubric_version_id": other})
+    assert wrong.status_code == 422 and "not a version of this task's rubric" in wrong.json()["detail"]
