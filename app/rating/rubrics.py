@@ -129,6 +129,18 @@ def dimensions_of(version: RubricVersion) -> list[Dimension]:
     return [Dimension(**d) for d in json.loads(version.dimensions_json)]
 
 
+def stats_json(version: RubricVersion) -> dict[str, Any]:
+    """The version in the shape the statistics package's `Rubric.from_json` reads (app.rating_stats.rubric):
+    key, scale, weight and the English guidance per dimension, and the threshold; names stay here."""
+    return {
+        "dimensions": [
+            {"key": d.key, "scale": d.scale, "weight": d.weight, "guidance": d.guidance_en}
+            for d in dimensions_of(version)
+        ],
+        "threshold": version.usable_threshold,
+    }
+
+
 def _threshold(raw: Any) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= 1:
         raise RubricError("usable_threshold", "usable_threshold must be a number from 0 to 1")

@@ -282,3 +282,18 @@ def test_usability_is_recomputed_with_another_versions_weights_without_re_rating
     other = researcher.get("/api/rating/rubrics").json()[0]["versions"][0]["id"]  # the 3H default's
     wrong = researcher.get(f"/api/rating/tasks/{tid['id']}", params={"rubric_version_id": other})
     assert wrong.status_code == 422 and "not a version of this task's rubric" in wrong.json()["detail"]
+
+
+def test_a_version_is_handed_to_the_statistics_in_their_shape(engine):
+    from app.rating.rubrics import default_version, stats_json
+
+    with Session(engine) as s:
+        shape = stats_json(default_version(s))
+    assert shape["threshold"] == 0.6
+    assert shape["dimensions"][0] == {
+        "key": "helpfulness",
+        "scale": "1-5",
+        "weight": 1.0,
+        "guidance": DEFAULT_DIMENSIONS[0]["guidance_en"],
+    }
+    assert {k for d in shape["dimensions"] for k in d} == {"key", "scale", "weight", "guidance"}
