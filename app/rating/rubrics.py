@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,6 +238,17 @@ def default_version(session: Session) -> RubricVersion:
         except IntegrityError:
             session.rollback()
         rubric = session.exec(select(Rubric).where(Rubric.name == DEFAULT_NAME)).one()
+    # A GET on PostgreSQL autocommits each statement, so a request that lost the race above can see the
+    # winner's rubric a moment before its version: wait for it rather than answer a 500.
+    for _ in range(100):
+        found = session.exec(
+            select(RubricVersion).where(
+                RubricVersion.rubric_id == rubric.id, RubricVersion.number == rubric.latest_version
+            )
+        ).first()
+        if found is not None:
+            return found
+        time.sleep(0.02)
     return latest_version(session, rubric)
 
 

@@ -74,3 +74,27 @@ def test_twenty_raters_at_once_on_sqlite(engine):
 def test_twenty_raters_at_once_on_postgres(pg):
     engine, _ = pg
     _rate_all(engine)
+
+
+@pytest.mark.postgres
+def test_the_default_rubric_is_created_once_when_first_pages_open_at_once(pg):
+    """GETs on PostgreSQL autocommit each statement (app.core.db.read_engine): racing first uses of the 3H
+    rubric must all get its one version, never a 500 for a rubric seen before its version."""
+    from app.rating.rubrics import default_version
+
+    engine, _ = pg
+    reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+    found: list[int] = []
+    start = threading.Barrier(8)
+
+    def first_use() -> None:
+        start.wait()
+        with Session(reads) as s:
+            found.append(default_version(s).id or 0)
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(found) == 8 and len(set(found)) == 1
