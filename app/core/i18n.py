@@ -5,7 +5,7 @@ call `t("key")`. The language comes from the `lang` cookie, defaulting to
 English; unknown keys fall back to the key itself so a gap is visible, not fatal.
 """
 
-from app.i18n import api, common, datasets, fields, jobs, launch, rate, runs, samples, sampling
+from app.i18n import api, common, datasets, fields, jobs, launch, rate, rating, runs, samples, sampling
 
 LANGS = ("en", "zh")
 
@@ -20,6 +20,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     **fields.MESSAGES,
     **api.MESSAGES,
     **rate.MESSAGES,
+    **rating.MESSAGES,
 }
 
 
