@@ -260,6 +260,7 @@
       typed.delete(cv.token);
       state.started = Date.now();
       state.missing = -1;
+      state.focus = 0; // a case shown again starts from its first dimension, like a new one
     }
     closeFlag();
     drawCase();
@@ -317,7 +318,7 @@
         show(cv);
         if (cv) prefetch();
       },
-      (e) => sayBad("rate.live.error", { message: e.message }),
+      (e) => sayBad("rate.live.failed", { message: e.message }),
     );
   }
 
@@ -337,7 +338,7 @@
       },
       (e) => {
         byId("rate-loading").hidden = true;
-        sayBad("rate.live.error", { message: e.message });
+        sayBad("rate.live.failed", { message: e.message });
       },
     );
   }
@@ -460,7 +461,7 @@
         drawPanel();
         say("rate.live.undone");
       },
-      (e) => sayBad("rate.live.error", { message: e.message }),
+      (e) => sayBad("rate.live.failed", { message: e.message }),
     );
   }
 

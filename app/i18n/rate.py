@@ -90,4 +90,5 @@ MESSAGES: dict[str, dict[str, str]] = {
     "rate.live.diff_on": {"en": "Word diff shown.", "zh": "已显示逐词差异。"},
     "rate.live.diff_off": {"en": "Word diff hidden.", "zh": "已隐藏逐词差异。"},
     "rate.live.error": {"en": "Not saved: {message}", "zh": "未保存：{message}"},
+    "rate.live.failed": {"en": "Could not load the case: {message}", "zh": "无法加载案例：{message}"},
 }
