@@ -32,6 +32,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "rate.scores": {"en": "Scores", "zh": "评分"},
     "rate.progress": {"en": "Done", "zh": "进度"},
     "rate.time": {"en": "Time on this case", "zh": "本题用时"},
+    "rate.time.short": {"en": "Time", "zh": "用时"},
     "rate.task_type": {"en": "Task type", "zh": "任务类型"},
     "rate.submit": {"en": "Submit", "zh": "提交"},
     "rate.skip": {"en": "Skip", "zh": "跳过"},

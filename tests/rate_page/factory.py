@@ -21,6 +21,7 @@ from app.models import (
     SamplingJob,
     User,
 )
+from app.rating.rubrics import create_rubric
 from app.rating.tasks import TaskRequest, create_task
 
 MODELS = ("run:7301/step-4242", "/ckpt/secret-model-B-9911")
@@ -59,10 +60,24 @@ def _sampling_job(session: Session, owner: int, version: int, model: str) -> Sam
     return sj
 
 
+# Every scale once: binary, 1-10 (key 0 is 10) and 1-5.
+MIXED_RUBRIC = [
+    {"key": "follows", "name_en": "Follows the instruction", "name_zh": "遵循指令", "scale": "binary"},
+    {"key": "accuracy", "name_en": "Accuracy", "name_zh": "准确性", "scale": "1-10"},
+    {"key": "format", "name_en": "Format", "name_zh": "格式", "scale": "1-5", "guidance_en": "5: clean."},
+]
+
+
 def seed_task(
-    session: Session, *, owner: int, raters: list[int], mode: str = "pairwise", n: int = 7
+    session: Session,
+    *,
+    owner: int,
+    raters: list[int],
+    mode: str = "pairwise",
+    n: int = 7,
+    rubric: list[dict] | None = None,
 ) -> RatingTask:
-    """A task of `n` cases (at most len(PROMPTS)) rated by `raters`, overlap 1, the default rubric."""
+    """A task of `n` cases (at most len(PROMPTS)) rated by `raters`, overlap 1, the default rubric or `rubric`."""
     ds = Dataset(name="rating prompts", kind=DatasetKind.eval, owner_id=owner)
     session.add(ds)
     session.flush()
@@ -101,8 +116,14 @@ def seed_task(
                 )
             )
     session.commit()
+    version = None
+    if rubric is not None:
+        version = create_rubric(
+            session, name=f"mixed {ds.id}", body={"dimensions": rubric}, owner_id=owner
+        ).id
     req = TaskRequest(
         name="Pairwise check" if mode == "pairwise" else "Single answers",
+        rubric_version_id=version,
         mode=mode,
         sampling_a=jobs[0].id or 0,
         sampling_b=jobs[1].id if mode == "pairwise" else None,
