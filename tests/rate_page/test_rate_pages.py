@@ -99,3 +99,18 @@ def test_the_rating_nav_item_leads_each_role_to_its_page(client_as):
     assert client_as(Role.rater).get("/rating", follow_redirects=False).headers["location"] == "/rate"
     researcher = client_as(Role.researcher)
     assert researcher.get("/rating", follow_redirects=False).headers["location"] == "/rating/tasks"
+
+
+def test_rater_pages_in_chinese_show_no_english_ui_phrase(setup):
+    """The scan of tests/test_i18n_pages.py over the three rater pages (the script's labels included)."""
+    from tests.test_i18n_pages import english_phrases, leftovers, visible_text
+
+    rater, _, key = setup
+    phrases = english_phrases()
+    found = {}
+    for path in ("/rate", f"/rate/{key}", "/rate/history"):
+        page = rater.get(path, headers=ZH).text
+        labels = " | ".join(script_labels(page).values()) if path == f"/rate/{key}" else ""
+        if left := leftovers(visible_text(page) + labels, phrases):
+            found[path] = left
+    assert found == {}
