@@ -27,10 +27,14 @@ from mdit_py_plugins.dollarmath import dollarmath_plugin
 from app.core.i18n import translate
 from app.rendering.diff import word_diff
 
-# Longer than any answer a rater reads whole; beyond it the page would spend seconds on one case.
-MAX_CHARS = 60_000
+# Longer than any answer a rater reads whole. markdown-it-py costs about 1 ms per 1,000 characters of
+# ordinary text but up to 25 ms on hostile text ("[" repeated): at this cap one field stays under 1 s.
+MAX_CHARS = 30_000
 # One formula longer than this is more likely broken than math; shown as source, not converted.
 MAX_FORMULA_CHARS = 4_000
+# A text with more dollar signs than this is rendered without math: 30,000 tiny formulas (a model repeating
+# "$x") took 1.5 s to convert, and no answer a rater reads holds that many.
+MAX_DOLLARS = 400
 SAFE_SCHEMES = ("http://", "https://", "mailto:")
 LINK_ATTRS = 'rel="noopener noreferrer nofollow" target="_blank"'
 
@@ -95,15 +99,16 @@ def _validate_link(url: str) -> bool:
     return url.strip().lower().startswith(SAFE_SCHEMES)
 
 
-def _build() -> MarkdownIt:
+def _build(*, math: bool) -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
     md.validateLink = _validate_link  # type: ignore[method-assign]
-    dollarmath_plugin(
-        md,
-        allow_space=True,
-        allow_digits=False,  # "$5 and $6" is money, not math
-        renderer=lambda content, opts: latex_to_mathml(content, display=bool(opts.get("display_mode"))),
-    )
+    if math:
+        dollarmath_plugin(
+            md,
+            allow_space=True,
+            allow_digits=False,  # "$5 and $6" is money, not math
+            renderer=lambda content, opts: latex_to_mathml(content, display=bool(opts.get("display_mode"))),
+        )
     rules = md.add_render_rule
 
     def link_open(self, tokens, idx, options, env):  # noqa: ANN001
@@ -128,7 +133,8 @@ def _build() -> MarkdownIt:
     return md
 
 
-_MD = _build()
+_MD = _build(math=True)
+_MD_NO_MATH = _build(math=False)
 
 
 def render_markdown(text: str | None, *, lang: str = "en", limit: int = MAX_CHARS) -> str:
@@ -136,7 +142,8 @@ def render_markdown(text: str | None, *, lang: str = "en", limit: int = MAX_CHAR
     if not text:
         return ""
     cut = len(text) > limit
-    html = _MD.render(text[:limit] if cut else text)
+    shown = text[:limit] if cut else text
+    html = (_MD if shown.count("$") <= MAX_DOLLARS else _MD_NO_MATH).render(shown)
     if cut:
         note = translate("rate.truncated", lang).format(shown=limit, total=len(text))
         html += f'<p class="truncated" data-truncated="{limit}/{len(text)}">{escape(note)}</p>'

@@ -1,6 +1,6 @@
 """The word diff splits latin words and single CJK characters, marks only what differs, and escapes everything."""
 
-from app.rendering.diff import MAX_TOKENS, tokenize, word_diff
+from app.rendering.diff import BLOCK_TOKENS, MAX_CHARS, tokenize, word_diff
 
 
 def test_tokens_rebuild_the_text():
@@ -39,7 +39,20 @@ def test_everything_is_escaped():
     )
 
 
+def test_changed_lines_are_diffed_word_by_word_and_equal_lines_left_alone():
+    left, right = word_diff("same line\nthe cat sat\nend", "same line\nthe dog sat\nend")
+    assert left == "same line\nthe <del>cat</del> sat\nend"
+    assert right == "same line\nthe <ins>dog</ins> sat\nend"
+
+
+def test_a_long_changed_block_is_marked_whole():
+    a = " ".join(f"w{i}" for i in range(BLOCK_TOKENS))
+    b = a.replace("w7 ", "x ")
+    left, right = word_diff(a, b)
+    assert left == f"<del>{a}</del>" and right == f"<ins>{b}</ins>"
+
+
 def test_huge_answers_are_shown_without_marks():
-    big = "word " * (MAX_TOKENS // 2 + 10)
+    big = "word " * (MAX_CHARS // 5 + 10)
     left, right = word_diff(big, big + "<x>")
     assert "<del>" not in left and "<ins>" not in right and right.endswith("&lt;x&gt;")

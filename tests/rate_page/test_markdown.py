@@ -4,7 +4,14 @@ from html.parser import HTMLParser
 
 import pytest
 
-from app.rendering.markdown import MATH_TAGS, MAX_CHARS, latex_to_mathml, render_case_html, render_markdown
+from app.rendering.markdown import (
+    MATH_TAGS,
+    MAX_CHARS,
+    MAX_DOLLARS,
+    latex_to_mathml,
+    render_case_html,
+    render_markdown,
+)
 
 # What markdown itself produces; anything else (script, img, iframe, style, svg...) came from the data.
 HTML_TAGS = set(
@@ -161,3 +168,8 @@ def test_render_case_html_adds_every_rendered_field_and_keeps_the_raw_text():
 def test_one_answer_has_no_diff():
     out = render_case_html({"prompt": "p", "answers": [{"side": "left", "text": "a"}]})
     assert "diff_html" not in out
+
+
+def test_a_text_full_of_dollars_is_rendered_without_math():
+    assert "<math" not in render_markdown("$x" * (MAX_DOLLARS + 1))
+    assert "<math" in render_markdown("$x$ " * (MAX_DOLLARS // 2))
