@@ -31,8 +31,13 @@ class Jobs:
     sample_ids: list[int]
 
 
-def make_jobs(engine: Engine, *, n: int = 40, owner: str = "sampler", texts: bool = True) -> Jobs:
-    """Two sampling jobs answering the same n prompts (two answers each), with their dataset samples."""
+def make_jobs(engine: Engine, *, n: int = 40, owner: str = "sampler", id_base: int = 0) -> Jobs:
+    """Two sampling jobs answering the same n prompts (two answers each), with their dataset samples.
+
+    `id_base` > 0 gives jobs, sampling jobs and generations ids from id_base up, distinctive enough to
+    search responses for."""
+    next_id = iter(range(id_base, id_base + 10 * n + 100)) if id_base else None
+    fresh = (lambda: next(next_id)) if next_id else (lambda: None)  # noqa: E731
     with Session(engine) as s:
         user = User(username=owner, password_hash="x")
         s.add(user)
@@ -68,11 +73,12 @@ def make_jobs(engine: Engine, *, n: int = 40, owner: str = "sampler", texts: boo
         ids, job_ids, gens = {}, [], []
         for side in ("a", "b"):
             secret = SECRETS[side]
-            job = Job(kind=JobKind.sample.value, owner_id=user.id, status=JobStatus.succeeded,
+            job = Job(id=fresh(), kind=JobKind.sample.value, owner_id=user.id, status=JobStatus.succeeded,
                       title=f"sample {secret['model_ref']}", job_dir=secret["model_dir"])  # fmt: skip
             s.add(job)
             s.flush()
             sj = SamplingJob(
+                id=fresh(),
                 owner_id=user.id or 0,
                 job_id=job.id or 0,
                 dataset_version_id=1,
@@ -86,8 +92,11 @@ def make_jobs(engine: Engine, *, n: int = 40, owner: str = "sampler", texts: boo
             ids[side], job_ids = sj.id or 0, [*job_ids, job.id or 0]
             for i, sid in enumerate(sample_ids):
                 for k in range(2):
-                    text = f"answer {side.upper()} {i} k{k}: **bold** <script>x</script>" if texts else ""
+                    text = f"answer {side.upper()} {i} k{k}: **bold** <script>x</script>"
+                    if i == 1 and side == "a":
+                        text = f"answer A {i} k{k}: I am ChatGPT, trained by OpenAI."
                     g = Generation(
+                        id=fresh(),
                         sampling_job_id=sj.id or 0,
                         sample_id=sid,
                         prompt_id=str(sid),

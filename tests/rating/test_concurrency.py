@@ -36,7 +36,9 @@ def _rate_all(engine) -> None:  # noqa: ANN001
             start.wait()
             with Session(engine) as s:
                 while True:
-                    a = assign.next_assignment(s, task=task, rater_id=rater_id, exclude=set(), abandon_after=1800)
+                    a = assign.next_assignment(
+                        s, task=task, rater_id=rater_id, exclude=set(), abandon_after=1800
+                    )
                     if a is None:
                         return
                     answers.submit(s, assignment=a, task=task, body=BODY)
