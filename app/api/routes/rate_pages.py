@@ -20,19 +20,19 @@ _SCRIPT_KEYS = [key for key in MESSAGES if key.startswith("rate.")]
 
 @router.get("/rate")
 def rate_queue(request: Request, user: Rater, session: SessionDep):
-    rows = rater_tasks(session, rater_id=user.id)  # type: ignore[arg-type]
+    rows = rater_tasks(session, rater_id=user.id or 0)
     return render(request, "pages/rate_queue.html", {"user": user, "nav": "rating", "rows": rows})
 
 
 @router.get("/rate/history")
 def rate_history(request: Request, user: Rater, session: SessionDep):
-    rows = rater_history(session, rater_id=user.id)  # type: ignore[arg-type]
+    rows = rater_history(session, rater_id=user.id or 0)
     return render(request, "pages/rate_history.html", {"user": user, "nav": "rating", "rows": rows})
 
 
 @router.get("/rate/{task_key}")
 def rate_page(request: Request, task_key: str, user: Rater, session: SessionDep, token: str = ""):
-    task = rater_task(session, task_key=task_key, rater_id=user.id)  # type: ignore[arg-type]
+    task = rater_task(session, task_key=task_key, rater_id=user.id or 0)
     if task is None:
         raise HTTPException(status_code=404, detail="No such rating task.")
     lang = lang_of(request)
