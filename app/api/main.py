@@ -11,6 +11,7 @@ from app.api.routes import (
     pages,
     problems,
     rate,
+    rate_pages,
     rating,
     runs,
     samples,
@@ -33,7 +34,7 @@ for _samples in (samples.router, stats.router):
 router.include_router(launch.router)  # before runs, so /runs/new is not read as a run id
 router.include_router(runs.router)
 router.include_router(sampling.router)
-for _rating in (rating.router, rate.router):
+for _rating in (rating.router, rate.router, rate_pages.router):
     router.include_router(_rating)
 router.include_router(problems.router)
 router.include_router(jobs.router)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from app.api.deps import Anyone, Rater, Researcher, no_user
+from app.models import Role
 from app.web import home_for, render
 
 router = APIRouter()
@@ -33,8 +34,9 @@ def evaluations(request: Request, user: Researcher):
 
 
 @router.get("/rating")
-def rating(request: Request, user: Rater):
-    return _placeholder(request, user, "rating")
+def rating(user: Rater):
+    """The navigation's rating item: a rater's queue, or a researcher's rating tasks."""
+    return RedirectResponse("/rate" if user.role == Role.rater else "/rating/tasks", status_code=303)
 
 
 @router.get("/compare")

@@ -15,6 +15,7 @@ from sqlmodel import Session
 from app.api.deps import Rater, SessionDep, SettingsDep
 from app.models import RatingAssignment, RatingTask, RatingTaskRater
 from app.rating import answers, assign, queue
+from app.rendering.markdown import render_case_html
 from app.web import lang_of
 
 router = APIRouter()
@@ -38,6 +39,16 @@ def _assignment(session: Session, token: str, rater_id: int) -> tuple[RatingAssi
     if found is None or task is None or session.get(RatingTaskRater, (task.id, rater_id)) is None:
         raise HTTPException(status_code=404, detail=NO_CASE)
     return found, task
+
+
+def _view(
+    session: Session, assignment: RatingAssignment, task: RatingTask, request: Request
+) -> dict[str, Any]:
+    """The CaseView with the safe HTML of its texts (app.rendering.markdown): the page inserts only that."""
+    lang = lang_of(request)
+    return render_case_html(
+        answers.case_view(session, assignment=assignment, task=task, lang=lang), lang=lang
+    )
 
 
 def _exclude(body: Any) -> set[str]:
@@ -81,7 +92,7 @@ def rate_skip(token: str, user: Rater, session: SessionDep) -> dict:
 @router.get("/api/rate/a/{token}")
 def rate_case(token: str, request: Request, user: Rater, session: SessionDep) -> dict:
     assignment, task = _assignment(session, token, user.id or 0)
-    return answers.case_view(session, assignment=assignment, task=task, lang=lang_of(request))
+    return _view(session, assignment, task, request)
 
 
 @router.post("/api/rate/a/{token}")
@@ -115,7 +126,7 @@ def rate_next(
     )
     view = None
     if found is not None:
-        view = answers.case_view(session, assignment=found, task=task, lang=lang_of(request))
+        view = _view(session, found, task, request)
     return {"case": view, "progress": assign.progress(session, task=task, rater_id=user.id or 0)}
 
 
@@ -126,5 +137,5 @@ def rate_undo(task_key: str, request: Request, user: Rater, session: SessionDep)
     found = assign.undo(session, task=task, rater_id=user.id or 0)
     view = None
     if found is not None:
-        view = answers.case_view(session, assignment=found, task=task, lang=lang_of(request))
+        view = _view(session, found, task, request)
     return {"case": view, "progress": assign.progress(session, task=task, rater_id=user.id or 0)}

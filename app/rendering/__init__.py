@@ -1,0 +1,1 @@
+"""Untrusted text made safe to show: markdown with math, and word diffs."""

@@ -1,0 +1,1 @@
+"""Tests of the rater pages, the safe renderer and the word diff."""
