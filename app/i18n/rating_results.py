@@ -78,6 +78,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "not enough spread: every rating has the same value, so agreement is undefined",
         "zh": "没有差异：所有评分取值相同，一致性无定义",
     },
+    "rr.pair.too_few_pairable": {"en": "too few shared cases", "zh": "共同样例太少"},
+    "rr.pair.single_value": {"en": "one value only", "zh": "取值单一"},
+    "rr.sample": {"en": "sample", "zh": "样本"},
     "rr.disputes": {"en": "Disagreements", "zh": "分歧"},
     "rr.disputes.help": {
         "en": "The cases raters disagree on most (widest normalised range on any dimension, or a split preference). "
