@@ -42,6 +42,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "rr.weight": {"en": "weight", "zh": "权重"},
     "rr.table": {"en": "Table", "zh": "表格"},
     "rr.no_ratings": {"en": "No ratings yet.", "zh": "还没有评分。"},
+    "rr.preference_only": {
+        "en": "This task asks raters for the preference only: see the pairwise results below.",
+        "zh": "此任务只要求评分员给出偏好：见下方成对比较结果。",
+    },
     "rr.pairwise": {"en": "Pairwise: A against B", "zh": "成对比较：A 对 B"},
     "rr.pairwise.help": {
         "en": "Each case counts once: its raters' verdicts become shares of the case. Win rate = win + tie / 2.",

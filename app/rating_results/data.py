@@ -78,7 +78,7 @@ class TaskData:
     versions: list[RubricVersion]
     dimensions: list[StoredDimension]  # of the chosen version, with their names for the page
     rubric: Rubric
-    sides: tuple[str, ...]
+    sides: tuple[str, ...]  # the scored sides: none in a pairwise task that asks only for the preference
     cases: list[Case]
     ignored: list[Ignored]
     models: dict[str, str]  # side -> "#<sampling job id> <model ref>", for the researcher only
@@ -195,7 +195,7 @@ def load(session: Session, task: RatingTask, *, version_id: int | None = None) -
         versions=versions,
         dimensions=dims,
         rubric=stats_rubric(dims, version.usable_threshold),
-        sides=("a", "b") if pairwise else ("a",),
+        sides=(("a", "b") if task.score_sides else ()) if pairwise else ("a",),
         cases=list(cases.values()),
         ignored=[Ignored(k, reason, n) for (k, reason), n in sorted(keep.dropped.items())],
         models=models,

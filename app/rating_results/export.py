@@ -41,7 +41,7 @@ def export_csv(data: TaskData, *, use_adjudicated: bool) -> str:
     writer.writerow([_cell(h) for h in header])
     for case in data.cases:
         by_rater = {r.rater: r for r in case.ratings}
-        for side in data.sides:
+        for side in data.sides or ("",):  # a preference-only task: one row per case, no scores
             result = case_result(data, case, side, use_adjudicated=use_adjudicated)
             row: list[object] = [case.task_type, case.id, case.sample_id]
             if data.pairwise:

@@ -30,12 +30,16 @@ def make_task(
     n: int = 8,
     raters: int = 3,
     owner_id: int | None = None,
+    score_sides: bool = True,
+    users: dict[str, int] | None = None,
 ) -> Task:
     """A task over n prompts of two fresh sampling jobs, rated by rater1..raterN, owned by `owner_id`
-    (default: the jobs' owner, who cannot log in)."""
-    jobs = make_jobs(engine, n=n)
-    users = {f"rater{i}": make_user(Role.rater, f"rater{i}").id or 0 for i in range(1, raters + 1)}
-    task = new_task(engine, jobs, list(users.values()), mode=mode, overlap=min(2, raters))
+    (default: the jobs' owner, who cannot log in); `users` reuses another task's raters."""
+    jobs = make_jobs(engine, n=n, owner=f"sampler-{secrets.token_hex(4)}")
+    users = users or {f"rater{i}": make_user(Role.rater, f"rater{i}").id or 0 for i in range(1, raters + 1)}
+    task = new_task(
+        engine, jobs, list(users.values()), mode=mode, overlap=min(2, raters), score_sides=score_sides
+    )
     with Session(engine) as s:
         if owner_id is not None:
             row = s.get(RatingTask, task.id)

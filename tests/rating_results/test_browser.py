@@ -17,7 +17,7 @@ from app.models import Role
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, REPO, shot
 from tests.processes import free_port, stop
-from tests.rating_results.conftest import make_task, rate_small
+from tests.rating_results.conftest import make_task, rate, rate_small, s3
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -57,6 +57,11 @@ def test_results_page_in_chromium(engine, make_user, server):
     task = make_task(engine, make_user, owner_id=owner.id)
     rate_small(engine, task)
     disputed = task.cases[2].id
+    pairwise = make_task(engine, make_user, mode="pairwise", owner_id=owner.id, users=task.raters)
+    for case, rater, pref in [(0, "rater1", "a"), (0, "rater2", "tie"), (1, "rater1", "b"), (1, "rater3", "b"),
+                              (2, "rater2", "a"), (2, "rater3", "a"), (3, "rater1", "tie"), (3, "rater2", "a")]:  # fmt: skip
+        both = {"a": s3(4, 5, 4 - (case % 2)), "b": s3(3, 4, 3 + (case % 2))}
+        rate(engine, pairwise, pairwise.cases[case], rater, both, preference=pref)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(base_url=server, viewport={"width": 1366, "height": 860})
@@ -78,7 +83,9 @@ def test_results_page_in_chromium(engine, make_user, server):
             form.locator(f'input[name="score.{key}"]').fill("5")
         form.locator("button").click()
         page.wait_for_load_state()
-        assert page.url.endswith(f"/rating/{task.id}/results?adjudicated=true#case-{disputed}")
+        assert page.url.endswith(
+            f"/rating/{task.id}/results?version={task.rubric_version_id}&adjudicated=true#case-{disputed}"
+        )
         assert page.locator('input[name="adjudicated"]').is_checked()
         all_row = page.locator('table[data-side="a"] tr.rr-all td[data-metric="helpfulness"]')
         assert (
@@ -90,6 +97,11 @@ def test_results_page_in_chromium(engine, make_user, server):
             'document.querySelector(\'table[data-side="a"] tr.rr-all td[data-metric="helpfulness"]\')'
             ".textContent.trim().startsWith('3.50')"
         )
+        page.goto(f"/rating/{pairwise.id}/results")
+        assert (
+            page.locator('section[data-section="pairwise"] svg rect.win').count() == 7
+        )  # all, 3 level 1, 3 level 2
+        shot(page, "rating-results-pairwise-en")
         context.add_cookies([{"name": "lang", "value": "zh", "url": server}])
         page.goto(f"/rating/{task.id}/results?adjudicated=true")
         assert "可用性与各维度" in page.content()

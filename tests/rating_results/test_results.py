@@ -216,3 +216,21 @@ def test_an_adjudicated_preference_replaces_the_raters_verdicts(engine, pairwise
         "win": 4, "tie": 1, "loss": 2,
     }  # fmt: skip
     assert row(results(engine, pairwise)["pairwise"], "")["counts"] == {"win": 3, "tie": 2, "loss": 3}
+
+
+def test_a_dimension_whose_scale_changed_is_ignored_and_said_so(engine, rated):
+    with Session(engine) as s:
+        rubric = s.exec(select(Rubric).where(Rubric.name == rubrics.DEFAULT_NAME)).one()
+        dims = [
+            {"key": H, "name_en": "Helpfulness", "scale": "1-10", "weight": 1},
+            {"key": HO, "name_en": "Honesty", "scale": "1-5", "weight": 1},
+        ]
+        version_id = rubrics.new_version(s, rubric=rubric, body={"dimensions": dims}, by=1).id
+    r = results(engine, rated, version_id=version_id)
+    assert r["ignored"] == [
+        {"key": M, "reason": "not_in_version", "ratings": 8},
+        {"key": H, "reason": "scale_changed", "ratings": 8},
+    ]
+    everything = row(r["scores"]["a"], "")
+    assert everything["dimensions"][H] is None  # a 4 on 1-5 is not a 4 on 1-10
+    assert everything["dimensions"][HO]["mean"] == pytest.approx((5 + 5 + 3 + 4) / 4)

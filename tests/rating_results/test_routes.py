@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlmodel import Session, select
 
-from app.models import Adjudication, Role
+from app.models import Adjudication, Role, Rubric
 from app.rating import rubrics
 from tests.api.test_route_access import all_endpoints
 from tests.rating_results.conftest import make_task, rate, rate_small, s3
@@ -181,3 +181,44 @@ def test_pairwise_page_names_a_and_b_for_the_researcher(engine, make_user, resea
     assert "/models/omega-mistral-asdfgh-B" in html
     assert 'name="score.a.helpfulness"' in html and 'name="preference"' in html
     assert "63%" in html and "81%" in html
+
+
+def test_a_preference_only_task_is_adjudicated_by_its_preference(engine, make_user, researcher):
+    task = make_task(engine, make_user, mode="pairwise", owner_id=researcher.user.id, score_sides=False)
+    empty = {"a": {}, "b": {}}
+    rate(engine, task, task.cases[0], "rater1", empty, preference="a")
+    rate(engine, task, task.cases[0], "rater2", empty, preference="b")
+    r = researcher.get(f"/api/rating/{task.id}/results").json()
+    assert r["scores"] == {} and r["task"]["score_sides"] is False
+    assert r["pairwise"][0]["counts"] == {"win": 1, "tie": 0, "loss": 1}
+    assert [d["case_id"] for d in r["disputes"]] == [task.cases[0].id]  # a split preference is a dispute
+    html = researcher.get(f"/rating/{task.id}/results").text
+    assert "data-preference-only" in html and 'name="score.' not in html
+    form = {"csrf_token": researcher.csrf, "preference": "tie"}
+    posted = researcher.post(
+        f"/api/rating/cases/{task.cases[0].id}/adjudication", data=form, follow_redirects=False
+    )
+    assert posted.status_code == 303, posted.text
+    after = researcher.get(f"/api/rating/{task.id}/results?adjudicated=true").json()
+    assert after["pairwise"][0]["counts"] == {"win": 0, "tie": 1, "loss": 0}
+    csv_lines = researcher.get(f"/api/rating/{task.id}/results.csv").text.splitlines()
+    assert len(csv_lines) == 1 + 8
+
+
+def test_the_form_checks_against_the_tasks_version_and_returns_to_the_one_shown(engine, researcher, owned):
+    with Session(engine) as s:
+        rubric = s.exec(select(Rubric).where(Rubric.name == rubrics.DEFAULT_NAME)).one()
+        dims = [{"key": "helpfulness", "name_en": "Helpfulness", "scale": "1-5", "weight": 1}]
+        v2 = rubrics.new_version(s, rubric=rubric, body={"dimensions": dims}, by=1).id
+    case = owned.cases[0].id
+    html = researcher.get(f"/rating/{owned.id}/results?version={v2}").text
+    # The task's three dimensions are asked for even while the page shows version 2's one.
+    assert html.count(f'name="version" value="{v2}"') >= 1
+    assert 'name="score.harmlessness"' in html
+    form = {"csrf_token": researcher.csrf, "version": str(v2), **{f"score.{k}": "3" for k in s3(3, 3, 3)}}
+    posted = researcher.post(f"/api/rating/cases/{case}/adjudication", data=form, follow_redirects=False)
+    assert (
+        posted.headers["location"] == f"/rating/{owned.id}/results?version={v2}&adjudicated=true#case-{case}"
+    )
+    bad = researcher.post(f"/api/rating/cases/{case}/adjudication", data={**form, "version": "x"})
+    assert bad.status_code == 422

@@ -151,8 +151,10 @@ def rating_adjudication(
         raise HTTPException(status_code=404, detail=f"Rating case {case_id} does not exist.")
     task = _owned(session, user, case.task_id)
     is_form = isinstance(posted, FormData)
+    version = ""  # the form comes back to the version it was posted from
     if isinstance(posted, FormData):
         fields = {k: v for k, v in posted.items() if isinstance(v, str)}
+        version = str(_version(fields.get("version", "")) or "")
         body: Any = form_body(fields, pairwise=task.mode == RatingMode.pairwise.value)
     else:
         try:
@@ -165,8 +167,11 @@ def rating_adjudication(
         session.rollback()
         if not is_form:
             return JSONResponse({"detail": exc.message}, status_code=exc.status)
-        results = _results(session, task, "", True)
+        results = _results(session, task, version, True)
         return _page(request, user, results, errors={case.id: exc.message}, status=exc.status)
     if is_form:
-        return RedirectResponse(f"/rating/{task.id}/results?adjudicated=true#case-{case.id}", status_code=303)
+        query = f"version={version}&" if version else ""
+        return RedirectResponse(
+            f"/rating/{task.id}/results?{query}adjudicated=true#case-{case.id}", status_code=303
+        )
     return {"ok": True, "task_id": task.id, "case_id": case.id}
