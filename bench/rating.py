@@ -46,6 +46,13 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): on a shared machine the server's CPU time
+    per request moves much less with other load than latency does (as bench/load.py reports it)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     import socket
 
@@ -137,10 +144,11 @@ ANSWER = {"scores": {"helpfulness": 4, "honesty": 3, "harmlessness": 5}, "prefer
 
 
 async def phase(
-    base: str, key: str, usernames: list[str], duration: float, think: float
+    base: str, pid: int, key: str, usernames: list[str], duration: float, think: float
 ) -> dict[str, object]:
-    """Raters loop next -> submit at once; latencies of each kind, submissions, errors, wall time."""
+    """Raters loop next -> submit at once; latencies of each kind, submissions, errors, wall and server CPU time."""
     clients = [await login(base, u) for u in usernames]
+    cpu = cpu_seconds(pid)
     nexts: list[float] = []
     submits: list[float] = []
     errors = 0
@@ -166,9 +174,10 @@ async def phase(
 
     await asyncio.gather(*(rater(c) for c in clients))
     wall = time.perf_counter() - start
+    cpu = cpu_seconds(pid) - cpu
     for c in clients:
         await c.aclose()
-    return {"next": nexts, "submit": submits, "errors": errors, "wall": wall}
+    return {"next": nexts, "submit": submits, "errors": errors, "wall": wall, "cpu": cpu}
 
 
 def ms(s: float) -> str:
@@ -180,7 +189,7 @@ def report(label: str, r: dict, base_p50: float, base_rate: float) -> list[str]:
     rate = len(submits) / r["wall"]
     return [
         f"{label}: {len(submits)} submissions in {r['wall']:.1f} s = {rate:.1f}/s ({rate / base_rate:.2f}x baseline), "
-        f"errors {r['errors']}",
+        f"errors {r['errors']}, server CPU {r['cpu'] / (len(nexts) + len(submits)) * 1000:.1f} ms per request",
         f"  next   p50 {ms(pct(nexts, 0.5))} ({pct(nexts, 0.5) / base_p50:.1f}x base p50)  "
         f"p95 {ms(pct(nexts, 0.95))} ({pct(nexts, 0.95) / base_p50:.1f}x)  max {ms(max(nexts))}",
         f"  submit p50 {ms(pct(submits, 0.5))}  p95 {ms(pct(submits, 0.95))}  max {ms(max(submits))}",
@@ -204,9 +213,9 @@ def main() -> None:
             solo_key = asyncio.run(new_task(base, sampling_a, raters[:1], 1))
             crowd_key = asyncio.run(new_task(base, sampling_a, raters[1:], args.overlap))
             paced_key = asyncio.run(new_task(base, sampling_a, raters[1:], args.overlap))
-            solo = asyncio.run(phase(base, solo_key, names[:1], args.duration, 0.0))
-            crowd = asyncio.run(phase(base, crowd_key, names[1:], args.duration, 0.0))
-            paced = asyncio.run(phase(base, paced_key, names[1:], args.duration, args.think))
+            solo = asyncio.run(phase(base, proc.pid, solo_key, names[:1], args.duration, 0.0))
+            crowd = asyncio.run(phase(base, proc.pid, crowd_key, names[1:], args.duration, 0.0))
+            paced = asyncio.run(phase(base, proc.pid, paced_key, names[1:], args.duration, args.think))
         finally:
             proc.terminate()
             proc.wait(timeout=15)
