@@ -37,6 +37,8 @@ def _dimension(cases: Sequence[Case], side: str, key: str, domain: Sequence[int]
     for (i, j), kappa in pairwise_kappas(rel.matrix, labels=domain).items():
         if kappa.n:  # pairs who never rated the same case say nothing; listing them would drown the rest
             pairs.append({"raters": [rel.raters[i], rel.raters[j]], **_stat(kappa)})
+    # Lowest first: the pair to look at (a rater who disagrees with everyone shows in every low pair).
+    pairs.sort(key=lambda p: (p["value"] is None, p["value"] or 0.0))
     defined = [p["value"] for p in pairs if p["value"] is not None]
     return {
         "alpha": _stat(alpha),

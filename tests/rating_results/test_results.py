@@ -234,3 +234,16 @@ def test_a_dimension_whose_scale_changed_is_ignored_and_said_so(engine, rated):
     everything = row(r["scores"]["a"], "")
     assert everything["dimensions"][H] is None  # a 4 on 1-5 is not a 4 on 1-10
     assert everything["dimensions"][HO]["mean"] == pytest.approx((5 + 5 + 3 + 4) / 4)
+
+
+def test_kappa_pairs_come_lowest_first(engine, absolute):
+    # rater1 and rater2 agree on every case; rater3 reverses them.
+    for case, (a, b) in zip(absolute.cases[:4], [(1, 5), (2, 4), (4, 2), (5, 1)], strict=True):
+        rate(engine, absolute, case, "rater1", s3(a, 3, 3))
+        rate(engine, absolute, case, "rater2", s3(a, 3, 3))
+        rate(engine, absolute, case, "rater3", s3(b, 3, 3))
+    dims = row(results(engine, absolute)["agreement"], "")["dimensions"]
+    pairs = next(d for d in dims if d["key"] == H)["kappa_pairs"]
+    assert [p["raters"] for p in pairs][-1] == ["rater1", "rater2"]
+    assert [p["value"] for p in pairs] == sorted(p["value"] for p in pairs)
+    assert pairs[0]["value"] < 0 < pairs[-1]["value"] == 1.0
