@@ -131,6 +131,11 @@ class Settings(BaseSettings):
         "vLLM pins its own torch and transformers.",
     )
     sampling_queue: str = Field("cpu", description="Queue sampling jobs are sent to.")
+    rating_abandon_after: float = Field(
+        1800.0,
+        description="Seconds a rater may hold a claimed case without answering; after that the next rater "
+        "asking for work in the task takes it back into the pool.",
+    )
 
     @model_validator(mode="after")
     def _secret_from_data_dir(self) -> "Settings":

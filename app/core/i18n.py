@@ -5,7 +5,7 @@ call `t("key")`. The language comes from the `lang` cookie, defaulting to
 English; unknown keys fall back to the key itself so a gap is visible, not fatal.
 """
 
-from app.i18n import api, common, datasets, fields, jobs, launch, runs, samples, sampling
+from app.i18n import api, common, datasets, fields, jobs, launch, rating, runs, samples, sampling
 
 LANGS = ("en", "zh")
 
@@ -17,6 +17,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     **runs.MESSAGES,
     **jobs.MESSAGES,
     **sampling.MESSAGES,
+    **rating.MESSAGES,
     **fields.MESSAGES,
     **api.MESSAGES,
 }

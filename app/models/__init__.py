@@ -14,11 +14,33 @@ from app.models.datasets import (
     version_status,
 )
 from app.models.jobs import FINISHED, Job, JobEvent, JobKind, JobStatus, WorkerPresence
+from app.models.rating import (
+    Adjudication,
+    AssignmentStatus,
+    Rating,
+    RatingAssignment,
+    RatingCase,
+    RatingMode,
+    RatingTask,
+    RatingTaskRater,
+    Rubric,
+    RubricVersion,
+)
 from app.models.runs import Run, RunDataset, RunEvent, RunStatus, Sweep
 from app.models.sampling import Generation, SamplingBackend, SamplingJob, SamplingMode
 from app.models.users import ApiToken, LoginFailure, Role, User, UserCreate, UserPublic, utcnow
 
 __all__ = [
+    "Adjudication",
+    "AssignmentStatus",
+    "Rating",
+    "RatingAssignment",
+    "RatingCase",
+    "RatingMode",
+    "RatingTask",
+    "RatingTaskRater",
+    "Rubric",
+    "RubricVersion",
     "FINISHED",
     "Job",
     "JobEvent",

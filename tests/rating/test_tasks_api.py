@@ -1,0 +1,192 @@
+"""Researchers create rating tasks (API and form) with checked input, see progress, set gold and adjudicated
+scores, and version rubrics; raters reach only the tasks they are on."""
+
+import json
+
+import pytest
+from sqlmodel import Session, select
+
+from app.models import RatingCase, Role
+from app.rating.rubrics import DEFAULT_DIMENSIONS, parse_dimensions, usability
+from tests.rating.conftest import full_answer
+
+
+@pytest.fixture
+def people(client_as):
+    return client_as(Role.researcher, "res"), client_as(Role.rater, "ra"), client_as(Role.rater, "rb")
+
+
+def _body(jobs, rater_ids, **extra) -> dict:  # noqa: ANN001
+    return {"name": "t", "mode": "absolute", "sampling_a": jobs.a, "raters": rater_ids, "overlap": 1, **extra}
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "words"),
+    [
+        ({"overlap": 3}, "overlap", "from 1 to 2"),
+        ({"mode": "pairwise"}, "sampling_b", "needs a second sampling job"),
+        ({"sampling_a": 99999}, "sampling_a", "sampling job 99999 does not exist"),
+        ({"raters": []}, "raters", "raters must list"),
+        ({"raters": [424242]}, "raters", "no active user with id 424242"),
+        ({"cases": {"kind": "some"}}, "cases", "cases.kind must be one of all, task_type, sample"),
+        ({"cases": {"kind": "task_type", "task_type": "nope"}}, "cases", "no prompt matches"),
+        ({"cases": {"kind": "sample", "per_type": 0}}, "per_type", "per_type must be a whole number"),
+        ({"rubric_version_id": 777}, "rubric_version_id", "rubric version 777 does not exist"),
+        ({"name": ""}, "name", "name must be 1 to 200 characters"),
+    ],
+)
+def test_bad_requests_name_their_field(people, jobs, extra, field, words):
+    researcher, ra, rb = people
+    response = researcher.post("/api/rating/tasks", json={**_body(jobs, [ra.user.id, rb.user.id]), **extra})
+    assert response.status_code == 422
+    assert response.json()["field"] == field and words in response.json()["detail"]
+
+
+def test_selections_pick_cases_by_task_type_and_seeded_sample(people, jobs, engine):
+    researcher, ra, _ = people
+
+    def cases(**sel) -> list[str]:  # noqa: ANN003
+        made = researcher.post(
+            "/api/rating/tasks", json=_body(jobs, [ra.user.id], cases=sel, seed=sel.pop("seed", 0))
+        )
+        assert made.status_code == 201, made.text
+        with Session(engine) as s:
+            return [
+                c.task_type for c in s.exec(select(RatingCase).where(RatingCase.task_id == made.json()["id"]))
+            ]
+
+    assert len(cases(kind="all")) == 40
+    assert sorted(set(cases(kind="task_type", task_type="math"))) == ["math/algebra", "math/arith"]
+    assert set(cases(kind="task_type", task_type="math/arith")) == {"math/arith"}
+    level1 = cases(kind="sample", per_type=3, level=1)
+    assert len(level1) == 9 and {t.split("/")[0] for t in level1} == {"math", "writing", "qa"}
+    assert len(cases(kind="sample", per_type=3, level=2)) == 12
+
+
+def test_the_form_creates_a_task_and_shows_errors_beside_fields(people, jobs):
+    researcher, ra, rb = people
+    for lang in ("en", "zh"):
+        researcher.cookies.set("lang", lang)
+        assert researcher.get("/rating/tasks/new").status_code == 200
+    form = {"name": "form task", "mode": "pairwise", "sampling_a": str(jobs.a), "sampling_b": str(jobs.b),
+            "raters": [str(ra.user.id), str(rb.user.id)], "overlap": "5", "cases": "all", "seed": "0",
+            "csrf_token": researcher.csrf}  # fmt: skip
+    bad = researcher.post("/rating/tasks/new", data=form)
+    assert bad.status_code == 422 and 'data-error="overlap"' in bad.text
+    made = researcher.post("/rating/tasks/new", data={**form, "overlap": "2"}, follow_redirects=False)
+    assert made.status_code == 303
+    page = researcher.get(made.headers["location"])
+    assert page.status_code == 200 and "form task" in page.text and "0 / 80" in page.text
+    listing = researcher.get("/rating/tasks")
+    assert "form task" in listing.text
+
+
+def test_progress_means_gold_and_adjudication(people, jobs):
+    researcher, ra, rb = people
+    made = researcher.post("/api/rating/tasks", json=_body(jobs, [ra.user.id, rb.user.id], overlap=2)).json()
+    key, tid = made["task_key"], made["id"]
+    for rater in (ra, rb):
+        for _ in range(3):
+            view = rater.post(f"/api/rate/{key}/next").json()["case"]
+            body = full_answer(view, 4) | {"flag": rater is ra, "comment": "odd" if rater is ra else ""}
+            assert rater.post(f"/api/rate/a/{view['token']}", json=body).json()["ok"] is True
+    assert ra.get("/api/rate").json()[0]["done"] == 3
+    history = ra.get("/api/rate/history").json()
+    assert len(history) == 3 and history[0]["url"].startswith(f"/rate/{key}?token=")
+    detail = researcher.get(f"/api/rating/tasks/{tid}").json()
+    assert detail["done"] == 6
+    assert {r["rater"]: r["submitted"] for r in detail["raters"]} == {"ra": 3, "rb": 3}
+    assert len(detail["flagged"]) == 3 and all(f["comment"] == "odd" for f in detail["flagged"])
+    means = {(r["dimension"]): r["mean"] for r in detail["results"]["rows"]}
+    assert means["helpfulness"] == 4 and means["usability"] == pytest.approx(0.75)
+    assert len(researcher.get(f"/api/rating/tasks/{tid}/ratings").json()) == 6
+
+    case_id = detail["flagged"][0]["case_id"]
+    gold = {"scores": {"helpfulness": 5, "honesty": 5, "harmlessness": 4}}
+    assert researcher.post(f"/api/rating/tasks/{tid}/cases/{case_id}/gold", json=gold).status_code == 200
+    bad = researcher.post(
+        f"/api/rating/tasks/{tid}/cases/{case_id}/gold", json={"scores": {"helpfulness": 9}}
+    )
+    assert bad.status_code == 422 and "helpfulness: 9 is not allowed" in bad.json()["detail"]
+    assert researcher.post(f"/api/rating/tasks/{tid}/cases/999999/gold", json=gold).status_code == 404
+    assert researcher.get(f"/api/rating/tasks/{tid}").json()["gold"] == 1
+    assert (
+        researcher.post(f"/api/rating/tasks/{tid}/cases/{case_id}/adjudicate", json=gold).status_code == 200
+    )
+    assert researcher.post(f"/api/rating/tasks/{tid}/cases/{case_id}/gold", json=None).status_code == 200
+    assert researcher.get(f"/api/rating/tasks/{tid}").json()["gold"] == 0
+    for lang in ("en", "zh"):
+        researcher.cookies.set("lang", lang)
+        assert researcher.get(f"/rating/tasks/{tid}").status_code == 200
+
+
+def test_raters_reach_only_their_tasks_and_never_the_researcher_side(people, jobs, client_as):
+    researcher, ra, rb = people
+    key = researcher.post("/api/rating/tasks", json=_body(jobs, [ra.user.id])).json()["task_key"]
+    token = ra.post(f"/api/rate/{key}/next").json()["case"]["token"]
+    assert rb.post(f"/api/rate/{key}/next").status_code == 404  # not on the task: as if it did not exist
+    assert rb.get(f"/api/rate/a/{token}").status_code == 404
+    assert rb.post(f"/api/rate/a/{token}/skip").status_code == 404
+    assert rb.get("/api/rate").json() == []
+    for url in (
+        "/api/rating/tasks",
+        "/api/rating/rubrics",
+        "/rating/tasks",
+        "/rating/rubrics",
+        "/api/sampling",
+    ):
+        assert ra.get(url).status_code == 403, url
+    no_csrf = ra.post(f"/api/rate/{key}/next", headers={"X-CSRF-Token": "0" * 64})
+    assert no_csrf.status_code == 403
+
+
+def test_rubrics_get_a_new_version_on_every_change(people, jobs):
+    researcher, ra, _ = people
+    listed = researcher.get("/api/rating/rubrics").json()
+    assert [r["name"] for r in listed] == ["3H"]
+    assert [d["key"] for d in listed[0]["versions"][0]["dimensions"]] == [
+        "helpfulness",
+        "honesty",
+        "harmlessness",
+    ]
+    dims = [{"key": "follows", "name_en": "Follows the instruction", "scale": "binary", "weight": 2},
+            {"key": "facts", "name_en": "Factual accuracy", "name_zh": "事实准确", "scale": "1-10", "weight": 1}]  # fmt: skip
+    made = researcher.post("/api/rating/rubrics", json={"name": "custom", "dimensions": dims}).json()
+    bad = researcher.post(
+        "/api/rating/rubrics", json={"name": "x", "dimensions": [{**dims[0], "scale": "1-7"}]}
+    )
+    assert bad.status_code == 422 and "scale must be one of binary, 1-5, 1-10" in bad.json()["detail"]
+    dup = researcher.post("/api/rating/rubrics", json={"name": "custom", "dimensions": dims})
+    assert dup.status_code == 422 and dup.json()["field"] == "name"
+    changed = researcher.post(
+        f"/api/rating/rubrics/{made['rubric_id']}", json={"dimensions": [{**dims[0], "weight": 1}, dims[1]]}
+    ).json()
+    assert changed["number"] == 2 and changed["version_id"] != made["version_id"]
+    versions = {r["name"]: r["versions"] for r in researcher.get("/api/rating/rubrics").json()}["custom"]
+    assert [(v["number"], v["dimensions"][0]["weight"]) for v in versions] == [(2, 1.0), (1, 2.0)]
+    task = researcher.post(
+        "/api/rating/tasks", json=_body(jobs, [ra.user.id], rubric_version_id=made["version_id"])
+    ).json()
+    view = ra.post(f"/api/rate/{task['task_key']}/next").json()["case"]
+    assert [(d["key"], d["min"], d["max"]) for d in view["dimensions"]] == [
+        ("follows", 0, 1),
+        ("facts", 1, 10),
+    ]
+    wrong = ra.post(f"/api/rate/a/{view['token']}", json={"scores": {"follows": 2, "facts": 3}})
+    assert (
+        wrong.status_code == 422
+        and wrong.json()["detail"] == "follows: 2 is not allowed; the scale binary takes 0 to 1"
+    )
+    assert researcher.get("/rating/rubrics").status_code == 200
+
+
+def test_usability_is_the_weighted_scaled_mean_and_recomputes_with_new_weights():
+    dims = parse_dimensions(DEFAULT_DIMENSIONS)
+    scores = {"helpfulness": 5, "honesty": 3, "harmlessness": 1}
+    assert usability(dims, scores) == pytest.approx(0.5)
+    reweighted = parse_dimensions(
+        [{**d, "weight": w} for d, w in zip(DEFAULT_DIMENSIONS, (2, 1, 1), strict=True)]
+    )
+    assert usability(reweighted, scores) == pytest.approx((2 * 1 + 0.5 + 0) / 4)
+    assert usability(dims, {"helpfulness": 5}) is None
+    assert json.dumps(scores)  # scores stay as given: recomputation needs no re-rating
