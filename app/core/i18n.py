@@ -5,7 +5,7 @@ call `t("key")`. The language comes from the `lang` cookie, defaulting to
 English; unknown keys fall back to the key itself so a gap is visible, not fatal.
 """
 
-from app.i18n import api, common, datasets, fields, jobs, launch, rating, runs, samples, sampling
+from app.i18n import api, common, datasets, fields, jobs, judges, launch, rating, runs, samples, sampling
 
 LANGS = ("en", "zh")
 
@@ -18,6 +18,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     **jobs.MESSAGES,
     **sampling.MESSAGES,
     **rating.MESSAGES,
+    **judges.MESSAGES,
     **fields.MESSAGES,
     **api.MESSAGES,
 }

@@ -58,15 +58,23 @@ def case_prompts(
         texts[side] = gen.text if gen is not None else ""
     pairwise = task.mode == RatingMode.pairwise.value
     template = template_text(session, config, template_kind(pairwise=pairwise, reference=reference))
-    common = {"template": template, "lang": config.lang, "group": group, "task_type": case.task_type or "-"}
+    task_type, ref = case.task_type or "-", reference or None
     if not pairwise:
-        one = build_single(**common, question=question, answer=texts["a"], reference=reference or None)
+        one = build_single(template=template, lang=config.lang, group=group, task_type=task_type,
+                           question=question, answer=texts["a"], reference=ref)  # fmt: skip
         return [CasePrompt("single", one)]
-    ab = build_pairwise(
-        **common, question=question, answer_1=texts["a"], answer_2=texts["b"], reference=reference or None
-    )
-    ba = build_pairwise(
-        **common, question=question, answer_1=texts["b"], answer_2=texts["a"], reference=reference or None
+    ab, ba = (
+        build_pairwise(
+            template=template,
+            lang=config.lang,
+            group=group,
+            task_type=task_type,
+            question=question,
+            answer_1=texts[first],
+            answer_2=texts[second],
+            reference=ref,
+        )  # fmt: skip
+        for first, second in (("a", "b"), ("b", "a"))
     )
     return (
         [CasePrompt("ba", ba), CasePrompt("ab", ab)]

@@ -75,15 +75,15 @@ def read_replies(prompts: list[CasePrompt], replies: dict[str, str]) -> Verdict:
             return Verdict(False, reason=f"{where}{exc.reason}", excerpt=exc.excerpt)
     if "single" in parsed:
         one = parsed["single"]
-        detail = {"single": {"explanation": one.explanation, "scores": one.scores, "overall": one.overall}}
-        return Verdict(True, scores=dict(one.scores), detail=detail)
+        single = {"explanation": one.explanation, "scores": one.scores, "overall": one.overall}
+        return Verdict(True, scores=dict(one.scores), detail={"single": single})
     ab, ba = parsed["ab"], parsed["ba"]
     outcome = combine(ab.verdict, ba.verdict)
     scores = {
         "a": {k: _mean(ab.scores_1[k], ba.scores_2[k]) for k in ab.scores_1},
         "b": {k: _mean(ab.scores_2[k], ba.scores_1[k]) for k in ab.scores_2},
     }
-    detail = {
+    detail: dict[str, Any] = {"consistent": outcome.consistent} | {
         order: {
             "explanation": j.explanation,
             "verdict": j.verdict,
@@ -92,7 +92,6 @@ def read_replies(prompts: list[CasePrompt], replies: dict[str, str]) -> Verdict:
         }
         for order, j in (("ab", ab), ("ba", ba))
     }
-    detail["consistent"] = outcome.consistent
     return Verdict(
         True,
         scores=scores,

@@ -185,7 +185,7 @@ class Judge(JobKindSpec):
                 ctx.check()
                 with Session(ctx.engine) as session:
                     prompts = case_prompts(session, config=data.config, task=data.task, case=case)
-                replies = {}
+                replies: dict[str, str] = {}
                 for item in prompts:
                     try:
                         reply = chat(
@@ -229,9 +229,9 @@ class Judge(JobKindSpec):
             if seq >= ctx.job.events_seq and kind == "error":
                 errors.append(str(event.get("message", "")))
             pid = event.get("id") if kind == "generation" else None
-            case_id, _, order = str(pid).partition("-")
-            if case_id.isdigit() and isinstance(event.get("text"), str):
-                replies.setdefault(int(case_id), {})[order] = event["text"]
+            head, _, order = str(pid).partition("-")
+            if head.isdigit() and isinstance(event.get("text"), str):
+                replies.setdefault(int(head), {})[order] = event["text"]
         by_id = {c.id: c for c in data.todo}
         with Session(ctx.engine) as session:
             for case_id, got in replies.items():
