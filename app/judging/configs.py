@@ -158,7 +158,8 @@ def parse_config(body: Any) -> ConfigRequest:
         try:
             Endpoint(req.base_url, req.model, temperature=req.temperature, max_tokens=req.max_tokens)
         except EndpointError as exc:
-            raise ConfigError("model" if "model" in str(exc) else "temperature", str(exc)) from None
+            field = next((f for f in ("model", "max_tokens") if f in str(exc)), "temperature")
+            raise ConfigError(field, str(exc)) from None
     else:
         if not 0 <= req.temperature <= 2:
             raise ConfigError("temperature", f"temperature must be between 0 and 2, not {req.temperature:g}")

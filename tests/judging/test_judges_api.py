@@ -114,6 +114,8 @@ def test_refusals_name_their_field(judging, researcher):
         ({**BODY, "base_url": "ftp://x"}, "base_url"),
         ({**BODY, "model": " "}, "model"),
         ({**BODY, "max_tokens": 1.5}, "max_tokens"),
+        ({**BODY, "max_tokens": 0}, "max_tokens"),
+        ({**BODY, "temperature": "hot"}, "temperature"),
         ({**BODY, "groups": {"qa": "poetry"}}, "groups"),
         ({**BODY, "templates": {"nonsense": "x"}}, "templates"),
         ({**BODY, "kind": "local", "model_ref": "relative/path"}, "model_ref"),
@@ -163,4 +165,21 @@ def test_the_job_page_lists_failures_and_consistency(
     # A finished job cannot be cancelled: a 409 that says why; a succeeded one resumed only to nothing.
     refused = researcher.post(f"/api/judges/jobs/{jid}/cancel")
     assert refused.status_code == 409 and "already succeeded" in refused.json()["detail"]
-    assert json.loads(researcher.get(f"/api/judges/{cid}").text)["rater"].startswith(f"judge-{cid}-")
+    # The judge's ratings reach the task's ratings, which the agreement view reads, under its account.
+    rater = json.loads(researcher.get(f"/api/judges/{cid}").text)["rater"]
+    assert rater.startswith(f"judge-{cid}-")
+    rows = researcher.get(f"/api/rating/tasks/{task.id}/ratings").json()
+    assert len(rows) == N - 1 and {r["rater"] for r in rows} == {rater}
+    assert {r["preference"] for r in rows} <= {"a", "b", "tie"}
+
+
+def test_the_route_walk_covers_the_judge_routes():
+    from tests.api.test_route_access import all_endpoints
+
+    endpoints, _ = all_endpoints()
+    judge = {
+        (e.method, e.template): e.levels
+        for e in endpoints
+        if e.template.startswith(("/judges", "/api/judges"))
+    }
+    assert len(judge) == 14 and all(levels == ["researcher"] for levels in judge.values()), judge
