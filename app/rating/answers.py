@@ -30,7 +30,9 @@ from app.models import (
     utcnow,
 )
 from app.rating.rubrics import Dimension, dimensions_of
+from app.rating.writes import write_turn
 from app.sampling.prompts import split_prompt
+from app.sampling_analysis.flags import identity_flags
 
 MAX_COMMENT = 4000
 MAX_DURATION_MS = 24 * 3600 * 1000
@@ -61,13 +63,17 @@ def rated_dimensions(session: Session, task: RatingTask) -> list[Dimension]:
 
 
 def _system_override(session: Session, task: RatingTask) -> str | None:
-    """The system prompt the jobs replaced the samples' with, when every job of the task used the same one."""
+    """The system prompt the jobs replaced the samples' with, when every job of the task used the same one
+    and it names no model ("You are Qwen, ..." would tell an absolute task's raters whose answer it is)."""
     found = []
     for sid in (task.sampling_a_id, task.sampling_b_id):
         if sid is not None:
             job = session.get(SamplingJob, sid)
             found.append(json.loads(job.params_json or "{}").get("system_prompt") if job else None)
-    return found[0] if found and all(f == found[0] for f in found) else None
+    common = found[0] if found and all(f == found[0] for f in found) else None
+    if not isinstance(common, str) or any(identity_flags(common).values()):
+        return None
+    return common
 
 
 def _prompt_parts(session: Session, task: RatingTask, case: RatingCase) -> dict[str, Any]:
@@ -234,11 +240,10 @@ def submit(session: Session, *, assignment: RatingAssignment, task: RatingTask, 
         session.add(rating)
         session.add(assignment)
         try:
-            session.commit()
+            with write_turn(session):
+                session.commit()
             return
-        except (
-            IntegrityError
-        ):  # the same answer posted twice at once: the other one stored the row; update it
+        except IntegrityError:  # the same answer posted twice at once: the other one stored the row
             session.rollback()
             session.refresh(assignment)
     raise AnswerError("this answer is being saved by another request; try again", status=409)

@@ -30,6 +30,7 @@ from app.models import (
     RatingTaskRater,
     utcnow,
 )
+from app.rating.writes import write_turn
 
 MAX_ACTIVE = 2  # the case on screen and the one prefetched behind it
 CANDIDATES = 32  # cases fetched per round of claim attempts
@@ -83,8 +84,9 @@ def release_abandoned(
     ids = session.exec(select(RatingAssignment.id).where(*stale)).all()
     if not ids:
         return 0
-    result = session.exec(delete(RatingAssignment).where(col(RatingAssignment.id).in_(ids), *stale))
-    session.commit()
+    with write_turn(session):
+        result = session.exec(delete(RatingAssignment).where(col(RatingAssignment.id).in_(ids), *stale))
+        session.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -145,7 +147,8 @@ def claim(session: Session, *, task: RatingTask, rater_id: int, now: datetime) -
             )
             session.add(assignment)
             try:
-                session.commit()
+                with write_turn(session):
+                    session.commit()
             except IntegrityError:  # another claim took that slot, or this rater's other tab took the case
                 session.rollback()
                 continue
@@ -184,7 +187,8 @@ def skip(session: Session, *, assignment: RatingAssignment) -> None:
     assignment.status = SKIPPED
     assignment.slot = None
     session.add(assignment)
-    session.commit()
+    with write_turn(session):
+        session.commit()
 
 
 def undo(session: Session, *, task: RatingTask, rater_id: int) -> RatingAssignment | None:
@@ -200,12 +204,13 @@ def undo(session: Session, *, task: RatingTask, rater_id: int) -> RatingAssignme
     ).first()
     if last is None:
         return None
-    session.exec(delete(Rating).where(col(Rating.assignment_id) == last.id))
     last.status = ACTIVE
     last.submitted_at = None
     last.claimed_at = clock()
-    session.add(last)
-    session.commit()
+    with write_turn(session):
+        session.exec(delete(Rating).where(col(Rating.assignment_id) == last.id))
+        session.add(last)
+        session.commit()
     return last
 
 

@@ -174,11 +174,15 @@ def create_rubric(session: Session, *, name: str, body: dict, owner_id: int) -> 
     threshold = _threshold(body.get("usable_threshold", 0.6))
     if session.exec(select(Rubric.id).where(Rubric.name == name)).first() is not None:
         raise RubricError("name", f"a rubric named {name!r} exists already")
-    rubric = Rubric(name=name, owner_id=owner_id)
-    session.add(rubric)
-    session.flush()
-    version = _add_version(session, rubric, dims, threshold, owner_id)
-    session.commit()
+    try:
+        rubric = Rubric(name=name, owner_id=owner_id)
+        session.add(rubric)
+        session.flush()
+        version = _add_version(session, rubric, dims, threshold, owner_id)
+        session.commit()
+    except IntegrityError:  # the same name created at the same moment
+        session.rollback()
+        raise RubricError("name", f"a rubric named {name!r} exists already") from None
     return version
 
 
@@ -190,7 +194,13 @@ def new_version(session: Session, *, rubric: Rubric, body: dict, by: int) -> Rub
     rubric.latest_version += 1
     session.add(rubric)
     version = _add_version(session, rubric, dims, threshold, by)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # another change made that version number first
+        session.rollback()
+        raise RubricError(
+            "rubric", "the rubric was changed at the same moment: reload and change it again"
+        ) from None
     return version
 
 

@@ -174,3 +174,41 @@ def test_bad_scores_name_the_dimension_and_allowed_values(engine, jobs, raters, 
     a = _next(engine, task, raters[0])
     with pytest.raises(AnswerError, match=message.replace("{", r"\{").replace(".", r"\.")):
         _submit(engine, task, a, {"scores": scores, "preference": "left"})
+
+
+def test_the_case_view_rebuilds_the_prompt_from_the_sample_not_from_what_the_model_saw(engine, jobs, raters):
+    task = new_task(engine, jobs, raters, mode="absolute")
+    a = _next(engine, task, raters[0])
+    with Session(engine) as s:
+        case = s.get(RatingCase, a.case_id)
+        i = jobs.sample_ids.index(case.sample_id)
+        view = answers.case_view(s, assignment=s.get(RatingAssignment, a.id), task=task, lang="zh")
+    assert view["system"] == f"system {i}" and view["prompt"] == f"question {i}?"
+    assert view["history"] == [
+        {"role": "user", "content": f"first turn {i}"},
+        {"role": "assistant", "content": f"earlier answer {i}"},
+    ]
+    assert view["reference"] == f"reference {i}" and "zeta-template" not in json.dumps(view)
+    assert [d["name"] for d in view["dimensions"]] == ["有用性", "真实性", "无害性"]
+    assert [a["side"] for a in view["answers"]] == ["left"] and view["submitted"] is None
+
+
+def test_a_shared_system_prompt_is_shown_unless_it_names_a_model(engine, jobs, raters):
+    from app.models import SamplingJob
+
+    def system_seen(prompt: str) -> str | None:
+        with Session(engine) as s:
+            for sid in (jobs.a, jobs.b):
+                sj = s.get(SamplingJob, sid)
+                sj.params_json = json.dumps({"system_prompt": prompt})
+                s.add(sj)
+            s.commit()
+        task = new_task(engine, jobs, raters)
+        a = _next(engine, task, raters[0])
+        with Session(engine) as s:
+            return answers.case_view(s, assignment=s.get(RatingAssignment, a.id), task=task, lang="en")[
+                "system"
+            ]
+
+    assert system_seen("Be brief.") == "Be brief."
+    assert system_seen("You are Qwen, created by Alibaba Cloud.").startswith("system ")  # the sample's own

@@ -190,3 +190,68 @@ def test_usability_is_the_weighted_scaled_mean_and_recomputes_with_new_weights()
     assert usability(reweighted, scores) == pytest.approx((2 * 1 + 0.5 + 0) / 4)
     assert usability(dims, {"helpfulness": 5}) is None
     assert json.dumps(scores)  # scores stay as given: recomputation needs no re-rating
+
+
+def test_the_page_forms_set_gold_and_version_rubrics(people, jobs, engine):
+    researcher, ra, _ = people
+    tid = researcher.post("/api/rating/tasks", json=_body(jobs, [ra.user.id])).json()["id"]
+    with Session(engine) as s:
+        first_case = s.exec(select(RatingCase.id).where(RatingCase.task_id == tid)).first()
+    form = {"csrf_token": researcher.csrf, "scores": '{"helpfulness": 5, "honesty": 4, "harmlessness": 5}'}
+    bad = researcher.post(f"/rating/tasks/{tid}/gold", data={**form, "case_id": "999999"})
+    assert bad.status_code == 422 and f"task {tid} has no case 999999" in bad.text
+    not_json = researcher.post(
+        f"/rating/tasks/{tid}/gold", data={**form, "case_id": str(first_case), "scores": "{"}
+    )
+    assert not_json.status_code == 422 and "scores must be JSON" in not_json.text
+    ok = researcher.post(
+        f"/rating/tasks/{tid}/gold", data={**form, "case_id": str(first_case)}, follow_redirects=False
+    )
+    assert ok.status_code == 303 and researcher.get(f"/api/rating/tasks/{tid}").json()["gold"] == 1
+    assert "Gold case saved." in researcher.get(ok.headers["location"]).text
+
+    rubric = {"csrf_token": researcher.csrf, "name": "form rubric", "usable_threshold": "0.5",
+              "dimensions": '[{"key": "format", "name_en": "Format", "scale": "binary", "weight": 1}]'}  # fmt: skip
+    assert researcher.post("/rating/rubrics", data=rubric, follow_redirects=False).status_code == 303
+    broken = researcher.post("/rating/rubrics", data={**rubric, "name": "other", "dimensions": "[{"})
+    assert broken.status_code == 422 and "dimensions must be a JSON list" in broken.text
+    listed = {r["name"]: r for r in researcher.get("/api/rating/rubrics").json()}
+    rid = listed["form rubric"]["id"]
+    again = {
+        **rubric,
+        "rubric_id": str(rid),
+        "dimensions": rubric["dimensions"].replace('"weight": 1', '"weight": 3'),
+    }
+    assert researcher.post("/rating/rubrics", data=again, follow_redirects=False).status_code == 303
+    versions = {r["name"]: r for r in researcher.get("/api/rating/rubrics").json()}["form rubric"]["versions"]
+    assert [(v["number"], v["dimensions"][0]["weight"]) for v in versions] == [(2, 3.0), (1, 1.0)]
+    for lang in ("en", "zh"):
+        researcher.cookies.set("lang", lang)
+        assert researcher.get("/rating/rubrics").status_code == 200
+
+
+def test_skip_undo_and_edit_through_the_api(people, jobs):
+    researcher, ra, _ = people
+    key = researcher.post("/api/rating/tasks", json=_body(jobs, [ra.user.id])).json()["task_key"]
+    first = ra.post(f"/api/rate/{key}/next").json()
+    assert first["progress"] == {"done": 0, "total": 40}
+    token = first["case"]["token"]
+    assert ra.post(f"/api/rate/a/{token}/skip").json() == {"ok": True}
+    assert ra.post(f"/api/rate/a/{token}", json=full_answer(first["case"])).status_code == 409
+    nxt = ra.post(f"/api/rate/{key}/next", json={"exclude": []}).json()
+    assert (
+        nxt["case"]["token"] != token and nxt["progress"]["total"] == 39
+    )  # the skipped case is gone for good
+    stored = ra.post(f"/api/rate/a/{nxt['case']['token']}", json=full_answer(nxt["case"], 2)).json()
+    assert stored == {"ok": True, "progress": {"done": 1, "total": 39}}
+    undone = ra.post(f"/api/rate/{key}/undo").json()
+    assert undone["case"]["token"] == nxt["case"]["token"] and undone["case"]["submitted"] is None
+    assert undone["progress"]["done"] == 0
+    ra.post(f"/api/rate/a/{nxt['case']['token']}", json=full_answer(nxt["case"], 2))
+    edit = full_answer(nxt["case"], 5) | {"comment": "second thoughts"}
+    assert ra.post(f"/api/rate/a/{nxt['case']['token']}", json=edit).json()["progress"]["done"] == 1
+    again = ra.get(f"/api/rate/a/{nxt['case']['token']}").json()["submitted"]
+    assert again["comment"] == "second thoughts" and set(again["scores"].values()) == {5}
+    bad = ra.post(f"/api/rate/{key}/next", json={"exclude": "all"})
+    assert bad.status_code == 422 and "exclude" in bad.json()["detail"]
+    assert ra.post(f"/api/rate/{key}/undo").json()["case"]["token"] == nxt["case"]["token"]

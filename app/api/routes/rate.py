@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, HTTPException, Request
 from sqlmodel import Session
 
 from app.api.deps import Rater, SessionDep, SettingsDep
-from app.models import RatingAssignment, RatingTask
+from app.models import RatingAssignment, RatingTask, RatingTaskRater
 from app.rating import answers, assign, queue
 from app.web import lang_of
 
@@ -34,12 +34,8 @@ def _task(session: Session, task_key: str, rater_id: int) -> RatingTask:
 def _assignment(session: Session, token: str, rater_id: int) -> tuple[RatingAssignment, RatingTask]:
     found = assign.rater_assignment(session, token=token, rater_id=rater_id)
     task = session.get(RatingTask, found.task_id) if found is not None else None
-    # Taken off the task since: the token goes with it.
-    if (
-        found is None
-        or task is None
-        or assign.rater_task(session, task_key=task.task_key, rater_id=rater_id) is None
-    ):
+    # A rater taken off the task since loses its tokens with it.
+    if found is None or task is None or session.get(RatingTaskRater, (task.id, rater_id)) is None:
         raise HTTPException(status_code=404, detail=NO_CASE)
     return found, task
 

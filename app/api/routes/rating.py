@@ -6,6 +6,7 @@ only /rate* and /api/rate* (app.api.routes.rate).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Body, HTTPException, Request
@@ -104,14 +105,43 @@ def rating_task_submit(request: Request, user: Researcher, session: SessionDep, 
     return RedirectResponse(f"/rating/tasks/{task.id}", status_code=303)
 
 
+def _task_page(request: Request, session: Session, user: User, task: RatingTask, **extra: Any):
+    detail = overview.task_detail(session, task)
+    ctx = {"user": user, "nav": "rating", "d": detail, "ok": "", "error": "", "v": {}, **extra}
+    return render(request, "pages/rating_task.html", ctx, status_code=422 if ctx["error"] else 200)
+
+
 @router.get("/rating/tasks/{task_id}")
-def rating_task_page(request: Request, task_id: int, user: Researcher, session: SessionDep):
-    detail = overview.task_detail(session, _task(session, task_id))
-    return render(request, "pages/rating_task.html", {"user": user, "nav": "rating", "d": detail})
+def rating_task_page(request: Request, task_id: int, user: Researcher, session: SessionDep, ok: str = ""):
+    return _task_page(request, session, user, _task(session, task_id), ok=flash_key(ok))
 
 
-@router.get("/rating/rubrics")
-def rating_rubrics_page(request: Request, user: Researcher, session: SessionDep):
+@router.post("/rating/tasks/{task_id}/gold")
+def rating_gold_form(
+    request: Request, task_id: int, user: Researcher, session: SessionDep, posted: PostedForm
+):
+    """The task page's gold form: a case id and scores as JSON in A/B terms (empty scores: unmark)."""
+    task = _task(session, task_id)
+    values = {k: str(posted.get(k) or "").strip() for k in ("case_id", "scores", "preference")}
+    try:
+        case_id = int(values["case_id"]) if values["case_id"].isdigit() else 0
+        case = overview.task_case(session, task, case_id)
+        if case is None:
+            raise AnswerError(f"task {task_id} has no case {values['case_id'] or '(empty)'}")
+        try:
+            scores = json.loads(values["scores"]) if values["scores"] else None
+        except ValueError:
+            raise AnswerError('scores must be JSON, e.g. {"helpfulness": 4}') from None
+        body = None if scores is None else {"scores": scores, "preference": values["preference"] or None}
+        overview.set_gold(session, task=task, case=case, body=body)
+    except AnswerError as exc:
+        return _task_page(request, session, user, task, error=exc.message, v=values)
+    return RedirectResponse(f"/rating/tasks/{task_id}?ok=rating.gold_saved", status_code=303)
+
+
+def _rubrics_page(
+    request: Request, session: Session, user: User, error: str = "", v: dict | None = None, ok: str = ""
+):
     return render(
         request,
         "pages/rating_rubrics.html",
@@ -119,9 +149,44 @@ def rating_rubrics_page(request: Request, user: Researcher, session: SessionDep)
             "user": user,
             "nav": "rating",
             "rubrics": rubrics.list_rubrics(session),
-            "default": rubrics.DEFAULT_DIMENSIONS,
+            "default_json": json.dumps(rubrics.DEFAULT_DIMENSIONS, ensure_ascii=False, indent=1),
+            "error": error,
+            "v": v or {},
+            "ok": ok,
         },
+        status_code=422 if error else 200,
     )
+
+
+@router.get("/rating/rubrics")
+def rating_rubrics_page(request: Request, user: Researcher, session: SessionDep, ok: str = ""):
+    return _rubrics_page(request, session, user, ok=flash_key(ok))
+
+
+@router.post("/rating/rubrics")
+def rating_rubric_form(request: Request, user: Researcher, session: SessionDep, posted: PostedForm):
+    """Create a rubric (no rubric_id) or a new version of one, from dimensions typed as JSON."""
+    v = {k: str(posted.get(k) or "").strip() for k in ("rubric_id", "name", "dimensions", "usable_threshold")}
+    try:
+        try:
+            body: dict[str, Any] = {"dimensions": json.loads(v["dimensions"] or "null")}
+            if v["usable_threshold"]:
+                body["usable_threshold"] = float(v["usable_threshold"])
+        except ValueError:
+            raise rubrics.RubricError(
+                "dimensions", "dimensions must be a JSON list and the threshold a number"
+            ) from None
+        rubric = session.get(Rubric, int(v["rubric_id"])) if v["rubric_id"].isdigit() else None
+        if v["rubric_id"] and rubric is None:
+            raise rubrics.RubricError("rubric_id", f"rubric {v['rubric_id']} does not exist")
+        if rubric is None:
+            rubrics.create_rubric(session, name=v["name"], body=body, owner_id=user.id or 0)
+        else:
+            rubrics.new_version(session, rubric=rubric, body=body, by=user.id or 0)
+    except rubrics.RubricError as exc:
+        session.rollback()
+        return _rubrics_page(request, session, user, error=f"{exc.field}: {exc.message}", v=v)
+    return RedirectResponse("/rating/rubrics?ok=rating.rubric_saved", status_code=303)
 
 
 @router.get("/api/rating/tasks")
