@@ -179,6 +179,30 @@ def detail(session: Session, judge_job: JudgeJob) -> dict[str, Any]:
     }
 
 
+def results(session: Session, judge_job: JudgeJob) -> list[dict[str, Any]]:
+    """Every case the job judged: outcome, the prompt version, the rating's preference (A/B terms), both
+    orders' verdicts and the judge's explanations, or the failure's reason and excerpt."""
+    rows = session.exec(
+        select(JudgeResult).where(JudgeResult.judge_job_id == judge_job.id).order_by(col(JudgeResult.case_id))
+    ).all()
+    return [
+        {
+            "case_id": r.case_id,
+            "task_type": r.task_type,
+            "outcome": r.outcome,
+            "rating_id": r.rating_id,
+            "template_version": r.template_version,
+            "group": r.group,
+            "verdict_ab": r.verdict_ab,
+            "verdict_ba": r.verdict_ba,
+            "detail": json.loads(r.detail_json or "{}"),
+            "reason": r.reason,
+            "excerpt": r.excerpt,
+        }
+        for r in rows
+    ]
+
+
 def list_jobs(session: Session, *, config: JudgeConfig) -> list[dict[str, Any]]:
     """The configuration's jobs, newest first, with status and progress."""
     rows = session.exec(

@@ -84,7 +84,15 @@ class FakeJudge:
                     judge.requests.append(
                         Request(case, first, status, self.headers.get("authorization", ""), time.monotonic())
                     )
-                if status == 429:
+                if self.headers.get("authorization") != f"Bearer {KEY}":
+                    # As OpenAI does: the wrong key quoted back in the error.
+                    wrong = self.headers.get("authorization", "")[7:]
+                    status, body = (
+                        401,
+                        json.dumps({"error": {"message": f"Incorrect API key: {wrong}"}}).encode(),
+                    )
+                    self.send_response(401)
+                elif status == 429:
                     body = json.dumps({"error": {"message": "slow down"}}).encode()
                     self.send_response(429)
                     self.send_header("Retry-After", "0")

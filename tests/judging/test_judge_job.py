@@ -142,3 +142,22 @@ def test_absolute_job_scores_one_answer(judging, engine, pairs, make_user, fake_
             # Only "qa" is a factual task for AlignBench (math: reasoning, writing: writing): each its own set.
             assert ("clarity" in scores) == (i % 4 == 3)
     assert all(r.first == "A" for r in fake_judge.judge.requests)
+
+
+def test_a_refused_key_fails_the_job_with_the_reason_and_not_the_key(
+    judging, engine, pairs, make_user, fake_judge
+):
+    task, _ = rating_task(engine, pairs, make_user)
+    wrong = "sk-wrong-key-9876543210zyxw"
+    config = endpoint_config(engine, fake_judge.url, pairs.owner_id, key=wrong)
+    jj = launch(engine, config, task)
+    assert execute(jj.job_id)
+    with Session(engine) as session:
+        job = session.get_one(Job, jj.job_id)
+        shown = json.dumps(judge_jobs.detail(session, session.get_one(JudgeJob, jj.id)))
+    assert job.status == JobStatus.failed
+    assert job.error.startswith("case ") and "the endpoint refused the key (HTTP 401)" in job.error
+    assert "Incorrect API key: ***" in job.error
+    for text in (job.error, job.log_tail, shown):
+        assert wrong not in text and wrong[-10:] not in text
+    assert len(fake_judge.judge.requests) == 1  # a refused key is not retried

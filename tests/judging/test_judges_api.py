@@ -165,6 +165,11 @@ def test_the_job_page_lists_failures_and_consistency(
     # A finished job cannot be cancelled: a 409 that says why; a succeeded one resumed only to nothing.
     refused = researcher.post(f"/api/judges/jobs/{jid}/cancel")
     assert refused.status_code == 409 and "already succeeded" in refused.json()["detail"]
+    results = researcher.get(f"/api/judges/jobs/{jid}/results").json()
+    assert len(results) == N and sum(r["outcome"] == "ok" for r in results) == N - 1
+    ok = next(r for r in results if r["outcome"] == "ok")
+    assert ok["detail"]["ab"]["explanation"].startswith("Answer 1 and answer 2 compared")
+    assert ok["template_version"].startswith("pairwise_ref:") and ok["verdict_ab"] in ("1", "2", "tie")
     # The judge's ratings reach the task's ratings, which the agreement view reads, under its account.
     rater = json.loads(researcher.get(f"/api/judges/{cid}").text)["rater"]
     assert rater.startswith(f"judge-{cid}-")
@@ -182,4 +187,4 @@ def test_the_route_walk_covers_the_judge_routes():
         for e in endpoints
         if e.template.startswith(("/judges", "/api/judges"))
     }
-    assert len(judge) == 14 and all(levels == ["researcher"] for levels in judge.values()), judge
+    assert len(judge) == 15 and all(levels == ["researcher"] for levels in judge.values()), judge

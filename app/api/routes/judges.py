@@ -293,6 +293,12 @@ def judge_job_api(judge_job_id: int, user: Researcher, session: SessionDep) -> d
     return judge_jobs.detail(session, _judge_job(session, judge_job_id))
 
 
+@router.get("/api/judges/jobs/{judge_job_id}/results")
+def judge_job_results_api(judge_job_id: int, user: Researcher, session: SessionDep) -> list[dict]:
+    """Per case: outcome, prompt version, verdicts of both orders, explanations; or the failure's reason."""
+    return judge_jobs.results(session, _judge_job(session, judge_job_id))
+
+
 @router.post("/api/judges/jobs/{judge_job_id}/{action}")
 def judge_job_action_api(judge_job_id: int, action: str, user: Researcher, session: SessionDep) -> dict:
     if action not in ("cancel", "resume"):
