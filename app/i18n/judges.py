@@ -92,6 +92,40 @@ MESSAGES: dict[str, dict[str, str]] = {
     "judges.a_wins": {"en": "A wins", "zh": "A 胜"},
     "judges.b_wins": {"en": "B wins", "zh": "B 胜"},
     "judges.ties": {"en": "Ties", "zh": "平局"},
+    "api.GET /api/judges": {
+        "en": "List the LLM judges (the key only described: set or not, its last four characters).",
+        "zh": "列出 LLM 评审（密钥只说明是否已设置及末四位）。",
+    },
+    "api.POST /api/judges": {
+        "en": "Create a judge: name, kind (endpoint: base_url, model, key; local: model_ref, mode), lang, "
+        "temperature, max_tokens, edited prompts and dimension groups per task type.",
+        "zh": "创建评审：名称、类型（接口：base_url、model、key；本地：model_ref、mode）、语言、温度、最大 token 数、"
+        "修改过的提示模板和按任务类型的维度组。",
+    },
+    "api.GET /api/judges/{config_id}": {
+        "en": "One judge with its prompts and their versions; never its key.",
+        "zh": "单个评审及其提示模板和版本；从不返回密钥。",
+    },
+    "api.PUT /api/judges/{config_id}": {
+        "en": "Change a judge (owner or admin); without a key the stored one is kept.",
+        "zh": "修改评审（所有者或管理员）；不传密钥则保留已存的密钥。",
+    },
+    "api.POST /api/judges/{config_id}/jobs": {
+        "en": "Start a judge job on a rating task (task_id).",
+        "zh": "在一个评分任务（task_id）上启动评审任务。",
+    },
+    "api.GET /api/judges/jobs/{judge_job_id}": {
+        "en": "A judge job: status, progress in cases, failures with reasons, position consistency.",
+        "zh": "评审任务：状态、样例进度、失败及原因、位置一致性。",
+    },
+    "api.GET /api/judges/jobs/{judge_job_id}/results": {
+        "en": "Per case: outcome, prompt version, both orders' verdicts and the judge's explanations.",
+        "zh": "逐个样例：结果、提示版本、两种顺序的判断和评审的说明。",
+    },
+    "api.POST /api/judges/jobs/{judge_job_id}/{action}": {
+        "en": "Cancel or resume a judge job; a resume skips the cases already rated.",
+        "zh": "取消或继续评审任务；继续时跳过已评分的样例。",
+    },
 }
 
 # app.judge.parse's reasons, as patterns over the stored English, and their Chinese.

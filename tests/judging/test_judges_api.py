@@ -188,3 +188,20 @@ def test_the_route_walk_covers_the_judge_routes():
         if e.template.startswith(("/judges", "/api/judges"))
     }
     assert len(judge) == 15 and all(levels == ["researcher"] for levels in judge.values()), judge
+
+
+def test_the_judge_pages_speak_chinese(judging, researcher):
+    cid = researcher.post("/api/judges", json={**BODY, "key": KEY}).json()["id"]
+    researcher.cookies.set("lang", "zh")
+    for path, chinese, english in (
+        ("/judges", ("LLM 评审", "新建评审", "提示语言", "维度组"), ("New judge", "Prompt language")),
+        (
+            f"/judges/{cid}",
+            ("评分员账号", "评审一个评分任务", "已设置密钥，末四位"),
+            ("Rater account", "a key is set"),
+        ),
+    ):
+        page = researcher.get(path)
+        assert page.status_code == 200
+        assert all(word in page.text for word in chinese), path
+        assert not any(word in page.text for word in english), path
