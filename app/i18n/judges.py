@@ -8,6 +8,7 @@ import re
 
 MESSAGES: dict[str, dict[str, str]] = {
     "judges.title": {"en": "LLM judges", "zh": "LLM 评审"},
+    "jobs.kind.judge": {"en": "LLM judge", "zh": "LLM 评审"},
     "judges.none": {"en": "No judges yet.", "zh": "还没有评审模型。"},
     "judges.new": {"en": "New judge", "zh": "新建评审"},
     "judges.name": {"en": "Name", "zh": "名称"},
