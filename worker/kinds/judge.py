@@ -34,6 +34,7 @@ from app.models import (
     JudgeJob,
     JudgeKind,
     RatingCase,
+    RatingMode,
     RatingTask,
     SamplingMode,
 )
@@ -207,7 +208,7 @@ class Judge(JobKindSpec):
 
     def sink(self, ctx: Context) -> JudgeSink:
         data = _Loaded(ctx)
-        per_case = 2 if data.task.mode == "pairwise" else 1
+        per_case = 2 if data.task.mode == RatingMode.pairwise.value else 1
         return JudgeSink(ctx.job_id, judged=len(data.judged), per_case=per_case)
 
     def outcome(self, ctx: Context, rc: int, tail: str) -> Outcome:
