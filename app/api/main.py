@@ -6,6 +6,7 @@ from app.api.routes import (
     auth,
     datasets,
     jobs,
+    judges,
     launch,
     me,
     pages,
@@ -35,7 +36,7 @@ for _samples in (samples.router, stats.router):
 router.include_router(launch.router)  # before runs, so /runs/new is not read as a run id
 router.include_router(runs.router)
 router.include_router(sampling.router)
-for _rating in (rating.router, rating_results.router, rate.router, rate_pages.router):
+for _rating in (rating.router, rating_results.router, rate.router, rate_pages.router, judges.router):
     router.include_router(_rating)
 router.include_router(problems.router)
 router.include_router(jobs.router)

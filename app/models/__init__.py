@@ -14,6 +14,7 @@ from app.models.datasets import (
     version_status,
 )
 from app.models.jobs import FINISHED, Job, JobEvent, JobKind, JobStatus, WorkerPresence
+from app.models.judge import JudgeConfig, JudgeJob, JudgeKind, JudgeOutcome, JudgePrompt, JudgeResult
 from app.models.rating import (
     Adjudication,
     AssignmentStatus,
@@ -31,6 +32,12 @@ from app.models.sampling import Generation, SamplingBackend, SamplingJob, Sampli
 from app.models.users import ApiToken, LoginFailure, Role, User, UserCreate, UserPublic, utcnow
 
 __all__ = [
+    "JudgeConfig",
+    "JudgeJob",
+    "JudgeKind",
+    "JudgeOutcome",
+    "JudgePrompt",
+    "JudgeResult",
     "Adjudication",
     "AssignmentStatus",
     "Rating",

@@ -36,6 +36,7 @@ class JobKind(StrEnum):
     estimate = "estimate"  # tokens, steps and packing of a launch form, by the trainer's own plan
     render = "render"  # one training sample of a run, rendered with the run's tokenizer
     sample = "sample"  # a SamplingJob: a model answering a dataset version's prompts
+    judge = "judge"  # a JudgeJob: an LLM judge rating a rating task's cases
 
 
 # One piece of background work and where it stands; the kind's own table (Run, ImportJob, ...) points here.

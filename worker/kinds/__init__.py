@@ -21,6 +21,7 @@ BUILT_IN = (
     "worker.kinds.imports",
     "worker.kinds.index",
     "worker.kinds.sample",
+    "worker.kinds.judge",
 )
 
 _KINDS: dict[str, JobKindSpec] = {}
