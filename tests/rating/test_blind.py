@@ -35,7 +35,9 @@ LEAKS = [
     "sampling",
 ]
 CASE_KEYS = {"token", "mode", "task_type", "system", "prompt", "history", "reference", "answers", "dimensions",
-             "identity_flag", "submitted"}  # fmt: skip
+             "identity_flag", "submitted",
+             # the same texts rendered safely by the server (app.rendering.markdown.render_case_html)
+             "system_html", "prompt_html", "reference_html", "diff_html"}  # fmt: skip
 
 
 class Recorder:
