@@ -132,4 +132,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Adjudicate a disputed case: {scores, preference?} in A/B terms; replaces an earlier adjudication",
         "zh": "裁定有分歧的样例：按 A/B 表示的 {scores, preference?}；替换之前的裁定",
     },
+    "rr.judges": {"en": "LLM judges against the raters", "zh": "LLM 裁判与评分员的一致性"},
+    "rr.judges.help": {
+        "en": "Each judge is compared with every human rater on the cases both rated; its ratings never enter "
+        "the means above. Trust a judge whose agreement with the raters is close to theirs with each other.",
+        "zh": "每个裁判与每位人工评分员在双方都评过的样例上比较；裁判的评分从不计入上面的均值。"
+        "裁判与评分员的一致性接近评分员彼此之间的一致性时，才值得信任。",
+    },
+    "rr.judge": {"en": "judge", "zh": "裁判"},
+    "rr.judge_cases": {"en": "cases judged", "zh": "已评样例"},
+    "rr.vs_raters": {"en": "kappa with each rater", "zh": "与各评分员的 kappa"},
 }

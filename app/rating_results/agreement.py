@@ -2,12 +2,17 @@
 pair, and for pairwise preference the share of agreeing pairs with and without ties next to the
 human ceilings. Raw ratings only: adjudication settles a case, it is not one more rater.
 
+An LLM judge is read against the human raters, never counted among them: per judge, its agreement with
+each rater on the cases both rated (quadratic kappa per dimension the rubric and the judge share,
+preference agreement pooled over judge-rater pairs), next to the raters' agreement among themselves.
+
 A statistic the data cannot give (too few ratings share a case, or everyone gave one value) carries the
 reason code of app.rating_stats.agreement, which the page words as "not enough overlap" and why.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +24,7 @@ from app.rating_stats.agreement import (
     krippendorff_alpha,
     pairwise_kappas,
     percent_agreement,
+    quadratic_kappa,
 )
 from app.rating_stats.intervals import task_level1
 from app.rating_stats.matrix import reliability_matrix
@@ -76,3 +82,78 @@ def agreement_table(data: TaskData) -> list[dict[str, Any]]:
             entry["preference"] = {**_preference(cases), "ceiling": HUMAN_PAIRWISE_CEILING}
         out.append(entry)
     return out
+
+
+def _judge_against_raters(cases: Sequence[Case], judge: str, data: TaskData) -> dict[str, Any]:
+    """One judge against every human rater it shares cases with."""
+    humans: dict[str, dict[int, Any]] = defaultdict(dict)
+    mine: dict[int, Any] = {}
+    for case in cases:
+        for r in case.ratings:
+            humans[r.rater][case.id] = r
+        for r in case.judged:
+            if r.rater == judge:
+                mine[case.id] = r
+    dimensions = []
+    for side in data.sides:
+        for d in data.rubric.dimensions:
+            pairs = []
+            for rater, theirs in sorted(humans.items()):
+                shared = [c for c in mine if c in theirs]
+                kappa = quadratic_kappa(
+                    [mine[c].scores.get(side, {}).get(d.key) for c in shared],
+                    [theirs[c].scores.get(side, {}).get(d.key) for c in shared],
+                    labels=d.scale.values,
+                )
+                if kappa.n:
+                    pairs.append({"rater": rater, **_stat(kappa)})
+            if pairs:
+                defined = [p["value"] for p in pairs if p["value"] is not None]
+                dimensions.append(
+                    {
+                        "side": side,
+                        "key": d.key,
+                        "kappa_mean": sum(defined) / len(defined) if defined else None,
+                        "pairs": pairs,
+                    }
+                )
+    entry: dict[str, Any] = {"judge": judge, "cases": len(mine), "dimensions": dimensions}
+    if data.pairwise:
+        entry["preference"] = {
+            ties: _pooled_preference(mine, humans, ties=ties == "with_ties")
+            for ties in ("with_ties", "without_ties")
+        }
+    return entry
+
+
+def _pooled_preference(
+    mine: dict[int, Any], humans: dict[str, dict[int, Any]], *, ties: bool
+) -> dict[str, Any]:
+    """The share of (judge, rater) verdict pairs that agree, over every rater and shared case: each pair
+    is one judgement of the judge against one person, so a case rated by three people weighs three."""
+    agreeing = total = 0
+    for theirs in humans.values():
+        for case_id, rating in theirs.items():
+            judged = mine.get(case_id)
+            if judged is None or judged.preference is None or rating.preference is None:
+                continue
+            if not ties and "tie" in (judged.preference, rating.preference):
+                continue
+            total += 1
+            agreeing += judged.preference == rating.preference
+    if not total:
+        return {"value": None, "n": 0, "reason": "too_few_pairable"}
+    return {"value": agreeing / total, "n": total, "reason": None}
+
+
+def judges_table(data: TaskData) -> list[dict[str, Any]]:
+    """Per judge and task_type group ("" for all, then level 1): its agreement with the human raters."""
+    judges = sorted({r.rater for c in data.cases for r in c.judged})
+    groups: dict[str, list[Case]] = {ALL: data.cases}
+    for case in data.cases:
+        groups.setdefault(task_level1(case.task_type), []).append(case)
+    return [
+        {"task_type": key, **_judge_against_raters(groups[key], judge, data)}
+        for judge in judges
+        for key in [ALL, *sorted(k for k in groups if k != ALL)]
+    ]

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from app.models import (
     Adjudication,
+    JudgeConfig,
     Rating,
     RatingCase,
     RatingMode,
@@ -57,7 +58,8 @@ class Case:
     id: int
     sample_id: int
     task_type: str
-    ratings: list[RaterAnswer] = field(default_factory=list)
+    ratings: list[RaterAnswer] = field(default_factory=list)  # the human raters'
+    judged: list[RaterAnswer] = field(default_factory=list)  # LLM judges', compared with the raters only
     gold: Answer | None = None
     adjudication: Answer | None = None
 
@@ -165,16 +167,22 @@ def load(session: Session, task: RatingTask, *, version_id: int | None = None) -
             )
         cases[case.id] = case
     rows = session.exec(
-        select(Rating, User.username)
+        select(Rating, User.username, JudgeConfig.id)
         .join(User, col(User.id) == col(Rating.rater_id))
+        .outerjoin(JudgeConfig, col(JudgeConfig.user_id) == col(Rating.rater_id))
         .where(Rating.task_id == task.id)
         .order_by(col(Rating.case_id), col(User.username))
     ).all()
-    for r, name in rows:
-        answer = keep.keep(_answer(json.loads(r.scores_json), r.preference, pairwise), r.rubric_version_id)
-        cases[r.case_id].ratings.append(
-            RaterAnswer(scores=answer.scores, preference=answer.preference, rater=name, comment=r.comment)
+    # A judge scores its own dimension set (app.judge.dimensions): what the rubric lacks is not a rater's
+    # dropped score, so it is filtered without being reported.
+    judge_keep = _Filter(dims, keep.scales_by_version)
+    for r, name, judge_id in rows:
+        filtered = judge_keep if judge_id is not None else keep
+        answer = filtered.keep(
+            _answer(json.loads(r.scores_json), r.preference, pairwise), r.rubric_version_id
         )
+        rated = RaterAnswer(scores=answer.scores, preference=answer.preference, rater=name, comment=r.comment)
+        (cases[r.case_id].judged if judge_id is not None else cases[r.case_id].ratings).append(rated)
     adjudications = (
         session.exec(select(Adjudication).where(col(Adjudication.case_id).in_(list(cases)))).all()
         if cases

@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from app.models import RatingTask, RubricVersion
 from app.rating.rubrics import Dimension, dimensions_of
-from app.rating_results.agreement import agreement_table
+from app.rating_results.agreement import agreement_table, judges_table
 from app.rating_results.data import load
 from app.rating_results.review import disputes, raters_vs_gold
 from app.rating_results.summary import pairwise_table, scores_table
@@ -30,6 +30,7 @@ def task_results(
             "mode": task.mode,
             "n_cases": len(data.cases),
             "ratings": sum(len(c.ratings) for c in data.cases),
+            "judge_ratings": sum(len(c.judged) for c in data.cases),
             "models": data.models,
             "score_sides": bool(data.sides),
             # what an adjudication is checked against, whichever version the page shows
@@ -49,6 +50,7 @@ def task_results(
         "scores": scores_table(data, use_adjudicated=use_adjudicated),
         "pairwise": pairwise_table(data, use_adjudicated=use_adjudicated),
         "agreement": agreement_table(data),
+        "judges": judges_table(data),
         "disputes": disputes(data),
         "gold": {**raters_vs_gold(data), "min_cases": DEFAULT_MIN_GOLD_CASES, "margin": DEFAULT_GOLD_MARGIN},
     }

@@ -9,7 +9,16 @@ from dataclasses import dataclass
 import pytest
 from sqlmodel import Session, col, select
 
-from app.models import AssignmentStatus, Rating, RatingAssignment, RatingCase, RatingTask, Role, User
+from app.models import (
+    AssignmentStatus,
+    JudgeConfig,
+    Rating,
+    RatingAssignment,
+    RatingCase,
+    RatingTask,
+    Role,
+    User,
+)
 from tests.rating.conftest import make_jobs, new_task
 
 
@@ -140,3 +149,27 @@ def rate_small(engine, task: Task) -> None:  # noqa: ANN001
 @pytest.fixture
 def absolute(engine, make_user) -> Task:
     return make_task(engine, make_user)
+
+
+def add_judge(
+    engine, make_user, task: Task, preferences: list, scores: dict, name: str = "judge-1-gpt"
+) -> None:  # noqa: ANN001
+    """An LLM judge (its own rater account and JudgeConfig) rating the first cases of `task`, one
+    preference each (None in absolute mode), all with `scores`; as a judge job stores them, without a slot."""
+    judge = make_user(Role.rater, name)
+    with Session(engine) as s:
+        s.add(JudgeConfig(owner_id=task.owner_id, user_id=judge.id or 0, name=name))
+        for case, pref in zip(task.cases, preferences, strict=False):
+            held = RatingAssignment(
+                token=secrets.token_urlsafe(12), task_id=task.id, case_id=case.id or 0, rater_id=judge.id or 0,
+                slot=None, status=AssignmentStatus.submitted.value,
+            )  # fmt: skip
+            s.add(held)
+            s.flush()
+            s.add(
+                Rating(
+                    assignment_id=held.id or 0, task_id=task.id, case_id=case.id or 0, rater_id=judge.id or 0,
+                    rubric_version_id=task.rubric_version_id, preference=pref, scores_json=json.dumps(scores),
+                )
+            )  # fmt: skip
+        s.commit()

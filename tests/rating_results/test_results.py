@@ -13,7 +13,7 @@ from app.rating import overview, rubrics
 from app.rating_results.data import VersionError, load
 from app.rating_results.export import export_csv
 from app.rating_results.results import task_results
-from tests.rating_results.conftest import make_task, rate, rate_small, s3, set_gold, task_row
+from tests.rating_results.conftest import add_judge, make_task, rate, rate_small, s3, set_gold, task_row
 
 H, HO, M = "helpfulness", "honesty", "harmlessness"
 
@@ -247,3 +247,22 @@ def test_kappa_pairs_come_lowest_first(engine, absolute):
     assert [p["raters"] for p in pairs][-1] == ["rater1", "rater2"]
     assert [p["value"] for p in pairs] == sorted(p["value"] for p in pairs)
     assert pairs[0]["value"] < 0 < pairs[-1]["value"] == 1.0
+
+
+def test_an_llm_judge_is_read_against_the_raters_and_never_enters_the_means(engine, pairwise, make_user):
+    add_judge(engine, make_user, pairwise, ["a", "b", "a", "tie"], {"a": s3(5, 5, 5), "b": s3(1, 1, 1)})
+    r = results(engine, pairwise)
+    # The raters' figures are those of the test above: the judge's four verdicts and scores are not in them.
+    assert row(r["pairwise"], "")["counts"] == {"win": 3, "tie": 2, "loss": 3}
+    assert row(r["scores"]["b"], "")["dimensions"][H]["mean"] == pytest.approx(3.0)
+    assert row(r["agreement"], "")["preference"]["with_ties"]["value"] == pytest.approx(0.5)
+    assert r["task"]["ratings"] == 8 and r["task"]["judge_ratings"] == 4
+    assert not r["ignored"]  # the judge's own dimension set is not a rater's dropped score
+    judged = row([j for j in r["judges"] if j["judge"] == "judge-1-gpt"], "")
+    assert judged["cases"] == 4
+    # (judge, rater) verdict pairs: case 0 a/a a/a, case 1 b/tie b/b, case 2 a/b a/b, case 3 tie/a tie/tie
+    assert judged["preference"]["with_ties"] == {"value": pytest.approx(4 / 8), "n": 8, "reason": None}
+    # without ties: case 0's two, case 1's b/b, case 2's two; case 3 has a tie in both pairs
+    assert judged["preference"]["without_ties"] == {"value": pytest.approx(3 / 5), "n": 5, "reason": None}
+    helpful_a = next(d for d in judged["dimensions"] if (d["side"], d["key"]) == ("a", H))
+    assert {p["rater"]: p["n"] for p in helpful_a["pairs"]} == {"rater1": 3, "rater2": 3, "rater3": 2}

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from app.models import Adjudication, Role, Rubric
 from app.rating import rubrics
 from tests.api.test_route_access import all_endpoints
-from tests.rating_results.conftest import make_task, rate, rate_small, s3
+from tests.rating_results.conftest import add_judge, make_task, rate, rate_small, s3
 
 NEW_ROUTES = {
     ("GET", "/rating/{task_id}/results"),
@@ -222,3 +222,14 @@ def test_the_form_checks_against_the_tasks_version_and_returns_to_the_one_shown(
     )
     bad = researcher.post(f"/api/rating/cases/{case}/adjudication", data={**form, "version": "x"})
     assert bad.status_code == 422
+
+
+def test_a_judges_agreement_with_the_raters_has_its_own_table(researcher, owned, engine, make_user):
+    add_judge(engine, make_user, owned, [None] * 4, s3(4, 4, 4), name="judge-7-<b>local</b>")
+    page = researcher.get(f"/rating/{owned.id}/results").text
+    assert 'data-section="judges-table"' in page
+    assert "judge-7-&lt;b&gt;local&lt;/b&gt;" in page and "<b>local</b>" not in page
+    assert (
+        'data-judge="judge-7-&lt;b&gt;local&lt;/b&gt;" data-task-type="" data-dimension="a.helpfulness"'
+        in page
+    )
