@@ -25,6 +25,7 @@ from app.models import (
     Job,
     JobKind,
     JobStatus,
+    JudgeJob,
     Run,
     SamplingJob,
     User,
@@ -57,6 +58,7 @@ COLUMNS: tuple[Any, ...] = (
     col(DatasetVersion.dataset_id).label("dataset_id"),
     col(DatasetVersion.number).label("version"),
     col(SamplingJob.id).label("sampling_id"),
+    col(JudgeJob.id).label("judge_job_id"),
 )
 
 
@@ -171,13 +173,14 @@ def fraction(status: Any, done: float, total: float) -> float:
 
 @dataclass
 class Produced:
-    """What a job works on, by kind: a run, an import, a dataset version, a sampling job."""
+    """What a job works on, by kind: a run, an import, a dataset version, a sampling job, a judge job."""
 
     run_id: int | None = None
     import_id: int | None = None
     dataset_id: int | None = None
     version: int | None = None
     sampling_id: int | None = None
+    judge_job_id: int | None = None
 
     def link(self, kind: str) -> str | None:
         """Where it is shown."""
@@ -189,6 +192,8 @@ class Produced:
             return f"/datasets/{self.dataset_id}/v/{self.version}/stats"
         if kind == JobKind.sample and self.sampling_id is not None:
             return f"/sampling/{self.sampling_id}"
+        if kind == JobKind.judge and self.judge_job_id is not None:
+            return f"/judges/jobs/{self.judge_job_id}"
         return None
 
 
@@ -216,6 +221,7 @@ def _select(now: datetime, dialect: str) -> tuple[Any, ColumnElement]:
         .join(ImportJob, ImportJob.job_id == Job.id, isouter=True)  # type: ignore[arg-type]
         .join(DatasetVersion, DatasetVersion.index_job_id == Job.id, isouter=True)  # type: ignore[arg-type]
         .join(SamplingJob, SamplingJob.job_id == Job.id, isouter=True)  # type: ignore[arg-type]
+        .join(JudgeJob, JudgeJob.job_id == Job.id, isouter=True)  # type: ignore[arg-type]
     )
     return query, duration_sql(dialect, now)
 
@@ -243,7 +249,9 @@ def _row(r: Any, now: datetime) -> JobRow:
         finished_at=as_utc(r.finished_at),
         age_s=max(0.0, (now - created).total_seconds()),
         duration_s=duration_s(r.status, r.started_at, r.finished_at, now),
-        link=Produced(r.run_id, r.import_id, r.dataset_id, r.version, r.sampling_id).link(r.kind),
+        link=Produced(r.run_id, r.import_id, r.dataset_id, r.version, r.sampling_id, r.judge_job_id).link(
+            r.kind
+        ),
     )
 
 

@@ -11,7 +11,8 @@ from sqlmodel import Session, select
 
 from app.judge.keys import decrypt_key
 from app.judge.prompts import default_template
-from app.models import JudgeConfig, JudgePrompt, Role, User
+from app.models import JudgeConfig, JudgePrompt, RatingTask, Role, User
+from app.rating_results.results import task_results
 from tests.conftest import PASSWORD
 from tests.judging.conftest import N, rating_task
 from tests.judging.fake_judge import KEY
@@ -176,6 +177,12 @@ def test_the_job_page_lists_failures_and_consistency(
     rows = researcher.get(f"/api/rating/tasks/{task.id}/ratings").json()
     assert len(rows) == N - 1 and {r["rater"] for r in rows} == {rater}
     assert {r["preference"] for r in rows} <= {"a", "b", "tie"}
+    # The jobs list links the job to its page; the results page reads the judge against the raters.
+    jobs = researcher.get("/api/jobs?kind=judge").json()
+    assert [(r["id"], r["link"]) for r in jobs] == [(started.json()["job_id"], f"/judges/jobs/{jid}")]
+    with Session(engine) as s:  # the task belongs to the sampling jobs' owner, not this researcher
+        judged = task_results(s, s.get(RatingTask, task.id))
+    assert judged["task"]["judge_ratings"] == N - 1 and {j["judge"] for j in judged["judges"]} == {rater}
 
 
 def test_the_route_walk_covers_the_judge_routes():
