@@ -146,10 +146,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": 'Mark a case gold with your scores in A/B terms ({"scores", "preference"?}); null unmarks it.',
         "zh": '以 A/B 表示的你的评分将样例标为金标（{"scores", "preference"?}）；null 取消标记。',
     },
-    "api.POST /api/rating/tasks/{task_id}/cases/{case_id}/adjudicate": {
-        "en": 'Settle a case the raters disagree on ({"scores", "preference"?} in A/B terms).',
-        "zh": '裁定评分员意见不一的样例（{"scores", "preference"?}，以 A/B 表示）。',
-    },
     "api.GET /api/rating/rubrics": {
         "en": "Every rubric with all its versions.",
         "zh": "全部评分标准及其所有版本。",

@@ -110,9 +110,7 @@ def test_progress_means_gold_and_adjudication(people, jobs):
     assert bad.status_code == 422 and "helpfulness: 9 is not allowed" in bad.json()["detail"]
     assert researcher.post(f"/api/rating/tasks/{tid}/cases/999999/gold", json=gold).status_code == 404
     assert researcher.get(f"/api/rating/tasks/{tid}").json()["gold"] == 1
-    assert (
-        researcher.post(f"/api/rating/tasks/{tid}/cases/{case_id}/adjudicate", json=gold).status_code == 200
-    )
+    assert researcher.post(f"/api/rating/cases/{case_id}/adjudication", json=gold).status_code == 200
     assert researcher.post(f"/api/rating/tasks/{tid}/cases/{case_id}/gold", json=None).status_code == 200
     assert researcher.get(f"/api/rating/tasks/{tid}").json()["gold"] == 0
     for lang in ("en", "zh"):
@@ -297,3 +295,20 @@ def test_a_version_is_handed_to_the_statistics_in_their_shape(engine):
         "guidance": DEFAULT_DIMENSIONS[0]["guidance_en"],
     }
     assert {k for d in shape["dimensions"] for k in d} == {"key", "scale", "weight", "guidance"}
+
+
+def test_only_the_owner_or_an_admin_changes_gold_and_adjudications(people, jobs, client_as, engine):
+    researcher, ra, _ = people
+    tid = researcher.post("/api/rating/tasks", json=_body(jobs, [ra.user.id])).json()["id"]
+    with Session(engine) as s:
+        case_id = s.exec(select(RatingCase.id).where(RatingCase.task_id == tid)).first()
+    gold = {"scores": {"helpfulness": 5, "honesty": 5, "harmlessness": 4}}
+    other = client_as(Role.researcher, "another-researcher")
+    assert other.get(f"/rating/tasks/{tid}").status_code == 200  # researchers read every task
+    refused = other.post(f"/api/rating/tasks/{tid}/cases/{case_id}/gold", json=gold)
+    assert refused.status_code == 403 and "owner or an admin" in refused.json()["detail"]
+    assert other.post(f"/api/rating/cases/{case_id}/adjudication", json=gold).status_code == 403
+    assert other.post(f"/rating/tasks/{tid}/gold", data={"case_id": str(case_id)}).status_code == 403
+    assert researcher.get(f"/api/rating/tasks/{tid}").json()["gold"] == 0
+    admin = client_as(Role.admin, "the-admin")
+    assert admin.post(f"/api/rating/tasks/{tid}/cases/{case_id}/gold", json=gold).status_code == 200

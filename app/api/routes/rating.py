@@ -1,4 +1,4 @@
-"""The researcher's side of rating: tasks (list, form, page, API), gold and adjudicated scores, rubrics.
+"""The researcher's side of rating: tasks (list, form, page, API), gold cases, rubrics.
 
 Logic lives in app.rating; routes check input and pick the response. Raters get 403 here: they reach
 only /rate* and /api/rate* (app.api.routes.rate).
@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
 
 from app.api.deps import PostedForm, Researcher, SessionDep
-from app.models import RatingTask, Rubric, RubricVersion, User
+from app.models import RatingTask, Role, Rubric, RubricVersion, User
 from app.rating import overview, rubrics
 from app.rating.answers import AnswerError
 from app.rating.tasks import TaskError, create_task, parse_task
@@ -31,6 +31,16 @@ def _task(session: Session, task_id: int) -> RatingTask:
     task = session.get(RatingTask, task_id) if 0 < task_id <= MAX_ID else None
     if task is None:
         raise HTTPException(status_code=404, detail=f"Rating task {task_id} does not exist.")
+    return task
+
+
+def _owned_task(session: Session, user: User, task_id: int) -> RatingTask:
+    """A task whose gold a user may change: their own, or any for an admin (researchers read every task)."""
+    task = _task(session, task_id)
+    if user.role != Role.admin and task.owner_id != user.id:
+        raise HTTPException(
+            status_code=403, detail="Only the task's owner or an admin may change its gold cases."
+        )
     return task
 
 
@@ -145,7 +155,7 @@ def rating_gold_form(
     request: Request, task_id: int, user: Researcher, session: SessionDep, posted: PostedForm
 ):
     """The task page's gold form: a case id and scores as JSON in A/B terms (empty scores: unmark)."""
-    task = _task(session, task_id)
+    task = _owned_task(session, user, task_id)
     values = {k: str(posted.get(k) or "").strip() for k in ("case_id", "scores", "preference")}
     try:
         case_id = int(values["case_id"]) if values["case_id"].isdigit() else 0
@@ -269,25 +279,9 @@ def rating_gold_api(
     task_id: int, case_id: int, user: Researcher, session: SessionDep, body: Any = Body(None)
 ):  # noqa: B008
     """Mark a case gold with your scores in A/B terms ({"scores", "preference"?}); a null body unmarks it."""
+    _owned_task(session, user, task_id)
     return _case_action(
         session, task_id, case_id, lambda t, c: overview.set_gold(session, task=t, case=c, body=body)
-    )
-
-
-@router.post("/api/rating/tasks/{task_id}/cases/{case_id}/adjudicate")
-def rating_adjudicate_api(
-    task_id: int,
-    case_id: int,
-    user: Researcher,
-    session: SessionDep,
-    body: Any = Body(None),  # noqa: B008
-):
-    """Settle a case the raters disagree on ({"scores", "preference"?} in A/B terms)."""
-    return _case_action(
-        session,
-        task_id,
-        case_id,
-        lambda t, c: overview.adjudicate(session, task=t, case=c, body=body, by=user.id or 0),
     )
 
 
