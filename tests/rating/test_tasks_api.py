@@ -78,7 +78,7 @@ def test_the_form_creates_a_task_and_shows_errors_beside_fields(people, jobs):
     page = researcher.get(made.headers["location"])
     assert page.status_code == 200 and "form task" in page.text and "0 / 80" in page.text
     listing = researcher.get("/rating/tasks")
-    assert "form task" in listing.text
+    assert "form task" in listing.text and 'href="/judges"' in listing.text  # LLM judges, one more rater
 
 
 def test_progress_means_gold_and_adjudication(people, jobs):
