@@ -9,7 +9,10 @@ the API the admin creates one absolute rating task per phase. Each rater logs in
 and CSRF token) and loops as the rater page does: POST /api/rate/{key}/next, then POST the answer to
 /api/rate/a/{token}, until the queue is empty or --duration seconds have passed. Two crowd phases: closed
 loop (each rater asks again the moment an answer is stored: the worst case, far beyond any human), and
-with --think seconds between a case arriving and its answer (still faster than a person reads).
+with --think seconds on average between a case arriving and its answer (still faster than a person
+reads). People do not answer in step: each rater starts at a random moment of the first think time and
+takes between 0.5x and 1.5x of it per case (seeded), so the phase does not turn into 20 simultaneous
+requests once a second, a queue no real rating team produces.
 
 The baseline, measured in the same run, is one rater alone on its own task of the same size: the 20-rater
 phase's p50/p95 are also printed as multiples of the baseline's p50, and its throughput as a multiple of
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import re
 import subprocess
 import sys
@@ -117,7 +121,7 @@ async def login(base: str, username: str) -> httpx.AsyncClient:
     c = httpx.AsyncClient(base_url=base, timeout=30)
     r = await c.post("/login", data={"username": username, "password": PASSWORD})
     assert r.status_code == 303, r.text
-    page = await c.get("/rating" if username != "admin" else "/tokens")
+    page = await c.get("/rate" if username != "admin" else "/tokens")
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
     assert csrf, "no CSRF token on the page"
     c.headers["X-CSRF-Token"] = csrf.group(1)
@@ -154,8 +158,10 @@ async def phase(
     errors = 0
     start = time.perf_counter()
 
-    async def rater(c: httpx.AsyncClient) -> None:
+    async def rater(c: httpx.AsyncClient, rng: random.Random) -> None:
         nonlocal errors
+        if think:
+            await asyncio.sleep(rng.uniform(0, think))
         while time.perf_counter() - start < duration:
             t0 = time.perf_counter()
             r = await c.post(f"/api/rate/{key}/next")
@@ -166,13 +172,14 @@ async def phase(
             case = r.json()["case"]
             if case is None:
                 return
-            await asyncio.sleep(think)
+            if think:
+                await asyncio.sleep(think * rng.uniform(0.5, 1.5))
             t0 = time.perf_counter()
             s = await c.post(f"/api/rate/a/{case['token']}", json=ANSWER)
             submits.append(time.perf_counter() - t0)
             errors += s.status_code != 200
 
-    await asyncio.gather(*(rater(c) for c in clients))
+    await asyncio.gather(*(rater(c, random.Random(i)) for i, c in enumerate(clients)))
     wall = time.perf_counter() - start
     cpu = cpu_seconds(pid) - cpu
     for c in clients:
