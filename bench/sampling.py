@@ -18,8 +18,9 @@ Each (way, n) is a fresh process, so every one pays its first-call costs alike. 
 of each, vLLM-through-sftlab / transformers (target >= 1.4x) and sftlab's overhead over bare vLLM
 (target <= 10%). Then, unless --skip-launch, the time from launching a sampling job (POST /api/sampling,
 what the form's Launch does) to its first stored answer (polling GET /api/sampling/<id>), for both
-backends, on a live uvicorn and Celery worker started as bench/load.py starts them. The program writes a
-batch's answers when the batch ends, so that time includes generating the whole first batch.
+backends, on a live uvicorn and Celery worker started as bench/load.py starts them. The program writes each
+vLLM answer the engine step it ends, and transformers answers a small batch (8 prompts) at a time, so that
+time includes the engine load and the first answer only, not the whole first batch.
 """
 
 from __future__ import annotations
@@ -238,7 +239,7 @@ def launch(tmp: Path) -> list[str]:
                 seconds = first_answer_s(c, dataset_id, backend)
                 lines.append(
                     f"launch -> first stored answer, {backend:<12}: {seconds:5.1f} s"
-                    f" (embedded model, 5 anaphora_resolution prompts, n=1, one batch)"
+                    f" (embedded model, 5 anaphora_resolution prompts, n=1)"
                 )
                 print(lines[-1], flush=True)
         return lines
