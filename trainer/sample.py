@@ -12,7 +12,8 @@ Events are appended to the output, one JSON object a line, flushed per line: `st
 end of its small batch), a `progress` line when a prompt has all n answers (at most one per
 PROGRESS_EVERY_S, and always the last), then `done`; or an `error` line and a non-zero exit. Generation
 lines come in the order answers finish, not the prompts' order. progress.done counts skipped prompts too,
-so it reaches total. Exit codes: 0 success, 2 bad input (spec,
+so it reaches total. done.seconds, load_s and first_answer_s count from the program's start (imports
+excluded); the launch form's estimate (app.sampling.estimate) reads them. Exit codes: 0 success, 2 bad input (spec,
 model directory, prompts), 1 anything else (vLLM refusing a checkpoint included).
 
 This module imports only torch, transformers and the stdlib at module level, so that it loads inside
@@ -90,8 +91,11 @@ def run(spec: SampleSpec, events: Events) -> None:
         done = skipped
         answers: Counter[str] = Counter()
         last_progress = -PROGRESS_EVERY_S
+        first_answer_s = None
         for g in backend.stream(spec, engine, tokenizer, todo):
             events.write("generation", **g)
+            if first_answer_s is None:
+                first_answer_s = round(time.perf_counter() - t0, 3)
             generations += 1
             tokens += g["tokens"]
             answers[g["id"]] += 1
@@ -109,6 +113,7 @@ def run(spec: SampleSpec, events: Events) -> None:
             tokens=tokens,
             seconds=round(time.perf_counter() - t0, 3),
             load_s=round(load_s, 3),
+            first_answer_s=first_answer_s,
         )
     finally:
         close = getattr(engine, "close", None)

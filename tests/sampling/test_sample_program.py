@@ -65,6 +65,8 @@ def test_events_follow_the_contract(contract_run, model_dir):
     done = events[-1]
     assert (done["prompts"], done["generations"], done["tokens"]) == (4, 12, progress[-1]["tokens"])
     assert done["seconds"] > 0
+    # when the first answer was written, from the program's start: after loading, before the end
+    assert done["load_s"] < done["first_answer_s"] <= done["seconds"]
 
 
 def test_n_gives_indexes_per_prompt_and_skip_ids_are_skipped(contract_run):

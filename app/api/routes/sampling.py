@@ -1,6 +1,8 @@
-"""Sampling jobs: launch (form and API), the list, one job's results with filters, cancel, resume, exports.
+"""Sampling jobs: launch (form with its estimate, and API), the list, one job's results with filters and their
+live updates, cancel, resume, exports.
 
-Routes stay thin: checks and launching in app.sampling.launch, queries in app.sampling.results. Researchers
+Routes stay thin: checks and launching in app.sampling.launch, queries in app.sampling.results, live updates
+in app.sampling.live, the form's estimate in app.sampling.estimate. Researchers
 and admins launch and view; raters get 403 until the rating issue says what they see.
 """
 
@@ -22,6 +24,7 @@ from app.datasets.export import export_filename
 from app.jobs.lifecycle import JobStateError
 from app.models import FINISHED, Dataset, DatasetVersion, Run, SamplingJob, User
 from app.sampling import analysis, live, results
+from app.sampling import estimate as estimating
 from app.sampling import launch as launching
 from app.sampling.request import SamplingError, parse_request
 from app.web import flash_key, render
@@ -149,6 +152,25 @@ def sampling_submit(
         shown = {**values, "dataset": f"{values.get('dataset_id', '')}:{values.get('version', '')}"}
         return _form_page(request, session, user, shown, exc)
     return RedirectResponse(f"/sampling/{sampling.id}", status_code=303)
+
+
+@router.post("/sampling/new/estimate")
+def sampling_form_estimate(
+    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, posted: Posted
+):
+    """The form's estimate box (HTMX, as fields change): answers, tokens and times, or why it cannot say."""
+    est, error, backend = None, None, ""
+    try:
+        req = parse_request(_form_values(posted))
+        backend = req.backend
+        est = estimating.for_request(session, req=req, settings=settings)
+    except SamplingError as exc:
+        error = exc
+    return render(
+        request,
+        "partials/sampling_estimate.html",
+        {"user": user, "est": est, "error": error, "backend": backend},
+    )
 
 
 @router.post("/api/sampling", status_code=201)
