@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/sampling.py                          # 16 prompts: several minutes on 2 CPUs
     .venv/bin/python bench/sampling.py --prompts 4 --n 1 --skip-launch    # a quick run
+    .venv/bin/python bench/sampling.py --skip-backends --launch-task generate   # launch -> first answer, 23 prompts
+    .venv/bin/python bench/sampling.py --prompts 8 --n 4 --stream-ab 3   # stream() vs LLM.generate, one engine
 
 The embedded SmolLM2-135M-Instruct answers the same pCLUE chat prompts (/work/shared/data/pclue_train_9.jsonl,
 the first --prompts rows, max_new_tokens 64, temperature 0.8, seed 0) for each n in --n, three ways:
@@ -18,8 +20,9 @@ Each (way, n) is a fresh process, so every one pays its first-call costs alike. 
 of each, vLLM-through-sftlab / transformers (target >= 1.4x) and sftlab's overhead over bare vLLM
 (target <= 10%). Then, unless --skip-launch, the time from launching a sampling job (POST /api/sampling,
 what the form's Launch does) to its first stored answer (polling GET /api/sampling/<id>), for both
-backends, on a live uvicorn and Celery worker started as bench/load.py starts them. The program writes a
-batch's answers when the batch ends, so that time includes generating the whole first batch.
+backends, on a live uvicorn and Celery worker started as bench/load.py starts them. The program writes each
+vLLM answer the engine step it ends, and transformers answers a small batch (8 prompts) at a time, so that
+time includes the engine load and the first answer only, not the whole first batch.
 """
 
 from __future__ import annotations
@@ -68,6 +71,45 @@ outs = llm.generate([{"prompt_token_ids": p["token_ids"]} for p in job["prompts"
 seconds = time.perf_counter() - start
 tokens = sum(len(c.token_ids) for o in outs for c in o.outputs)
 print(json.dumps({"load_s": load_s, "seconds": seconds, "tokens": tokens}))
+"""
+
+
+# One engine, alternately: LLM.generate on the program's requests (one SamplingParams per prompt with n, how
+# the program called vLLM before it streamed) and the program's own stream(), which drives the engine itself.
+STREAM_AB = """
+import json, os, sys, time
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+from pathlib import Path
+from vllm import SamplingParams
+from trainer import sampling_vllm
+from trainer.sampling_model import load_tokenizer
+from trainer.sampling_spec import max_tokens_for, parse_spec, read_prompts, render_prompts
+
+job = json.load(open(sys.argv[1]))
+spec = parse_spec(job["spec"], base=Path.cwd())
+tok = load_tokenizer(Path(spec.model_dir))
+prompts = render_prompts(spec, read_prompts(spec), tok)
+engine = sampling_vllm.load(spec, Path(spec.model_dir), tok)
+p = spec.params
+for rnd in range(job["rounds"]):
+    # alternating which goes first: a later run may find the prompts' blocks in vLLM's prefix cache
+    for way in ("generate", "stream") if rnd % 2 == 0 else ("stream", "generate"):
+        start = time.perf_counter()
+        if way == "generate":
+            params = [SamplingParams(n=p.n, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k,
+                                     max_tokens=max_tokens_for(spec, pr), seed=pr.seed) for pr in prompts]
+            outs = engine.llm.generate([{"prompt_token_ids": pr.token_ids} for pr in prompts], params,
+                                       use_tqdm=False)
+            first = time.perf_counter() - start  # every answer comes at the end
+            texts = {(pr.id, c.index): c.text for pr, o in zip(prompts, outs) for c in o.outputs}
+        else:
+            texts, first = {}, None
+            for g in sampling_vllm.stream(spec, engine, tok, prompts):
+                first = first if first is not None else time.perf_counter() - start
+                texts[(g["id"], g["index"])] = g["text"]
+        seconds = time.perf_counter() - start
+        print(json.dumps({"round": rnd, "way": way, "seconds": seconds, "first": first,
+                          "texts": sorted(texts.items())}), flush=True)
 """
 
 
@@ -187,10 +229,10 @@ def backends(tmp: Path, model_dir: Path, ns: list[int]) -> list[str]:
     return lines
 
 
-def first_answer_s(c, dataset_id: int, backend: str, limit: float = 300) -> float:  # noqa: ANN001
+def first_answer_s(c, dataset_id: int, backend: str, task: str, limit: float = 600) -> float:  # noqa: ANN001
     """Seconds from POST /api/sampling to the first answer GET /api/sampling/<id> shows."""
     body = {"model": "embedded", "dataset_id": dataset_id, "version": 1, "backend": backend,
-            "filter": {"task": "anaphora_resolution"},
+            "filter": {"task": task},
             "params": {"temperature": TEMPERATURE, "max_new_tokens": MAX_NEW_TOKENS, "n": 1, "seed": SEED}}  # fmt: skip
     start = time.perf_counter()
     r = c.post("/api/sampling", json=body)
@@ -208,7 +250,7 @@ def first_answer_s(c, dataset_id: int, backend: str, limit: float = 300) -> floa
     raise SystemExit(f"no answer from sampling job {sid} ({backend}) after {limit} s")
 
 
-def launch(tmp: Path) -> list[str]:
+def launch(tmp: Path, task: str) -> list[str]:
     """A live server and worker (bench/load.py's), pCLUE imported, then one job per backend."""
     import httpx
 
@@ -235,10 +277,10 @@ def launch(tmp: Path) -> list[str]:
         lines = []
         with httpx.Client(base_url=srv.base, headers=headers, timeout=30) as c:
             for backend in ("vllm", "transformers"):
-                seconds = first_answer_s(c, dataset_id, backend)
+                seconds = first_answer_s(c, dataset_id, backend, task)
                 lines.append(
                     f"launch -> first stored answer, {backend:<12}: {seconds:5.1f} s"
-                    f" (embedded model, 5 anaphora_resolution prompts, n=1, one batch)"
+                    f" (embedded model, pCLUE's {task} prompts, n=1)"
                 )
                 print(lines[-1], flush=True)
         return lines
@@ -248,11 +290,52 @@ def launch(tmp: Path) -> list[str]:
         srv.stop()
 
 
+def stream_ab(tmp: Path, model_dir: Path, n: int, rounds: int) -> list[str]:
+    """LLM.generate against the program's stream() in one engine, alternating, `rounds` times each: the
+    throughput cost of driving the engine step by step, and when each way has its first answer."""
+    spec = {**spec_for("vllm", model_dir, n), "gpu_memory_utilization": ENGINE["gpu_memory_utilization"]}
+    (tmp / "stream_ab.py").write_text(STREAM_AB)
+    (tmp / f"ab-n{n}.json").write_text(json.dumps({"spec": spec, "rounds": rounds}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([str(VLLM_PYTHON), "stream_ab.py", f"ab-n{n}.json"], cwd=tmp, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"stream A/B failed: {last_line(proc.stderr)}")
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    lines, texts = [], {}
+    for r in results:
+        texts.setdefault(r["way"], json.dumps(r["texts"]))
+        lines.append(
+            f"n={n:<2} round {r['round']} {r['way']:<8} {r['seconds']:6.1f} s, first answer after {r['first']:6.1f} s"
+        )
+        print(lines[-1], flush=True)
+    total = {w: sum(r["seconds"] for r in results if r["way"] == w) for w in ("generate", "stream")}
+    first = {w: sum(r["first"] for r in results if r["way"] == w) / rounds for w in ("generate", "stream")}
+    lines.append(
+        f"n={n:<2} stream / LLM.generate: time x{total['stream'] / total['generate']:.2f},"
+        f" first answer x{first['stream'] / first['generate']:.2f}; same texts: {texts['stream'] == texts['generate']}"
+    )
+    print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prompts", type=int, default=16, help="pCLUE prompts answered by each backend")
     ap.add_argument("--n", type=int, nargs="+", default=[1, 4, 10], help="answers per prompt (each measured)")
     ap.add_argument("--skip-launch", action="store_true", help="skip the launch -> first answer measurement")
+    ap.add_argument(
+        "--skip-backends", action="store_true", help="only the launch -> first answer measurement"
+    )
+    ap.add_argument(
+        "--launch-task",
+        default="anaphora_resolution",
+        help="pCLUE task whose prompts the launched jobs answer (anaphora_resolution: 5, generate: 23)",
+    )
+    ap.add_argument(
+        "--stream-ab", type=int, default=0, metavar="ROUNDS",
+        help="only: LLM.generate against the program's stream() in one engine, alternating ROUNDS times",
+    )  # fmt: skip
     args = ap.parse_args()
     if not VLLM_PYTHON.exists():
         raise SystemExit(f"{VLLM_PYTHON} is missing: `make vllm` builds it")
@@ -266,9 +349,14 @@ def main() -> int:
         f" max_new_tokens {MAX_NEW_TOKENS}, temperature {TEMPERATURE}, seed {SEED}; n in {args.n}; {tmp}",
         flush=True,
     )
-    backends(tmp, model_dir, args.n)
+    if args.stream_ab:
+        for n in args.n:
+            stream_ab(tmp, model_dir, n, args.stream_ab)
+        return 0
+    if not args.skip_backends:
+        backends(tmp, model_dir, args.n)
     if not args.skip_launch:
-        launch(tmp)
+        launch(tmp, args.launch_task)
     return 0
 
 

@@ -7,9 +7,13 @@ Run with cwd = the job's directory and PYTHONPATH = the repository root. spec.js
 names the backend, the model directory (a LoRA adapter is merged into its base first), the mode (chat:
 the messages through the chat template; continuation: the raw text), the prompts file and the output.
 
-Events are appended to the output, one JSON object a line, flushed per line: `start`, then per batch of
-prompts its `generation` lines and a `progress` line, then `done`; or an `error` line and a non-zero exit.
-progress.done counts skipped prompts too, so it reaches total. Exit codes: 0 success, 2 bad input (spec,
+Events are appended to the output, one JSON object a line, flushed per line: `start`, then each
+`generation` line as soon as that answer is finished (vLLM: the engine step that ends it; transformers: the
+end of its small batch), a `progress` line when a prompt has all n answers (at most one per
+PROGRESS_EVERY_S, and always the last), then `done`; or an `error` line and a non-zero exit. Generation
+lines come in the order answers finish, not the prompts' order. progress.done counts skipped prompts too,
+so it reaches total. done.seconds, load_s and first_answer_s count from the program's start (imports
+excluded); the launch form's estimate (app.sampling.estimate) reads them. Exit codes: 0 success, 2 bad input (spec,
 model directory, prompts), 1 anything else (vLLM refusing a checkpoint included).
 
 This module imports only torch, transformers and the stdlib at module level, so that it loads inside
@@ -23,10 +27,14 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
 from trainer.sampling_spec import SampleSpec, SpecError, parse_spec, read_prompts, render_prompts
+
+# Each progress line becomes a JobEvent row (and a job update): one per finished prompt would be thousands.
+PROGRESS_EVERY_S = 0.5
 
 
 class Events:
@@ -54,7 +62,7 @@ def _backend(name: str) -> Any:
 
 
 def run(spec: SampleSpec, events: Events) -> None:
-    """Load, then answer the prompts not in skip_ids in batches of spec.batch_size, writing as it goes."""
+    """Load, then answer the prompts not in skip_ids, writing each answer as the backend finishes it."""
     from trainer.sampling_model import load_tokenizer
 
     t0 = time.perf_counter()
@@ -81,14 +89,23 @@ def run(spec: SampleSpec, events: Events) -> None:
         )
         generations = tokens = 0
         done = skipped
-        for i in range(0, len(todo), spec.batch_size):
-            batch = todo[i : i + spec.batch_size]
-            for g in backend.generate(spec, engine, tokenizer, batch):
-                events.write("generation", **g)
-                generations += 1
-                tokens += g["tokens"]
-            done += len(batch)
-            events.write("progress", done=done, total=len(rows), tokens=tokens)
+        answers: Counter[str] = Counter()
+        last_progress = -PROGRESS_EVERY_S
+        first_answer_s = None
+        for g in backend.stream(spec, engine, tokenizer, todo):
+            events.write("generation", **g)
+            if first_answer_s is None:
+                first_answer_s = round(time.perf_counter() - t0, 3)
+            generations += 1
+            tokens += g["tokens"]
+            answers[g["id"]] += 1
+            if answers[g["id"]] < spec.params.n:
+                continue
+            done += 1
+            now = time.perf_counter()
+            if done == len(rows) or now - last_progress >= PROGRESS_EVERY_S:
+                events.write("progress", done=done, total=len(rows), tokens=tokens)
+                last_progress = now
         events.write(
             "done",
             prompts=len(todo),
@@ -96,6 +113,7 @@ def run(spec: SampleSpec, events: Events) -> None:
             tokens=tokens,
             seconds=round(time.perf_counter() - t0, 3),
             load_s=round(load_s, 3),
+            first_answer_s=first_answer_s,
         )
     finally:
         close = getattr(engine, "close", None)

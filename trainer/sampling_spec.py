@@ -52,8 +52,9 @@ class SampleSpec:
     dtype: str = "float32"
     # vLLM's KV-cache reservation (on CPU: a fraction of host RAM); None picks 0.3 on CPU, 0.85 on GPU.
     gpu_memory_utilization: float | None = None
-    # prompts per engine call: each batch's generation lines and a progress line are written when it ends.
-    batch_size: int = 64
+    # transformers only: prompts per generate() call, whose answers are written when its longest row ends;
+    # small, so that the first answers come early (trainer/sampling_hf.py weighs it). vLLM streams each.
+    batch_size: int = 8
 
     def params_dict(self) -> dict[str, Any]:
         return asdict(self.params)

@@ -4,10 +4,18 @@ The engine core runs in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0): a check
 raises here with vLLM's own reason, instead of "engine core initialization failed" while the reason goes to
 a child's stderr; offline batch generation gains nothing from the extra process.
 
-Each prompt gets its own SamplingParams with the prompt's seed, so its answers do not depend on the batch
-it lands in. Timing comes from the engine's per-request stats (log stats on): ttft_s is vLLM's first token
-latency (from arrival, queueing in the batch included), tpot_s the mean gap between output tokens, time_s
-the two together. The n answers of one prompt share the request's stats. Without stats, see _timing.
+Streaming: `stream` drives the engine itself (add_request, then step() until nothing is left) instead of
+calling LLM.generate, which returns only when its last request ends. The engine still batches every
+request in flight at each step, so throughput is generate()'s, but each answer is yielded the step it
+finishes. Requests are fed WINDOW at a time so a large set starts generating at once rather than after
+all of it was queued.
+
+Each (prompt, index) is its own n=1 request seeded with the prompt's seed + index: exactly what vLLM does
+for the children of an n>1 request (ParentRequest gives child k seed + k), but each child is reported when
+it ends instead of when all n have. A prompt's answers therefore do not depend on the batch it lands in.
+Timing comes from the engine's per-request stats (log stats on): ttft_s is vLLM's first token latency
+(from the request's arrival, queueing included), tpot_s the mean gap between output tokens, time_s the two
+together. Without stats, see _timing.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -22,6 +31,9 @@ import torch
 from trainer.sampling_spec import Prompt, SampleSpec, max_tokens_for
 
 NAME = "vllm"
+# Requests handed to the engine ahead of its running batch: enough to keep every slot busy (vLLM's own
+# max_num_seqs is 256 at most on these machines) without queueing tens of thousands before the first step.
+WINDOW = 1024
 
 
 class EngineRefused(RuntimeError):
@@ -78,59 +90,73 @@ def load(spec: SampleSpec, model_dir: Any, tokenizer: Any) -> Engine:
     return Engine(llm, cleanup)
 
 
-def _timing(metrics: Any, tokens: int, batch_s: float) -> tuple[float, float, float]:
+def _timing(metrics: Any, tokens: int, elapsed_s: float) -> tuple[float, float, float]:
     """(ttft_s, tpot_s, time_s) from vLLM's RequestStateStats.
 
-    Without stats (a vLLM that does not fill them), the batch's wall time spread evenly over the tokens.
+    Without stats (a vLLM that does not fill them), the time since streaming began spread over the tokens.
     """
     if metrics is None or not metrics.first_token_ts:
-        tpot = batch_s / max(tokens, 1)
-        return round(tpot, 6), round(tpot, 6), round(batch_s, 6)
+        tpot = elapsed_s / max(tokens, 1)
+        return round(tpot, 6), round(tpot, 6), round(elapsed_s, 6)
     ttft = metrics.first_token_latency
     decode = max(metrics.last_token_ts - metrics.first_token_ts, 0.0)
     tpot = decode / (tokens - 1) if tokens > 1 else 0.0
     return round(ttft, 6), round(tpot, 6), round(ttft + decode, 6)
 
 
-def generate(spec: SampleSpec, engine: Engine, tokenizer: Any, prompts: list[Prompt]) -> list[dict]:
-    """Every (prompt, index) answer of this batch of prompts, in prompt then index order."""
+def _requests(spec: SampleSpec, prompts: list[Prompt]) -> Iterator[tuple[str, Prompt, Any]]:
+    """(request id, prompt, SamplingParams) per (prompt, index), in prompt then index order."""
     from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
 
     p = spec.params
-    params = [
-        SamplingParams(
-            n=p.n,
-            temperature=p.temperature,
-            top_p=p.top_p,
-            top_k=p.top_k,
-            max_tokens=max_tokens_for(spec, pr),
-            seed=pr.seed,
-            stop=list(p.stop),
-        )
-        for pr in prompts
-    ]
-    start = time.perf_counter()
-    outputs = engine.llm.generate(
-        [{"prompt_token_ids": pr.token_ids} for pr in prompts], params, use_tqdm=False
-    )
-    batch_s = time.perf_counter() - start
-    results = []
-    for pr, out in zip(prompts, outputs, strict=True):
-        for comp in sorted(out.outputs, key=lambda c: c.index):
-            tokens = len(comp.token_ids)
-            ttft, tpot, total = _timing(out.metrics, tokens, batch_s)
-            results.append(
-                {
-                    "id": pr.id,
-                    "index": comp.index,
-                    "prompt_text": pr.text,
-                    "prompt_tokens": len(pr.token_ids),
-                    "text": comp.text,
-                    "tokens": tokens,
-                    "finish_reason": "stop" if comp.finish_reason == "stop" else "length",
-                    "ttft_s": ttft,
-                    "tpot_s": tpot,
-                    "time_s": total,
-                }
+    for i, pr in enumerate(prompts):
+        for k in range(p.n):
+            params = SamplingParams(
+                n=1,
+                temperature=p.temperature,
+                top_p=p.top_p,
+                top_k=p.top_k,
+                max_tokens=max_tokens_for(spec, pr),
+                seed=pr.seed + k,
+                stop=list(p.stop),
+                # as LLM.generate sets it: no per-step outputs (and detokenized text) for unfinished requests
+                output_kind=RequestOutputKind.FINAL_ONLY,
             )
-    return results
+            yield f"{i}:{k}", pr, params
+
+
+def stream(spec: SampleSpec, engine: Engine, tokenizer: Any, prompts: list[Prompt]) -> Iterator[dict]:
+    """Every (prompt, index) answer, each yielded as soon as the engine finishes it (see module doc)."""
+    llm_engine = engine.llm.llm_engine
+    pending = _requests(spec, prompts)
+    inflight: dict[str, tuple[Prompt, int]] = {}
+    start = time.perf_counter()
+    while True:
+        while len(inflight) < WINDOW and (req := next(pending, None)) is not None:
+            rid, pr, params = req
+            llm_engine.add_request(rid, {"prompt_token_ids": pr.token_ids}, params)
+            inflight[rid] = (pr, int(rid.rsplit(":", 1)[1]))
+        if not inflight:
+            return
+        if not llm_engine.has_unfinished_requests():
+            raise RuntimeError(f"vLLM dropped {len(inflight)} requests without finishing them")
+        for out in llm_engine.step():
+            if not out.finished:
+                continue
+            pr, index = inflight.pop(out.request_id)
+            (comp,) = out.outputs
+            tokens = len(comp.token_ids)
+            ttft, tpot, total = _timing(out.metrics, tokens, time.perf_counter() - start)
+            yield {
+                "id": pr.id,
+                "index": index,
+                "prompt_text": pr.text,
+                "prompt_tokens": len(pr.token_ids),
+                "text": comp.text,
+                "tokens": tokens,
+                "finish_reason": "stop" if comp.finish_reason == "stop" else "length",
+                "ttft_s": ttft,
+                "tpot_s": tpot,
+                "time_s": total,
+            }

@@ -45,6 +45,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Queued again; answered prompts are skipped.",
         "zh": "已重新排队；已回答的提示将跳过。",
     },
+    "sampling.est": {"en": "Estimate", "zh": "估算"},
+    "sampling.est.answers": {
+        "en": "{prompts} prompts × n {n} = {answers} answers",
+        "zh": "{prompts} 个提示 × n {n} = {answers} 个回答",
+    },
+    "sampling.est.max_tokens": {"en": "at most {tokens} output tokens", "zh": "最多 {tokens} 个输出 token"},
+    "sampling.est.tokens": {"en": "Expected output tokens", "zh": "预计输出 token"},
+    "sampling.est.time": {"en": "Expected time", "zh": "预计用时"},
+    "sampling.est.at_most": {"en": "at most", "zh": "最多"},
+    "sampling.est.first": {"en": "First answer after", "zh": "首个回答约在"},
+    "sampling.est.measured": {
+        "en": "Measured on this server over {jobs} finished job(s) of this model with {backend}: "
+        "{rate} output tokens/s, {per} tokens per answer.",
+        "zh": "依据本服务器上此模型使用 {backend} 完成的 {jobs} 个任务：输出 {rate} token/秒，每个回答平均 {per} 个 token。",
+    },
+    "sampling.est.none": {
+        "en": "No measurement for this model yet — the first job will measure it.",
+        "zh": "此模型尚无测量数据——第一个任务将测量它。",
+    },
+    "sampling.est.cannot": {"en": "No estimate yet:", "zh": "暂无法估算："},
     "sampling.analysis": {"en": "Analysis", "zh": "分析"},
     "sampling.analysis.loading": {"en": "Analysing the answers…", "zh": "正在分析回答…"},
     "sampling.analysis.so_far": {"en": "Analyse the answers so far", "zh": "分析目前的回答"},

@@ -168,11 +168,17 @@ def generation_dict(g: Generation) -> dict[str, Any]:
     return {name: getattr(g, name) for name in EXPORT_FIELDS}
 
 
-def page(session: Session, sampling_id: int, *, flt: GenerationFilter, after: int = 0) -> Page:
-    """Up to PAGE_SIZE prompts after sample id `after` with an answer matching `flt`, all answers each."""
+def page(
+    session: Session, sampling_id: int, *, flt: GenerationFilter, after: int = 0, max_id: int | None = None
+) -> Page:
+    """Up to PAGE_SIZE prompts after sample id `after` with an answer matching `flt`, all answers each.
+
+    max_id leaves out answers stored after that Generation id: a live page then appends them exactly once.
+    """
+    stored = [col(Generation.id) <= max_id] if max_id is not None else []
     ids = session.exec(
         select(Generation.sample_id)
-        .where(*flt.where(sampling_id), col(Generation.sample_id) > after)
+        .where(*flt.where(sampling_id), col(Generation.sample_id) > after, *stored)
         .distinct()
         .order_by(col(Generation.sample_id))
         .limit(PAGE_SIZE + 1)
@@ -181,7 +187,7 @@ def page(session: Session, sampling_id: int, *, flt: GenerationFilter, after: in
     ids = list(ids[:PAGE_SIZE])
     gens = session.exec(
         select(Generation)
-        .where(col(Generation.sampling_job_id) == sampling_id, col(Generation.sample_id).in_(ids))
+        .where(col(Generation.sampling_job_id) == sampling_id, col(Generation.sample_id).in_(ids), *stored)
         .order_by(col(Generation.sample_id), col(Generation.index))
     ).all()
     refs = references(session, ids)

@@ -1,6 +1,7 @@
 """In real Chromium against a live server and a real worker running the fake sampling program: open the
 form from the navigation, launch on pCLUE with n=2, and see both answers of each prompt, escaped, with the
-reference and the finish-reason counts on the results page, then the analysis section loaded after them."""
+reference and the finish-reason counts on the results page, then the analysis section loaded after them; and
+the form's estimate following its fields."""
 
 from collections.abc import Iterator
 
@@ -56,6 +57,14 @@ def test_launch_sampling_from_the_form_and_read_the_answers(browser, sampling_se
         expect(analysis.locator("svg.latency circle")).to_have_count(10)
         analysis.scroll_into_view_if_needed()
         shot(page, "sampling-analysis-en")
+
+        # the form's estimate follows the fields; the fake program's jobs measure no speed (no load_s)
+        page.goto(f"/sampling/new?model=embedded&dataset_id={dataset_id}&version=1")
+        expect(page.locator("#est-none")).to_be_visible()
+        page.locator('input[name="task"]').fill("anaphora_resolution")
+        page.locator('input[name="n"]').fill("3")
+        expect(page.locator("#est-answers")).to_contain_text("5 prompts × n 3 = 15 answers")
+        shot(page, "sampling-form-estimate-en")
     finally:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"

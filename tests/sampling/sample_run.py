@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 from tests.trainer.tiny_run import PCLUE, REPO, make_tiny_model_dir
@@ -107,6 +109,48 @@ def run_program(
         timeout=timeout,
     )
     return p.returncode, _events(job / spec_["output"]), p.stderr
+
+
+def watch_program(job: Path, spec_: dict, *, timeout: int = 600) -> tuple[int, list[dict], list[int]]:
+    """run_program as a subprocess, reading the output file while it runs: (exit code, events, the number of
+    generation lines each read found while the process was still alive)."""
+    (job / "spec.json").write_text(json.dumps(spec_), encoding="utf-8")
+    python = str(VLLM_PYTHON) if spec_["backend"] == "vllm" else sys.executable
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    out, seen = job / spec_["output"], []
+    with open(job / "stderr.txt", "w") as err:
+        proc = subprocess.Popen(
+            [python, "-m", "trainer.sample", "--spec", "spec.json"], cwd=job, env=env, stderr=err
+        )
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            text = out.read_text(encoding="utf-8") if out.is_file() else ""
+            lines = text.splitlines()[: text.count("\n")]  # complete lines only
+            count = sum(json.loads(line)["type"] == "generation" for line in lines)
+            if proc.poll() is None:  # counted while it still ran
+                seen.append(count)
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait()
+    return code, _events(out), seen
+
+
+def check_progress(events: list[dict], *, total: int, skipped: int, n: int) -> None:
+    """Each progress line counts the prompts with all n answers before it (skipped ones too); the last is
+    total, and it comes right before done."""
+    answers: Counter[str] = Counter()
+    complete = skipped
+    progress = []
+    for e in events:
+        if e["type"] == "generation":
+            answers[e["id"]] += 1
+            complete += answers[e["id"]] == n
+        elif e["type"] == "progress":
+            assert (e["done"], e["total"]) == (complete, total)
+            progress.append(e["done"])
+    assert progress == sorted(set(progress)) and progress[-1] == total
+    assert [e["type"] for e in events[-2:]] == ["progress", "done"]
 
 
 def _run_in_process(job: Path, spec_: dict) -> tuple[int, list[dict], str]:

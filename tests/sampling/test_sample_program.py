@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from tests.sampling.sample_run import generations, pclue_prompts, run_program, spec, tiny_model
+from tests.sampling.sample_run import (
+    check_progress,
+    generations,
+    pclue_prompts,
+    run_program,
+    spec,
+    tiny_model,
+    watch_program,
+)
 from trainer import sample
 
 N_PROMPTS = 5
@@ -47,15 +55,18 @@ def test_events_follow_the_contract(contract_run, model_dir):
     assert start["model_dir"] == str(model_dir)
     assert start["params"] == s["params"]
     assert (start["prompts"], start["skipped"]) == (N_PROMPTS, 1)
-    # batches of 2 prompts over the 4 to answer: two progress lines, each after its batch's generations
-    assert kinds[1:-1] == ["generation"] * 6 + ["progress"] + ["generation"] * 6 + ["progress"]
+    # the first prompt done writes progress at once; later ones at most every PROGRESS_EVERY_S, the last always
+    assert kinds[1:5] == ["generation"] * 3 + ["progress"]
+    assert kinds.count("generation") == 12
+    check_progress(events, total=N_PROMPTS, skipped=1, n=3)
     progress = [e for e in events if e["type"] == "progress"]
-    assert [(p["done"], p["total"]) for p in progress] == [(3, N_PROMPTS), (5, N_PROMPTS)]
     gens = [e for e in events if e["type"] == "generation"]
     assert progress[-1]["tokens"] == sum(g["tokens"] for g in gens)
     done = events[-1]
     assert (done["prompts"], done["generations"], done["tokens"]) == (4, 12, progress[-1]["tokens"])
     assert done["seconds"] > 0
+    # when the first answer was written, from the program's start: after loading, before the end
+    assert done["load_s"] < done["first_answer_s"] <= done["seconds"]
 
 
 def test_n_gives_indexes_per_prompt_and_skip_ids_are_skipped(contract_run):
@@ -212,3 +223,15 @@ def test_the_models_generation_config_does_not_change_answers(model_dir, tmp_pat
         assert code == 0, stderr
         texts.append({k: g["text"] for k, g in generations(events).items()})
     assert texts[0] == texts[1]
+
+
+def test_small_batches_write_the_first_answers_before_the_last_prompt_ends(model_dir, tmp_path):
+    """With the default batch size, answers reach the file a small batch at a time while the program runs
+    (one batch of 64 prompts wrote all 12 answers at the very end)."""
+    job = _job(tmp_path, 12)
+    code, events, seen = watch_program(
+        job, spec(model_dir, params={"max_new_tokens": 48}, max_model_len=1024)
+    )
+    assert code == 0, (job / "stderr.txt").read_text()[-4000:]
+    assert len(generations(events)) == 12
+    assert any(0 < count < 12 for count in seen), seen

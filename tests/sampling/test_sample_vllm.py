@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from tests.sampling.sample_run import VLLM_PYTHON, generations, pclue_prompts, run_program, spec, tiny_model
+from tests.sampling.sample_run import (
+    VLLM_PYTHON,
+    check_progress,
+    generations,
+    pclue_prompts,
+    run_program,
+    spec,
+    tiny_model,
+    watch_program,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +33,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(model_dir, tmp_path_factory):
-    """Two engine runs of one sampled spec: p1 skipped in batches of 2, then all prompts in one batch."""
+    """Two engine runs of one sampled spec: p1 skipped, then all prompts (batch_size is transformers')."""
     job = tmp_path_factory.mktemp("vllm-job")
     pclue_prompts(job / "prompts.jsonl", N_PROMPTS)
     s = spec(model_dir, backend="vllm", params={"n": 3, "seed": 7}, skip_ids=["p1"], batch_size=2)
@@ -43,9 +52,8 @@ def test_events_follow_the_contract(runs, model_dir):
     start = events[0]
     assert start["type"] == "start" and start["backend"] == "vllm" and start["backend_version"] == "0.32.0"
     assert (start["prompts"], start["skipped"], start["params"]) == (N_PROMPTS, 1, s["params"])
-    assert kinds[1:] == ["generation"] * 6 + ["progress"] + ["generation"] * 6 + ["progress", "done"]
-    progress = [e for e in events if e["type"] == "progress"]
-    assert [(p["done"], p["total"]) for p in progress] == [(3, N_PROMPTS), (5, N_PROMPTS)]
+    assert kinds.count("generation") == 12 and kinds[-1] == "done"
+    check_progress(events, total=N_PROMPTS, skipped=1, n=3)
     done = events[-1]
     assert (done["prompts"], done["generations"], done["tokens"]) == (4, 12, 12 * MAX_NEW)
 
@@ -98,17 +106,24 @@ def test_a_checkpoint_vllm_refuses_is_one_error_line(model_dir, tmp_path):
     assert "\n" not in message and len(message) < 600
 
 
-def test_many_seeded_answers_in_one_batch(model_dir, tmp_path):
-    """12 prompts x n=10 in one batch exceed a step's token budget; vLLM 0.32 on CPU then prefilled seeded
-    requests in chunks and crashed ("CPU Generator does not use offset"). Whole prompts are prefilled now."""
+def test_many_seeded_answers_in_one_batch_each_written_when_it_ends(model_dir, tmp_path):
+    """12 prompts x n=10 in one engine run exceed a step's token budget; vLLM 0.32 on CPU then prefilled
+    seeded requests in chunks and crashed ("CPU Generator does not use offset"). Whole prompts are prefilled
+    now. And each answer is written the step it ends: p9 (809 prompt tokens) has room for 4 tokens within
+    max_model_len, the others get 48, so p9's ten answers are the first lines, written while the program
+    still runs, where LLM.generate wrote every line, in prompt order, after the last request."""
     pclue_prompts(tmp_path / "prompts.jsonl", 12)
     s = spec(
         model_dir,
         backend="vllm",
-        params={"n": 10, "seed": 1, "max_new_tokens": 2},
-        batch_size=64,
-        max_model_len=2048,
+        params={"n": 10, "seed": 1, "max_new_tokens": 48},
+        max_model_len=813,
     )
-    code, events, stderr = run_program(tmp_path, s)
-    assert code == 0, stderr[-4000:]
+    code, events, seen = watch_program(tmp_path, s)
+    assert code == 0, (tmp_path / "stderr.txt").read_text()[-4000:]
+    gens = [e for e in events if e["type"] == "generation"]
     assert len(generations(events)) == 120
+    assert {g["id"] for g in gens[:10]} == {"p9"} and all(g["tokens"] == 4 for g in gens[:10])
+    assert all(g["tokens"] == 48 for g in gens[10:])
+    assert any(0 < count < 120 for count in seen), seen
+    check_progress(events, total=12, skipped=0, n=10)

@@ -1,6 +1,8 @@
-"""Sampling jobs: launch (form and API), the list, one job's results with filters, cancel, resume, exports.
+"""Sampling jobs: launch (form with its estimate, and API), the list, one job's results with filters and their
+live updates, cancel, resume, exports.
 
-Routes stay thin: checks and launching in app.sampling.launch, queries in app.sampling.results. Researchers
+Routes stay thin: checks and launching in app.sampling.launch, queries in app.sampling.results, live updates
+in app.sampling.live, the form's estimate in app.sampling.estimate. Researchers
 and admins launch and view; raters get 403 until the rating issue says what they see.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -20,7 +23,8 @@ from app.core.db import get_engine
 from app.datasets.export import export_filename
 from app.jobs.lifecycle import JobStateError
 from app.models import FINISHED, Dataset, DatasetVersion, Run, SamplingJob, User
-from app.sampling import analysis, results
+from app.sampling import analysis, live, results
+from app.sampling import estimate as estimating
 from app.sampling import launch as launching
 from app.sampling.request import SamplingError, parse_request
 from app.web import flash_key, render
@@ -150,6 +154,25 @@ def sampling_submit(
     return RedirectResponse(f"/sampling/{sampling.id}", status_code=303)
 
 
+@router.post("/sampling/new/estimate")
+def sampling_form_estimate(
+    request: Request, user: Researcher, session: SessionDep, settings: SettingsDep, posted: Posted
+):
+    """The form's estimate box (HTMX, as fields change): answers, tokens and times, or why it cannot say."""
+    est, error, backend = None, None, ""
+    try:
+        req = parse_request(_form_values(posted))
+        backend = req.backend
+        est = estimating.for_request(session, req=req, settings=settings)
+    except SamplingError as exc:
+        error = exc
+    return render(
+        request,
+        "partials/sampling_estimate.html",
+        {"user": user, "est": est, "error": error, "backend": backend},
+    )
+
+
 @router.post("/api/sampling", status_code=201)
 def sampling_launch_api(user: Researcher, session: SessionDep, settings: SettingsDep, body: Any = Body(None)):  # noqa: B008
     """Launch a sampling job: {"model", "dataset_id", "version", "filter"?: {task, tag, q}, "params"?: {temperature,
@@ -171,7 +194,7 @@ def sampling_list_api(user: Researcher, session: SessionDep) -> list[dict]:
     return [dataclasses.asdict(s) for s in results.list_jobs(session)]
 
 
-def _detail(session: Session, sampling_id: int, flt: results.GenerationFilter, after: int) -> dict[str, Any]:
+def _facts(session: Session, sampling_id: int) -> dict[str, Any]:
     summary = results.summary(session, _sampling(session, sampling_id).id or 0)
     assert summary is not None
     counts = results.finish_counts(session, sampling_id)
@@ -180,9 +203,41 @@ def _detail(session: Session, sampling_id: int, flt: results.GenerationFilter, a
         "summary": summary,
         "counts": counts,
         "cut_share": counts.get("length", 0) / total if total else 0.0,
-        "task_types": results.task_types(session, sampling_id),
-        "page": results.page(session, sampling_id, flt=flt, after=after),
     }
+
+
+def _detail(session: Session, sampling_id: int, flt: results.GenerationFilter, after: int) -> dict[str, Any]:
+    facts = _facts(session, sampling_id)
+    # the cursor first: answers stored while the page is built come with the first poll, not twice
+    since = live.cursor(session, sampling_id)
+    return {
+        **facts,
+        "since": since,
+        "task_types": results.task_types(session, sampling_id),
+        "page": results.page(session, sampling_id, flt=flt, after=after, max_id=since),
+    }
+
+
+def _page_context(user: User, detail: dict[str, Any]) -> dict[str, Any]:
+    s = detail["summary"]
+    return {
+        "user": user,
+        "s": s,
+        "counts": detail["counts"],
+        "cut_share": detail["cut_share"],
+        "finished": s.status in FINISHED,
+        "may_change": user.role == "admin" or s.owner == user.username,
+    }
+
+
+def _live(
+    sampling_id: int, flt: results.GenerationFilter, after: int, upto: int | None, since: int, polling: bool
+) -> dict[str, Any]:
+    """The poller's state: the URL of the next poll (the page's filters and window, the new cursor)."""
+    query = {**dataclasses.asdict(flt), "after": after, "since": since}
+    if upto is not None:
+        query["upto"] = upto
+    return {"since": since, "polling": polling, "url": f"/sampling/{sampling_id}/live?{urlencode(query)}"}
 
 
 @router.get("/sampling/{sampling_id}")
@@ -196,19 +251,55 @@ def sampling_page(
     ok: str = "",
 ):
     detail = _detail(session, sampling_id, flt, after)
-    s = detail["summary"]
+    ctx = _page_context(user, detail)
+    upto = detail["page"].next_after
     return render(
         request,
         "pages/sampling.html",
         {
-            "user": user,
+            **ctx,
             "nav": "sampling",
-            **detail,
+            "page": detail["page"],
+            "task_types": detail["task_types"],
             "flt": flt,
-            "s": s,
-            "finished": s.status in FINISHED,
-            "may_change": user.role == "admin" or s.owner == user.username,
             "ok": flash_key(ok),
+            "live": _live(sampling_id, flt, after, upto, detail["since"], not ctx["finished"]),
+        },
+    )
+
+
+def _id_or_none(value: int | None, name: str) -> int | None:
+    if value is not None and not 0 <= value <= MAX_ID:
+        raise HTTPException(status_code=422, detail=f"{name} must be a generation or sample id")
+    return value
+
+
+@router.get("/sampling/{sampling_id}/live")
+def sampling_live_partial(
+    request: Request,
+    sampling_id: int,
+    user: Researcher,
+    session: SessionDep,
+    flt: Flt,
+    after: After,
+    since: int = 0,
+    upto: int | None = None,
+):
+    """A running job's page polls this: the answers stored after Generation id `since` that belong on it
+    (app.sampling.live), the head with progress and counters, and the poller; it stops once the job ended."""
+    since = _id_or_none(since, "since") or 0
+    upto = _id_or_none(upto, "upto")
+    # status before answers: a job seen finished has every answer stored, so stopping loses none
+    ctx = _page_context(user, _facts(session, sampling_id))
+    update = live.since(session, sampling_id, flt=flt, since_id=since, after=after, upto=upto)
+    polling = not ctx["finished"] or update.more
+    return render(
+        request,
+        "partials/sampling_live.html",
+        {
+            **ctx,
+            "oob": True,
+            "live": {**_live(sampling_id, flt, after, upto, update.cursor, polling), "changes": update},
         },
     )
 
@@ -216,7 +307,8 @@ def sampling_page(
 @router.get("/api/sampling/{sampling_id}")
 def sampling_api(sampling_id: int, user: Researcher, session: SessionDep, flt: Flt, after: After) -> dict:
     """One sampling job: its summary, finish-reason counts, and a page of prompts with their answers
-    (filters task_type, finish_reason, q; `after` = the page's `next_after`)."""
+    (filters task_type, finish_reason, q; `after` = the page's `next_after`); `since` is the highest answer id
+    the page includes, the cursor of /sampling/<id>/live."""
     detail = _detail(session, sampling_id, flt, after)
     return {
         **detail,
