@@ -18,6 +18,7 @@ from app.api.routes import (
     runs,
     samples,
     sampling,
+    sampling_launch,
     stats,
     tokens,
     uploads,
@@ -35,6 +36,7 @@ for _samples in (samples.router, stats.router):
     router.include_router(_samples)
 router.include_router(launch.router)  # before runs, so /runs/new is not read as a run id
 router.include_router(runs.router)
+router.include_router(sampling_launch.router)  # before sampling, so /sampling/new is not read as an id
 router.include_router(sampling.router)
 for _rating in (rating.router, rating_results.router, rate.router, rate_pages.router, judges.router):
     router.include_router(_rating)

@@ -124,4 +124,5 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Every answer as CSV, one row per answer.",
         "zh": "以 CSV 导出全部回答，每行一个回答。",
     },
+    "sampling.rate_these": {"en": "Rate these answers", "zh": "评分这些回答"},
 }

@@ -122,6 +122,10 @@ def test_the_results_page_shows_answers_side_by_side_escaped(finished, researche
     assert page.count("&lt;i&gt;answer&lt;/i&gt;") == 40  # 20 prompts, 2 answers each
     assert re.search(r'data-finish="length">length: \d+', page)
     assert "cut by max_new_tokens:" in page
+    # the next step of the loop: a rating task over these answers, the form prefilled with this job
+    assert f'href="/rating/tasks/new?sampling_a={finished["id"]}"' in page
+    form = researcher.get(f"/rating/tasks/new?sampling_a={finished['id']}").text
+    assert f'<option value="{finished["id"]}" selected>' in form
     assert 'name="csrf_token"' not in page.split('<form method="get"')[1]  # the filter form is a GET
     zh = researcher.get(f"/sampling/{finished['id']}", headers={"Accept-Language": "zh"}).text
     assert "参考答案" in zh and "Reference" not in zh
