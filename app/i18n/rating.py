@@ -47,17 +47,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "rating.skipped": {"en": "Skipped", "zh": "已跳过"},
     "rating.results": {"en": "Results", "zh": "结果"},
     "rating.results.help": {
-        "en": "Means per dimension and task type (usability: the rubric's weighted score, 0 to 1). Agreement "
-        "and intervals: the statistics section.",
-        "zh": "按维度和任务类型的均值（可用性：评分标准的加权得分，0 到 1）。一致性与置信区间见统计部分。",
+        "en": "Usability and every dimension per task type with 95% intervals, under any version of the rubric; "
+        "win/tie/loss; agreement between raters and with LLM judges; disputes to adjudicate; raters against gold.",
+        "zh": "各任务类型的可用性与各维度（含 95% 置信区间，可换用评分标准的任一版本）；胜/平/负；评分员之间及与 LLM "
+        "裁判的一致性；待裁定的分歧；评分员与金标的对比。",
     },
-    "rating.side": {"en": "Job", "zh": "任务"},
     "rating.dimension": {"en": "Dimension", "zh": "维度"},
-    "rating.mean": {"en": "Mean", "zh": "均值"},
-    "rating.no_ratings": {"en": "No ratings yet.", "zh": "还没有评分。"},
-    "rating.a_wins": {"en": "A better", "zh": "A 更好"},
-    "rating.ties": {"en": "Ties", "zh": "平局"},
-    "rating.b_wins": {"en": "B better", "zh": "B 更好"},
     "rating.identity": {"en": "Answers that name a model", "zh": "提到模型名称的回答"},
     "rating.no_identity": {"en": "No answer names a model.", "zh": "没有回答提到模型名称。"},
     "rating.names_found": {"en": "Names found", "zh": "发现的名称"},
@@ -70,8 +65,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "rating.scale": {"en": "Scale", "zh": "量表"},
     "rating.weight": {"en": "Weight", "zh": "权重"},
     "rating.guidance": {"en": "Guidance", "zh": "说明"},
-    "rating.weights_of": {"en": "Usability with the weights of", "zh": "可用性所用权重版本"},
-    "rating.recompute": {"en": "Recompute", "zh": "重新计算"},
     "rating.gold_title": {"en": "Gold cases", "zh": "金标样例"},
     "rating.gold.help": {
         "en": "Your own scores on a case, in A/B terms (the jobs, not the raters' left and right); raters do "

@@ -1,8 +1,9 @@
 """What the researcher sees of rating tasks: progress, per-rater counts, flags and comments, identity flags,
-simple means per dimension and task_type, and the gold and adjudicated scores they set.
+and the gold and adjudicated scores they set.
 
-The agreement statistics, intervals and usability under other rubric versions are the statistics
-package's (app.rating_stats); `ratings` hands it every stored answer in A/B terms.
+Every figure computed from the scores (means, intervals, usability under any rubric version, agreement) is
+the results page's (app.rating_results), so a task has one set of numbers; `ratings` lists every stored
+answer in A/B terms for the exports.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from app.models import (
     utcnow,
 )
 from app.rating.answers import AnswerError, check_scores
-from app.rating.rubrics import dimensions_of, usability
+from app.rating.rubrics import dimensions_of
 from app.sampling_analysis.flags import identity_flags
 
 MAX_LISTED = 500
@@ -128,38 +129,8 @@ def _identity(session: Session, task: RatingTask) -> list[dict[str, Any]]:
     return out
 
 
-def _means(session: Session, task: RatingTask, version: RubricVersion) -> dict[str, Any]:
-    """Mean of each dimension per task_type (per job in pairwise), usability, and A's wins/ties/losses.
-
-    A first look only: the statistics view adds agreement and intervals."""
-    dims = dimensions_of(version)
-    sums: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    prefs: dict[str, dict[str, int]] = defaultdict(lambda: {"a": 0, "tie": 0, "b": 0})
-    for scores_json, pref, task_type in session.exec(
-        select(Rating.scores_json, Rating.preference, RatingCase.task_type)
-        .join(RatingCase, col(RatingCase.id) == col(Rating.case_id))
-        .where(Rating.task_id == task.id)
-    ).all():
-        stored = json.loads(scores_json)
-        sides = stored.items() if task.mode == RatingMode.pairwise.value else [("a", stored)]
-        for side, scores in sides:
-            for key, value in scores.items():
-                sums[(task_type, side, key)].append(value)
-            u = usability(dims, scores)
-            if u is not None:
-                sums[(task_type, side, "usability")].append(u)
-        if pref in ("a", "b", "tie"):
-            prefs[task_type][pref] += 1
-    rows = [
-        {"task_type": tt, "side": side, "dimension": key, "n": len(v), "mean": sum(v) / len(v)}
-        for (tt, side, key), v in sorted(sums.items())
-    ]
-    return {"rows": rows, "preferences": dict(sorted(prefs.items()))}
-
-
-def task_detail(session: Session, task: RatingTask, weights: RubricVersion | None = None) -> dict[str, Any]:
-    """The task page's content; `weights`: another version of the rubric whose weights the usability means
-    are recomputed with (the stored scores do not change)."""
+def task_detail(session: Session, task: RatingTask) -> dict[str, Any]:
+    """The task page's content: what the task is and how far its raters are."""
     version = session.get(RubricVersion, task.rubric_version_id)
     assert version is not None
     return {
@@ -182,16 +153,6 @@ def task_detail(session: Session, task: RatingTask, weights: RubricVersion | Non
         "raters": _per_rater(session, task),
         "flagged": _flagged_ratings(session, task),
         "identity": _identity(session, task),
-        "usability_version_id": (weights or version).id,
-        "rubric_versions": [
-            {"id": v.id, "number": v.number}
-            for v in session.exec(
-                select(RubricVersion)
-                .where(RubricVersion.rubric_id == version.rubric_id)
-                .order_by(col(RubricVersion.number).desc())
-            ).all()
-        ],
-        "results": _means(session, task, weights or version),
     }
 
 

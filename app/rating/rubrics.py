@@ -1,7 +1,7 @@
 """Rubrics: checking dimensions, the built-in 3H default, and a new version on every change.
 
 A version is never edited: ratings name the version they were given under, so changing a weight makes a
-new version and usability can be recomputed from the stored scores with it (`usability`).
+new version, and the results page recomputes usability from the stored scores with it (app.rating_results).
 """
 
 from __future__ import annotations
@@ -146,24 +146,6 @@ def _threshold(raw: Any) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= 1:
         raise RubricError("usable_threshold", "usable_threshold must be a number from 0 to 1")
     return float(raw)
-
-
-def usability(dimensions: list[Dimension], scores: dict[str, int]) -> float | None:
-    """The weighted mean of the scores, each scaled to 0..1 by its scale; None when a weighted one is missing.
-
-    >>> usability([Dimension("h", "H", "H", "", "", "1-5", 1.0)], {"h": 4})
-    0.75
-    """
-    total = weighted = 0.0
-    for d in dimensions:
-        if d.weight == 0:
-            continue
-        if d.key not in scores:
-            return None
-        lo, hi = d.bounds
-        weighted += d.weight * (scores[d.key] - lo) / (hi - lo)
-        total += d.weight
-    return weighted / total if total else None
 
 
 def _add_version(session: Session, rubric: Rubric, dims: list[Dimension], threshold: float, by: int | None):

@@ -1,13 +1,13 @@
 """Researchers create rating tasks (API and form) with checked input, see progress, set gold and adjudicated
 scores, and version rubrics; raters reach only the tasks they are on."""
 
-import json
-
 import pytest
 from sqlmodel import Session, select
 
 from app.models import RatingCase, Role
-from app.rating.rubrics import DEFAULT_DIMENSIONS, parse_dimensions, usability
+from app.rating.rubrics import DEFAULT_DIMENSIONS, parse_dimensions
+from app.rating_results.data import stats_rubric
+from app.rating_stats.usability import usability
 from tests.rating.conftest import full_answer
 
 
@@ -97,8 +97,9 @@ def test_progress_means_gold_and_adjudication(people, jobs):
     assert detail["done"] == 6
     assert {r["rater"]: r["submitted"] for r in detail["raters"]} == {"ra": 3, "rb": 3}
     assert len(detail["flagged"]) == 3 and all(f["comment"] == "odd" for f in detail["flagged"])
-    means = {(r["dimension"]): r["mean"] for r in detail["results"]["rows"]}
-    assert means["helpfulness"] == 4 and means["usability"] == pytest.approx(0.75)
+    overall = researcher.get(f"/api/rating/{tid}/results").json()["scores"]["a"][0]
+    assert overall["task_type"] == "" and overall["dimensions"]["helpfulness"]["mean"] == 4
+    assert overall["usability"]["mean"] == pytest.approx(0.75)
     assert len(researcher.get(f"/api/rating/tasks/{tid}/ratings").json()) == 6
 
     case_id = detail["flagged"][0]["case_id"]
@@ -178,16 +179,16 @@ def test_rubrics_get_a_new_version_on_every_change(people, jobs):
     assert researcher.get("/rating/rubrics").status_code == 200
 
 
-def test_usability_is_the_weighted_scaled_mean_and_recomputes_with_new_weights():
+def test_usability_of_the_stored_3h_is_the_weighted_scaled_mean_and_recomputes_with_new_weights():
+    """Stored dimensions reach the statistics package's usability (what the results page computes)."""
     dims = parse_dimensions(DEFAULT_DIMENSIONS)
     scores = {"helpfulness": 5, "honesty": 3, "harmlessness": 1}
-    assert usability(dims, scores) == pytest.approx(0.5)
+    assert usability(scores, stats_rubric(dims, 0.6)) == pytest.approx(0.5)
     reweighted = parse_dimensions(
         [{**d, "weight": w} for d, w in zip(DEFAULT_DIMENSIONS, (2, 1, 1), strict=True)]
     )
-    assert usability(reweighted, scores) == pytest.approx((2 * 1 + 0.5 + 0) / 4)
-    assert usability(dims, {"helpfulness": 5}) is None
-    assert json.dumps(scores)  # scores stay as given: recomputation needs no re-rating
+    assert usability(scores, stats_rubric(reweighted, 0.6)) == pytest.approx((2 * 1 + 0.5 + 0) / 4)
+    assert usability({}, stats_rubric(dims, 0.6)) is None
 
 
 def test_the_page_forms_set_gold_and_version_rubrics(people, jobs, engine):
@@ -270,16 +271,18 @@ def test_usability_is_recomputed_with_another_versions_weights_without_re_rating
     ).json()
 
     def usability(**params) -> float:  # noqa: ANN003
-        detail = researcher.get(f"/api/rating/tasks/{tid['id']}", params=params).json()
-        return next(r["mean"] for r in detail["results"]["rows"] if r["dimension"] == "usability")
+        results = researcher.get(f"/api/rating/{tid['id']}/results", params=params).json()
+        return results["scores"]["a"][0]["usability"]["mean"]
 
     assert usability() == pytest.approx(0.5)
-    assert usability(rubric_version_id=v2["version_id"]) == pytest.approx(0.75)
-    page = researcher.get(f"/rating/tasks/{tid['id']}", params={"rubric_version_id": v2["version_id"]})
+    assert usability(version=v2["version_id"]) == pytest.approx(0.75)
+    page = researcher.get(f"/rating/{tid['id']}/results", params={"version": v2["version_id"]})
     assert page.status_code == 200 and "0.75" in page.text
     other = researcher.get("/api/rating/rubrics").json()[0]["versions"][0]["id"]  # the 3H default's
-    wrong = researcher.get(f"/api/rating/tasks/{tid['id']}", params={"rubric_version_id": other})
+    wrong = researcher.get(f"/api/rating/{tid['id']}/results", params={"version": other})
     assert wrong.status_code == 422 and "not a version of this task's rubric" in wrong.json()["detail"]
+    # the task page has no figures of its own: it links to the results, the one place they are computed
+    assert f'href="/rating/{tid["id"]}/results"' in researcher.get(f"/rating/tasks/{tid['id']}").text
 
 
 def test_a_version_is_handed_to_the_statistics_in_their_shape(engine):

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from app.rating_stats.rubric import Dimension, Rubric, RubricError, default_rubric
+from app.rating_stats.rubric import Dimension, Rubric, RubricError
 from app.rating_stats.scales import Scale
 
 GOOD: dict[str, Any] = {
@@ -28,10 +28,13 @@ def test_round_trip() -> None:
     assert rubric.to_json()["dimensions"][0]["scale"] == "1-5"
 
 
-def test_guidance_is_optional_and_the_default_rubric_is_3h() -> None:
+def test_guidance_is_optional_and_the_stored_3h_round_trips() -> None:
+    from app.rating.rubrics import DEFAULT_DIMENSIONS, parse_dimensions
+    from app.rating_results.data import stats_rubric
+
     rubric = Rubric.from_json({"dimensions": [{"key": "h", "scale": "1-5", "weight": 1}], "threshold": 1})
     assert rubric.dimensions[0].guidance == ""
-    default = default_rubric()
+    default = stats_rubric(parse_dimensions(DEFAULT_DIMENSIONS), 0.6)
     assert [d.key for d in default.dimensions] == ["helpfulness", "honesty", "harmlessness"]
     assert {d.scale for d in default.dimensions} == {Scale.one_to_five}
     assert Rubric.from_json(default.to_json()) == default

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
 
 from app.api.deps import PostedForm, Researcher, SessionDep
-from app.models import RatingTask, Role, Rubric, RubricVersion, User
+from app.models import RatingTask, Role, Rubric, User
 from app.rating import overview, rubrics
 from app.rating.answers import AnswerError
 from app.rating.tasks import TaskError, create_task, parse_task
@@ -115,23 +115,8 @@ def rating_task_submit(request: Request, user: Researcher, session: SessionDep, 
     return RedirectResponse(f"/rating/tasks/{task.id}", status_code=303)
 
 
-def _weights(session: Session, task: RatingTask, version_id: int) -> RubricVersion | None:
-    """Another version of the task's rubric, to recompute usability with; 0: the task's own."""
-    if not version_id:
-        return None
-    own = session.get(RubricVersion, task.rubric_version_id)
-    other = session.get(RubricVersion, version_id) if 0 < version_id <= MAX_ID else None
-    if other is None or own is None or other.rubric_id != own.rubric_id:
-        raise HTTPException(
-            status_code=422, detail=f"rubric_version_id {version_id} is not a version of this task's rubric"
-        )
-    return other
-
-
-def _task_page(
-    request: Request, session: Session, user: User, task: RatingTask, weights: int = 0, **extra: Any
-):
-    detail = overview.task_detail(session, task, _weights(session, task, weights))
+def _task_page(request: Request, session: Session, user: User, task: RatingTask, **extra: Any):
+    detail = overview.task_detail(session, task)
     ctx = {"user": user, "nav": "rating", "d": detail, "ok": "", "error": "", "v": {}, **extra}
     return render(request, "pages/rating_task.html", ctx, status_code=422 if ctx["error"] else 200)
 
@@ -143,11 +128,8 @@ def rating_task_page(
     user: Researcher,
     session: SessionDep,
     ok: str = "",
-    rubric_version_id: int = 0,
 ):
-    return _task_page(
-        request, session, user, _task(session, task_id), weights=rubric_version_id, ok=flash_key(ok)
-    )
+    return _task_page(request, session, user, _task(session, task_id), ok=flash_key(ok))
 
 
 @router.post("/rating/tasks/{task_id}/gold")
@@ -249,11 +231,10 @@ def rating_task_create_api(user: Researcher, session: SessionDep, body: Any = Bo
 
 
 @router.get("/api/rating/tasks/{task_id}")
-def rating_task_api(task_id: int, user: Researcher, session: SessionDep, rubric_version_id: int = 0) -> dict:
-    """Progress per rater, flagged and commented cases, identity flags, means per dimension and task_type
-    (usability with the weights of `rubric_version_id`, another version of the task's rubric, if given)."""
-    task = _task(session, task_id)
-    return overview.task_detail(session, task, _weights(session, task, rubric_version_id))
+def rating_task_api(task_id: int, user: Researcher, session: SessionDep) -> dict:
+    """Progress per rater, flagged and commented cases, identity flags and gold count; the results (means,
+    intervals, usability under any rubric version, agreement) are GET /api/rating/{task_id}/results."""
+    return overview.task_detail(session, _task(session, task_id))
 
 
 @router.get("/api/rating/tasks/{task_id}/ratings")
