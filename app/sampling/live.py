@@ -16,8 +16,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.models import Generation
-from app.sampling.prompts import references
-from app.sampling.results import GenerationFilter, PromptRow, generation_dict
+from app.sampling.results import GenerationFilter, PromptRow, generation_dict, prompt_rows
 
 # Answers per update: a page that fell behind catches up over a few polls instead of in one large reply.
 LIVE_LIMIT = 200
@@ -100,14 +99,6 @@ def since(
             )
             .order_by(col(Generation.sample_id), col(Generation.index))
         ).all()
-        refs = references(session, fresh)
-        rows: dict[int, PromptRow] = {}
-        for g in gens:
-            row = rows.get(g.sample_id)
-            if row is None:
-                row = rows[g.sample_id] = PromptRow(
-                    g.sample_id, g.prompt_id, g.task_type, g.prompt_text, refs.get(g.sample_id, "")
-                )
-            row.generations.append(generation_dict(g))
+        rows = prompt_rows(session, gens)
         update.rows = [rows[s] for s in fresh]
     return update

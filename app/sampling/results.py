@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,7 +190,13 @@ def page(
         .where(col(Generation.sampling_job_id) == sampling_id, col(Generation.sample_id).in_(ids), *stored)
         .order_by(col(Generation.sample_id), col(Generation.index))
     ).all()
-    refs = references(session, ids)
+    rows = prompt_rows(session, gens)
+    return Page([rows[i] for i in ids if i in rows], ids[-1] if more and ids else None)
+
+
+def prompt_rows(session: Session, gens: Sequence[Generation]) -> dict[int, PromptRow]:
+    """Answers grouped by the sample they answer, each row with its prompt and reference, in `gens`' order."""
+    refs = references(session, list({g.sample_id for g in gens}))
     rows: dict[int, PromptRow] = {}
     for g in gens:
         row = rows.get(g.sample_id)
@@ -199,7 +205,7 @@ def page(
                 g.sample_id, g.prompt_id, g.task_type, g.prompt_text, refs.get(g.sample_id, "")
             )
         row.generations.append(generation_dict(g))
-    return Page([rows[i] for i in ids if i in rows], ids[-1] if more and ids else None)
+    return rows
 
 
 def answered_prompt_ids(session: Session, sampling_id: int, n: int) -> list[str]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import REPO, LiveServer, log_in, shot, start_web, wait_until_serving
+from tests.e2e.conftest import REPO, LiveServer, browser_page, log_in, shot, start_web, wait_until_serving
 from tests.processes import stop
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -93,14 +93,8 @@ def python(live: LiveServer, code: str, *args: str) -> str:
 @pytest.fixture
 def rate_page(browser, rate_server):
     live, _ = rate_server
-    context = browser.new_context(base_url=live.url, viewport={"width": 1366, "height": 860}, locale="en-US")
-    context.set_default_timeout(15_000)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    with browser_page(browser, live.url) as pg:
+        yield pg
 
 
 def _shown(page) -> dict:  # noqa: ANN001

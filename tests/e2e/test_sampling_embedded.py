@@ -8,7 +8,15 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PASSWORD, LiveServer, launch_sampling, log_in, sampling_live_server, shot
+from tests.e2e.conftest import (
+    PASSWORD,
+    LiveServer,
+    browser_page,
+    launch_sampling,
+    log_in,
+    sampling_live_server,
+    shot,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,14 +39,7 @@ def test_the_embedded_model_answers_through_vllm_from_the_form(browser, embedded
     server = embedded_server
     server.create_user("mei", "researcher")
     dataset_id = server.import_pclue("mei", "pclue embedded vllm e2e")
-    context = browser.new_context(
-        base_url=server.url, viewport={"width": 1366, "height": 860}, locale="en-US"
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with browser_page(browser, server.url) as page:
         log_in(page, "mei", PASSWORD, "/sampling/new")
         launch_sampling(
             page,
@@ -60,6 +61,3 @@ def test_the_embedded_model_answers_through_vllm_from_the_form(browser, embedded
         assert all(WORDLIKE.search(text) for text in texts), texts
         assert len(set(texts)) > 1, texts  # sampled answers to different prompts differ
         shot(page, "sampling-embedded-vllm")
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"

@@ -8,7 +8,15 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PASSWORD, LiveServer, launch_sampling, log_in, sampling_live_server, shot
+from tests.e2e.conftest import (
+    PASSWORD,
+    LiveServer,
+    browser_page,
+    launch_sampling,
+    log_in,
+    sampling_live_server,
+    shot,
+)
 from tests.sampling.conftest import FAKE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -30,14 +38,7 @@ def sampling_server(tmp_path_factory) -> Iterator[LiveServer]:
 def test_launch_sampling_from_the_form_and_read_the_answers(browser, sampling_server):
     sampling_server.create_user("wen", "researcher")
     dataset_id = sampling_server.import_pclue("wen", "pclue sampling e2e")
-    context = browser.new_context(
-        base_url=sampling_server.url, viewport={"width": 1366, "height": 860}, locale="en-US"
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with browser_page(browser, sampling_server.url) as page:
         log_in(page, "wen", PASSWORD, "/sampling")
         page.locator('nav a[href="/sampling"]').click()
         page.locator('a[href="/sampling/new"]').click()
@@ -65,6 +66,3 @@ def test_launch_sampling_from_the_form_and_read_the_answers(browser, sampling_se
         page.locator('input[name="n"]').fill("3")
         expect(page.locator("#est-answers")).to_contain_text("5 prompts × n 3 = 15 answers")
         shot(page, "sampling-form-estimate-en")
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"

@@ -14,7 +14,7 @@ from app.jobs.lifecycle import new_job
 from app.models import DatasetVersion, Generation, Job, JobKind, JobStatus, SamplingJob, User
 from app.sampling.prompts import select_ids
 from app.sampling.request import Filter
-from tests.e2e.conftest import PASSWORD, LiveServer, log_in, sampling_live_server, shot
+from tests.e2e.conftest import PASSWORD, LiveServer, browser_page, log_in, sampling_live_server, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -72,14 +72,7 @@ def test_answers_stored_while_the_page_is_open_are_appended(browser, server):
     with Session(engine) as session:
         owner = session.exec(select(User).where(User.username == "lin")).one().id
     sampling_id, job_id, ids = _running_job(engine, owner, dataset_id)
-    context = browser.new_context(
-        base_url=server.url, viewport={"width": 1366, "height": 860}, locale="en-US"
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with browser_page(browser, server.url) as page:
         log_in(page, "lin", PASSWORD, "/sampling")
         page.goto(f"/sampling/{sampling_id}")
         rows = page.locator(".prompt-row")
@@ -108,6 +101,3 @@ def test_answers_stored_while_the_page_is_open_are_appended(browser, server):
         expect(page.locator(".job-status")).to_have_text("succeeded", timeout=20_000)
         expect(page.locator("#sampling-live")).not_to_have_attribute("hx-trigger", "every 2s")
         assert page.evaluate("() => window.stillHere") == 1
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"

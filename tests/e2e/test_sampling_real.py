@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PASSWORD, LiveServer, launch_sampling, log_in, sampling_live_server, shot
+from tests.e2e.conftest import (
+    PASSWORD,
+    LiveServer,
+    browser_page,
+    launch_sampling,
+    log_in,
+    sampling_live_server,
+    shot,
+)
 from tests.trainer.tiny_run import make_tiny_model_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -29,14 +37,7 @@ def test_launch_from_the_form_with_the_real_program(browser, real_sampling_serve
     server, model_dir = real_sampling_server
     server.create_user("li", "researcher")
     dataset_id = server.import_pclue("li", "pclue real sampling e2e")
-    context = browser.new_context(
-        base_url=server.url, viewport={"width": 1366, "height": 860}, locale="en-US"
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with browser_page(browser, server.url) as page:
         log_in(page, "li", PASSWORD, "/sampling/new")
         launch_sampling(
             page,
@@ -53,6 +54,3 @@ def test_launch_from_the_form_with_the_real_program(browser, real_sampling_serve
         # the real program's answers, not the fake's marked ones
         expect(page.locator(".prompt-row pre.answer", has_text="<i>answer</i>")).to_have_count(0)
         shot(page, "sampling-real")
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
