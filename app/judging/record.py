@@ -65,11 +65,9 @@ def read_replies(prompts: list[CasePrompt], replies: dict[str, str]) -> Verdict:
         p = item.prompt
         try:
             if item.order == "single":
-                parsed[item.order] = parse_single(replies[item.order], dimensions=p.dimensions, scale=p.scale)
+                parsed[item.order] = parse_single(replies[item.order], dimensions=p.scored, scale=p.scale)
             else:
-                parsed[item.order] = parse_pairwise(
-                    replies[item.order], dimensions=p.dimensions, scale=p.scale
-                )
+                parsed[item.order] = parse_pairwise(replies[item.order], dimensions=p.scored, scale=p.scale)
         except JudgeParseError as exc:
             where = "" if item.order == "single" else f"order {item.order.upper()}: "
             return Verdict(False, reason=f"{where}{exc.reason}", excerpt=exc.excerpt)
