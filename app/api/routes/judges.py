@@ -80,6 +80,7 @@ def _form_body(data: FormData) -> dict[str, Any]:
         "max_tokens": get("max_tokens"),
         "templates": templates,
         "groups": groups,
+        "dimensions": get("dimensions"),
     }
 
 
