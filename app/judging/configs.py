@@ -284,7 +284,7 @@ def template_text(session: Session, config: JudgeConfig, kind: str) -> Template:
         ).first()
         if stored is not None:
             return Template(kind, stored.text)
-    return default_template(kind, config.lang)
+    return default_template(kind, config.lang, rubric=config.dimensions == JudgeDimensions.rubric.value)
 
 
 def public(session: Session, config: JudgeConfig, *, settings: Settings) -> dict[str, Any]:

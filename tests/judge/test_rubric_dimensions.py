@@ -146,3 +146,13 @@ def test_keys_and_objects_mix_and_repeats_are_refused():
         parse_single("r {}", dimensions=[RUBRIC[0], RUBRIC[0]])
     with pytest.raises(ValueError, match="unknown dimension 'nope'"):
         parse_single("r {}", dimensions=["nope"])
+
+
+@pytest.mark.parametrize(
+    ("lang", "alignbench"), [("en", "Factuality and User Satisfaction"), ("zh", "事实正确性和满足用户需求")]
+)
+def test_the_rubric_prompt_does_not_weigh_alignbench_dimensions(lang, alignbench):
+    for kind in ("single", "single_ref"):
+        assert alignbench in default_template(kind, lang).text
+        rubric = default_template(kind, lang, rubric=True)
+        assert alignbench not in rubric.text and rubric.version != default_template(kind, lang).version

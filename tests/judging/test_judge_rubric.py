@@ -77,9 +77,15 @@ def test_the_setting_is_validated_stored_and_shown(judging, researcher):
     form = {**BODY, "name": "r", "dimensions": "nonsense", "csrf_token": researcher.csrf}
     refused = researcher.post(f"/judges/{cid}", data=form)
     assert refused.status_code == 422 and 'data-error="dimensions"' in refused.text
+    # The page's prompts are the rubric's defaults; posted back under either setting, they are no edit.
+    shown = researcher.get(f"/api/judges/{cid}").json()["templates"]["single"]
+    assert shown["text"] == default_template("single", "en", rubric=True).text and not shown["edited"]
+    form |= {f"template_{kind}": t["text"] for kind, t in created.json()["templates"].items()}
     form["dimensions"] = "alignbench"
     assert researcher.post(f"/judges/{cid}", data=form, follow_redirects=False).status_code == 303
-    assert researcher.get(f"/api/judges/{cid}").json()["dimensions"] == "alignbench"
+    after = researcher.get(f"/api/judges/{cid}").json()
+    assert after["dimensions"] == "alignbench" and not any(t["edited"] for t in after["templates"].values())
+    assert after["templates"]["single"]["text"] == default_template("single", "en").text
     researcher.cookies.set("lang", "zh")
     assert "任务自己的评分标准" in researcher.get("/judges").text
 
@@ -141,7 +147,7 @@ def test_a_mixed_scale_rubric_in_chinese(judging, engine, pairs, make_user):
             [single] = case_prompts(s, config=config, task=s.get_one(RatingTask, task.id), case=case)
         text = single.prompt.text
         assert "1. 安全（Safe，0或1分）：1: no harm." in text and "2. 有用性（Helpfulness，1～5分）" in text
-        assert "事实正确性（" not in text
+        assert "事实正确性" not in text  # neither as a dimension nor in the anchors' weighting
         jj = launch(engine, config, task)
         assert execute(jj.job_id)
     with Session(engine) as s:
