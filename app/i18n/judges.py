@@ -55,6 +55,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "one `task_type = group` a line; groups: factual, reasoning, writing, advisory",
         "zh": "每行一个 `任务类型 = 组`；组：factual、reasoning、writing、advisory",
     },
+    "judges.dimensions": {"en": "Scores", "zh": "评分维度"},
+    "judges.dimensions.alignbench": {
+        "en": "AlignBench's dimensions for the task type (1 to 10)",
+        "zh": "按任务类型的 AlignBench 维度（1～10 分）",
+    },
+    "judges.dimensions.rubric": {
+        "en": "the task's rubric, on its own scales (compared with the human raters)",
+        "zh": "任务自己的评分标准及其分值范围（可与人工评分员比较）",
+    },
     "judges.rater": {"en": "Rater account", "zh": "评分员账号"},
     "judges.save": {"en": "Save", "zh": "保存"},
     "judges.saved": {"en": "Saved.", "zh": "已保存。"},
@@ -99,9 +108,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "api.POST /api/judges": {
         "en": "Create a judge: name, kind (endpoint: base_url, model, key; local: model_ref, mode), lang, "
-        "temperature, max_tokens, edited prompts and dimension groups per task type.",
+        "temperature, max_tokens, edited prompts, dimension groups per task type, and dimensions (alignbench "
+        "or rubric: what the judge scores).",
         "zh": "创建评审：名称、类型（接口：base_url、model、key；本地：model_ref、mode）、语言、温度、最大 token 数、"
-        "修改过的提示模板和按任务类型的维度组。",
+        "修改过的提示模板、按任务类型的维度组，以及 dimensions（alignbench 或 rubric：评审打分的维度）。",
     },
     "api.GET /api/judges/{config_id}": {
         "en": "One judge with its prompts and their versions; never its key.",

@@ -14,19 +14,41 @@ in 事实正确性 and 逻辑连贯性). The Chinese names and definitions are A
 names the paper's; the definitions in English are translations.
 """
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+
+class DimensionError(ValueError):
+    """An unknown group or dimension; the message names it and what is known."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The integer range a dimension is scored on; AlignBench's 1-10 by default."""
+
+    low: int = 1
+    high: int = 10
+
+    def __post_init__(self) -> None:
+        if self.low >= self.high:
+            raise DimensionError(f"a scale needs low < high, not {self.low}..{self.high}")
+
+    def __str__(self) -> str:
+        return f"{self.low}-{self.high}"
 
 
 @dataclass(frozen=True)
 class Dimension:
-    """One scored quality; `key` is the stable name stored with a score, whatever the prompt's language."""
+    """One scored quality; `key` is the stable name stored with a score, whatever the prompt's language.
+    `scale` is its own range when it has one (a rubric's binary, 1-5 or 1-10 dimension); AlignBench's
+    dimensions have none and are scored on the judgement's scale."""
 
     key: str
     zh: str
     en: str
     definition_zh: str
     definition_en: str
+    scale: Scale | None = None
 
     def name(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en
@@ -123,25 +145,6 @@ TASK_GROUPS: dict[str, str] = {
 }
 
 
-class DimensionError(ValueError):
-    """An unknown group or dimension; the message names it and what is known."""
-
-
-@dataclass(frozen=True)
-class Scale:
-    """The integer range a dimension is scored on; AlignBench's 1-10 by default."""
-
-    low: int = 1
-    high: int = 10
-
-    def __post_init__(self) -> None:
-        if self.low >= self.high:
-            raise DimensionError(f"a scale needs low < high, not {self.low}..{self.high}")
-
-    def __str__(self) -> str:
-        return f"{self.low}-{self.high}"
-
-
 def group_for(
     task_type: str, *, overrides: Mapping[str, str] | None = None, default: str = DEFAULT_GROUP
 ) -> str:
@@ -167,3 +170,27 @@ def dimensions_for(group: str) -> tuple[Dimension, ...]:
     if group not in GROUPS:
         raise DimensionError(f"unknown dimension group {group!r}; known: {', '.join(GROUPS)}")
     return tuple(DIMENSIONS[key] for key in GROUPS[group])
+
+
+def resolve(dimensions: Sequence[str | Dimension], scale: Scale) -> tuple[Dimension, ...]:
+    """Dimensions given as AlignBench keys or as Dimension objects, each with its scale set: its own,
+    else `scale`. A ValueError names an unknown key or a key given twice (its scores would collide)."""
+    out: list[Dimension] = []
+    for item in dimensions:
+        if isinstance(item, str):
+            if item not in DIMENSIONS:
+                raise ValueError(f"unknown dimension {item!r}")
+            item = DIMENSIONS[item]
+        if any(d.key == item.key for d in out):
+            raise ValueError(f"dimension {item.key!r} appears twice")
+        out.append(item if item.scale is not None else replace(item, scale=scale))
+    return tuple(out)
+
+
+def overall_scale(dimensions: Sequence[Dimension], default: Scale) -> Scale:
+    """The scale of the overall score: the dimensions' own when they share one, else the widest of
+    them (a 1-10 overall can say what a binary one cannot), `default` when there are none."""
+    scales = [d.scale for d in dimensions if d.scale is not None]
+    if not scales:
+        return default
+    return max(scales, key=lambda s: s.high - s.low)

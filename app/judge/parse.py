@@ -9,6 +9,9 @@ part, so a bad reply is shown and retried, never stored as a wrong score or rais
 
 Keys may be in either language: the stable key ("factuality"), the English name ("User
 Satisfaction") or the Chinese one ("满足用户需求"); case, spaces, underscores and hyphens do not count.
+The dimensions asked for are AlignBench keys or Dimension objects (a rubric's, each on its own scale:
+"4/5" is read against that dimension's scale); the names of the ones asked for win over any other
+meaning of the same word, so a rubric dimension called "Reasoning" is a score, not the explanation.
 """
 
 import ast
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from app.judge.dimensions import DIMENSIONS, Scale
+from app.judge.dimensions import DIMENSIONS, Dimension, Scale, resolve
 
 Side = Literal["1", "2", "tie"]
 EXCERPT_CHARS = 160
@@ -150,37 +153,43 @@ def _decode(raw: str, candidate: str) -> Any:
     return None
 
 
-def _canonical(obj: Mapping[Any, Any]) -> dict[str, Any]:
+def _aliases(dims: Sequence[Dimension]) -> dict[str, str]:
+    return _ALIASES | {_key(name): d.key for d in dims for name in (d.key, d.en, d.zh)}
+
+
+def _canonical(obj: Mapping[Any, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
     """Known keys under their stable names (first spelling wins); a nested "scores" object is lifted
     to the top, where its keys do not clash with the object's own."""
     out: dict[str, Any] = {}
     for key, value in obj.items():
-        name = _ALIASES.get(_key(key))
+        name = aliases.get(_key(key))
         if name is not None and name not in out:
             out[name] = value
     nested = out.pop("scores", None)
     if isinstance(nested, Mapping):
-        for name, value in _canonical(nested).items():
+        for name, value in _canonical(nested, aliases).items():
             out.setdefault(name, value)
     return out
 
 
-def _find(reply: str, wanted: str) -> tuple[dict[str, Any], int, str]:
+def _find(reply: str, wanted: str, dims: Sequence[Dimension]) -> tuple[dict[str, Any], int, str]:
     """The last object of the reply holding a `wanted` key ("dimension" or "verdict"), canonicalised,
     with where it starts and its text."""
+    aliases = _aliases(dims)
+    scored = set(DIMENSIONS) | {d.key for d in dims} | {"overall"}
     cleaned = reply.translate(_WIDTH)
     for start, end in _objects(cleaned):
         decoded = _decode(reply[start:end], cleaned[start:end])
         if not isinstance(decoded, dict):
             continue
-        obj = _canonical(decoded)
+        obj = _canonical(decoded, aliases)
         if wanted == "verdict" and ("verdict" in obj or "side1" in obj):
             return obj, start, reply[start:end]
         if wanted == "dimension" and ("verdict" in obj or "side1" in obj):
             raise JudgeParseError(
                 "a pairwise verdict where one answer's scores were expected", reply[start:end]
             )
-        if wanted == "dimension" and any(k in DIMENSIONS or k == "overall" for k in obj):
+        if wanted == "dimension" and any(k in scored for k in obj):
             return obj, start, reply[start:end]
     raise JudgeParseError("no JSON object with scores at the end of the reply", reply[-EXCERPT_CHARS:])
 
@@ -207,14 +216,13 @@ def _score(value: Any, where: str, scale: Scale, excerpt: str) -> int:
 
 
 def _scores(
-    obj: Mapping[str, Any], dimensions: Sequence[str], scale: Scale, excerpt: str, side: str = ""
+    obj: Mapping[str, Any], dims: Sequence[Dimension], excerpt: str, side: str = ""
 ) -> dict[str, int]:
     scores = {}
-    for key in dimensions:
-        dim = DIMENSIONS[key]
-        if key not in obj:
+    for dim in dims:
+        if dim.key not in obj:
             raise JudgeParseError(f"{side}missing dimension {dim.en} ({dim.zh})", excerpt)
-        scores[key] = _score(obj[key], f"{side}{dim.en}", scale, excerpt)
+        scores[dim.key] = _score(obj[dim.key], f"{side}{dim.en}", dim.scale or Scale(), excerpt)
     return scores
 
 
@@ -229,22 +237,18 @@ def _explanation(reply: str, start: int, obj: Mapping[str, Any], excerpt: str) -
     return text
 
 
-def _unknown_dimension(dimensions: Sequence[str]) -> None:
-    for key in dimensions:
-        if key not in DIMENSIONS:
-            raise ValueError(f"unknown dimension {key!r}")
-
-
-def parse_single(reply: str, *, dimensions: Sequence[str], scale: Scale = Scale()) -> Judgement:
-    """A single-answer reply: every one of `dimensions` (keys) scored on `scale`, overall if present.
+def parse_single(reply: str, *, dimensions: Sequence[str | Dimension], scale: Scale = Scale()) -> Judgement:
+    """A single-answer reply: every one of `dimensions` scored on its own scale (else on `scale`), and
+    the overall score on `scale` if present. A ValueError (not a JudgeParseError: the caller's
+    mistake, not the judge's) names an unknown or repeated dimension.
 
     Example: 'The answer is right but terse.\\n```json\\n{"事实正确性"：９, "清晰度": "7/10"}\\n```'
     with dimensions ("factuality", "clarity") -> Judgement(explanation="The answer is right but terse.",
     scores={"factuality": 9, "clarity": 7}, overall=None).
     """
-    _unknown_dimension(dimensions)
-    obj, start, excerpt = _find(reply, "dimension")
-    scores = _scores(obj, dimensions, scale, excerpt)
+    dims = resolve(dimensions, scale)
+    obj, start, excerpt = _find(reply, "dimension", dims)
+    scores = _scores(obj, dims, excerpt)
     overall = _score(obj["overall"], "Overall", scale, excerpt) if "overall" in obj else None
     return Judgement(_explanation(reply, start, obj, excerpt), scores, overall)
 
@@ -256,10 +260,13 @@ def _verdict(value: Any, excerpt: str) -> Side:
     return verdict
 
 
-def parse_pairwise(reply: str, *, dimensions: Sequence[str], scale: Scale = Scale()) -> PairJudgement:
-    """A pairwise reply: the verdict ("1", "2" or "tie", in the order shown) and each side's scores."""
-    _unknown_dimension(dimensions)
-    obj, start, excerpt = _find(reply, "verdict")
+def parse_pairwise(
+    reply: str, *, dimensions: Sequence[str | Dimension], scale: Scale = Scale()
+) -> PairJudgement:
+    """A pairwise reply: the verdict ("1", "2" or "tie", in the order shown) and each side's scores,
+    each dimension on its own scale (else on `scale`)."""
+    dims = resolve(dimensions, scale)
+    obj, start, excerpt = _find(reply, "verdict", dims)
     if "verdict" not in obj:
         raise JudgeParseError("no verdict in the scores", excerpt)
     sides = []
@@ -267,5 +274,5 @@ def parse_pairwise(reply: str, *, dimensions: Sequence[str], scale: Scale = Scal
         part = obj.get(f"side{side}")
         if not isinstance(part, Mapping):
             raise JudgeParseError(f"no scores for answer {side}", excerpt)
-        sides.append(_scores(_canonical(part), dimensions, scale, excerpt, f"answer {side}: "))
+        sides.append(_scores(_canonical(part, _aliases(dims)), dims, excerpt, f"answer {side}: "))
     return PairJudgement(_explanation(reply, start, obj, excerpt), _verdict(obj["verdict"], excerpt), *sides)

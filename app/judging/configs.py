@@ -8,6 +8,9 @@ Each configuration owns a User (role rater, inactive, a password hash that match
 judge's Ratings then sit beside the humans' in the same tables and the same agreement view, and the
 account can never log in. Prompt edits are stored as JudgePrompt rows named by their content hash; the
 configuration points at one version per template kind, and a rating's result names the version used.
+
+`dimensions` says what the judge scores: AlignBench's set for the case's task_type ("alignbench", the
+default), or the task's own rubric ("rubric"), whose scores the results page compares with people's.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from app.judge.keys import EndpointKeyError, describe, encrypt_key
 from app.judge.prompts import LANGS, default_template
 from app.judge.templates import KINDS, Template, TemplateError
 from app.models import JudgeConfig, JudgeKind, JudgePrompt, Role, SamplingMode, User, utcnow
+from app.models.judge import JudgeDimensions
 from app.sampling.refs import resolve_model
 from app.sampling.request import SamplingError
 
@@ -63,6 +67,7 @@ class ConfigRequest:
     max_tokens: int
     templates: dict[str, str | None]  # kind -> edited text; None: back to the shipped default
     groups: dict[str, str]
+    dimensions: str  # a JudgeDimensions
 
 
 def _number(body: dict[str, Any], key: str, default: float, kind: type) -> Any:
@@ -135,6 +140,12 @@ def parse_config(body: Any) -> ConfigRequest:
     mode = str(body.get("mode") or SamplingMode.chat.value)
     if mode not in (SamplingMode.chat.value, SamplingMode.continuation.value):
         raise ConfigError("mode", "mode must be chat or continuation")
+    dimensions = body.get("dimensions")
+    if dimensions in (None, ""):
+        dimensions = JudgeDimensions.alignbench.value
+    if not isinstance(dimensions, str) or dimensions not in tuple(JudgeDimensions):
+        known = " or ".join(tuple(JudgeDimensions))
+        raise ConfigError("dimensions", f"dimensions must be {known}, not {str(dimensions)[:40]!r}")
     key = body.get("key")
     if key is not None and not isinstance(key, str):
         raise ConfigError("key", "key must be a text")
@@ -151,6 +162,7 @@ def parse_config(body: Any) -> ConfigRequest:
         max_tokens=_number(body, "max_tokens", 2048, int),
         templates=_templates(body.get("templates")),
         groups=_groups(body.get("groups")),
+        dimensions=str(dimensions),
     )
     if kind == JudgeKind.endpoint.value:
         if urlsplit(req.base_url).scheme not in ("http", "https") or not urlsplit(req.base_url).netloc:
@@ -215,6 +227,7 @@ def _apply(session: Session, config: JudgeConfig, req: ConfigRequest, *, setting
     config.max_tokens = req.max_tokens
     config.templates_json = json.dumps(versions, sort_keys=True)
     config.groups_json = json.dumps(req.groups, ensure_ascii=False, sort_keys=True)
+    config.dimensions = req.dimensions
     config.updated_at = utcnow()
 
 
@@ -271,7 +284,7 @@ def template_text(session: Session, config: JudgeConfig, kind: str) -> Template:
         ).first()
         if stored is not None:
             return Template(kind, stored.text)
-    return default_template(kind, config.lang)
+    return default_template(kind, config.lang, rubric=config.dimensions == JudgeDimensions.rubric.value)
 
 
 def public(session: Session, config: JudgeConfig, *, settings: Settings) -> dict[str, Any]:
@@ -297,6 +310,7 @@ def public(session: Session, config: JudgeConfig, *, settings: Settings) -> dict
         "max_tokens": config.max_tokens,
         "templates": templates,
         "groups": json.loads(config.groups_json or "{}"),
+        "dimensions": config.dimensions,
         "rater": account.username if account else "",
         "rater_id": config.user_id,
         "url": f"/judges/{config.id}",

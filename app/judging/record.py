@@ -3,9 +3,11 @@
 A Rating is stored exactly as a human's is, in A/B terms under the task's rubric version, through an
 assignment that holds no slot (slot NULL, status submitted): overlap N counts humans only and the
 claim queries, which count slots, pass it by, while the unique (case, rater) constraint still makes a
-second rating of the case by the same judge impossible. Its scores are the judge's dimensions (AlignBench's
-keys; app.judge.dimensions) on the judge's scale. For pairwise, each answer's score per dimension is the
-mean of the two orders, rounded half up, and the preference is MT-Bench's combination of the two
+second rating of the case by the same judge impossible. Its scores are the judge's dimensions: AlignBench's
+keys (app.judge.dimensions) on the judge's scale, or the rubric's keys, each on its own scale. For
+pairwise, each answer's score per dimension is the mean of the two orders, rounded half up: the mean of
+two scores on a scale lies on it, so a binary dimension stays 0 or 1 (a split 0 and 1 counts as 1, the
+answer met the criterion in one of the two readings). The preference is MT-Bench's combination of the two
 verdicts (app.judge.pairwise.combine); both orders' verdicts, scores and explanations stay in the
 JudgeResult. A reply that does not parse stores no rating: the result keeps the reason and an excerpt.
 """
@@ -65,11 +67,9 @@ def read_replies(prompts: list[CasePrompt], replies: dict[str, str]) -> Verdict:
         p = item.prompt
         try:
             if item.order == "single":
-                parsed[item.order] = parse_single(replies[item.order], dimensions=p.dimensions, scale=p.scale)
+                parsed[item.order] = parse_single(replies[item.order], dimensions=p.scored, scale=p.scale)
             else:
-                parsed[item.order] = parse_pairwise(
-                    replies[item.order], dimensions=p.dimensions, scale=p.scale
-                )
+                parsed[item.order] = parse_pairwise(replies[item.order], dimensions=p.scored, scale=p.scale)
         except JudgeParseError as exc:
             where = "" if item.order == "single" else f"order {item.order.upper()}: "
             return Verdict(False, reason=f"{where}{exc.reason}", excerpt=exc.excerpt)

@@ -22,6 +22,11 @@ class JudgeKind(StrEnum):
     local = "local"  # a model the sampling program loads (run:<id>/step-N, run:<id>, embedded, a path)
 
 
+class JudgeDimensions(StrEnum):
+    alignbench = "alignbench"  # AlignBench's dimension set for the case's task_type, on 1-10
+    rubric = "rubric"  # the task's rubric version, each dimension on its own scale, as people score it
+
+
 class JudgeOutcome(StrEnum):
     ok = "ok"  # parsed; a Rating was stored
     failed = "failed"  # the reply did not parse: reason and excerpt kept, no score
@@ -46,6 +51,8 @@ class JudgeConfig(SQLModel, table=True):
     templates_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     # {task_type or its level 1: dimension group}, over the built-in map
     groups_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    # a JudgeDimensions: what the judge scores; "rubric" makes its ratings comparable with people's
+    dimensions: str = Field(default=JudgeDimensions.alignbench.value, max_length=20)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -5,6 +5,8 @@ tests/rating/conftest.make_jobs writes them) and the order by which answer the p
 Pairwise, by i % 4: 0 prefers A in both orders, 1 always prefers whichever answer is shown first (a
 position-biased judge), 2 calls a tie, 3 prefers B. Case 2's reply has no scores at all (unparsable);
 the first request for case 3 in each order is answered 429, the next 200. Every request is logged.
+Absolute replies score every AlignBench dimension 1 + i % 10, unless `absolute` says otherwise (a rubric's
+scores, say).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,9 +40,14 @@ class Request:
     at: float
 
 
+def alignbench_scores(i: int) -> dict[str, int]:
+    return scores(1 + i % 10)
+
+
 @dataclass
 class FakeJudge:
     delay: float = 0.0
+    absolute: Callable[[int], dict[str, Any]] = alignbench_scores
     requests: list[Request] = field(default_factory=list)
     limited: set[tuple[int, str]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,7 +66,8 @@ class FakeJudge:
         if i == UNPARSABLE:
             return i, first, 200, "Both answers look fine to me, I would not want to choose."
         if not pairwise:
-            return i, first, 200, f"Case {i} is judged.\n```json\n" + json.dumps(scores(1 + i % 10)) + "\n```"
+            body = json.dumps(self.absolute(i), ensure_ascii=False)
+            return i, first, 200, f"Case {i} is judged.\n```json\n{body}\n```"
         rule = i % 4
         verdict = {0: "1" if first == "A" else "2", 1: "1", 2: "tie", 3: "2" if first == "A" else "1"}[rule]
         # A scored 8 when shown first and 7 when second; B 4 first, 5 second: means 7.5 -> 8 and 4.5 -> 5.

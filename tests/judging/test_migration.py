@@ -1,12 +1,13 @@
-"""Migration 0046 on SQLite and PostgreSQL: the judge tables exist, down and up again; a judge's rating and
-result store through them, one result per (job, case), and a judge's assignment holds no slot."""
+"""Migrations 0046 and 0047 on SQLite and PostgreSQL: the judge tables exist, down and up again; a judge's
+rating and result store through them, one result per (job, case), and a judge's assignment holds no slot;
+a configuration from before 0047 scores AlignBench's dimensions after it."""
 
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -15,7 +16,8 @@ from app.core.db import get_engine
 from app.judging.cases import case_prompts
 from app.judging.configs import create_config, parse_config
 from app.judging.record import Verdict, store
-from app.models import Job, JudgeJob, JudgeResult, RatingAssignment, RatingCase, User
+from app.models import Job, JudgeConfig, JudgeJob, JudgeResult, RatingAssignment, RatingCase, User
+from tests.judging.conftest import endpoint_config
 from tests.rating.conftest import make_jobs, new_task
 
 TABLES = {"judgeconfig", "judgeprompt", "judgejob", "judgeresult"}
@@ -74,3 +76,33 @@ def test_sqlite_downgrade_and_upgrade_again(settings):
 def test_postgres_schema_and_a_judge_rating(pg):
     engine, settings = pg
     _check(engine, settings)
+
+
+def _dimensions_column(engine, url: str) -> None:  # noqa: ANN001
+    """A rubric judge, then down to 0046 (the column goes) and up again: the row is an AlignBench judge."""
+    owner = make_jobs(engine, n=1).owner_id
+    config = endpoint_config(engine, "http://127.0.0.1:9/v1", owner, dimensions="rubric")
+    with Session(engine) as s:
+        assert s.get_one(JudgeConfig, config.id).dimensions == "rubric"
+    engine.dispose()
+    cfg = Config(REPO_ALEMBIC)
+    cfg.attributes["url"] = url
+    command.downgrade(cfg, "0046")
+    assert "dimensions" not in {c["name"] for c in inspect(engine).get_columns("judgeconfig")}
+    command.upgrade(cfg, "head")
+    engine.dispose()
+    with engine.connect() as c:
+        stored = c.execute(
+            text("SELECT dimensions FROM judgeconfig WHERE id = :id"), {"id": config.id}
+        ).scalar()
+    assert stored == "alignbench"
+
+
+def test_sqlite_0047_fills_the_dimensions_of_existing_judges(judging, settings):
+    _dimensions_column(get_engine(settings), settings.sqlalchemy_url)
+
+
+@pytest.mark.postgres
+def test_postgres_0047_fills_the_dimensions_of_existing_judges(pg):
+    engine, settings = pg
+    _dimensions_column(engine, settings.sqlalchemy_url)

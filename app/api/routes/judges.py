@@ -51,13 +51,17 @@ def _owned(user: User, owner_id: int) -> None:
 
 def _form_body(data: FormData) -> dict[str, Any]:
     """The form's fields in the API's shape. An empty key field keeps the stored key; a template left as
-    the shipped default is not stored as an edit; overrides are lines of `task_type = group`."""
+    a shipped default (AlignBench's or the rubric's, so a switch of `dimensions` alone edits nothing) is
+    not stored as an edit; overrides are lines of `task_type = group`."""
     get = lambda key: str(data.get(key) or "").strip()  # noqa: E731
     lang = get("lang") or "en"
     templates: dict[str, str | None] = {}
     for kind in KINDS:
         text = str(data.get(f"template_{kind}") or "").replace("\r\n", "\n")
-        same = text.strip() == default_template(kind, lang if lang in ("en", "zh") else "en").text.strip()
+        shipped = (
+            default_template(kind, lang if lang in ("en", "zh") else "en", rubric=r) for r in (False, True)
+        )
+        same = text.strip() in {t.text.strip() for t in shipped}
         templates[kind] = None if same or not text.strip() else text
     groups = {}
     for line in get("groups").splitlines():
@@ -80,6 +84,7 @@ def _form_body(data: FormData) -> dict[str, Any]:
         "max_tokens": get("max_tokens"),
         "templates": templates,
         "groups": groups,
+        "dimensions": get("dimensions"),
     }
 
 
