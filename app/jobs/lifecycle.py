@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from app.core.config import get_settings
-from app.models import Job, JobStatus, utcnow
+from app.models import FINISHED, Job, JobStatus, utcnow
 
 
 class JobStateError(ValueError):
@@ -104,3 +104,19 @@ def requeue(session: Session, job: Job) -> bool:
         sent_at=None,
         sends=0,
     )
+
+
+def requeue_finished(session: Session, job: Job, *, name: str) -> None:
+    """Queue a finished job again (commits; the caller then sends it), refusing with JobStateError one that is
+    not finished, or lost while its worker may still run. `name` is how messages call it ("sampling job 3")."""
+    if job.status not in FINISHED:
+        raise JobStateError(f"{name} is {job.status.value}; only a finished one can be resumed")
+    if (ago := heard_from(job)) is not None:
+        raise JobStateError(
+            f"{name} is lost, but its worker was heard from {ago:.0f} s ago; wait until it is gone"
+        )
+    if not requeue(session, job):
+        session.rollback()
+        raise JobStateError(f"{name} changed state meanwhile; reload and try again")
+    session.commit()
+    session.refresh(job)

@@ -16,7 +16,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.core.config import Settings
-from app.jobs.lifecycle import JobStateError, heard_from, new_job, request_cancel, requeue
+from app.jobs.lifecycle import new_job, request_cancel, requeue_finished
 from app.jobs.queue import enqueue_or_fail
 from app.judge.pairwise import ALL, PairVerdicts, outcomes, position_consistency
 from app.judging.configs import ConfigError
@@ -82,19 +82,7 @@ def cancel(session: Session, *, judge_job: JudgeJob) -> Job:
 def resume(session: Session, *, judge_job: JudgeJob) -> Job:
     """Queue a failed, cancelled or lost judge job again; judged cases are skipped, failed replies asked again."""
     job = session.get_one(Job, judge_job.job_id)
-    if job.status not in FINISHED:
-        raise JobStateError(
-            f"judge job {judge_job.id} is {job.status.value}; only a finished one can be resumed"
-        )
-    if (ago := heard_from(job)) is not None:
-        raise JobStateError(
-            f"judge job {judge_job.id} is lost, but its worker was heard from {ago:.0f} s ago; wait until it is gone"
-        )
-    if not requeue(session, job):
-        session.rollback()
-        raise JobStateError(f"judge job {judge_job.id} changed state meanwhile; reload and try again")
-    session.commit()
-    session.refresh(job)
+    requeue_finished(session, job, name=f"judge job {judge_job.id}")
     enqueue_or_fail(session, job)
     return job
 

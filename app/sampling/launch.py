@@ -14,9 +14,9 @@ from sqlmodel import Session
 
 from app.core.config import Settings
 from app.datasets.browse import get_version
-from app.jobs.lifecycle import JobStateError, heard_from, new_job, request_cancel, requeue
+from app.jobs.lifecycle import JobStateError, new_job, request_cancel, requeue_finished
 from app.jobs.queue import enqueue_or_fail
-from app.models import FINISHED, Job, JobKind, JobStatus, Role, SamplingJob, User
+from app.models import Job, JobKind, JobStatus, Role, SamplingJob, User
 from app.sampling.prompts import select_ids
 from app.sampling.refs import resolve_model
 from app.sampling.request import SamplingError, SamplingRequest
@@ -96,20 +96,8 @@ def resume(session: Session, *, sampling: SamplingJob, user: User) -> Job:
     """Queue a failed, cancelled or lost job again; it answers only the prompts still missing answers."""
     _check_owner(user, sampling)
     job = session.get_one(Job, sampling.job_id)
-    if job.status not in FINISHED:
-        raise JobStateError(
-            f"sampling job {sampling.id} is {job.status.value}; only a finished one can be resumed"
-        )
     if job.status == JobStatus.succeeded:
         raise JobStateError(f"sampling job {sampling.id} answered every prompt; there is nothing to resume")
-    if (ago := heard_from(job)) is not None:
-        raise JobStateError(
-            f"sampling job {sampling.id} is lost, but its worker was heard from {ago:.0f} s ago; wait until it is gone"
-        )
-    if not requeue(session, job):
-        session.rollback()
-        raise JobStateError(f"sampling job {sampling.id} changed state meanwhile; reload and try again")
-    session.commit()
-    session.refresh(job)
+    requeue_finished(session, job, name=f"sampling job {sampling.id}")
     enqueue_or_fail(session, job)
     return job
