@@ -74,11 +74,15 @@ class JobEventSink:
         conn.execute(insert(JobEvent), rows)
         progress = [ln.event for ln in lines if ln.event is not None and ln.type == "progress"]
         if progress:
-            last = progress[-1]
-            values = {"progress_done": as_float(last.get("done"))}
-            if "total" in last:
-                values["progress_total"] = as_float(last.get("total"))
+            values = self.progress_values(progress[-1])
             conn.execute(update(Job).where(col(Job.id) == self.job_id).values(**values))
+
+    def progress_values(self, last: dict) -> dict[str, float]:
+        """The job's progress columns from the latest progress event (a subclass counts in other units)."""
+        values = {"progress_done": as_float(last.get("done"))}
+        if "total" in last:
+            values["progress_total"] = as_float(last.get("total"))
+        return values
 
 
 class Tailer:

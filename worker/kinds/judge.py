@@ -18,8 +18,6 @@ import time
 from typing import Any
 
 import httpx
-from sqlalchemy import insert, update
-from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from app.judge.client import Endpoint, EndpointError, chat
@@ -27,8 +25,6 @@ from app.judge.keys import EndpointKeyError, decrypt_key
 from app.judging.cases import CasePrompt, case_prompts
 from app.judging.record import judged_case_ids, read_replies, store
 from app.models import (
-    Job,
-    JobEvent,
     JobStatus,
     JudgeConfig,
     JudgeJob,
@@ -41,7 +37,7 @@ from app.models import (
 from worker.kinds import register
 from worker.kinds.sample import interpreter
 from worker.runner import Command, Context, JobFailed, JobKindSpec, Outcome, failure_reason
-from worker.tailer import Line, as_float
+from worker.tailer import JobEventSink, as_float
 from worker.train_command import REPO
 
 PROMPTS = "prompts.jsonl"
@@ -98,22 +94,15 @@ def _record(
         return result is not None and result.outcome == "ok"
 
 
-class JudgeSink:
+class JudgeSink(JobEventSink):
     """The program's lines into JobEvent; its progress, counted in prompts, moves the job's in cases."""
 
     def __init__(self, job_id: int, *, judged: int, per_case: int):
-        self.job_id, self.judged, self.per_case = job_id, judged, per_case
+        super().__init__(job_id)
+        self.judged, self.per_case = judged, per_case
 
-    def sync(self, conn: Connection) -> None:
-        return None
-
-    def store(self, conn: Connection, lines: list[Line]) -> None:
-        rows = [{"job_id": self.job_id, "seq": ln.seq, "type": ln.type, "data": ln.text} for ln in lines]
-        conn.execute(insert(JobEvent), rows)
-        progress = [ln.event for ln in lines if ln.event is not None and ln.type == "progress"]
-        if progress:
-            done = self.judged + as_float(progress[-1].get("done")) // self.per_case
-            conn.execute(update(Job).where(col(Job.id) == self.job_id).values(progress_done=done))
+    def progress_values(self, last: dict) -> dict[str, float]:
+        return {"progress_done": self.judged + as_float(last.get("done")) // self.per_case}
 
 
 class Judge(JobKindSpec):
