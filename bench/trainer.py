@@ -371,6 +371,13 @@ def main() -> int:
     ap.add_argument(
         "--checkpointing", choices=("off", "on", "both"), default="both", help="--gpu: gradient checkpointing"
     )
+    ap.add_argument(
+        "--compile",
+        choices=("off", "on", "both"),
+        default="both",
+        help="--gpu: sftlab with torch.compile'd decoder layers (model.compile), eager, or both",
+    )
+    ap.add_argument("--grad-accum", type=int, default=1, help="--gpu: sftlab's micro-batches per step")
     ap.add_argument("--profile", action="store_true", help="--gpu: profile sftlab's steps, top kernels")
     args = ap.parse_args()
     if args.gpu and not torch.cuda.is_available():

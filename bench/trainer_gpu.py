@@ -103,7 +103,9 @@ def _sync_clock() -> float:
     return time.perf_counter()
 
 
-def bench_sftlab(data_file: Path, model_dir: Path, out: Path, args, *, checkpointing: bool) -> dict:
+def bench_sftlab(
+    data_file: Path, model_dir: Path, out: Path, args, *, checkpointing: bool, compiled: bool
+) -> dict:
     from trainer.config import CheckpointConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
     from trainer.metrics import read_events
     from trainer.train import run
@@ -111,13 +113,15 @@ def bench_sftlab(data_file: Path, model_dir: Path, out: Path, args, *, checkpoin
     cfg = RunConfig(
         data=DataConfig(train_file=str(data_file), max_seq_len=args.max_seq_len, over_length="truncate"),
         output_dir=str(out),
-        model=ModelConfig(path=str(model_dir), attn_implementation="auto"),
+        model=ModelConfig(
+            path=str(model_dir), attn_implementation="auto", compile="on" if compiled else "off"
+        ),
         train=TrainConfig(
             epochs=3.0,  # max_steps ends it: one epoch of these rows is ~31 steps of 8 bins at 2048
             lr=1e-5,
             scheduler="constant",
             per_device_batch=args.batch,
-            grad_accum=1,
+            grad_accum=args.grad_accum,
             seed=0,
             precision="bf16",
             max_steps=args.warmup + args.steps,
@@ -248,17 +252,28 @@ def main(args, rows: list[dict], source_counts: dict, out_dir: Path) -> int:
     for w in attn_warnings:
         print(f"attention warning: {w}")
     # Each in both activation modes: TRL ships with gradient checkpointing on, sftlab's trainer with it off.
+    # and each eager and with compiled decoder layers (model.compile), the eager one the same-run baseline.
     results: dict[str, dict] = {}
     modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.checkpointing]
+    compiles = {"off": (False,), "on": (True,), "both": (False, True)}[args.compile]
     for ckpt in modes:
-        t = time.perf_counter()
-        label = f"sftlab trainer (packed, supervised-only head), grad ckpt {'on' if ckpt else 'off'}"
-        results[label] = bench_sftlab(
-            data_file, model_dir, out_dir / f"sftlab_gpu_run_{ckpt}", args, checkpointing=ckpt
-        )
-        print(f"[{label}: {time.perf_counter() - t:.0f} s]")
-        gc.collect()
-        torch.cuda.empty_cache()
+        for compiled in compiles:
+            t = time.perf_counter()
+            label = (
+                f"sftlab trainer ({'compiled layers' if compiled else 'eager'}), "
+                f"grad ckpt {'on' if ckpt else 'off'}"
+            )
+            results[label] = bench_sftlab(
+                data_file,
+                model_dir,
+                out_dir / f"sftlab_gpu_run_{ckpt}_{compiled}",
+                args,
+                checkpointing=ckpt,
+                compiled=compiled,
+            )
+            print(f"[{label}: {time.perf_counter() - t:.0f} s]")
+            gc.collect()
+            torch.cuda.empty_cache()
     ours = next(iter(results.values()))
     for ckpt in () if args.skip_trl else modes[::-1]:
         t = time.perf_counter()
@@ -290,14 +305,24 @@ def main(args, rows: list[dict], source_counts: dict, out_dir: Path) -> int:
             f"  {label:75s} {r['real_tps']:11.0f} {r['sup_tps']:10.0f} {r['step_s']:7.3f} {mfu:>6s} "
             f"{r['peak_mem_gib']:9.1f}"
         )
-    by_mode = {mode: [r for label, r in results.items() if label.endswith(mode)] for mode in ("off", "on")}
-    for mode, pair in by_mode.items():
-        if len(pair) == 2:
-            a, b = pair
-            print(
-                f"\n  ratio sftlab / TRL, grad ckpt {mode}: real {a['real_tps'] / b['real_tps']:.2f}x, "
-                f"supervised {a['sup_tps'] / b['sup_tps']:.2f}x, peak memory {a['peak_mem_gib'] / b['peak_mem_gib']:.2f}x"
-            )
+    for mode in ("off", "on"):
+        same = {label: r for label, r in results.items() if label.endswith(f"grad ckpt {mode}")}
+        trl = next((r for label, r in same.items() if label.startswith("TRL")), None)
+        eager = next((r for label, r in same.items() if "(eager)" in label), None)
+        for label, r in same.items():
+            if not label.startswith("sftlab"):
+                continue
+            if trl is not None:
+                print(
+                    f"\n  ratio {label} / TRL: real {r['real_tps'] / trl['real_tps']:.2f}x, "
+                    f"supervised {r['sup_tps'] / trl['sup_tps']:.2f}x, "
+                    f"peak memory {r['peak_mem_gib'] / trl['peak_mem_gib']:.2f}x"
+                )
+            if eager is not None and r is not eager:
+                print(
+                    f"\n  ratio compiled / eager sftlab, grad ckpt {mode}: real {r['real_tps'] / eager['real_tps']:.2f}x, "
+                    f"peak memory {r['peak_mem_gib'] / eager['peak_mem_gib']:.2f}x"
+                )
     for w in ours["warnings"]:
         print(f"sftlab warning: {w}")
     if args.profile:
@@ -318,7 +343,7 @@ def profile_sftlab(data_file: Path, model_dir: Path, out: Path, args) -> None:
 
     quick = argparse.Namespace(**{**vars(args), "steps": 5})
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        bench_sftlab(data_file, model_dir, out, quick, checkpointing=False)
+        bench_sftlab(data_file, model_dir, out, quick, checkpointing=False, compiled=args.compile != "off")
     steps = [e for e in read_events(out / "metrics.jsonl") if e["type"] == "train"]
     step_wall = sum(e["step_time"] for e in steps)
     events = prof.key_averages()
@@ -326,7 +351,7 @@ def profile_sftlab(data_file: Path, model_dir: Path, out: Path, args) -> None:
     kernels = [e for e in events if e.device_type == DeviceType.CUDA and not e.key.startswith("Memcpy HtoD")]
     busy = sum(e.self_device_time_total for e in kernels) / 1e6
     print(
-        f"\nprofile of sftlab, grad ckpt off: {len(steps)} steps (warm-up included) took {step_wall:.2f} s; "
+        f"\nprofile of sftlab, grad ckpt off, compile {args.compile != 'off'}: {len(steps)} steps (warm-up included) took {step_wall:.2f} s; "
         f"GPU kernels ran {busy:.2f} s ({busy / step_wall:.0%})"
     )
     print(events.table(sort_by="self_device_time_total", row_limit=18, max_name_column_width=70))

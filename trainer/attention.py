@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from functools import lru_cache
 from typing import Any
 
 import torch
 
+# torch.nn.attention.varlen, imported once by register(): torch.compile cannot trace import_module, and
+# the kernel is read from the module at each call (tests replace it there)
+_varlen_module: Any = None
 HF_VARLEN = "sftlab_varlen"  # our name in transformers' AttentionInterface; the config calls it "varlen"
 VARLEN_IMPLS = ("flash_attention_2", HF_VARLEN)  # fed one flattened row and cu_seq_lens, no mask
 FLASH_DTYPES = (torch.float16, torch.bfloat16)
@@ -108,29 +110,40 @@ def register() -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 
+    global _varlen_module
     AttentionInterface.register(HF_VARLEN, varlen_attention_forward)
     AttentionMaskInterface.register(HF_VARLEN, _no_mask)
+    if _varlen_module is None and _imports("torch.nn.attention.varlen"):
+        _varlen_module = importlib.import_module("torch.nn.attention.varlen")
 
 
 def _no_mask(*args: Any, **kwargs: Any) -> None:
     return None
 
 
-@lru_cache(maxsize=4)
+_SIGNATURES: dict[Any, tuple[bool, str]] = {}
+
+
 def _varlen_kwargs(fn: Any) -> tuple[bool, str]:
     """(takes enable_gqa, how to ask for causal) for this torch's ``varlen_attn`` signature.
 
     Earlier torch versions took ``is_causal=``; later ones ``window_size=(left, right)``, where (-1, 0) is
-    causal. Without ``enable_gqa`` the caller repeats K/V heads.
+    causal. Without ``enable_gqa`` the caller repeats K/V heads. Memoised in a plain dict rather than
+    ``lru_cache``: torch.compile traces through the dict without a warning (trainer.compiling).
     """
-    params = inspect.signature(fn).parameters
-    if "window_size" in params:
-        causal = "window_size"
-    elif "is_causal" in params:
-        causal = "is_causal"
-    else:
-        raise RuntimeError("torch.nn.attention.varlen.varlen_attn takes neither window_size nor is_causal")
-    return "enable_gqa" in params, causal
+    got = _SIGNATURES.get(fn)
+    if got is None:
+        params = inspect.signature(fn).parameters
+        if "window_size" in params:
+            causal = "window_size"
+        elif "is_causal" in params:
+            causal = "is_causal"
+        else:
+            raise RuntimeError(
+                "torch.nn.attention.varlen.varlen_attn takes neither window_size nor is_causal"
+            )
+        got = _SIGNATURES[fn] = ("enable_gqa" in params, causal)
+    return got
 
 
 def varlen_attention_forward(
@@ -168,7 +181,10 @@ def varlen_attention_forward(
             raise ValueError(f"varlen attention takes fp16/bf16, got {q.dtype}: train with precision bf16")
         dtype = torch.get_autocast_dtype(q.device.type)
         q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
-    fn = importlib.import_module("torch.nn.attention.varlen").varlen_attn
+    module = (
+        _varlen_module if _varlen_module is not None else importlib.import_module("torch.nn.attention.varlen")
+    )
+    fn = module.varlen_attn
     takes_gqa, causal = _varlen_kwargs(fn)
     extra: dict[str, Any] = {"window_size": (-1, 0)} if causal == "window_size" else {"is_causal": True}
     if Hq != Hkv:

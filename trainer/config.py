@@ -48,6 +48,13 @@ class ModelConfig:
         " flash_attention_2/varlen: GPU, bf16/fp16 only.",
         choices=("auto", "sdpa", "eager", "flash_attention_2", "varlen"),
     )
+    compile: str = _f(
+        "auto",
+        help="torch.compile each decoder layer, fusing the norms, rotary and MLP element-wise work into few"
+        " kernels (the first steps are slower while it compiles). auto: on CUDA GPUs, except under ZeRO-3;"
+        " off on CPU, where compiling takes longer than short runs save.",
+        choices=("auto", "on", "off"),
+    )
 
 
 @dataclass
@@ -428,6 +435,11 @@ def validate(cfg: RunConfig, *, check_files: bool = True) -> None:
         )
     if attn == "varlen" and t.dropout > 0:
         raise ConfigError("model.attn_implementation=varlen has no attention dropout: set train.dropout=0")
+    if cfg.model.compile == "on" and ds.enabled and ds.zero_stage == 3:
+        # ZeRO-3 gathers each layer's parameters in module hooks that a compiled layer skips
+        raise ConfigError(
+            "model.compile=on does not work with deepspeed.zero_stage=3; use compile=auto or off"
+        )
     if not cfg.output_dir:
         raise ConfigError("missing field output_dir: the run directory")
     if not check_files:

@@ -28,6 +28,7 @@ import torch
 from trainer import checkpoint as ckpt
 from trainer import distributed as dist_
 from trainer.attention import resolve_attention
+from trainer.compiling import compile_layers, resolve_compile
 from trainer.config import ConfigError, RunConfig
 from trainer.data import PROBLEMS_FILE, write_problems
 from trainer.evaluate import evaluate
@@ -89,6 +90,10 @@ class Run:
         self.params = count_params(self.model)
         if self.zero3_load is None:
             self.model.to(info.device)  # ZeRO-3 already placed each rank's partition
+        zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else None
+        self.compiled_layers = 0
+        if resolve_compile(cfg.model.compile, device=info.device, zero_stage=zero_stage):
+            self.compiled_layers = compile_layers(self.model)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.deepspeed.enabled:
             ds_conf = dist_.deepspeed_config(cfg, info.world)
@@ -276,6 +281,7 @@ class Run:
                 params=self.params,
                 peak_flops=self.peak,
                 peak_flops_source=self.peak_source,
+                compiled_layers=self.compiled_layers,
                 packing_efficiency=plan.packing_efficiency,
                 model_dir=self.model_dir,
                 counts=plan.counts,

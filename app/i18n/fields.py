@@ -13,6 +13,7 @@ ZH: dict[str, str] = {
     "model.chat_template_file": "代替分词器自带模板的 Jinja 聊天模板文件（损失掩码和保存的检查点都使用它）。留空：使用分词器的模板。",
     "model.tokenizer_path": "与模型不同的分词器目录。留空：与模型相同。",
     "model.attn_implementation": "注意力实现。auto：GPU 且 bf16 时，已安装 flash_attention_2 则用它，否则用 torch 的 varlen 内核，否则用 sdpa；CPU 和 fp32 用 sdpa。sdpa/eager：块对角掩码（O(L²) 显存）；flash_attention_2/varlen：仅 GPU，仅 bf16/fp16。",
+    "model.compile": "用 torch.compile 编译每个解码层，把归一化、旋转位置编码和 MLP 的逐元素运算融合成少数内核（编译期间最初几步较慢）。auto：CUDA GPU 上开启（ZeRO-3 除外）；CPU 上关闭，编译耗时超过短任务所省的时间。",
     "loss.scope": "哪些 assistant 轮次计算损失：全部，或仅最后一轮。",
     "loss.prompt_loss": "同时训练 prompt（system/user）token。工具返回结果从不计算损失。",
     "loss.eos_in_loss": "assistant 轮次的结束符 / EOS token 计入损失。",
