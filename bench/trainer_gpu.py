@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,7 @@ def bench_sftlab(
         ),
         checkpoint=CheckpointConfig(at_epoch_end=False, resume=False),
     )
+    shutil.rmtree(out, ignore_errors=True)  # the run log appends: an earlier bench's steps would count
     torch.cuda.reset_peak_memory_stats()
     run(cfg)
     events = read_events(out / "metrics.jsonl")
