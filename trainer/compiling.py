@@ -46,9 +46,27 @@ def compile_layers(model: Any) -> int:
 
     ``dynamic=None``: the first batch compiles for its shapes, and a second shape marks the varying
     sizes (packed length, number of samples, longest sample) symbolic instead of compiling again for
-    every batch.
+    every batch. A compiler error makes the layers run eager (same numbers, slower) instead of ending
+    a run that may have queued all night; ``compiled_nothing`` tells the run to say so.
     """
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
     layers = decoder_layers(model)
     for layer in layers:
-        layer.compile(dynamic=None)
+        layer.compile(backend=BACKEND, dynamic=None)
     return len(layers)
+
+
+def compiled_nothing() -> bool:
+    """After a forward through compiled layers: True when no graph was compiled (the compiler failed)."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"] == 0
+
+
+COMPILE_FAILED = (
+    "model.compile: torch.compile failed (the reason is in the run's log), so the decoder layers ran eager: "
+    "same results, slower; set model.compile=off to skip the attempt"
+)
+BACKEND = "inductor"  # torch.compile's backend; tests swap in one that fails

@@ -28,7 +28,7 @@ import torch
 from trainer import checkpoint as ckpt
 from trainer import distributed as dist_
 from trainer.attention import resolve_attention
-from trainer.compiling import compile_layers, resolve_compile
+from trainer.compiling import COMPILE_FAILED, compile_layers, compiled_nothing, resolve_compile
 from trainer.config import ConfigError, RunConfig
 from trainer.data import PROBLEMS_FILE, write_problems
 from trainer.evaluate import evaluate
@@ -301,6 +301,8 @@ class Run:
         deadline = time.monotonic() + hours * 3600 if hours else None
         while step < total:
             m = self.train_step(step, acc, grad_dump if step == self.start_step else None)
+            if step == self.start_step and self.compiled_layers and compiled_nothing():
+                self.log.write("warning", step=step + 1, kind="compile", message=COMPILE_FAILED)
             step += 1
             losses[step] = m["loss"]
             window.append(m)

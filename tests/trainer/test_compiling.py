@@ -111,24 +111,51 @@ def test_compiled_varlen_layers_equal_eager(tiny, pclue_tokenized, monkeypatch):
     assert not any("_orig_mod" in k for k in tiny.state_dict())
 
 
-def test_a_run_with_compiled_layers_trains_and_saves_like_an_eager_one(tmp_path):
+@pytest.fixture(autouse=True)
+def _dynamo_config():
+    """compile_layers sets dynamo's suppress_errors for the process; put it back after each test."""
+    import torch._dynamo
+
+    with torch._dynamo.config.patch(suppress_errors=torch._dynamo.config.suppress_errors):
+        yield
+
+
+def _failing_backend(gm, example_inputs):
+    raise RuntimeError("the compiler broke")
+
+
+def test_a_run_with_compiled_layers_trains_and_saves_like_an_eager_one(tmp_path, monkeypatch):
     """Through trainer.train.run: the start event says how many layers were compiled, the losses equal the
-    eager run's, and the saved checkpoint holds the model's own keys and the same weights."""
+    eager run's, and the saved checkpoint holds the model's own keys and the same weights. A compiler that
+    fails leaves the run going eager, with a warning that says so."""
+    import torch._dynamo
     from safetensors.torch import load_file
     from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config
 
+    from trainer import compiling
     from trainer.metrics import read_events
     from trainer.train import run
 
     model, data = make_tiny_model_dir(tmp_path / "model"), pclue_messages(tmp_path / "data.jsonl", 24)
     out: dict[str, dict] = {}
-    for mode in ("off", "on"):
+    for mode in ("off", "on", "broken"):
         cfg = tiny_config(tmp_path / mode, model, data, per_device_batch=2, grad_accum=2, max_steps=3)
-        cfg.model.compile = mode
+        cfg.model.compile = "off" if mode == "off" else "on"
         cfg.checkpoint.every_n_steps = 3
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        if mode == "broken":
+            monkeypatch.setattr(compiling, "BACKEND", _failing_backend)
         out[mode] = run(cfg)
-        start = read_events(tmp_path / mode / "run" / "metrics.jsonl")[0]
-        assert start["compiled_layers"] == (2 if mode == "on" else 0)
+        events = read_events(tmp_path / mode / "run" / "metrics.jsonl")
+        assert events[0]["compiled_layers"] == (0 if mode == "off" else 2)
+        warned = [e for e in events if e["type"] == "warning" and e["kind"] == "compile"]
+        assert len(warned) == (1 if mode == "broken" else 0)
+        if warned:
+            assert "torch.compile failed" in warned[0]["message"] and warned[0]["step"] == 1
+    assert sorted(out["broken"]["losses"]) == [1, 2, 3]
+    for step, loss in out["off"]["losses"].items():
+        assert out["broken"]["losses"][step] == pytest.approx(loss, abs=1e-6)
     assert sorted(out["on"]["losses"]) == [1, 2, 3]
     for step, loss in out["off"]["losses"].items():
         assert out["on"]["losses"][step] == pytest.approx(loss, abs=1e-5)
