@@ -126,7 +126,7 @@ def _failing_backend(gm, example_inputs):
 
 def test_a_run_with_compiled_layers_trains_and_saves_like_an_eager_one(tmp_path, monkeypatch):
     """Through trainer.train.run: the start event says how many layers were compiled, the losses equal the
-    eager run's, and the saved checkpoint holds the model's own keys and the same weights. A compiler that
+    eager run's, in training and eval, and the saved checkpoint holds the model's own keys and the same weights. A compiler that
     fails leaves the run going eager, with a warning that says so."""
     import torch._dynamo
     from safetensors.torch import load_file
@@ -142,6 +142,7 @@ def test_a_run_with_compiled_layers_trains_and_saves_like_an_eager_one(tmp_path,
         cfg = tiny_config(tmp_path / mode, model, data, per_device_batch=2, grad_accum=2, max_steps=3)
         cfg.model.compile = "off" if mode == "off" else "on"
         cfg.checkpoint.every_n_steps = 3
+        cfg.data.eval_fraction = 0.2  # eval runs the compiled layers in no-grad mode too
         torch._dynamo.reset()
         torch._dynamo.utils.counters.clear()
         if mode == "broken":
@@ -153,6 +154,9 @@ def test_a_run_with_compiled_layers_trains_and_saves_like_an_eager_one(tmp_path,
         assert len(warned) == (1 if mode == "broken" else 0)
         if warned:
             assert "torch.compile failed" in warned[0]["message"] and warned[0]["step"] == 1
+    assert out["off"]["evals"] and out["on"]["evals"].keys() == out["off"]["evals"].keys()
+    for step, loss in out["off"]["evals"].items():
+        assert out["on"]["evals"][step] == pytest.approx(loss, abs=1e-5)
     assert sorted(out["broken"]["losses"]) == [1, 2, 3]
     for step, loss in out["off"]["losses"].items():
         assert out["broken"]["losses"][step] == pytest.approx(loss, abs=1e-6)
