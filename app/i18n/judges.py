@@ -73,6 +73,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "judges.task": {"en": "Rating task", "zh": "评分任务"},
     "judges.start": {"en": "Start", "zh": "开始"},
     "judges.job": {"en": "Judge job", "zh": "评审任务"},
+    "judges.job_in_queue": {"en": "job", "zh": "任务"},
     "judges.status": {"en": "Status", "zh": "状态"},
     "judges.progress": {"en": "Cases", "zh": "样例"},
     "judges.rated": {"en": "rated", "zh": "已评分"},

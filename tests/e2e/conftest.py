@@ -255,3 +255,29 @@ def log_in(page, username: str, password: str, next_path: str = "") -> None:  # 
     page.fill('input[name="password"]', password)
     page.click('button[type="submit"]')
     page.wait_for_load_state()
+
+
+@pytest.fixture
+def db_server(settings, tmp_path) -> Iterator[str]:
+    """uvicorn alone on the test's own database (no worker: jobs it queues stay queued)."""
+    port = free_port()
+    log = tmp_path / "server.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the server did not start\n" + log.read_text()[-3000:])
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        stop(proc)

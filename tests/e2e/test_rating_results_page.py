@@ -3,51 +3,17 @@ form and sees it applied, and the page reads in Chinese (screenshots under SFTLA
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-
 import pytest
 
 from app.models import Role
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import REPO, shot
-from tests.processes import free_port, stop
+from tests.e2e.conftest import shot
 from tests.rating_results.conftest import make_task, rate, rate_small, s3
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture
-def server(settings, tmp_path) -> Iterator[str]:
-    """uvicorn alone on the test's own database (no worker: the results page starts no job)."""
-    port = free_port()
-    log = tmp_path / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the server did not start\n" + log.read_text()[-3000:])
-            time.sleep(0.1)
-    try:
-        yield url
-    finally:
-        stop(proc)
-
-
-def test_results_page_in_chromium(engine, make_user, server, browser):
+def test_results_page_in_chromium(engine, make_user, db_server, browser):
     owner = make_user(Role.researcher, "ana")
     task = make_task(engine, make_user, owner_id=owner.id)
     rate_small(engine, task)
@@ -58,7 +24,7 @@ def test_results_page_in_chromium(engine, make_user, server, browser):
         both = {"a": s3(4, 5, 4 - (case % 2)), "b": s3(3, 4, 3 + (case % 2))}
         rate(engine, pairwise, pairwise.cases[case], rater, both, preference=pref)
     # the session's Chromium (tests/e2e/conftest.py): one Playwright per worker process
-    context = browser.new_context(base_url=server, viewport={"width": 1366, "height": 860})
+    context = browser.new_context(base_url=db_server, viewport={"width": 1366, "height": 860})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -96,7 +62,7 @@ def test_results_page_in_chromium(engine, make_user, server, browser):
         page.locator('section[data-section="pairwise"] svg rect.win').count() == 7
     )  # all, 3 level 1, 3 level 2
     shot(page, "rating-results-pairwise-en")
-    context.add_cookies([{"name": "lang", "value": "zh", "url": server}])
+    context.add_cookies([{"name": "lang", "value": "zh", "url": db_server}])
     page.goto(f"/rating/{task.id}/results?adjudicated=true")
     assert "可用性与各维度" in page.content()
     shot(page, "rating-results-zh")
