@@ -55,7 +55,9 @@ def test_judge_from_form_to_job_page(engine, make_user, db_server, browser):
     assert re.search(r"/judges/jobs/\d+$", page.url), page.url
     job_url = page.url
     status = page.locator("[data-status]")
-    assert status.get_attribute("data-status") == "queued" and status.inner_text() == "queued"  # no worker here
+    assert (
+        status.get_attribute("data-status") == "queued" and status.inner_text() == "queued"
+    )  # no worker here
     shot(page, "judges-job-en")
 
     context.add_cookies([{"name": "lang", "value": "zh", "url": db_server}])
