@@ -10,7 +10,7 @@ import pytest
 
 from app.models import Role
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import log_in, shot
 from tests.rating_results.conftest import make_task
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -23,11 +23,7 @@ def test_judge_from_form_to_job_page(engine, make_user, db_server, browser):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto("/login")
-    page.fill('input[name="username"]', "ana")
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_load_state()
+    log_in(page, "ana", PASSWORD)
 
     page.goto("/judges")
     assert page.locator("table[data-section=judges]").count() == 0  # none yet

@@ -1,6 +1,12 @@
 """Models for the GPU tests (a module of its own: ``conftest`` names collide across test folders)."""
 
+import random
+
 import torch
+
+from trainer.data import TokenizedSample
+
+VOCAB = 1024  # the small models' vocabulary
 
 
 def small_model(arch: str, *, vocab: int, hidden: int = 256, layers: int = 2, seed: int = 0):
@@ -24,3 +30,16 @@ def small_model(arch: str, *, vocab: int, hidden: int = 256, layers: int = 2, se
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return model_cls(config).float()
+
+
+def random_samples(n: int, seed: int = 0) -> list[TokenizedSample]:
+    """Random token samples of 16-400 tokens, the answer a random tail of each."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        length = rng.randint(16, 400)
+        prompt = rng.randint(4, length - 2)
+        ids = [rng.randrange(3, VOCAB) for _ in range(length)]
+        sup = [False] * prompt + [True] * (length - prompt)
+        out.append(TokenizedSample(ids, sup, [False] * length, "t", "", i))
+    return out

@@ -2,34 +2,22 @@
 gradients, with no graph break, and packed batches of new shapes reuse the compiled code instead of
 compiling again (past dynamo's recompile limit a layer would silently run eager)."""
 
-import random
-
 import pytest
 import torch
-from gpu_models import small_model
+from gpu_models import VOCAB, random_samples, small_model
 
 from trainer.attention import HF_VARLEN, register
 from trainer.collate import collate_packed
 from trainer.compiling import compile_layers
-from trainer.data import TokenizedSample
 from trainer.loss import supervised_token_losses
 from trainer.packing import pack_bfd
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
-VOCAB = 1024
 
 
 def _batch(seed: int, n: int) -> dict:
-    rng = random.Random(seed)
-    samples = []
-    for i in range(n):
-        length = rng.randint(16, 400)
-        prompt = rng.randint(4, length - 2)
-        ids = [rng.randrange(3, VOCAB) for _ in range(length)]
-        samples.append(
-            TokenizedSample(ids, [False] * prompt + [True] * (length - prompt), [False] * length, "t", "", i)
-        )
+    samples = random_samples(n, seed)
     bins = pack_bfd([len(s) for s in samples], 1024)
     batch = collate_packed([[samples[i] for i in b] for b in bins], pad_id=0)
     return {k: v.to(CUDA) if torch.is_tensor(v) else v for k, v in batch.items()}

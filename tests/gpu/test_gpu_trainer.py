@@ -2,15 +2,13 @@
 with attention "auto" reports a sane MFU against the right peak, and a ZeRO-3 checkpoint round-trips."""
 
 import functools
-import random
 
 import pytest
 import torch
-from gpu_models import small_model
+from gpu_models import VOCAB, random_samples, small_model
 
 from trainer.attention import HF_VARLEN, flash_attn_available, register
 from trainer.collate import IGNORE, collate_packed
-from trainer.data import TokenizedSample
 from trainer.loss import supervised_token_losses
 from trainer.metrics import read_events
 from trainer.packing import pack_bfd
@@ -18,19 +16,6 @@ from trainer.peaks import gpu_variant
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
-VOCAB = 1024
-
-
-def _samples(n: int, seed: int = 0) -> list[TokenizedSample]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        length = rng.randint(16, 400)
-        prompt = rng.randint(4, length - 2)
-        ids = [rng.randrange(3, VOCAB) for _ in range(length)]
-        sup = [False] * prompt + [True] * (length - prompt)
-        out.append(TokenizedSample(ids, sup, [False] * length, "t", "", i))
-    return out
 
 
 def _counting_torch_varlen(monkeypatch) -> list[int]:
@@ -59,7 +44,7 @@ def test_packed_bf16_varlen_equals_each_sample_alone(arch, backend, monkeypatch)
     register()
     calls = _counting_torch_varlen(monkeypatch)
     model = small_model(arch, vocab=VOCAB).to(CUDA)
-    samples = _samples(24)
+    samples = random_samples(24)
     bins = pack_bfd([len(s) for s in samples], 1024)
     batch = collate_packed([[samples[i] for i in b] for b in bins], pad_id=0)
     assert any(len(row) > 1 for row in batch["seq_lens"])

@@ -149,3 +149,16 @@ def write_jsonl():
         return path
 
     return write
+
+
+@pytest.fixture
+def packed(pclue_tokenized):
+    """The first 16 of those, packed into 512-token bins (several samples share a row)."""
+    from trainer.collate import collate_packed
+    from trainer.packing import pack_bfd
+
+    samples = pclue_tokenized[:16]
+    bins = pack_bfd([len(s) for s in samples], 512)
+    batch = collate_packed([[samples[i] for i in b] for b in bins], pad_id=2)
+    assert any(len(row) > 1 for row in batch["seq_lens"])
+    return batch

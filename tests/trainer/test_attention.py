@@ -7,9 +7,7 @@ import torch.nn.functional as F
 
 from trainer import attention
 from trainer.attention import HF_VARLEN, register, resolve_attention, uses_varlen
-from trainer.collate import collate_packed
 from trainer.loss import supervised_token_losses
-from trainer.packing import pack_bfd
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -39,15 +37,6 @@ def old_varlen(q, k, v, cu_q, cu_k, max_q, max_k, is_causal=False, return_aux=No
     assert is_causal
     old_varlen.calls += 1
     return _segments(q, k, v, cu_q, cu_k, scale, False)
-
-
-@pytest.fixture
-def packed(pclue_tokenized):
-    samples = pclue_tokenized[:16]
-    bins = pack_bfd([len(s) for s in samples], 512)
-    batch = collate_packed([[samples[i] for i in b] for b in bins], pad_id=2)
-    assert any(len(row) > 1 for row in batch["seq_lens"])  # several samples share a row
-    return batch
 
 
 def _loss_and_grads(model, batch):

@@ -6,11 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from trainer.attention import HF_VARLEN, register
-from trainer.collate import collate_packed
 from trainer.compiling import compile_layers, decoder_layers, resolve_compile
 from trainer.config import ConfigError, tiny_debug
 from trainer.loss import supervised_token_losses
-from trainer.packing import pack_bfd
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -51,13 +49,6 @@ def test_decoder_layers_names_what_to_do_when_there_are_none():
         decoder_layers(NoLayers())
 
 
-def _batch(samples):
-    bins = pack_bfd([len(s) for s in samples], 512)
-    batch = collate_packed([[samples[i] for i in b] for b in bins], pad_id=2)
-    assert any(len(row) > 1 for row in batch["seq_lens"])  # several samples share a row
-    return batch
-
-
 def _loss_and_grads(model, batch):
     model.zero_grad(set_to_none=True)
     tl = supervised_token_losses(model, batch)
@@ -85,7 +76,7 @@ def traceable_varlen(
     return out.transpose(0, 1)
 
 
-def test_compiled_varlen_layers_equal_eager(tiny, pclue_tokenized, monkeypatch):
+def test_compiled_varlen_layers_equal_eager(tiny, packed, monkeypatch):
     """The varlen path, which GPUs take; the block-mask path is compiled in the run test below."""
     import torch._dynamo
     import torch.nn.attention.varlen as tv
@@ -93,7 +84,7 @@ def test_compiled_varlen_layers_equal_eager(tiny, pclue_tokenized, monkeypatch):
     register()
     monkeypatch.setattr(tv, "varlen_attn", traceable_varlen)
     tiny.set_attn_implementation(HF_VARLEN)
-    batches = [_batch(pclue_tokenized[:12])]  # one shape: the GPU suite checks that new shapes reuse the code
+    batches = [packed]  # one shape: the GPU suite checks that new shapes reuse the code
     eager = [_loss_and_grads(tiny, b) for b in batches]
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
