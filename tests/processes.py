@@ -1,6 +1,8 @@
 """Helpers for tests that start real servers and workers as subprocesses."""
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -21,6 +23,29 @@ def stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def run_in_group(
+    cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess:
+    """Run to the end in a process group of its own, so a timeout kills its children too (ranks stuck in a
+    collective would otherwise outlive the test); the timeout fails the test with the end of stderr."""
+    p = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        stdout, stderr = p.communicate()
+        raise AssertionError(f"still running after {timeout} s (hung?):\n{stderr[-3000:]}") from None
+    return subprocess.CompletedProcess(cmd, p.returncode, stdout, stderr)
 
 
 class RedisServer:

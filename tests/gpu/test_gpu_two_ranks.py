@@ -5,8 +5,6 @@ NCCL's and CUDA's, so the bound is bf16's."""
 
 import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 import torch
 from gpu_models import small_model
 
+from tests.processes import run_in_group
 from trainer.config import tiny_debug
 from trainer.metrics import read_events
 
@@ -47,21 +46,8 @@ def _train(cfg, out: Path, nproc: int) -> list[dict]:
     )
     cmd = [sys.executable, *launch, "-m", "trainer.train", "--config", str(out.parent / f"{out.name}.json")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    p = subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        _, stderr = p.communicate(timeout=400)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        raise AssertionError("the run was still going after 400 s (a hung collective?)") from None
-    assert p.returncode == 0, stderr[-4000:]
+    done = run_in_group(cmd, cwd=REPO, env=env, timeout=400)
+    assert done.returncode == 0, done.stderr[-4000:]
     return read_events(out / "metrics.jsonl")
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
+from tests.processes import run_in_group
 from trainer.config import RunConfig, tiny_debug
 
 # One intra-op thread for the loop tests: tiny models gain nothing from two, and on a busy 2-core CI box
@@ -114,22 +113,9 @@ def torchrun(
     if dump_gathered is not None:
         cmd += ["--dump-gathered", dump_gathered]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "DS_ACCELERATOR": "cpu"}
-    # own session: a timeout kills the ranks too (a hung collective would otherwise outlive the test)
-    p = subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        stdout, stderr = p.communicate()
-        raise AssertionError(f"torchrun still running after {timeout} s (hung?):\n{stderr[-3000:]}") from None
-    if p.returncode != 0:
-        raise AssertionError(f"torchrun failed ({p.returncode}):\n{stdout[-3000:]}\n{stderr[-6000:]}")
+    done = run_in_group(cmd, cwd=REPO, env=env, timeout=timeout)
+    if done.returncode != 0:
+        raise AssertionError(
+            f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+        )
     return json.loads(result.read_text())
