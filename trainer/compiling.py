@@ -32,17 +32,22 @@ def resolve_compile(requested: str, *, device: torch.device, zero_stage: int | N
     return device.type == "cuda" and zero_stage != 3
 
 
-def decoder_layers(model: Any) -> torch.nn.ModuleList:
-    """The repeated blocks of an HF causal LM (plain, peft-wrapped, or inside a trainer.loss wrapper)."""
+def decoder_layers(model: Any) -> torch.nn.ModuleList | None:
+    """The repeated blocks of an HF causal LM (plain, peft-wrapped, or inside a trainer.loss wrapper), or
+    None for a model that keeps them elsewhere (GPT-2's ``transformer.h``, say)."""
     hf = unwrap_model(model)
     layers = getattr(hf.get_decoder(), "layers", None)
-    if not isinstance(layers, torch.nn.ModuleList) or len(layers) == 0:
-        raise ValueError(f"{type(hf).__name__} has no decoder.layers to compile: set model.compile=off")
-    return layers
+    return layers if isinstance(layers, torch.nn.ModuleList) and len(layers) else None
+
+
+def no_layers_warning(model: Any) -> str:
+    return (
+        f"model.compile: {type(unwrap_model(model)).__name__} has no decoder.layers to compile; it runs eager"
+    )
 
 
 def compile_layers(model: Any) -> int:
-    """Compile every decoder layer in place (state-dict keys unchanged); returns how many.
+    """Compile every decoder layer in place (state-dict keys unchanged); returns how many (0: none found).
 
     ``dynamic=None``: the first batch compiles for its shapes, and a second shape marks the varying
     sizes (packed length, number of samples, longest sample) symbolic instead of compiling again for
@@ -52,7 +57,7 @@ def compile_layers(model: Any) -> int:
     import torch._dynamo
 
     torch._dynamo.config.suppress_errors = True
-    layers = decoder_layers(model)
+    layers = decoder_layers(model) or torch.nn.ModuleList()
     for layer in layers:
         layer.compile(backend=BACKEND, dynamic=None)
     return len(layers)

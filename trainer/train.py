@@ -28,7 +28,13 @@ import torch
 from trainer import checkpoint as ckpt
 from trainer import distributed as dist_
 from trainer.attention import resolve_attention
-from trainer.compiling import COMPILE_FAILED, compile_layers, compiled_nothing, resolve_compile
+from trainer.compiling import (
+    COMPILE_FAILED,
+    compile_layers,
+    compiled_nothing,
+    no_layers_warning,
+    resolve_compile,
+)
 from trainer.config import ConfigError, RunConfig
 from trainer.data import PROBLEMS_FILE, write_problems
 from trainer.evaluate import evaluate
@@ -91,9 +97,11 @@ class Run:
         if self.zero3_load is None:
             self.model.to(info.device)  # ZeRO-3 already placed each rank's partition
         zero_stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else None
-        self.compiled_layers = 0
+        self.compiled_layers, self.compile_warnings = 0, []
         if resolve_compile(cfg.model.compile, device=info.device, zero_stage=zero_stage):
             self.compiled_layers = compile_layers(self.model)
+            if not self.compiled_layers:
+                self.compile_warnings.append(no_layers_warning(self.model))
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.deepspeed.enabled:
             ds_conf = dist_.deepspeed_config(cfg, info.world)
@@ -290,6 +298,8 @@ class Run:
                 self.log.write("warning", step=0, kind="chat_template", message=msg)
             for msg in self.attn_warnings:
                 self.log.write("warning", step=0, kind="attention", message=msg)
+            for msg in self.compile_warnings:
+                self.log.write("warning", step=0, kind="compile", message=msg)
         rising = RisingEvalLoss(cfg.eval.rising_k)
         drops = StepDropDetector(cfg.metrics.step_drop_window, cfg.metrics.step_drop_ratio)
         acc = ChannelAccumulator()

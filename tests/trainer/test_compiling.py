@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer.attention import HF_VARLEN, register
-from trainer.compiling import compile_layers, decoder_layers, resolve_compile
+from trainer.compiling import compile_layers, decoder_layers, no_layers_warning, resolve_compile
 from trainer.config import ConfigError, tiny_debug
 from trainer.loss import supervised_token_losses
 
@@ -40,13 +40,17 @@ def test_compile_on_with_zero3_is_refused():
         cfg.validate(check_files=False)
 
 
-def test_decoder_layers_names_what_to_do_when_there_are_none():
+def test_a_model_without_decoder_layers_stays_eager_and_says_so():
     class NoLayers(torch.nn.Module):
         def get_decoder(self):
             return torch.nn.Linear(2, 2)
 
-    with pytest.raises(ValueError, match="no decoder.layers to compile: set model.compile=off"):
-        decoder_layers(NoLayers())
+    assert decoder_layers(NoLayers()) is None
+    assert compile_layers(NoLayers()) == 0
+    assert (
+        no_layers_warning(NoLayers())
+        == "model.compile: NoLayers has no decoder.layers to compile; it runs eager"
+    )
 
 
 def _loss_and_grads(model, batch):
@@ -161,3 +165,21 @@ def test_a_run_with_compiled_layers_trains_and_saves_like_an_eager_one(tmp_path,
     assert weights["on"].keys() == weights["off"].keys()
     for k, w in weights["off"].items():
         torch.testing.assert_close(weights["on"][k], w, atol=1e-5, rtol=1e-4)
+
+
+def test_a_run_whose_model_has_no_decoder_layers_warns_at_start(tmp_path, monkeypatch):
+    from tiny_run import make_tiny_model_dir, pclue_messages, tiny_config
+
+    from trainer import train
+    from trainer.metrics import read_events
+
+    monkeypatch.setattr(train, "compile_layers", lambda model: 0)  # as for a model without decoder.layers
+    cfg = tiny_config(
+        tmp_path, make_tiny_model_dir(tmp_path / "model"), pclue_messages(tmp_path / "d.jsonl", 8)
+    )
+    cfg.model.compile, cfg.train.max_steps = "on", 1
+    train.run(cfg)
+    events = read_events(tmp_path / "run" / "metrics.jsonl")
+    assert events[0]["compiled_layers"] == 0
+    warned = [e["message"] for e in events if e["type"] == "warning" and e["kind"] == "compile"]
+    assert warned == ["model.compile: LlamaForCausalLM has no decoder.layers to compile; it runs eager"]
