@@ -28,6 +28,13 @@ bench/load.py, once imports had grown the search index, a search of the small da
 word's posting list over every dataset and took 1-2.5 s instead of 3-8 ms (4 ms again with custom
 plans), and those queries filled PostgreSQL's two cores: the slow 200-client level after the 64 one.
 Planning costs a fraction of a millisecond; the statements stay prepared, so they are not parsed again.
+
+They also never compile a plan with JIT (`jit=off`): the jobs list's join of six tables, some never
+analyzed (a few rows each), is estimated at millions of rows, past the JIT thresholds, so once each
+level's import had added its jobs every /api/jobs took 0.4-0.6 s of PostgreSQL's CPU compiling a plan
+that runs in 0.3 ms. Under bench/load.py's 200 clients those compilations kept six backends busy on
+average and held throughput at half what the same state gives without them: the rest of the slow
+200-client level after the 64 one. No query here runs long enough for compiled code to pay back.
 """
 
 from collections.abc import Iterator
@@ -41,8 +48,8 @@ from sqlmodel import Session, create_engine
 from app.core.config import Settings, get_settings
 
 POOL_OVERFLOW = 10
-# A startup parameter of the connection, so it costs no statement (see the module docstring).
-PG_OPTIONS = "-c plan_cache_mode=force_custom_plan"
+# Startup parameters of the connection, so they cost no statement (see the module docstring).
+PG_OPTIONS = "-c plan_cache_mode=force_custom_plan -c jit=off"
 
 
 def make_engine(url: str, *, pool_size: int = 20, pre_ping: bool = True) -> Engine:
