@@ -18,19 +18,38 @@ its session closes: about an eighth of the web process's busy samples at 64 conc
 (py-spy during bench/load.py; the bench's p95 moved less than its run-to-run noise). Reads see the same data either way: PostgreSQL's default READ COMMITTED gives
 each statement its own snapshot inside a transaction too. A write a read request makes (an API
 token's last-use time) commits as it is made.
+
+PostgreSQL connections plan every statement for its parameters (`plan_cache_mode=force_custom_plan`,
+set when the connection opens, so no round trip). psycopg prepares a statement on a connection once it
+has run 5 times there, and PostgreSQL then switches that connection to a generic plan, made without
+the parameters' values, whenever it estimates it no dearer than the custom ones. For the sample
+browser's queries the generic plan cannot tell a 175-sample dataset from a 30,000-sample one: under
+bench/load.py, once imports had grown the search index, a search of the small dataset drove from the
+word's posting list over every dataset and took 1-2.5 s instead of 3-8 ms (4 ms again with custom
+plans), and those queries filled PostgreSQL's two cores: the slow 200-client level after the 64 one.
+Planning costs a fraction of a millisecond; the statements stay prepared, so they are not parsed again.
+
+They also never compile a plan with JIT (`jit=off`): the jobs list's join of six tables, some never
+analyzed (a few rows each), is estimated at millions of rows, past the JIT thresholds, so once each
+level's import had added its jobs every /api/jobs took 0.4-0.6 s of PostgreSQL's CPU compiling a plan
+that runs in 0.3 ms. Under bench/load.py's 200 clients those compilations kept six backends busy on
+average and held throughput at half what the same state gives without them: the rest of the slow
+200-client level after the 64 one. No query here runs long enough for compiled code to pay back.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 from app.core.config import Settings, get_settings
 
 POOL_OVERFLOW = 10
+# Startup parameters of the connection, so they cost no statement (see the module docstring).
+PG_OPTIONS = "-c plan_cache_mode=force_custom_plan -c jit=off"
 
 
 def make_engine(url: str, *, pool_size: int = 20, pre_ping: bool = True) -> Engine:
@@ -50,7 +69,14 @@ def make_engine(url: str, *, pool_size: int = 20, pre_ping: bool = True) -> Engi
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=pre_ping, **pool)
+    return create_engine(url, pool_pre_ping=pre_ping, connect_args=_pg_connect_args(url), **pool)
+
+
+def _pg_connect_args(url: str) -> dict[str, str]:
+    """PG_OPTIONS after any `options` the URL gives (connect_args would replace them, not add to them)."""
+    given = make_url(url).query.get("options", "")
+    given = " ".join(given) if isinstance(given, tuple) else given
+    return {"options": f"{given} {PG_OPTIONS}".strip()}
 
 
 @lru_cache
