@@ -172,10 +172,11 @@ def _canonical(obj: Mapping[Any, Any], aliases: Mapping[str, str]) -> dict[str, 
     return out
 
 
-def _find(reply: str, wanted: str, dims: Sequence[Dimension]) -> tuple[dict[str, Any], int, str]:
-    """The last object of the reply holding a `wanted` key ("dimension" or "verdict"), canonicalised,
-    with where it starts and its text."""
-    aliases = _aliases(dims)
+def _find(
+    reply: str, wanted: str, dims: Sequence[Dimension], aliases: Mapping[str, str]
+) -> tuple[dict[str, Any], int, str]:
+    """The last object of the reply holding a `wanted` key ("dimension" or "verdict"), canonicalised
+    with `aliases`, with where it starts and its text."""
     scored = set(DIMENSIONS) | {d.key for d in dims} | {"overall"}
     cleaned = reply.translate(_WIDTH)
     for start, end in _objects(cleaned):
@@ -247,7 +248,7 @@ def parse_single(reply: str, *, dimensions: Sequence[str | Dimension], scale: Sc
     scores={"factuality": 9, "clarity": 7}, overall=None).
     """
     dims = resolve(dimensions, scale)
-    obj, start, excerpt = _find(reply, "dimension", dims)
+    obj, start, excerpt = _find(reply, "dimension", dims, _aliases(dims))
     scores = _scores(obj, dims, excerpt)
     overall = _score(obj["overall"], "Overall", scale, excerpt) if "overall" in obj else None
     return Judgement(_explanation(reply, start, obj, excerpt), scores, overall)
@@ -266,7 +267,8 @@ def parse_pairwise(
     """A pairwise reply: the verdict ("1", "2" or "tie", in the order shown) and each side's scores,
     each dimension on its own scale (else on `scale`)."""
     dims = resolve(dimensions, scale)
-    obj, start, excerpt = _find(reply, "verdict", dims)
+    aliases = _aliases(dims)
+    obj, start, excerpt = _find(reply, "verdict", dims, aliases)
     if "verdict" not in obj:
         raise JudgeParseError("no verdict in the scores", excerpt)
     sides = []
@@ -274,5 +276,5 @@ def parse_pairwise(
         part = obj.get(f"side{side}")
         if not isinstance(part, Mapping):
             raise JudgeParseError(f"no scores for answer {side}", excerpt)
-        sides.append(_scores(_canonical(part, _aliases(dims)), dims, excerpt, f"answer {side}: "))
+        sides.append(_scores(_canonical(part, aliases), dims, excerpt, f"answer {side}: "))
     return PairJudgement(_explanation(reply, start, obj, excerpt), _verdict(obj["verdict"], excerpt), *sides)

@@ -233,9 +233,9 @@ def _mixed(dims: tuple[Dimension, ...]) -> bool:
 
 
 def _dimension_list(dims: tuple[Dimension, ...], lang: str) -> str:
-    lines = []
+    lines, mixed = [], _mixed(dims)
     for i, d in enumerate(dims, 1):
-        scale = _range(d.scale or Scale(), lang) if _mixed(dims) else ""
+        scale = _range(d.scale or Scale(), lang) if mixed else ""
         if lang == "zh":
             label = f"{d.zh}（{d.en}，{scale}分）" if scale else f"{d.zh}（{d.en}）"
         else:

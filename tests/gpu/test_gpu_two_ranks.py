@@ -56,8 +56,10 @@ def test_zero3_on_two_gpus_matches_one_plain_gpu(tmp_path, tokenizer_dir, pclue_
 
     from trainer.checkpoint import latest_checkpoint
 
+    model_dir = _model_dir(tmp_path, tokenizer_dir)
+
     def config():
-        cfg = tiny_debug(str(pclue_file), "", str(_model_dir(tmp_path, tokenizer_dir)))
+        cfg = tiny_debug(str(pclue_file), "", str(model_dir))
         cfg.data.max_seq_len, cfg.data.over_length = 1024, "truncate"
         cfg.train.precision, cfg.train.per_device_batch, cfg.train.max_steps = "bf16", 2, 4
         cfg.train.lr = 1e-4
