@@ -32,6 +32,7 @@ SPEED = (
     "deepspeed.offload_optimizer",
     "deepspeed.offload_params",
     "train.gradient_checkpointing",
+    "model.compile",
 )
 # Filled by the platform (create_run) or by a widget of their own (base model picker, mix table).
 PLATFORM = frozenset(
